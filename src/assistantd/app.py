@@ -1,0 +1,81 @@
+"""The app factory and its lifespan: everything heavy is built here, nothing at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from assistantd.core.db import create_engine, session_maker
+from assistantd.core.handlers import install_handlers
+from assistantd.core.http import JSONResponse, RequestIdMiddleware
+from assistantd.core.settings import Settings
+from assistantd.migrations import upgrade
+
+log = logging.getLogger("assistantd")
+
+
+@dataclass
+class AppContext:
+    """What the lifespan owns: settings, the database, and the engines built on them."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
+               **overrides: Any) -> FastAPI:
+    """Build the API. `overrides` replace lifespan-built engines (tests pass a scripted model)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.resolved_database_url
+        if run_migrations:
+            await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
+        ctx.extras.update(overrides)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="assistantd",
+        version="0.1.0",
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    from assistantd.assistants.router import router as assistants
+    from assistantd.messages.router import router as messages
+    from assistantd.threads.router import router as threads
+
+    for router in (assistants, threads, messages):
+        app.include_router(router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+def serve_app() -> FastAPI:
+    """uvicorn's factory for `assistantd serve`: the CLI has already run the migrations."""
+    return create_app(run_migrations=False)

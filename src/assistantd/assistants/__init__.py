@@ -1,0 +1,1 @@
+"""Assistants: a model, instructions and tools that runs use."""

@@ -1,0 +1,95 @@
+"""Rules and state changes for assistants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistantd.assistants.models import AssistantRow
+from assistantd.assistants.repository import AssistantRepository
+from assistantd.assistants.schemas import AssistantCreate, AssistantModify
+from assistantd.core.db import UnitOfWork
+from assistantd.core.errors import not_found
+from assistantd.core.ids import new_id, next_seq, now_seconds
+from assistantd.core.pagination import ListParams, page
+from assistantd.core.resources import public, tool_resources_wire
+from assistantd.core.schemas import response_format_wire, tool_wire
+from assistantd.keys.service import Principal
+
+
+def _apply(body: dict[str, Any], req: AssistantCreate | AssistantModify) -> None:
+    fields = req.model_fields_set
+    for name in ("model", "name", "description", "instructions"):
+        if name in fields:
+            body[name] = getattr(req, name)
+    if "tools" in fields:
+        body["tools"] = [tool_wire(t) for t in (req.tools or [])]
+    if "metadata" in fields:
+        body["metadata"] = req.metadata or {}
+    if "temperature" in fields:
+        body["temperature"] = req.temperature
+    if "top_p" in fields:
+        body["top_p"] = req.top_p
+    if "response_format" in fields:
+        body["response_format"] = response_format_wire(req.response_format) or "auto"
+    if "reasoning_effort" in fields:
+        body["_reasoning_effort"] = req.reasoning_effort
+    if "tool_resources" in fields or "file_ids" in fields:
+        body["tool_resources"] = tool_resources_wire(
+            req.tool_resources,
+            previous=body.get("tool_resources"),
+            v1_file_ids=req.file_ids,
+            tool_types={t["type"] for t in body.get("tools", [])},
+        )
+
+
+async def create(uow: UnitOfWork, caller: Principal, req: AssistantCreate) -> dict[str, Any]:
+    created = now_seconds()
+    body: dict[str, Any] = {
+        "id": new_id("asst_"),
+        "object": "assistant",
+        "created_at": created,
+        "name": None,
+        "description": None,
+        "model": req.model,
+        "instructions": None,
+        "tools": [],
+        "tool_resources": {},
+        "metadata": {},
+        "top_p": 1.0,
+        "temperature": 1.0,
+        "response_format": "auto",
+    }
+    _apply(body, req)
+    row = AssistantRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body)
+    await AssistantRepository(uow.session).insert(row)
+    return public(body)
+
+
+async def get_row(uow: UnitOfWork, caller: Principal, assistant_id: str) -> AssistantRow:
+    row = await AssistantRepository(uow.session).get(caller.project_id, assistant_id)
+    if row is None:
+        raise not_found("assistant", assistant_id)
+    return row
+
+
+async def retrieve(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dict[str, Any]:
+    return public((await get_row(uow, caller, assistant_id)).body)
+
+
+async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: AssistantModify) -> dict[str, Any]:
+    row = await get_row(uow, caller, assistant_id)
+    body = dict(row.body)
+    _apply(body, req)
+    await AssistantRepository(uow.session).save_body(row, body)
+    return public(body)
+
+
+async def delete(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dict[str, Any]:
+    row = await get_row(uow, caller, assistant_id)
+    await AssistantRepository(uow.session).delete(row)
+    return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}
+
+
+async def list_(uow: UnitOfWork, caller: Principal, params: ListParams) -> dict[str, Any]:
+    rows, more = await AssistantRepository(uow.session).list_page(caller.project_id, params)
+    return page([public(r.body) for r in rows], more)

@@ -1,0 +1,114 @@
+"""The database: one async engine per app, sessions owned by requests, SQLite and PostgreSQL alike.
+
+Dialect differences live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+
+# JSON on SQLite, JSONB on PostgreSQL: the same column type in every model.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table of the API."""
+
+
+class ObjectRow:
+    """Columns every API object has: its id, its project, its order, its creation time.
+
+    `body` holds the wire object itself (minus what is derived at read time), so a row
+    renders without mapping code per field; columns that are queried are kept beside it.
+    """
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An engine tuned for its dialect."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            # One file, many short transactions: WAL lets readers run beside the writer.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+            # SQLAlchemy emits BEGIN itself (below), not the driver's implicit one.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Take the write lock at BEGIN: a deferred transaction that reads then writes
+            # can fail with SQLITE_BUSY without waiting for busy_timeout.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql"):
+        return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, poolclass=NullPool)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+class UnitOfWork:
+    """A request's transaction: services flush, the request commits; after-commit work runs last."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._after_commit: list[Callable[[], Awaitable[None] | None]] = []
+
+    def after_commit(self, fn: Callable[[], Awaitable[None] | None]) -> None:
+        """Run `fn` once the transaction has committed (e.g. hand a run to the worker)."""
+        self._after_commit.append(fn)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for fn in callbacks:
+            result = fn()
+            if result is not None:
+                await result
+
+
+async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[UnitOfWork]:
+    """Yield a UnitOfWork; commit if the body succeeded, roll back if it raised."""
+    async with maker() as session:
+        uow = UnitOfWork(session)
+        try:
+            yield uow
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await uow.commit()
+
+
+def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,54 @@
+"""FastAPI dependencies every router uses: the request's unit of work and the caller."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+
+from assistantd.core.db import UnitOfWork, unit_of_work
+from assistantd.core.errors import InvalidRequest
+from assistantd.keys.service import Principal, authenticate
+
+
+def app_context(request: Request) -> Any:
+    """The `AppContext` the lifespan built (engines, settings, workers)."""
+    return request.app.state.ctx
+
+
+async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    async for uow in unit_of_work(request.app.state.ctx.sessions):
+        yield uow
+
+
+# scope="function": commit before the response is sent, so a client that creates an
+# object and reads it back at once always finds it.
+UoW = Annotated[UnitOfWork, Depends(_uow, scope="function")]
+
+
+async def _principal(request: Request, uow: UoW,
+                     authorization: Annotated[str | None, Header()] = None) -> Principal:
+    beta = request.headers.get("openai-beta")
+    if beta is not None and not re.search(r"assistants=v[12]\b", beta) and "assistants=" in beta:
+        raise InvalidRequest(
+            f"Invalid 'OpenAI-Beta' header: {beta!r}. Supported values are 'assistants=v2' "
+            "(the default) and 'assistants=v1'.",
+            code="invalid_beta",
+        )
+    principal = await authenticate(uow.session, authorization, request.app.state.ctx.settings.static_api_keys)
+    request.scope["principal"] = principal
+    return principal
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def check_id(value: str, prefix: str, param: str) -> None:
+    """OpenAI rejects ids with the wrong prefix before looking them up."""
+    if not value.startswith(prefix):
+        raise InvalidRequest(
+            f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix.rstrip('_-')}'.",
+            param=param,
+        )

@@ -1,0 +1,172 @@
+"""Exception handlers: every failure leaves as OpenAI's error envelope, never as a 422."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistantd.core.errors import APIError, RateLimited, ServerError
+from assistantd.core.http import JSONResponse
+
+log = logging.getLogger("assistantd")
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "an array",
+}
+
+
+def format_loc(loc: Sequence[str | int]) -> str | None:
+    """`("body", "tools", 0, "function", "name")` → `tools[0].function.name`."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p.startswith(("function-after[", "function-before[", "function-wrap[", "tagged-union[")):
+            continue
+        else:
+            out += ("." if out else "") + p
+    return out or None
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def validation_message(err: dict[str, Any]) -> tuple[str, str | None]:
+    """One pydantic error → (OpenAI-style message, param)."""
+    param = format_loc(err.get("loc", ()))
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "json_invalid":
+        return (
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            f"but what was sent was not valid JSON. {ctx.get('error', '')})".rstrip(),
+            None,
+        )
+    if kind == "missing":
+        return f"Missing required parameter: '{param}'.", param
+    if kind == "value_error":
+        msg = str(ctx.get("error") or err.get("msg", "")).removeprefix("Value error, ")
+        return msg, param
+    if kind in _TYPE_NAMES:
+        return (
+            f"Invalid type for '{param}': expected {_TYPE_NAMES[kind]}, but got "
+            f"{_json_kind(err.get('input'))} instead.",
+            param,
+        )
+    if kind in ("literal_error", "enum"):
+        return (
+            f"Invalid value: {err.get('input')!r}. Supported values are: {ctx.get('expected')}.",
+            param,
+        )
+    if kind in ("string_too_long", "too_long"):
+        limit = ctx.get("max_length")
+        return (f"Invalid '{param}': string too long. Expected a string with maximum length "
+                f"{limit}, but got a string with length {len(err.get('input') or '')} instead."
+                if kind == "string_too_long" else
+                f"Invalid '{param}': array too long. Expected an array with maximum length "
+                f"{limit}, but got an array with length {len(err.get('input') or [])} instead."), param
+    if kind in ("string_too_short", "too_short"):
+        return f"Invalid '{param}': expected at least {ctx.get('min_length')} item(s) or character(s).", param
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = next(iter(ctx.values()), None)
+        words = {
+            "greater_than_equal": "greater than or equal to",
+            "greater_than": "greater than",
+            "less_than_equal": "less than or equal to",
+            "less_than": "less than",
+        }[kind]
+        return (
+            f"Invalid '{param}': expected a value {words} {bound}, but got {err.get('input')} instead.",
+            param,
+        )
+    if kind == "extra_forbidden":
+        return f"Unrecognized request argument supplied: {param}", param
+    if kind == "union_tag_invalid":
+        return (
+            f"Invalid value: {ctx.get('tag')!r}. Supported values are: {ctx.get('expected_tags')}.",
+            f"{param}.type" if param else "type",
+        )
+    return f"Invalid '{param}': {err.get('msg')}.", param
+
+
+def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers that make every error an OpenAI envelope."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        headers: dict[str, str] = {}
+        if isinstance(exc, RateLimited):
+            headers["retry-after"] = str(max(1, round(exc.retry_after)))
+            headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
+        elif exc.status_code >= 500:
+            headers["x-should-retry"] = "false"
+        return error_response(exc, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        # A JSON syntax error hides every other complaint; report it alone.
+        first = next((e for e in errors if e.get("type") == "json_invalid"), errors[0])
+        message, param = validation_message(dict(first))
+        return JSONResponse(
+            {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}},
+            status_code=400,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = "Invalid URL: no such endpoint."
+        elif exc.status_code == 405:
+            message = "Method not allowed for this endpoint."
+        else:
+            message = str(exc.detail)
+        return JSONResponse(
+            {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        err = ServerError(
+            "The server had an error while processing your request. Sorry about that! "
+            f"(request id {request.scope.get('request_id', '')})"
+        )
+        return error_response(err, {"x-should-retry": "false"})

@@ -1,0 +1,85 @@
+"""The typed base of every repository: get, insert, update, delete, and a cursor page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.core.db import ObjectRow
+from assistantd.core.pagination import ListParams
+
+RowT = TypeVar("RowT", bound=ObjectRow)
+
+
+class Repository(Generic[RowT]):
+    """Queries on one table of API objects, always scoped to a project."""
+
+    model: type[RowT]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, project_id: str, object_id: str, *where: ColumnElement[bool],
+                  for_update: bool = False) -> RowT | None:
+        m = self.model
+        stmt = select(m).where(m.id == object_id, m.project_id == project_id, *where)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def insert(self, row: RowT) -> RowT:
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def save_body(self, row: RowT, body: dict[str, Any]) -> None:
+        """Replace the stored wire object (JSON columns change only on reassignment)."""
+        row.body = dict(body)
+        await self.session.flush()
+
+    async def delete(self, row: RowT) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
+    async def delete_where(self, *where: ColumnElement[bool]) -> None:
+        await self.session.execute(delete(self.model).where(*where))
+
+    async def list_page(self, project_id: str, params: ListParams,
+                        *where: ColumnElement[bool]) -> tuple[Sequence[RowT], bool]:
+        """One page in `(seq, id)` order; `after`/`before` are ids within the same scope.
+
+        An unknown cursor id is an empty page past the end, as a deleted cursor object
+        would be: the SDK then stops walking.
+        """
+        m = self.model
+        scope = (m.project_id == project_id, *where)
+        conds: list[ColumnElement[bool]] = []
+        for cursor, forward in ((params.after, True), (params.before, False)):
+            if cursor is None:
+                continue
+            found = (await self.session.execute(
+                select(m.seq, m.id).where(m.id == cursor, *scope))).first()
+            if found is None:
+                return [], False
+            seq, cid = found
+            # "after" means later in the listing's own order, so it flips with `order`.
+            later = forward == (params.order == "asc")
+            if later:
+                conds.append(or_(m.seq > seq, and_(m.seq == seq, m.id > cid)))
+            else:
+                conds.append(or_(m.seq < seq, and_(m.seq == seq, m.id < cid)))
+        order_by = (m.seq.asc(), m.id.asc()) if params.order == "asc" else (m.seq.desc(), m.id.desc())
+        stmt = select(m).where(*scope, *conds).order_by(*order_by).limit(params.limit + 1)
+        if params.before is not None and params.after is None:
+            # Walking backwards: take the nearest `limit` rows before the cursor, then
+            # restore the listing's order.
+            rev = (m.seq.desc(), m.id.desc()) if params.order == "asc" else (m.seq.asc(), m.id.asc())
+            stmt = select(m).where(*scope, *conds).order_by(*rev).limit(params.limit + 1)
+            rows = list((await self.session.execute(stmt)).scalars())
+            has_more = len(rows) > params.limit
+            return list(reversed(rows[: params.limit])), has_more
+        rows = list((await self.session.execute(stmt)).scalars())
+        return rows[: params.limit], len(rows) > params.limit

@@ -1,0 +1,37 @@
+"""`tool_resources` as stored and returned by assistants and threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistantd.core.schemas import ToolResources
+
+
+def public(body: dict[str, Any]) -> dict[str, Any]:
+    """The wire object: stored bodies keep internal fields under `_`-prefixed keys."""
+    return {k: v for k, v in body.items() if not k.startswith("_")}
+
+
+def tool_resources_wire(
+    resources: ToolResources | None,
+    *,
+    previous: dict[str, Any] | None = None,
+    v1_file_ids: list[str] | None = None,
+    tool_types: set[str] | None = None,
+) -> dict[str, Any]:
+    """Merge a request's `tool_resources` over what was stored (modify replaces per tool).
+
+    `vector_stores` helpers are turned into ids by the vector-store service before this
+    is called; here they are only ignored. v1 `file_ids` go to code_interpreter when that
+    tool is enabled (file_search/retrieval files need a vector store: see the service).
+    """
+    out: dict[str, Any] = dict(previous or {})
+    if resources is not None:
+        if resources.code_interpreter is not None:
+            out["code_interpreter"] = {"file_ids": list(resources.code_interpreter.file_ids)}
+        if resources.file_search is not None:
+            ids = list(resources.file_search.vector_store_ids or [])
+            out["file_search"] = {"vector_store_ids": ids}
+    if v1_file_ids is not None and tool_types is not None and "code_interpreter" in tool_types:
+        out["code_interpreter"] = {"file_ids": list(v1_file_ids)}
+    return out

@@ -1,0 +1,94 @@
+"""All of assistantd's settings, read from `ASSISTANTD_*` environment variables (or `.env`).
+
+One class, built once by the app factory or the CLI and passed down; nothing reads the
+environment anywhere else. Every field here has a row in the README's settings table
+(tests/test_docs.py fails otherwise).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """assistantd's configuration; field names map to `ASSISTANTD_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANTD_", env_file=".env", extra="ignore")
+
+    # -- storage ---------------------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Where the SQLite file, uploads and sandboxes live.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL; default `sqlite+aiosqlite:///<DATA_DIR>/assistantd.db`. "
+        "`postgresql+asyncpg://user@host/db` works the same.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (`redis://host:6379/0`) for the run queue and event bus when API and "
+        "worker processes run apart; unset = in-process.",
+    )
+    api_keys: str | None = Field(
+        None,
+        description="Comma-separated static API keys accepted for project `default`, besides the keys "
+        "made with `assistantd keys create`.",
+    )
+
+    # -- model backends --------------------------------------------------------------------
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (`http://host:8000/v1`); when set every model goes there."
+    )
+    llm_api_key: str | None = Field(None, description="Bearer key sent to `LLM_BASE_URL`.")
+    llm_model: str | None = Field(
+        None, description="Model name sent upstream; unset = the model the client asked for."
+    )
+    llm_models_file: Path | None = Field(
+        None, description="TOML file mapping requested model names to backends (see README)."
+    )
+    llm_timeout_seconds: float = Field(120.0, description="Upstream request timeout (read timeout between chunks).")
+    llm_max_retries: int = Field(3, description="Retries with backoff on upstream 429/5xx/connection errors.")
+    llm_gguf_path: Path | None = Field(
+        None, description="GGUF file for the embedded llama.cpp backend; default: the bundled Gemma 3 270M."
+    )
+    llm_context_size: int = Field(8192, description="Context window (tokens) of the embedded model.")
+    llm_threads: int | None = Field(None, description="CPU threads for the embedded model; default: all cores.")
+
+    # -- runs ------------------------------------------------------------------------------
+    run_expires_seconds: int = Field(600, description="A run not terminal this long after creation becomes `expired`.")
+    run_max_steps: int = Field(25, description="Most model calls (tool rounds) one run may make before it fails.")
+    run_concurrency: int = Field(64, description="Runs executed at once by one worker process.")
+    poll_after_ms: int = Field(25, description="`openai-poll-after-ms` sent on run responses, for the SDK poll helpers.")
+    worker_enabled: bool = Field(
+        True, description="Execute runs in the `serve` process; false = API only (run `assistantd worker` apart)."
+    )
+
+    # -- files and retrieval ---------------------------------------------------------------
+    max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest file accepted by `POST /v1/files`.")
+    embedding_base_url: str | None = Field(
+        None, description="OpenAI-compatible `/v1/embeddings` endpoint; unset = bundled all-MiniLM-L6-v2 on CPU."
+    )
+    embedding_api_key: str | None = Field(None, description="Bearer key sent to `EMBEDDING_BASE_URL`.")
+    embedding_model: str | None = Field(
+        None, description="Embedding model name for `EMBEDDING_BASE_URL`."
+    )
+
+    # -- code interpreter ------------------------------------------------------------------
+    sandbox_idle_seconds: int = Field(3600, description="A thread's code session idle this long is discarded.")
+    sandbox_timeout_seconds: float = Field(60.0, description="Wall time allowed for one code execution.")
+    sandbox_memory_mb: int = Field(1024, description="Memory limit of one code session.")
+    sandbox_disk_mb: int = Field(512, description="Disk quota of one code session's /mnt/data.")
+    sandbox_max_processes: int = Field(64, description="Process/thread limit inside one code session.")
+    sandbox_pool_size: int = Field(2, description="Pre-warmed code sessions kept ready.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the setting, or the SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'assistantd.db').resolve()}"
+
+    @property
+    def static_api_keys(self) -> list[str]:
+        return [k.strip() for k in (self.api_keys or "").split(",") if k.strip()]

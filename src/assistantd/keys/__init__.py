@@ -1,0 +1,1 @@
+"""API keys: each belongs to a project; only a hash of the secret is stored."""

@@ -1,0 +1,1 @@
+"""Messages: the content of threads, written by users or by runs."""

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from assistantd.core.schemas import Metadata, Wire
+
+
+class TextPart(Wire):
+    type: Literal["text"]
+    text: str
+
+
+class ImageFile(Wire):
+    file_id: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class ImageFilePart(Wire):
+    type: Literal["image_file"]
+    image_file: ImageFile
+
+
+class ImageURL(Wire):
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class ImageURLPart(Wire):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextPart | ImageFilePart | ImageURLPart, Field(discriminator="type")]
+
+
+class AttachmentTool(Wire):
+    type: Literal["code_interpreter", "file_search"]
+
+
+class Attachment(Wire):
+    file_id: str
+    tools: list[AttachmentTool] = Field(default_factory=list)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _v1_retrieval(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"type": "file_search"} if isinstance(t, dict) and t.get("type") == "retrieval" else t
+                    for t in value]
+        return value
+
+
+class MessageCreate(Wire):
+    role: Literal["user", "assistant"]
+    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    attachments: list[Attachment] | None = None
+    metadata: Metadata = None
+    # v1: files the message refers to; mapped to file_search attachments.
+    file_ids: list[str] | None = Field(None, max_length=10)
+
+
+class MessageModify(Wire):
+    metadata: Metadata = None
+
+
+def content_wire(content: str | list[TextPart | ImageFilePart | ImageURLPart]) -> list[dict[str, Any]]:
+    """Request content → the content parts a Message object carries."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": {"value": content, "annotations": []}}]
+    out: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            out.append({"type": "text", "text": {"value": part.text, "annotations": []}})
+        elif isinstance(part, ImageFilePart):
+            out.append({"type": "image_file", "image_file": part.image_file.model_dump()})
+        else:
+            out.append({"type": "image_url", "image_url": part.image_url.model_dump()})
+    return out
+
+
+def attachments_wire(req: MessageCreate) -> list[dict[str, Any]]:
+    out = [{"file_id": a.file_id, "tools": [{"type": t.type} for t in a.tools]} for a in req.attachments or []]
+    for file_id in req.file_ids or []:
+        out.append({"file_id": file_id, "tools": [{"type": "file_search"}]})
+    return out

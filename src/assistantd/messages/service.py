@@ -1,0 +1,111 @@
+"""Rules and state changes for messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistantd.core.db import UnitOfWork
+from assistantd.core.errors import ActiveRunConflict, not_found
+from assistantd.core.ids import new_id, next_seq, now_seconds
+from assistantd.core.pagination import ListParams, page
+from assistantd.keys.service import Principal
+from assistantd.messages.models import MessageRow
+from assistantd.messages.repository import MessageRepository
+from assistantd.messages.schemas import MessageCreate, MessageModify, attachments_wire, content_wire
+from assistantd.runs.repository import RunRepository
+from assistantd.threads import service as threads
+
+
+def new_message(thread_id: str, role: str, content: list[dict[str, Any]], *,
+                attachments: list[dict[str, Any]] | None = None, metadata: dict[str, str] | None = None,
+                assistant_id: str | None = None, run_id: str | None = None,
+                status: str = "completed") -> dict[str, Any]:
+    """A Message object with every field present."""
+    created = now_seconds()
+    return {
+        "id": new_id("msg_"),
+        "object": "thread.message",
+        "created_at": created,
+        "assistant_id": assistant_id,
+        "thread_id": thread_id,
+        "run_id": run_id,
+        "role": role,
+        "content": content,
+        "attachments": attachments or [],
+        "metadata": metadata or {},
+        "status": status,
+        "incomplete_details": None,
+        "completed_at": created if status == "completed" else None,
+        "incomplete_at": None,
+    }
+
+
+async def insert(uow: UnitOfWork, project_id: str, body: dict[str, Any]) -> MessageRow:
+    row = MessageRow(id=body["id"], project_id=project_id, seq=next_seq(), created_at=body["created_at"],
+                     thread_id=body["thread_id"], run_id=body["run_id"], body=body)
+    return await MessageRepository(uow.session).insert(row)
+
+
+async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
+                            reqs: list[MessageCreate]) -> list[dict[str, Any]]:
+    """Append request messages to a thread (creation, `additional_messages`); no lock check."""
+    out = []
+    for req in reqs:
+        body = new_message(thread_id, req.role, content_wire(req.content),
+                           attachments=attachments_wire(req), metadata=req.metadata)
+        await insert(uow, caller.project_id, body)
+        out.append(body)
+    return out
+
+
+async def ensure_unlocked(uow: UnitOfWork, thread_id: str) -> None:
+    active = await RunRepository(uow.session).active_for_thread(thread_id)
+    if active is not None:
+        raise ActiveRunConflict(f"Can't add messages to {thread_id} while a run {active.id} is active.")
+
+
+async def create(uow: UnitOfWork, caller: Principal, thread_id: str, req: MessageCreate) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    await ensure_unlocked(uow, thread_id)
+    (body,) = await add_user_messages(uow, caller, thread_id, [req])
+    return body
+
+
+async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> MessageRow:
+    row = await MessageRepository(uow.session).get(caller.project_id, message_id, MessageRow.thread_id == thread_id)
+    if row is None:
+        raise not_found("message", message_id)
+    return row
+
+
+async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    return (await get_row(uow, caller, thread_id, message_id)).body
+
+
+async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str,
+                 req: MessageModify) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    row = await get_row(uow, caller, thread_id, message_id)
+    body = dict(row.body)
+    if "metadata" in req.model_fields_set:
+        body["metadata"] = req.metadata or {}
+    await MessageRepository(uow.session).save_body(row, body)
+    return body
+
+
+async def delete(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    row = await get_row(uow, caller, thread_id, message_id)
+    await MessageRepository(uow.session).delete(row)
+    return {"id": message_id, "object": "thread.message.deleted", "deleted": True}
+
+
+async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams,
+                run_id: str | None) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    where = [MessageRow.thread_id == thread_id]
+    if run_id:
+        where.append(MessageRow.run_id == run_id)
+    rows, more = await MessageRepository(uow.session).list_page(caller.project_id, params, *where)
+    return page([r.body for r in rows], more)

@@ -1,0 +1,1 @@
+"""Runs and run steps: an assistant working on a thread."""

@@ -1,0 +1,1 @@
+"""Threads: conversations that messages live in and runs act on."""

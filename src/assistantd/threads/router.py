@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.core.http import JSONResponse
+from assistantd.threads import service
+from assistantd.threads.schemas import ThreadCreate, ThreadModify
+
+router = APIRouter(prefix="/v1/threads", tags=["threads"])
+
+
+@router.post("")
+async def create_thread(uow: UoW, caller: Caller, body: Annotated[ThreadCreate | None, Body()] = None) -> JSONResponse:
+    return JSONResponse(await service.create(uow, caller, body or ThreadCreate()))
+
+
+@router.get("/{thread_id}")
+async def retrieve_thread(thread_id: str, uow: UoW, caller: Caller) -> JSONResponse:
+    check_id(thread_id, "thread_", "thread_id")
+    return JSONResponse(await service.retrieve(uow, caller, thread_id))
+
+
+@router.post("/{thread_id}")
+async def modify_thread(thread_id: str, body: ThreadModify, uow: UoW, caller: Caller) -> JSONResponse:
+    check_id(thread_id, "thread_", "thread_id")
+    return JSONResponse(await service.modify(uow, caller, thread_id, body))
+
+
+@router.delete("/{thread_id}")
+async def delete_thread(thread_id: str, uow: UoW, caller: Caller) -> JSONResponse:
+    check_id(thread_id, "thread_", "thread_id")
+    return JSONResponse(await service.delete(uow, caller, thread_id))

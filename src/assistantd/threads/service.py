@@ -1,0 +1,67 @@
+"""Rules and state changes for threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistantd.core.db import UnitOfWork
+from assistantd.core.errors import not_found
+from assistantd.core.ids import new_id, next_seq, now_seconds
+from assistantd.core.resources import tool_resources_wire
+from assistantd.keys.service import Principal
+from assistantd.threads.models import ThreadRow
+from assistantd.threads.repository import ThreadRepository
+from assistantd.threads.schemas import ThreadCreate, ThreadModify
+
+
+async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate) -> dict[str, Any]:
+    # Imported here: messages depend on threads for their existence checks.
+    from assistantd.messages import service as messages
+
+    created = now_seconds()
+    body: dict[str, Any] = {
+        "id": new_id("thread_"),
+        "object": "thread",
+        "created_at": created,
+        "metadata": req.metadata or {},
+        "tool_resources": tool_resources_wire(req.tool_resources),
+    }
+    row = ThreadRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body)
+    await ThreadRepository(uow.session).insert(row)
+    if req.messages:
+        await messages.add_user_messages(uow, caller, body["id"], req.messages)
+    return body
+
+
+async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str) -> ThreadRow:
+    row = await ThreadRepository(uow.session).get(caller.project_id, thread_id)
+    if row is None:
+        raise not_found("thread", thread_id)
+    return row
+
+
+async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str) -> dict[str, Any]:
+    return (await get_row(uow, caller, thread_id)).body
+
+
+async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, req: ThreadModify) -> dict[str, Any]:
+    row = await get_row(uow, caller, thread_id)
+    body = dict(row.body)
+    if "metadata" in req.model_fields_set:
+        body["metadata"] = req.metadata or {}
+    if "tool_resources" in req.model_fields_set:
+        body["tool_resources"] = tool_resources_wire(req.tool_resources, previous=body.get("tool_resources"))
+    await ThreadRepository(uow.session).save_body(row, body)
+    return body
+
+
+async def delete(uow: UnitOfWork, caller: Principal, thread_id: str) -> dict[str, Any]:
+    from assistantd.messages.models import MessageRow
+    from assistantd.runs.models import RunRow, RunStepRow
+
+    row = await get_row(uow, caller, thread_id)
+    repo = ThreadRepository(uow.session)
+    for model in (MessageRow, RunStepRow, RunRow):
+        await repo.session.execute(model.__table__.delete().where(model.thread_id == thread_id))
+    await repo.delete(row)
+    return {"id": thread_id, "object": "thread.deleted", "deleted": True}
