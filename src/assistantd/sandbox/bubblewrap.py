@@ -1,0 +1,169 @@
+"""The production sandbox: each session is a kernel in its own bubblewrap namespaces.
+
+Per kernel:
+- user, pid, net, ipc, uts, mount and cgroup namespaces (`bwrap --unshare-all`); the net
+  namespace has only its own loopback, so neither the internet nor the host's 127.0.0.1
+  (the server's port) is reachable;
+- when the server runs as root, the launcher first drops to a host uid of its own
+  (`uid_base + n`, never 0, no supplementary groups): the kernel is not root on the host
+  even through the user namespace, and RLIMIT_NPROC, which the kernel counts per host uid,
+  is one session's budget instead of one shared by every session;
+- rlimits set by `prlimit` before bwrap starts, inherited by everything inside (address
+  space, processes, CPU seconds, file size, no core dumps);
+- a filesystem of its own: /usr and the sandbox venv read-only, kernel.py read-only, a
+  fresh /proc and minimal /dev, and one size-limited tmpfs at /mnt holding /mnt/data and
+  /tmp (a symlink to /mnt/tmp), which is the session's disk quota. The server's data dir,
+  config, repo and other sessions' files are simply not in that mount namespace;
+- a cleared environment: only the variables set below exist inside.
+
+The tmpfs is the quota because it is a hard limit the kernel enforces (ENOSPC) with no
+privileged setup, and its lifetime is exactly the session's: a session that restarts is
+fresh anyway. Its pages are memory, so the host must budget disk_mb per live session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from assistantd.sandbox.base import SandboxUnavailable
+from assistantd.sandbox.limits import SessionLimits
+from assistantd.sandbox.process import LaunchSpec
+from assistantd.sandbox.sessions import PooledKernelSandbox
+
+KERNEL_SOURCE = Path(__file__).with_name("kernel.py")
+KERNEL_PATH = "/opt/assistantd/kernel.py"
+SANDBOX_UID = 1000  # the uid the code sees inside its user namespace
+# Not secrets: CPU-model workarounds for OpenBLAS that the host may need to pass on.
+PASSED_THROUGH_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def default_venv() -> Path:
+    """`<repo>/.venv-sandbox`, where scripts/install-sandbox.sh puts the sandbox Python."""
+    return Path(__file__).resolve().parents[3] / ".venv-sandbox"
+
+
+class BubblewrapSandbox(PooledKernelSandbox):
+    """Kernels isolated by bubblewrap namespaces, rlimits, a tmpfs quota and a host uid of their own."""
+
+    def __init__(
+        self,
+        *,
+        venv: Path | None = None,
+        idle_seconds: float = 3600,
+        timeout_seconds: float = 60.0,
+        memory_mb: int = 1024,
+        disk_mb: int = 512,
+        max_processes: int = 64,
+        pool_size: int = 2,
+        cpu_seconds: int = 3600,
+        max_output_chars: int = 20_000,
+        uid_base: int = 200_000,
+        uid_count: int = 10_000,
+        bwrap: str | None = None,
+    ) -> None:
+        super().__init__(
+            limits=SessionLimits(
+                timeout_seconds=timeout_seconds,
+                memory_mb=memory_mb,
+                disk_mb=disk_mb,
+                max_processes=max_processes,
+                cpu_seconds=cpu_seconds,
+                max_output_chars=max_output_chars,
+            ),
+            idle_seconds=idle_seconds,
+            pool_size=pool_size,
+        )
+        self.venv = (venv or default_venv()).absolute()
+        self._python = self.venv / "bin" / "python"
+        self._bwrap = bwrap or shutil.which("bwrap")
+        self._prlimit = shutil.which("prlimit")
+        if uid_base <= 0:
+            raise ValueError("uid_base must be a positive host uid: the sandbox never runs as root")
+        # Dropping to another uid needs root; otherwise the kernel runs as the server's uid,
+        # still unprivileged inside its own user namespace.
+        self._drop_privileges = os.geteuid() == 0
+        self._free_uids = list(range(uid_base + uid_count - 1, uid_base - 1, -1))
+
+    def _check_installed(self) -> None:
+        if self._bwrap is None or self._prlimit is None:
+            raise SandboxUnavailable(
+                "bubblewrap (bwrap) or prlimit is not installed; run scripts/install-sandbox.sh"
+            )
+        if not os.access(self._python, os.X_OK):
+            raise SandboxUnavailable(
+                f"the sandbox Python {self._python} does not exist; run scripts/install-sandbox.sh {self.venv}"
+            )
+
+    def _launch_spec(self) -> LaunchSpec:
+        self._check_installed()
+        assert self._bwrap is not None and self._prlimit is not None
+        uid: int | None = None
+        if self._drop_privileges:
+            if not self._free_uids:
+                raise SandboxUnavailable("every sandbox uid is in use; raise uid_count")
+            uid = self._free_uids.pop()
+        venv = str(self.venv)
+        env = {
+            "PATH": f"{venv}/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": "/tmp/.matplotlib",
+            "XDG_CACHE_HOME": "/tmp/.cache",
+            # One BLAS/OpenMP thread: threads count against the process limit and each
+            # reserves address space, and two cores are shared by every session anyway.
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
+            **{k: os.environ[k] for k in PASSED_THROUGH_ENV if k in os.environ},
+        }
+        config = {
+            "max_output_chars": self.limits.max_output_chars,
+            "mpl_cache": f"{venv}/share/assistantd-mplconfig",
+            "warm": True,
+        }
+        argv = [self._prlimit, *self.limits.prlimit_args(), "--", self._bwrap]
+        # fmt: off
+        argv += [
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop", "ALL",
+            "--uid", str(SANDBOX_UID),
+            "--gid", str(SANDBOX_UID),
+            "--hostname", "sandbox",
+            "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/lib", "/lib",
+            "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin",
+            "--symlink", "usr/sbin", "/sbin",
+            "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+            "--ro-bind-try", "/etc/localtime", "/etc/localtime",
+            "--ro-bind", venv, venv,
+            "--ro-bind", str(KERNEL_SOURCE), KERNEL_PATH,
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--size", str(self.limits.disk_mb * 1024 * 1024),
+            "--perms", "0755",
+            "--tmpfs", "/mnt",
+            "--dir", "/mnt/data",
+            "--dir", "/mnt/tmp",
+            "--symlink", "/mnt/tmp", "/tmp",
+            "--chdir", "/mnt/data",
+            "--clearenv",
+        ]
+        # fmt: on
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        argv += [str(self._python), "-I", KERNEL_PATH, json.dumps(config)]
+        return LaunchSpec(argv=argv, uid=uid, gid=uid)
+
+    def _released(self, spec: LaunchSpec) -> None:
+        if spec.uid is not None:
+            self._free_uids.append(spec.uid)

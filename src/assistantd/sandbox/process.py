@@ -1,0 +1,242 @@
+"""One running kernel: start it, feed it cells, read its frames, kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from assistantd.sandbox.base import (
+    PNG_SIGNATURE,
+    ExecutionEvent,
+    ExecutionResult,
+    InputFile,
+    LogChunk,
+    OutputFile,
+    SandboxUnavailable,
+)
+from assistantd.sandbox.limits import SessionLimits
+from assistantd.sandbox.protocol import Frame, ProtocolError, encode, read_frame
+
+_STDERR_KEPT = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """How to start one kernel: the full argv and, when the host runs as root, whom to run as."""
+
+    argv: list[str]
+    uid: int | None = None
+    gid: int | None = None
+
+
+class KernelProcess:
+    """A started kernel; `broken` once it timed out, died or misbehaved and must be discarded."""
+
+    def __init__(
+        self, proc: asyncio.subprocess.Process, spec: LaunchSpec, limits: SessionLimits
+    ) -> None:
+        self._proc = proc
+        self.spec = spec
+        self._limits = limits
+        self.broken = False
+        self.started_at = time.monotonic()
+        self._stderr = bytearray()
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+
+    @classmethod
+    async def start(
+        cls, spec: LaunchSpec, limits: SessionLimits, start_timeout: float
+    ) -> KernelProcess:
+        """Spawn the kernel and wait for its `ready` frame (after the warm imports)."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Nothing of the server's environment reaches the launcher, let alone the code.
+                env={"PATH": "/usr/bin:/bin"},
+                cwd="/",
+                user=spec.uid,
+                group=spec.gid,
+                extra_groups=[] if spec.uid is not None else None,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"cannot start the sandbox kernel {spec.argv[0]!r}: {exc}"
+            ) from exc
+        kernel = cls(proc, spec, limits)
+        try:
+            async with asyncio.timeout(start_timeout):
+                frame = await kernel._read()
+        except (TimeoutError, ProtocolError) as exc:
+            await kernel.kill()
+            raise SandboxUnavailable(
+                f"the sandbox kernel did not start ({exc or 'timed out'}); "
+                f"its stderr: {kernel.stderr_text() or '(empty)'}"
+            ) from exc
+        except BaseException:
+            # Cancelled while waiting (e.g. close() during pool refill): leave no process behind.
+            await asyncio.shield(kernel.kill())
+            raise
+        if frame.header.get("op") != "ready":
+            await kernel.kill()
+            raise SandboxUnavailable(f"the sandbox kernel sent {frame.header!r} instead of ready")
+        return kernel
+
+    @property
+    def alive(self) -> bool:
+        return not self.broken and self._proc.returncode is None
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def stderr_text(self) -> str:
+        return self._stderr.decode("utf-8", "replace").strip()
+
+    async def _drain_stderr(self) -> None:
+        # Must be read continuously or a chatty bwrap could block on a full pipe.
+        assert self._proc.stderr is not None
+        while chunk := await self._proc.stderr.read(4096):
+            self._stderr += chunk
+            del self._stderr[:-_STDERR_KEPT]
+
+    async def _read(self) -> Frame:
+        assert self._proc.stdout is not None
+        # Output files are bounded by the disk quota, plus the images of plt.show().
+        limit = (self._limits.disk_mb + self._limits.memory_mb) * 1024 * 1024
+        return await read_frame(self._proc.stdout, limit)
+
+    async def run(self, code: str, files: Sequence[InputFile]) -> AsyncIterator[ExecutionEvent]:
+        """Execute one cell, yielding `LogChunk`s and finally the `ExecutionResult`."""
+        assert self._proc.stdin is not None
+        chunks: list[str] = []
+        done = False
+        try:
+            self._proc.stdin.write(
+                encode(
+                    {"op": "execute", "code": code, "files": [f.name for f in files]},
+                    [f.data for f in files],
+                )
+            )
+            deadline = time.monotonic() + self._limits.timeout_seconds
+            while True:
+                try:
+                    async with asyncio.timeout_at(_loop_deadline(deadline)):
+                        await self._proc.stdin.drain()
+                        frame = await self._read()
+                except TimeoutError:
+                    done = True
+                    await self.kill()
+                    text = (
+                        f"\n[Execution timed out after {self._limits.timeout_seconds:g} s and was "
+                        "stopped. The session was restarted: variables and files in /mnt/data "
+                        "are gone.]\n"
+                    )
+                    yield LogChunk(text)
+                    chunks.append(text)
+                    yield ExecutionResult("".join(chunks), error=True, session_restarted=True)
+                    return
+                except (ProtocolError, ConnectionError) as exc:
+                    done = True
+                    status = await self.kill()
+                    text = f"\n[{_death_reason(status, exc)} The session was restarted: variables and files in /mnt/data are gone.]\n"
+                    yield LogChunk(text)
+                    chunks.append(text)
+                    yield ExecutionResult("".join(chunks), error=True, session_restarted=True)
+                    return
+                op = frame.header.get("op")
+                if op == "stream":
+                    text = str(frame.header.get("text", ""))
+                    chunks.append(text)
+                    yield LogChunk(text)
+                elif op == "result":
+                    done = True
+                    result = self._result(frame, chunks)
+                    if result.logs != "".join(chunks):
+                        yield LogChunk(result.logs[len("".join(chunks)) :])
+                    yield result
+                    return
+        finally:
+            if not done:
+                # The consumer stopped listening mid-cell: the kernel's state is unknown.
+                await self.kill()
+
+    def _result(self, frame: Frame, chunks: list[str]) -> ExecutionResult:
+        header = frame.header
+        logs = "".join(chunks)
+        omitted = header.get("omitted", 0)
+        if isinstance(omitted, int) and omitted > 0:
+            logs += f"\n[... {omitted} characters of output omitted ...]\n"
+        logs += str(header.get("tail", ""))
+        n_images = header.get("images", 0)
+        names = header.get("files", [])
+        if (
+            not isinstance(n_images, int)
+            or not isinstance(names, list)
+            or n_images + len(names) != len(frame.blobs)
+        ):
+            raise ProtocolError("result frame does not match its blobs")
+        images = list(frame.blobs[:n_images])
+        files: list[OutputFile] = []
+        for name, data in zip(names, frame.blobs[n_images:], strict=True):
+            if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/"):
+                raise ProtocolError(f"kernel reported a bad output file name {name!r}")
+            files.append(OutputFile(name, data))
+            if name.lower().endswith(".png") and data.startswith(PNG_SIGNATURE):
+                images.append(data)
+        exc_type = header.get("exc_type")
+        restarted = exc_type == "MemoryError"
+        if restarted:
+            self.broken = True
+            logs += (
+                f"\n[The session ran out of memory (limit {self._limits.memory_mb} MB) and was "
+                "restarted: variables and files in /mnt/data are gone.]\n"
+            )
+        return ExecutionResult(
+            logs,
+            error=bool(header.get("error")),
+            images=images,
+            files=files,
+            session_restarted=restarted,
+        )
+
+    async def kill(self) -> int | None:
+        """Kill the whole process tree (bwrap takes the sandbox's pid namespace with it)."""
+        self.broken = True
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+        status = await self._proc.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self._stderr_task, 1)
+        return status
+
+
+def _loop_deadline(monotonic_deadline: float) -> float:
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())
+
+
+def _death_reason(status: int | None, exc: Exception) -> str:
+    # bwrap reports a kernel killed by a signal as 128 + signal, like a shell.
+    if status is not None and status > 128:
+        status = 128 - status
+    if status is not None and status < 0:
+        if -status == signal.SIGXCPU:
+            return "The session used up its CPU time budget and was stopped."
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"The session's Python process was killed by {name}."
+    if status is not None:
+        return f"The session's Python process exited with status {status}."
+    return f"The session's Python process stopped answering ({exc})."
