@@ -30,17 +30,32 @@ _TYPE_NAMES = {
 }
 
 
-def format_loc(loc: Sequence[str | int]) -> str | None:
-    """`("body", "tools", 0, "function", "name")` → `tools[0].function.name`."""
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+def format_loc(loc: Sequence[str | int], body: Any = None) -> str | None:
+    """`("body", "tools", 0, "function", "function", "name")` → `tools[0].function.name`.
+
+    pydantic puts a tagged union's tag into the location; walking the request body tells a
+    tag (a `type` value at that level) from a real key.
+    """
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
     out = ""
+    node = body
+    tagged: int | None = None
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
-        elif p.startswith(("function-after[", "function-before[", "function-wrap[", "tagged-union[")):
+            node = node[p] if isinstance(node, list) and -len(node) <= p < len(node) else None
             continue
-        else:
-            out += ("." if out else "") + p
+        if p.startswith(("function-after[", "function-before[", "function-wrap[", "tagged-union[")):
+            continue
+        if isinstance(node, dict) and node.get("type") == p and tagged != id(node):
+            tagged = id(node)  # the union's tag comes first, once, before the real keys
+            continue
+        if p in ("str", "list[tagged-union[TextPart,ImageFilePart,ImageURLPart]]"):
+            continue
+        out += ("." if out else "") + p
+        node = node.get(p) if isinstance(node, dict) else None
     return out or None
 
 
@@ -62,9 +77,9 @@ def _json_kind(value: Any) -> str:
     return type(value).__name__
 
 
-def validation_message(err: dict[str, Any]) -> tuple[str, str | None]:
+def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str | None]:
     """One pydantic error → (OpenAI-style message, param)."""
-    param = format_loc(err.get("loc", ()))
+    param = format_loc(err.get("loc", ()), body)
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
     if kind == "json_invalid":
@@ -142,8 +157,12 @@ def install_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         # A JSON syntax error hides every other complaint; report it alone.
-        first = next((e for e in errors if e.get("type") == "json_invalid"), errors[0])
-        message, param = validation_message(dict(first))
+        # Of a union's several complaints, the deepest (then a non-type error) names the
+        # real problem: `content: [{"type": "video"}]` is a bad part, not "not a string".
+        first = next((e for e in errors if e.get("type") == "json_invalid"), None) or max(
+            errors, key=lambda e: (len(e.get("loc", ())), e.get("type") not in _TYPE_NAMES)
+        )
+        message, param = validation_message(dict(first), exc.body)
         return JSONResponse(
             {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}},
             status_code=400,

@@ -1,0 +1,27 @@
+# The project's one command surface; the README and CI use these targets.
+VENV ?= .venv
+export VENV
+
+.PHONY: install run test lint bench bench-quick clean
+
+install:
+	@scripts/install.sh
+
+run: install
+	$(VENV)/bin/assistantd serve
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(VENV)/bin/python -m bench.run_all
+
+bench-quick: install
+	$(VENV)/bin/python -m bench.run_all --quick
+
+clean:
+	rm -rf $(VENV) .venv-sandbox data

@@ -1,0 +1,145 @@
+"""Fixtures: a real assistantd server (uvicorn on loopback) per database, and SDK clients.
+
+Every test that takes `server` runs twice: on a SQLite file and on the PostgreSQL at
+127.0.0.1:5432 (a fresh database per session, built by running the migrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import uvicorn
+
+from assistantd.app import create_app
+from assistantd.core.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("ASSISTANTD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running assistantd: its URL, settings, and one API key per project."""
+
+    base_url: str
+    settings: Settings
+    app: Any
+    keys: dict[str, str] = field(default_factory=dict)
+    dialect: str = "sqlite"
+
+    def client(self, project: str = "alpha", **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
+
+    def async_client(self, project: str = "alpha", **kw: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
+
+    @property
+    def ctx(self) -> Any:
+        return self.app.state.ctx
+
+
+async def _create_keys(settings: Settings) -> dict[str, str]:
+    from assistantd.core.db import create_engine, session_maker
+    from assistantd.keys.service import create_key
+    from assistantd.migrations import upgrade
+
+    await asyncio.to_thread(upgrade, settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    keys = {}
+    async with session_maker(engine)() as session:
+        for project in ("alpha", "beta"):
+            _, secret = await create_key(session, f"test-{project}", project)
+            keys[project] = secret
+        await session.commit()
+    await engine.dispose()
+    return keys
+
+
+def _pg_database() -> tuple[str, Any]:
+    """Create a fresh database on the local PostgreSQL; returns (url, dropper)."""
+    import asyncpg
+
+    name = f"assistantd_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}", lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
+    """Start uvicorn in a thread; returns the Server and a stop function."""
+    keys = asyncio.run(_create_keys(settings))
+    app = create_app(settings, **overrides)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    userver = uvicorn.Server(config)
+    thread = threading.Thread(target=userver.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not userver.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("assistantd test server did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        userver.should_exit = True
+        thread.join(timeout=30)
+
+    dialect = "postgresql" if settings.resolved_database_url.startswith("postgresql") else "sqlite"
+    return Server(f"http://127.0.0.1:{port}/v1", settings, app, keys, dialect), stop
+
+
+def make_settings(data_dir: Path, database_url: str | None = None, **kw: Any) -> Settings:
+    return Settings(data_dir=data_dir, database_url=database_url, _env_file=None, **kw)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
+    drop = None
+    url = None
+    if request.param == "postgres":
+        url, drop = _pg_database()
+    srv, stop = start_server(make_settings(data_dir, url))
+    try:
+        yield srv
+    finally:
+        stop()
+        if drop:
+            drop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[openai.OpenAI]:
+    with server.client("alpha") as c:
+        yield c
+
+
+@pytest.fixture
+def other_client(server: Server) -> Iterator[openai.OpenAI]:
+    """A key of another project."""
+    with server.client("beta") as c:
+        yield c
