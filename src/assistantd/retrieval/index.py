@@ -1,0 +1,506 @@
+"""The chunk index: chunks and vectors in the app's database, searched two ways.
+
+The database is the source of truth: chunk text, span, and the vector as float32 bytes.
+Keyword search runs in the database (SQLite FTS5 bm25, PostgreSQL ``ts_rank_cd`` over a
+GIN-indexed ``tsvector``; see `keyword.py`). Vector search is an exact dot product
+against an in-process float32 matrix per (vector store, embedding model), loaded on the
+first search and kept current by the store's ``generation`` token: every write replaces
+the token, every search reads it (one primary-key lookup) and reloads the matrix when it
+changed. So several API/worker processes can share one database and never search stale
+vectors. Writes made by this process patch its own cached matrix instead of reloading.
+
+Why not an ANN index or pgvector: exact search over 100k × 384 float32 (150 MB) is a
+single matrix-vector product of a few milliseconds on one core, with perfect recall, and
+it behaves identically on SQLite and PostgreSQL. Stores far past a million chunks would
+want an ANN index; the matrix cache is bounded (LRU by bytes) so many small stores fit.
+
+All methods take an ``AsyncConnection`` (or an ``AsyncEngine``, for which they open their
+own transaction). Writes do not commit: the caller owns the transaction. From an
+``AsyncSession`` pass ``await session.connection()``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import keyword
+from .chunk import Chunk
+from .embed import Matrix
+from .tables import retrieval_chunks, retrieval_files, retrieval_stores
+
+Conn = AsyncConnection | AsyncEngine
+_INSERT_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as stored, with its file's current attributes."""
+
+    id: int
+    vector_store_id: str
+    file_id: str
+    chunk_index: int
+    text: str
+    char_start: int
+    char_end: int
+    attributes: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _StoreMatrix:
+    """One store's vectors for one embedding model, plus its files' attributes."""
+
+    generation: str
+    chunk_ids: npt.NDArray[np.int64]
+    file_codes: npt.NDArray[np.int32]
+    vectors: Matrix
+    file_ids: list[str]
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.vectors.nbytes + self.chunk_ids.nbytes + self.file_codes.nbytes)
+
+    def code_of(self, file_id: str) -> int:
+        try:
+            return self.file_ids.index(file_id)
+        except ValueError:
+            self.file_ids.append(file_id)
+            return len(self.file_ids) - 1
+
+    def row_of(self, chunk_id: int) -> int | None:
+        # chunk ids are appended in insertion order, which is increasing id order.
+        pos = int(np.searchsorted(self.chunk_ids, chunk_id))
+        if pos < len(self.chunk_ids) and self.chunk_ids[pos] == chunk_id:
+            return pos
+        return None
+
+
+@asynccontextmanager
+async def _connect(conn: Conn) -> AsyncIterator[AsyncConnection]:
+    if isinstance(conn, AsyncEngine):
+        async with conn.begin() as owned:
+            yield owned
+    else:
+        yield conn
+
+
+class ChunkIndex:
+    """Stores chunks per (vector store, file) and answers keyword and vector queries.
+
+    One instance per database, shared by the whole app (it holds the matrix cache).
+    """
+
+    def __init__(self, *, cache_bytes: int = 1 << 30) -> None:
+        self._cache: OrderedDict[tuple[str, str], _StoreMatrix] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._guard = threading.Lock()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def add_file_chunks(
+        self,
+        conn: Conn,
+        *,
+        vector_store_id: str,
+        file_id: str,
+        chunks: Sequence[Chunk],
+        embeddings: Matrix,
+        embedding_model: str,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a file's chunks and vectors, replacing what the file had in this store."""
+        if len(chunks) != len(embeddings):
+            raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+        vectors = np.ascontiguousarray(embeddings, dtype="<f4")
+        async with _connect(conn) as c:
+            await self._delete_rows(c, vector_store_id, file_id)
+            attrs = dict(attributes or {})
+            await c.execute(
+                insert(retrieval_files).values(
+                    vector_store_id=vector_store_id,
+                    file_id=file_id,
+                    attributes=attrs,
+                    embedding_model=embedding_model,
+                    chunk_count=len(chunks),
+                )
+            )
+            rows = [
+                {
+                    "vector_store_id": vector_store_id,
+                    "file_id": file_id,
+                    "chunk_index": ch.index,
+                    "text": ch.text,
+                    "char_start": ch.char_start,
+                    "char_end": ch.char_end,
+                    "token_count": ch.token_count,
+                    "embedding": vectors[i].tobytes(),
+                }
+                for i, ch in enumerate(chunks)
+            ]
+            for start in range(0, len(rows), _INSERT_BATCH):
+                await c.execute(insert(retrieval_chunks), rows[start : start + _INSERT_BATCH])
+            ids = (
+                (
+                    await c.execute(
+                        select(retrieval_chunks.c.id)
+                        .where(
+                            retrieval_chunks.c.vector_store_id == vector_store_id,
+                            retrieval_chunks.c.file_id == file_id,
+                        )
+                        .order_by(retrieval_chunks.c.chunk_index)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            old, new = await self._bump(c, vector_store_id)
+
+        def patch(m: _StoreMatrix) -> None:
+            _drop_file_rows(m, file_id)
+            m.attributes[file_id] = attrs
+            if len(ids):
+                code = m.code_of(file_id)
+                order = np.argsort(np.asarray(ids, dtype=np.int64))
+                new_ids = np.asarray(ids, dtype=np.int64)[order]
+                if len(m.chunk_ids) and new_ids[0] <= m.chunk_ids[-1]:
+                    raise _Stale  # ids not increasing: cannot append, reload instead
+                m.chunk_ids = np.concatenate([m.chunk_ids, new_ids])
+                m.file_codes = np.concatenate(
+                    [m.file_codes, np.full(len(ids), code, dtype=np.int32)]
+                )
+                m.vectors = np.ascontiguousarray(
+                    np.concatenate([m.vectors, vectors[order].astype(np.float32)])
+                )
+
+        self._patch(vector_store_id, old, new, patch, model=embedding_model)
+
+    async def delete_file(self, conn: Conn, *, vector_store_id: str, file_id: str) -> int:
+        """Remove a file's chunks from one store; returns how many chunks were removed."""
+        async with _connect(conn) as c:
+            removed = await self._delete_rows(c, vector_store_id, file_id)
+            old, new = await self._bump(c, vector_store_id)
+
+        def patch(m: _StoreMatrix) -> None:
+            m.attributes.pop(file_id, None)
+            _drop_file_rows(m, file_id)
+
+        self._patch(vector_store_id, old, new, patch)
+        return removed
+
+    async def delete_store(self, conn: Conn, *, vector_store_id: str) -> int:
+        """Remove every chunk and file of a store; returns how many chunks were removed."""
+        async with _connect(conn) as c:
+            result = await c.execute(
+                delete(retrieval_chunks).where(
+                    retrieval_chunks.c.vector_store_id == vector_store_id
+                )
+            )
+            await c.execute(
+                delete(retrieval_files).where(retrieval_files.c.vector_store_id == vector_store_id)
+            )
+            await c.execute(
+                delete(retrieval_stores).where(
+                    retrieval_stores.c.vector_store_id == vector_store_id
+                )
+            )
+        with self._guard:
+            for key in [k for k in self._cache if k[0] == vector_store_id]:
+                del self._cache[key]
+        return int(result.rowcount or 0)
+
+    async def update_attributes(
+        self,
+        conn: Conn,
+        *,
+        vector_store_id: str,
+        file_id: str,
+        attributes: Mapping[str, Any] | None,
+    ) -> bool:
+        """Replace a file's attributes; returns False when the file is not in the store."""
+        attrs = dict(attributes or {})
+        async with _connect(conn) as c:
+            result = await c.execute(
+                update(retrieval_files)
+                .where(
+                    retrieval_files.c.vector_store_id == vector_store_id,
+                    retrieval_files.c.file_id == file_id,
+                )
+                .values(attributes=attrs)
+            )
+            if not result.rowcount:
+                return False
+            old, new = await self._bump(c, vector_store_id)
+
+        def patch(m: _StoreMatrix) -> None:
+            m.attributes[file_id] = attrs
+
+        self._patch(vector_store_id, old, new, patch)
+        return True
+
+    async def _delete_rows(self, c: AsyncConnection, vector_store_id: str, file_id: str) -> int:
+        result = await c.execute(
+            delete(retrieval_chunks).where(
+                retrieval_chunks.c.vector_store_id == vector_store_id,
+                retrieval_chunks.c.file_id == file_id,
+            )
+        )
+        await c.execute(
+            delete(retrieval_files).where(
+                retrieval_files.c.vector_store_id == vector_store_id,
+                retrieval_files.c.file_id == file_id,
+            )
+        )
+        return int(result.rowcount or 0)
+
+    async def _bump(self, c: AsyncConnection, vector_store_id: str) -> tuple[str | None, str]:
+        """Give the store a new generation token; returns (old, new)."""
+        old = await self._generation(c, vector_store_id)
+        new = secrets.token_hex(16)
+        if old is None:
+            await c.execute(
+                insert(retrieval_stores).values(vector_store_id=vector_store_id, generation=new)
+            )
+        else:
+            await c.execute(
+                update(retrieval_stores)
+                .where(retrieval_stores.c.vector_store_id == vector_store_id)
+                .values(generation=new)
+            )
+        return old, new
+
+    def _patch(
+        self,
+        vector_store_id: str,
+        old: str | None,
+        new: str,
+        patch: Any,
+        *,
+        model: str | None = None,
+    ) -> None:
+        """Apply an in-process write to cached matrices that were current before it.
+
+        A matrix whose generation is not `old` missed someone else's write: drop it. If our
+        transaction rolls back, the database keeps `old` while the cache says `new`, so the
+        next search sees a mismatch and reloads: correctness never depends on the patch.
+        """
+        with self._guard:
+            for key in [k for k in self._cache if k[0] == vector_store_id]:
+                matrix = self._cache[key]
+                if old is None or matrix.generation != old:
+                    del self._cache[key]
+                    continue
+                try:
+                    if model is not None and key[1] != model:
+                        raise _Stale  # a file of another model changed; simplest to reload
+                    patch(matrix)
+                except _Stale:
+                    del self._cache[key]
+                    continue
+                matrix.generation = new
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _generation(self, c: AsyncConnection, vector_store_id: str) -> str | None:
+        return (
+            await c.execute(
+                select(retrieval_stores.c.generation).where(
+                    retrieval_stores.c.vector_store_id == vector_store_id
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def store_matrix(
+        self, conn: Conn, vector_store_id: str, model_id: str, dimensions: int
+    ) -> _StoreMatrix:
+        """The current vectors of a store for `model_id`, from cache or freshly loaded."""
+        async with _connect(conn) as c:
+            generation = await self._generation(c, vector_store_id) or ""
+            key = (vector_store_id, model_id)
+            with self._guard:
+                cached = self._cache.get(key)
+                if cached is not None and cached.generation == generation:
+                    self._cache.move_to_end(key)
+                    return cached
+            matrix = await self._load(c, vector_store_id, model_id, dimensions, generation)
+        with self._guard:
+            self._cache[key] = matrix
+            self._cache.move_to_end(key)
+            total = sum(m.nbytes for m in self._cache.values())
+            while total > self._cache_bytes and len(self._cache) > 1:
+                _, evicted = self._cache.popitem(last=False)
+                total -= evicted.nbytes
+        return matrix
+
+    async def _load(
+        self, c: AsyncConnection, vector_store_id: str, model_id: str, dims: int, generation: str
+    ) -> _StoreMatrix:
+        files = (
+            await c.execute(
+                select(
+                    retrieval_files.c.file_id,
+                    retrieval_files.c.attributes,
+                    retrieval_files.c.embedding_model,
+                ).where(retrieval_files.c.vector_store_id == vector_store_id)
+            )
+        ).all()
+        attributes = {row.file_id: dict(row.attributes or {}) for row in files}
+        wanted = [row.file_id for row in files if row.embedding_model == model_id]
+        rows = (
+            (
+                await c.execute(
+                    select(
+                        retrieval_chunks.c.id,
+                        retrieval_chunks.c.file_id,
+                        retrieval_chunks.c.embedding,
+                    )
+                    .where(
+                        retrieval_chunks.c.vector_store_id == vector_store_id,
+                        retrieval_chunks.c.file_id.in_(wanted),
+                    )
+                    .order_by(retrieval_chunks.c.id)
+                )
+            ).all()
+            if wanted
+            else []
+        )
+        codes = {file_id: i for i, file_id in enumerate(wanted)}
+        vectors = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4")
+        return _StoreMatrix(
+            generation=generation,
+            chunk_ids=np.asarray([r.id for r in rows], dtype=np.int64),
+            file_codes=np.asarray([codes[r.file_id] for r in rows], dtype=np.int32),
+            vectors=np.ascontiguousarray(vectors.reshape(len(rows), dims), dtype=np.float32),
+            file_ids=list(wanted),
+            attributes=attributes,
+        )
+
+    async def vector_candidates(
+        self,
+        matrix: _StoreMatrix,
+        query_vectors: Matrix,
+        k: int,
+        allowed_files: set[str] | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """Top-`k` (chunk id, cosine) per query row, exact, optionally limited to files."""
+        if len(matrix.chunk_ids) == 0:
+            return [[] for _ in range(len(query_vectors))]
+        scores = query_vectors @ matrix.vectors.T  # (queries, chunks)
+        if allowed_files is not None:
+            codes = [i for i, f in enumerate(matrix.file_ids) if f in allowed_files]
+            scores[:, ~np.isin(matrix.file_codes, codes)] = -np.inf
+        out: list[list[tuple[int, float]]] = []
+        kk = min(k, scores.shape[1])
+        for row in scores:
+            top = np.argpartition(-row, kk - 1)[:kk]
+            top = top[np.argsort(-row[top])]
+            out.append([(int(matrix.chunk_ids[i]), float(row[i])) for i in top if row[i] > -np.inf])
+        return out
+
+    async def keyword_candidates(
+        self,
+        conn: Conn,
+        vector_store_ids: Sequence[str],
+        terms: Sequence[str],
+        k: int,
+        allowed_files: set[str] | None = None,
+    ) -> list[tuple[int, float]]:
+        """Top-`k` (chunk id, keyword score, higher is better) for any of `terms`."""
+        if not terms:
+            return []
+        async with _connect(conn) as c:
+            return await keyword.search(c, vector_store_ids, terms, k, allowed_files)
+
+    async def fetch_chunks(self, conn: Conn, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """Chunks by id with their files' current attributes (missing ids are skipped)."""
+        if not chunk_ids:
+            return {}
+        t, f = retrieval_chunks, retrieval_files
+        async with _connect(conn) as c:
+            rows = (
+                await c.execute(
+                    select(
+                        t.c.id,
+                        t.c.vector_store_id,
+                        t.c.file_id,
+                        t.c.chunk_index,
+                        t.c.text,
+                        t.c.char_start,
+                        t.c.char_end,
+                        f.c.attributes,
+                    )
+                    .join(
+                        f,
+                        (f.c.vector_store_id == t.c.vector_store_id) & (f.c.file_id == t.c.file_id),
+                    )
+                    .where(t.c.id.in_(list(chunk_ids)))
+                )
+            ).all()
+        return {
+            r.id: StoredChunk(
+                r.id,
+                r.vector_store_id,
+                r.file_id,
+                r.chunk_index,
+                r.text,
+                r.char_start,
+                r.char_end,
+                dict(r.attributes or {}),
+            )
+            for r in rows
+        }
+
+    async def file_chunks(
+        self, conn: Conn, *, vector_store_id: str, file_id: str
+    ) -> list[StoredChunk]:
+        """A file's chunks in order (e.g. for citations or the file content endpoint)."""
+        t = retrieval_chunks
+        async with _connect(conn) as c:
+            ids = (
+                (
+                    await c.execute(
+                        select(t.c.id)
+                        .where(t.c.vector_store_id == vector_store_id, t.c.file_id == file_id)
+                        .order_by(t.c.chunk_index)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            found = await self.fetch_chunks(c, list(ids))
+        return [found[i] for i in ids if i in found]
+
+    async def count_chunks(self, conn: Conn, *, vector_store_id: str) -> int:
+        """How many chunks a store holds."""
+        async with _connect(conn) as c:
+            return int(
+                (
+                    await c.execute(
+                        select(func.count()).where(
+                            retrieval_chunks.c.vector_store_id == vector_store_id
+                        )
+                    )
+                ).scalar_one()
+            )
+
+
+def _drop_file_rows(m: _StoreMatrix, file_id: str) -> None:
+    if file_id in m.file_ids:
+        keep = m.file_codes != m.file_ids.index(file_id)
+        m.chunk_ids, m.file_codes = m.chunk_ids[keep], m.file_codes[keep]
+        m.vectors = np.ascontiguousarray(m.vectors[keep])
+
+
+class _Stale(Exception):
+    """A cached matrix cannot be patched in place; drop it and reload on the next search."""

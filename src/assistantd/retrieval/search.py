@@ -1,0 +1,260 @@
+"""Hybrid search over vector stores: keyword + vector candidates, fused, then reranked.
+
+1. Queries: ``query`` may be a list; with ``rewrite_query`` each is rewritten by
+   `rewrite_query` (stop words and question phrasing dropped; see its docstring).
+2. Candidates per query: the top ``pool`` chunks by exact cosine similarity and the top
+   ``pool`` by the database's BM25-style keyword rank, both limited to files passing
+   ``filters``.
+3. Fusion: reciprocal rank fusion, ``Σ 1/(60 + rank)`` over every list of every query.
+4. Ranking (``ranker``):
+
+   - ``none``: order by the fused score; ``score`` is it divided by its maximum possible
+     value (first in every list = 1.0), so it measures how much the lists agree.
+   - ``auto`` / ``default-2024-11-15`` (and the tool's ``default_2024_08_21``): the fused
+     top candidates are re-scored with an absolute relevance in 0–1,
+     ``0.65 * calibrated(cosine) + 0.35 * coverage``, where ``calibrated`` maps MiniLM
+     cosine 0.15→0 … 0.75→1 and ``coverage`` is the idf-weighted share of the query's
+     content words (stemmed lightly) that the chunk contains; the final order is by that
+     relevance plus a small fused-rank prior (``0.15 * normalised RRF``), which keeps a
+     chunk that both lists ranked first from being overtaken on a near tie.
+
+``score_threshold`` applies to the final ``score``; at most ``max_num_results`` (1–50)
+hits come back, best first. Scores are not probabilities; they are comparable across
+queries of the same store, which is what a threshold needs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .embed import Embedder
+from .filters import Filter, matches, parse_filter
+from .index import ChunkIndex, Conn, _connect
+
+Ranker = Literal["none", "auto", "default-2024-11-15", "default_2024_08_21"]
+SearchMode = Literal["hybrid", "vector", "keyword"]
+RRF_K = 60
+
+_STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been
+    before being below between both but by can can't could couldn't did didn't do does doesn't
+    doing don't down during each few for from further had hadn't has hasn't have haven't having
+    he her here hers herself him himself his how i if in into is isn't it it's its itself just
+    let's me more most mustn't my myself no nor not now of off on once only or other ought our
+    ours ourselves out over own same shan't she should shouldn't so some such than that the
+    their theirs them themselves then there these they this those through to too under until
+    up very was wasn't we were weren't what when where which while who whom why will with won't
+    would wouldn't you your yours yourself yourselves s t d ll m re ve y
+    tell know find show give please explain describe need want get got us does""".split()
+)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One chunk in the results."""
+
+    vector_store_id: str
+    file_id: str
+    chunk_index: int
+    text: str
+    char_start: int
+    char_end: int
+    score: float
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """The queries actually searched (after rewriting) and the hits, best first."""
+
+    search_queries: list[str]
+    hits: list[SearchHit]
+
+
+def rewrite_query(query: str) -> str:
+    """Keyword-style rewrite: keep content words in order, drop stop words and duplicates.
+
+    "What is the refund window for the Zephyr X2 headphones?" → "refund window Zephyr X2
+    headphones". This is deliberately simple (no model): it removes question phrasing
+    that dilutes the query vector and matches nothing useful in full text. A query that
+    would come out empty is kept as it was.
+    """
+    seen: set[str] = set()
+    kept: list[str] = []
+    for word in _WORD.findall(query):
+        low = word.lower()
+        if low in _STOP_WORDS or low in seen:
+            continue
+        seen.add(low)
+        kept.append(word)
+    return " ".join(kept) if kept else query.strip()
+
+
+def query_terms(query: str, limit: int = 32) -> list[str]:
+    """Lower-cased content words of a query, for full-text matching."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(query.lower()):
+        word = word.replace("'", "")
+        if word and word not in _STOP_WORDS:
+            seen.setdefault(word, None)
+    return list(seen)[:limit]
+
+
+def _stem(word: str) -> str:
+    """A light suffix stripper so "refunds"/"refunded" count as "refund" in coverage."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+class HybridSearcher:
+    """Searches one or more vector stores of a `ChunkIndex` with an `Embedder`."""
+
+    def __init__(self, index: ChunkIndex, embedder: Embedder) -> None:
+        self.index = index
+        self.embedder = embedder
+
+    async def search(
+        self,
+        conn: Conn,
+        *,
+        vector_store_ids: Sequence[str],
+        query: str | Sequence[str],
+        max_num_results: int = 10,
+        score_threshold: float = 0.0,
+        ranker: Ranker = "auto",
+        filters: Mapping[str, Any] | Filter | None = None,
+        rewrite: bool = False,
+        mode: SearchMode = "hybrid",
+    ) -> SearchResult:
+        """Search the stores; `mode` other than hybrid exists for evaluation benchmarks.
+
+        Raises `InvalidFilter` for a malformed filter and ValueError for out-of-range
+        ``max_num_results`` / ``score_threshold``.
+        """
+        if not 1 <= max_num_results <= 50:
+            raise ValueError(f"max_num_results must be between 1 and 50, got {max_num_results}")
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be between 0 and 1, got {score_threshold}")
+        raw_queries = [query] if isinstance(query, str) else list(query)
+        queries = [rewrite_query(q) if rewrite else q for q in raw_queries if q.strip()]
+        if not queries:
+            return SearchResult([], [])
+        flt = parse_filter(filters) if filters is not None else None
+        pool = max(4 * max_num_results, 40)
+
+        async with _connect(conn) as c:
+            qvecs = await self.embedder.embed(queries)
+            matrices = [
+                await self.index.store_matrix(
+                    c, vs, self.embedder.model_id, self.embedder.dimensions
+                )
+                for vs in vector_store_ids
+            ]
+            allowed: set[str] | None = None
+            if flt is not None:
+                allowed = {
+                    file_id
+                    for m in matrices
+                    for file_id, attrs in m.attributes.items()
+                    if matches(flt, attrs)
+                }
+            lists: list[list[tuple[int, float]]] = []
+            if mode != "keyword":
+                per_store = [
+                    await self.index.vector_candidates(m, qvecs, pool, allowed) for m in matrices
+                ]
+                for qi in range(len(queries)):
+                    merged = [hit for store in per_store for hit in store[qi]]
+                    merged.sort(key=lambda h: -h[1])
+                    lists.append(merged[:pool])
+            if mode != "vector":
+                for q in queries:
+                    lists.append(
+                        await self.index.keyword_candidates(
+                            c, vector_store_ids, query_terms(q), pool, allowed
+                        )
+                    )
+            fused: dict[int, float] = {}
+            for ranked in lists:
+                for rank, (chunk_id, _) in enumerate(ranked, start=1):
+                    fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            best_possible = len(lists) / (RRF_K + 1)
+            order = sorted(fused, key=lambda i: -fused[i])
+            if ranker == "none" or mode != "hybrid":
+                scored = [(i, fused[i] / best_possible) for i in order]
+            else:
+                candidates = order[: max(3 * max_num_results, 30)]
+                chunks = await self.index.fetch_chunks(c, candidates)
+                relevance = self._relevance(
+                    queries, qvecs, matrices, {i: chunks[i].text for i in candidates if i in chunks}
+                )
+                prior = {i: fused[i] / best_possible for i in candidates}
+                scored = sorted(
+                    ((i, relevance[i]) for i in candidates if i in relevance),
+                    key=lambda p: -(p[1] + 0.15 * prior[p[0]]),
+                )
+            kept = [(i, s) for i, s in scored if s >= score_threshold][:max_num_results]
+            found = await self.index.fetch_chunks(c, [i for i, _ in kept])
+        hits = [
+            SearchHit(
+                vector_store_id=ch.vector_store_id,
+                file_id=ch.file_id,
+                chunk_index=ch.chunk_index,
+                text=ch.text,
+                char_start=ch.char_start,
+                char_end=ch.char_end,
+                score=round(min(1.0, max(0.0, s)), 6),
+                attributes=ch.attributes,
+            )
+            for i, s in kept
+            if (ch := found.get(i)) is not None
+        ]
+        return SearchResult(queries, hits)
+
+    def _relevance(
+        self,
+        queries: list[str],
+        qvecs: np.ndarray[Any, Any],
+        matrices: Sequence[Any],
+        texts: dict[int, str],
+    ) -> dict[int, float]:
+        """Absolute 0–1 relevance of each candidate: calibrated cosine + term coverage."""
+        doc_terms = {
+            i: Counter(_stem(w) for w in _WORD.findall(t.lower())) for i, t in texts.items()
+        }
+        # Document frequency within the candidate pool: words every candidate shares
+        # ("policy" in a policy corpus) say little; rare ones say a lot.
+        df: Counter[str] = Counter()
+        for terms in doc_terms.values():
+            df.update(terms.keys())
+        n = max(1, len(texts))
+        out: dict[int, float] = {}
+        for chunk_id in texts:
+            vec = None
+            for m in matrices:
+                row = m.row_of(chunk_id)
+                if row is not None:
+                    vec = m.vectors[row]
+                    break
+            best = 0.0
+            for qi, q in enumerate(queries):
+                cosine = float(qvecs[qi] @ vec) if vec is not None else 0.0
+                semantic = min(1.0, max(0.0, (cosine - 0.15) / 0.60))
+                q_terms = {_stem(t) for t in query_terms(q)}
+                weights = {t: math.log(1 + n / (1 + df[t])) + 0.1 for t in q_terms}
+                total = sum(weights.values())
+                covered = sum(w for t, w in weights.items() if doc_terms[chunk_id][t] > 0)
+                coverage = covered / total if total else 0.0
+                best = max(best, 0.65 * semantic + 0.35 * coverage)
+            out[chunk_id] = best
+        return out
