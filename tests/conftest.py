@@ -23,6 +23,8 @@ import uvicorn
 
 from assistantd.app import create_app
 from assistantd.core.settings import Settings
+from assistantd.llm.base import ChatRequest, ModelBackend, ModelRouter
+from assistantd.llm.scripted import ScriptedBackend, text_turn
 
 PG_ADMIN_URL = os.environ.get("ASSISTANTD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -31,6 +33,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def echo(request: ChatRequest) -> Any:
+    last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    return text_turn(f"You said: {last}")
+
+
+class SwitchRouter(ModelRouter):
+    """Routes every model to one backend that a test may swap (tests run one at a time)."""
+
+    def __init__(self) -> None:
+        self.backend: ModelBackend = ScriptedBackend(echo)
+        self.requested: list[str] = []
+
+    def use(self, backend: ModelBackend) -> ModelBackend:
+        self.backend = backend
+        return backend
+
+    def resolve(self, requested_model: str) -> tuple[ModelBackend, str]:
+        self.requested.append(requested_model)
+        return self.backend, requested_model
 
 
 @dataclass
@@ -42,6 +65,7 @@ class Server:
     app: Any
     keys: dict[str, str] = field(default_factory=dict)
     dialect: str = "sqlite"
+    models: SwitchRouter = field(default_factory=SwitchRouter)
 
     def client(self, project: str = "alpha", **kw: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
@@ -92,6 +116,7 @@ def _pg_database() -> tuple[str, Any]:
 def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
     """Start uvicorn in a thread; returns the Server and a stop function."""
     keys = asyncio.run(_create_keys(settings))
+    models = overrides.setdefault("model_router", SwitchRouter())
     app = create_app(settings, **overrides)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -109,7 +134,7 @@ def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
         thread.join(timeout=30)
 
     dialect = "postgresql" if settings.resolved_database_url.startswith("postgresql") else "sqlite"
-    return Server(f"http://127.0.0.1:{port}/v1", settings, app, keys, dialect), stop
+    return Server(f"http://127.0.0.1:{port}/v1", settings, app, keys, dialect, models), stop
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **kw: Any) -> Settings:
@@ -128,8 +153,18 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield srv
     finally:
         stop()
+        # Next test module may swap the backend; the default is the echo script.
+        srv.models.use(ScriptedBackend(echo))
         if drop:
             drop()
+
+
+@pytest.fixture
+def models(server: Server) -> Iterator[SwitchRouter]:
+    """The server's model router; each test starts from the echo script."""
+    server.models.use(ScriptedBackend(echo))
+    yield server.models
+    server.models.use(ScriptedBackend(echo))
 
 
 @pytest.fixture

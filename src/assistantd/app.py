@@ -17,6 +17,7 @@ from assistantd.core.handlers import install_handlers
 from assistantd.core.http import JSONResponse, RequestIdMiddleware
 from assistantd.core.settings import Settings
 from assistantd.migrations import upgrade
+from assistantd.runs.runtime import RunRuntime
 
 log = logging.getLogger("assistantd")
 
@@ -29,6 +30,27 @@ class AppContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+async def start_runs(ctx: AppContext) -> RunRuntime:
+    """Build the run machinery: model router, event bus, engine, worker."""
+    from assistantd.events.bus import MemoryEventBus
+    from assistantd.llm.router import build_model_router
+    from assistantd.runs.engine import RunEngine
+    from assistantd.runs.store import RunStore
+    from assistantd.worker.worker import RunWorker
+
+    store = RunStore(ctx.sessions)
+    models = ctx.extras.setdefault("model_router", None) or build_model_router(ctx.settings)
+    ctx.extras["model_router"] = models
+    bus = MemoryEventBus(persist=store.persist_events, load=store.load_events)
+    engine = RunEngine(store, bus, models, ctx.settings)
+    worker = RunWorker(engine, store, ctx.settings)
+    runtime = RunRuntime(settings=ctx.settings, bus=bus, worker=worker)
+    ctx.extras["runtime"] = runtime
+    if ctx.settings.worker_enabled:
+        await worker.start()
+    return runtime
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
@@ -46,9 +68,12 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
         ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
         ctx.extras.update(overrides)
         app.state.ctx = ctx
+        runtime = await start_runs(ctx)
         try:
             yield
         finally:
+            await runtime.worker.stop()
+            await ctx.extras["model_router"].aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -64,9 +89,11 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
 
     from assistantd.assistants.router import router as assistants
     from assistantd.messages.router import router as messages
+    from assistantd.runs.router import router as runs
     from assistantd.threads.router import router as threads
 
-    for router in (assistants, threads, messages):
+    # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
+    for router in (assistants, runs, threads, messages):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

@@ -1,0 +1,19 @@
+"""What the API side of runs needs from the process: the event bus and the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from assistantd.core.settings import Settings
+from assistantd.events.bus import EventBus
+
+if TYPE_CHECKING:
+    from assistantd.worker.worker import RunWorker
+
+
+@dataclass
+class RunRuntime:
+    settings: Settings
+    bus: EventBus
+    worker: RunWorker

@@ -1,0 +1,284 @@
+"""Rules and state changes for runs and run steps, on the API side.
+
+Runs execute in the worker (`worker/`, `runs/engine.py`); here they are created, read,
+modified, cancelled and given tool outputs. Every change publishes its events after commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from assistantd.assistants import service as assistants
+from assistantd.core.db import UnitOfWork
+from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
+from assistantd.core.ids import next_seq, now_seconds
+from assistantd.core.pagination import ListParams, page
+from assistantd.core.resources import public
+from assistantd.core.schemas import response_format_wire, tool_wire
+from assistantd.keys.service import Principal
+from assistantd.messages import service as messages
+from assistantd.runs.models import RunRow, RunStepRow
+from assistantd.runs.objects import ACTIVE, TERMINAL
+from assistantd.runs.objects import new_run as new_run_body
+from assistantd.runs.repository import RunRepository, RunStepRepository
+from assistantd.runs.runtime import RunRuntime
+from assistantd.runs.schemas import (
+    RunCreate,
+    RunModify,
+    RunOptions,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+    tool_choice_wire,
+)
+from assistantd.threads import service as threads
+
+FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _validate_include(include: list[str]) -> bool:
+    for value in include:
+        if value != FILE_SEARCH_CONTENT:
+            raise InvalidRequest(
+                f"Invalid value: '{value}'. Supported values are: '{FILE_SEARCH_CONTENT}'.",
+                param="include",
+            )
+    return bool(include)
+
+
+async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
+                     req: RunOptions, *, instructions_extra: str | None,
+                     include_content: bool) -> RunRow:
+    assistant = (await assistants.get_row(uow, caller, req.assistant_id)).body
+    fields = req.model_fields_set
+    instructions = req.instructions if req.instructions is not None else (assistant.get("instructions") or "")
+    if instructions_extra:
+        instructions = f"{instructions}\n\n{instructions_extra}" if instructions else instructions_extra
+    tools = [tool_wire(t) for t in req.tools] if req.tools is not None else list(assistant.get("tools", []))
+    tool_choice = tool_choice_wire(req.tool_choice)
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        names = {t["function"]["name"] for t in tools if t["type"] == "function"}
+        wanted = tool_choice["function"]["name"]
+        if wanted not in names:
+            raise InvalidRequest(
+                f"Invalid 'tool_choice': function '{wanted}' is not one of the run's tools.",
+                param="tool_choice",
+            )
+    body = new_run_body(
+        thread_id=thread_id,
+        assistant_id=req.assistant_id,
+        model=req.model or assistant["model"],
+        instructions=instructions,
+        tools=tools,
+        tool_resources={},
+        metadata=req.metadata or {},
+        temperature=req.temperature if "temperature" in fields and req.temperature is not None
+        else assistant.get("temperature", 1.0),
+        top_p=req.top_p if "top_p" in fields and req.top_p is not None else assistant.get("top_p", 1.0),
+        max_prompt_tokens=req.max_prompt_tokens,
+        max_completion_tokens=req.max_completion_tokens,
+        truncation_strategy=(req.truncation_strategy.model_dump() if req.truncation_strategy
+                             else {"type": "auto", "last_messages": None}),
+        tool_choice=tool_choice,
+        parallel_tool_calls=req.parallel_tool_calls,
+        response_format=(response_format_wire(req.response_format) if req.response_format is not None
+                         else assistant.get("response_format", "auto")),
+        expires_in=rt.settings.run_expires_seconds,
+    )
+    # Internal: what the engine needs that the wire object does not show.
+    body["_include_content"] = include_content
+    body["_project_id"] = caller.project_id
+    row = RunRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=body["created_at"],
+                 thread_id=thread_id, status="queued", active_thread_id=thread_id, body=body)
+    repo = RunRepository(uow.session)
+    try:
+        async with uow.session.begin_nested():
+            await repo.insert(row)
+    except IntegrityError:
+        # Lost the race for the thread lock to a concurrent create.
+        active = await repo.active_for_thread(thread_id)
+        raise ActiveRunConflict(
+            f"Thread {thread_id} already has an active run {active.id if active else '(just started)'}."
+        ) from None
+    return row
+
+
+def _announce(uow: UnitOfWork, rt: RunRuntime, run: dict[str, Any],
+              thread: dict[str, Any] | None = None) -> None:
+    async def go() -> None:
+        if thread is not None:
+            await rt.bus.publish(run["id"], "thread.created", thread)
+        await rt.bus.publish(run["id"], "thread.run.created", run)
+        await rt.bus.publish(run["id"], "thread.run.queued", run)
+        rt.worker.submit(run["id"])
+
+    uow.after_commit(go)
+
+
+async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str, req: RunCreate,
+                 include: list[str]) -> dict[str, Any]:
+    include_content = _validate_include(include)
+    await threads.get_row(uow, caller, thread_id)
+    active = await RunRepository(uow.session).active_for_thread(thread_id)
+    if active is not None:
+        raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active.id}.")
+    await assistants.get_row(uow, caller, req.assistant_id)
+    if req.additional_messages:
+        await messages.add_user_messages(uow, caller, thread_id, req.additional_messages)
+    row = await _build_run(uow, caller, rt, thread_id, req, instructions_extra=req.additional_instructions,
+                           include_content=include_content)
+    run = public(row.body)
+    _announce(uow, rt, run)
+    return run
+
+
+async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime,
+                                req: ThreadAndRunCreate) -> tuple[dict[str, Any], dict[str, Any]]:
+    from assistantd.threads.schemas import ThreadCreate
+
+    await assistants.get_row(uow, caller, req.assistant_id)
+    treq = req.thread or ThreadCreate()
+    if req.tool_resources is not None and treq.tool_resources is None:
+        treq = treq.model_copy(update={"tool_resources": req.tool_resources})
+    thread = await threads.create(uow, caller, treq)
+    row = await _build_run(uow, caller, rt, thread["id"], req, instructions_extra=None, include_content=False)
+    run = public(row.body)
+    _announce(uow, rt, run, thread)
+    return thread, run
+
+
+async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str) -> RunRow:
+    row = await RunRepository(uow.session).get(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    if row is None:
+        raise not_found("run", run_id)
+    return row
+
+
+async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    return public((await get_row(uow, caller, thread_id, run_id)).body)
+
+
+async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    rows, more = await RunRepository(uow.session).list_page(caller.project_id, params, RunRow.thread_id == thread_id)
+    return page([public(r.body) for r in rows], more)
+
+
+async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str,
+                 req: RunModify) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    row = await get_row(uow, caller, thread_id, run_id)
+    body = dict(row.body)
+    if "metadata" in req.model_fields_set:
+        body["metadata"] = req.metadata or {}
+    await RunRepository(uow.session).save_body(row, body)
+    return public(body)
+
+
+async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
+                 run_id: str) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    row = await get_row(uow, caller, thread_id, run_id)
+    if row.status in TERMINAL:
+        raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
+    if row.status == "cancelling":
+        return public(row.body)
+    body = dict(row.body, status="cancelling")
+    row.status = "cancelling"
+    await RunRepository(uow.session).save_body(row, body)
+    run = public(body)
+
+    async def go() -> None:
+        await rt.bus.publish(run_id, "thread.run.cancelling", run)
+        rt.worker.cancel(run_id)
+
+    uow.after_commit(go)
+    return run
+
+
+async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
+                              run_id: str, req: SubmitToolOutputs) -> dict[str, Any]:
+    await threads.get_row(uow, caller, thread_id)
+    row = await get_row(uow, caller, thread_id, run_id)
+    if row.status != "requires_action":
+        raise InvalidRequest(
+            f'Runs in status "{row.status}" do not accept tool outputs.'
+        )
+    if row.body.get("expires_at") and now_seconds() >= row.body["expires_at"]:
+        raise InvalidRequest(f"Run {run_id} has expired; its tool outputs can no longer be submitted.")
+    pending = [c["id"] for c in row.body["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    given = [o.tool_call_id for o in req.tool_outputs]
+    if sorted(given) != sorted(pending) or len(set(given)) != len(given):
+        raise InvalidRequest(f"Expected tool outputs for call_ids {pending}, got {given}")
+    outputs = {o.tool_call_id: o.output for o in req.tool_outputs}
+
+    steps = RunStepRepository(uow.session)
+    step_row = await steps.get(caller.project_id, row.body["_pending_step_id"])
+    if step_row is None:  # pragma: no cover - the engine always records it
+        raise InvalidRequest(f"Run {run_id} has no pending tool step.")
+    step = dict(step_row.body)
+    calls = []
+    for call in step["step_details"]["tool_calls"]:
+        if call["type"] == "function" and call["id"] in outputs:
+            call = {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
+        calls.append(call)
+    now = now_seconds()
+    step.update(step_details={"type": "tool_calls", "tool_calls": calls}, status="completed",
+                completed_at=now, usage=step.get("_usage") or step.get("usage"))
+    step.pop("_usage", None)
+    await steps.save_body(step_row, step)
+
+    body = dict(row.body, status="queued", required_action=None)
+    body.pop("_pending_step_id", None)
+    row.status = "queued"
+    await RunRepository(uow.session).save_body(row, body)
+    run = public(body)
+
+    async def go() -> None:
+        await rt.bus.publish(run_id, "thread.run.step.completed", step)
+        await rt.bus.publish(run_id, "thread.run.queued", run)
+        rt.worker.submit(run_id)
+
+    uow.after_commit(go)
+    return run
+
+
+def step_view(body: dict[str, Any], include_content: bool) -> dict[str, Any]:
+    """A step as the API shows it: file_search result `content` only when `include[]` asks."""
+    out = public(body)
+    details = out.get("step_details") or {}
+    if details.get("type") == "tool_calls" and not include_content:
+        calls = []
+        for call in details["tool_calls"]:
+            if call.get("type") == "file_search" and call["file_search"].get("results"):
+                results = [{k: v for k, v in r.items() if k != "content"} for r in call["file_search"]["results"]]
+                call = {**call, "file_search": {**call["file_search"], "results": results}}
+            calls.append(call)
+        out["step_details"] = {"type": "tool_calls", "tool_calls": calls}
+    return out
+
+
+async def list_steps(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, params: ListParams,
+                     include: list[str]) -> dict[str, Any]:
+    include_content = _validate_include(include)
+    await threads.get_row(uow, caller, thread_id)
+    await get_row(uow, caller, thread_id, run_id)
+    rows, more = await RunStepRepository(uow.session).list_page(caller.project_id, params, RunStepRow.run_id == run_id)
+    return page([step_view(r.body, include_content) for r in rows], more)
+
+
+async def retrieve_step(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, step_id: str,
+                        include: list[str]) -> dict[str, Any]:
+    include_content = _validate_include(include)
+    await threads.get_row(uow, caller, thread_id)
+    await get_row(uow, caller, thread_id, run_id)
+    row = await RunStepRepository(uow.session).get(caller.project_id, step_id, RunStepRow.run_id == run_id)
+    if row is None:
+        raise not_found("run step", step_id)
+    return step_view(row.body, include_content)
+
+
+def is_active(status: str) -> bool:
+    return status in ACTIVE

@@ -1,0 +1,145 @@
+"""Executes runs in the background of the process that serves the API (or on its own).
+
+A run is executed by whoever holds its lease (`runs.lease_owner`), renewed while it runs.
+A worker that dies leaves leases that stop being renewed: another worker — or the same
+one after a restart — finds them and resumes the run. Runs whose `expires_at` passed are
+expired here, whatever state they wait in. Nothing is ever left stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+
+from assistantd.core.settings import Settings
+from assistantd.runs.engine import RunEngine
+from assistantd.runs.store import RunStore
+
+log = logging.getLogger("assistantd.worker")
+
+LEASE_SECONDS = 30.0
+SWEEP_SECONDS = 1.0
+
+
+def _owner_alive(owner: str) -> bool:
+    """Is the process named by a lease still there? Only knowable for this host."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunWorker:
+    def __init__(self, engine: RunEngine, store: RunStore, settings: Settings) -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._signals: dict[str, asyncio.Event] = {}
+        self._limit = asyncio.Semaphore(settings.run_concurrency)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        await self.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        """Stop executing; runs in flight keep their (soon stale) leases and are resumed later."""
+        self._closing = True
+        if self._sweeper:
+            self._sweeper.cancel()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for run_id in list(self._tasks):
+            await self.store.release(run_id, self.owner)
+
+    def submit(self, run_id: str, steal_from: str | None = None) -> None:
+        """Execute a queued run here (if nobody else holds it)."""
+        if self._closing or run_id in self._tasks or not self.settings.worker_enabled:
+            return
+        self._signals[run_id] = asyncio.Event()
+        self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from))
+
+    def cancel(self, run_id: str) -> None:
+        """Ask the run to stop; it ends `cancelled` within a token or two."""
+        signal = self._signals.get(run_id)
+        if signal is not None:
+            signal.set()
+            return
+        # Not executing here (queued elsewhere, or waiting for tool outputs): end it now.
+        self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "cancelled"))
+
+    def executing(self) -> list[str]:
+        return list(self._tasks)
+
+    async def _execute(self, run_id: str, steal_from: str | None) -> None:
+        try:
+            async with self._limit:
+                if not await self.store.claim(run_id, self.owner, time.time(), LEASE_SECONDS, steal_from):
+                    return
+                await self.engine.execute(run_id, self._signals[run_id])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker failed on run %s", run_id)
+        finally:
+            self._tasks.pop(run_id, None)
+            self._signals.pop(run_id, None)
+
+    async def _finalize(self, run_id: str, status: str) -> None:
+        try:
+            await self.engine.finalize(run_id, status)
+        except Exception:
+            log.exception("could not end run %s as %s", run_id, status)
+        finally:
+            self._tasks.pop(run_id, None)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("run sweep failed")
+
+    async def sweep(self) -> None:
+        """Renew our leases, expire overdue runs, take over orphaned ones."""
+        now = time.time()
+        mine = [r for r in self._tasks if r in self._signals]
+        await self.store.renew(mine, self.owner, now + LEASE_SECONDS)
+        for run_id, status, owner, lease_until, expires_at in await self.store.candidates():
+            if run_id in self._tasks:
+                continue
+            if expires_at is not None and now >= expires_at:
+                self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "expired"))
+                continue
+            if status == "requires_action":
+                continue  # waiting for the client; only expiry moves it
+            dead = owner is not None and owner != self.owner and not _owner_alive(owner)
+            # Ours but not executing: a previous life of this process id (containers reuse pids).
+            orphaned = owner is None or owner == self.owner or dead or (
+                lease_until is not None and lease_until < now)
+            if not orphaned:
+                continue
+            if status == "cancelling":
+                self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "cancelled"))
+            elif status in ("queued", "in_progress"):
+                self.submit(run_id, steal_from=owner if dead else None)
