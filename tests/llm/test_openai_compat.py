@@ -101,14 +101,24 @@ async def test_request_body_maps_every_field(upstream: FakeUpstream) -> None:
         "role": "assistant",
         "content": None,
         "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+            }
         ],
     }
     assert body["messages"][3] == {"role": "tool", "content": "rainy", "tool_call_id": "call_1"}
-    assert body["tools"] == [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather in a city", "parameters": WEATHER.parameters,
-    }}]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather in a city",
+                "parameters": WEATHER.parameters,
+            },
+        }
+    ]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert body["parallel_tool_calls"] is False
     assert body["response_format"] == {"type": "json_object"}
@@ -138,13 +148,22 @@ async def test_streams_parallel_tool_calls() -> None:
         finally:
             await backend.aclose()
     started = [e for e in events if isinstance(e, ToolCallStarted)]
-    assert started == [ToolCallStarted(0, "call_a", "get_weather"), ToolCallStarted(1, "call_b", "get_weather")]
+    assert started == [
+        ToolCallStarted(0, "call_a", "get_weather"),
+        ToolCallStarted(1, "call_b", "get_weather"),
+    ]
     for index, city in ((0, "Paris"), (1, "Tokyo, Japan")):
-        fragments = [e.arguments for e in events if isinstance(e, ToolCallArgumentsDelta) and e.index == index]
+        fragments = [
+            e.arguments
+            for e in events
+            if isinstance(e, ToolCallArgumentsDelta) and e.index == index
+        ]
         assert len(fragments) > 1  # streamed, not delivered whole
         assert json.loads("".join(fragments)) == {"city": city}
     # each call is announced before its arguments
-    first_args = next(i for i, e in enumerate(events) if isinstance(e, ToolCallArgumentsDelta) and e.index == 1)
+    first_args = next(
+        i for i, e in enumerate(events) if isinstance(e, ToolCallArgumentsDelta) and e.index == 1
+    )
     assert events.index(started[1]) < first_args
     assert events[-1] == Finished("tool_calls", events[-1].usage)  # type: ignore[union-attr]
 
@@ -166,7 +185,9 @@ async def test_retries_429_and_503_then_succeeds() -> None:
 
 
 async def test_exhausted_retries_raise_rate_limited_with_upstream_message() -> None:
-    with FakeUpstream(lambda _b: FakeError(429, "quota exceeded for gpt-test", retry_after_ms=1)) as up:
+    with FakeUpstream(
+        lambda _b: FakeError(429, "quota exceeded for gpt-test", retry_after_ms=1)
+    ) as up:
         backend = OpenAICompatBackend(up.base_url, max_retries=2)
         try:
             with pytest.raises(ModelRateLimited) as info:
@@ -180,7 +201,9 @@ async def test_exhausted_retries_raise_rate_limited_with_upstream_message() -> N
 
 
 async def test_400_is_invalid_prompt_without_retry() -> None:
-    with FakeUpstream(lambda _b: FakeError(400, "This model's maximum context length is 8192")) as up:
+    with FakeUpstream(
+        lambda _b: FakeError(400, "This model's maximum context length is 8192")
+    ) as up:
         backend = OpenAICompatBackend(up.base_url, max_retries=3)
         try:
             with pytest.raises(ModelInvalidPrompt, match="maximum context length is 8192"):
@@ -207,7 +230,9 @@ async def test_unreachable_upstream_is_retried_then_reported() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    backend = OpenAICompatBackend(f"http://127.0.0.1:{port}/v1", max_retries=2, initial_backoff=0.01)
+    backend = OpenAICompatBackend(
+        f"http://127.0.0.1:{port}/v1", max_retries=2, initial_backoff=0.01
+    )
     try:
         with pytest.raises(ModelError, match=r"could not reach upstream .* \(3 attempts\)"):
             await collect(backend, ask("hi"))
@@ -242,7 +267,9 @@ async def test_estimates_usage_when_upstream_sends_none() -> None:
 
 
 async def test_non_streaming_answer_is_accepted() -> None:
-    with FakeUpstream(lambda _b: FakeReply(tool_calls=[FakeToolCall("get_weather", {"city": "Rome"})])) as up:
+    with FakeUpstream(
+        lambda _b: FakeReply(tool_calls=[FakeToolCall("get_weather", {"city": "Rome"})])
+    ) as up:
         backend = OpenAICompatBackend(up.base_url)
         try:
             # An upstream that ignores stream=true; drive the fake's non-streaming path directly.

@@ -31,10 +31,12 @@ async def collect(backend: ScriptedBackend, request: ChatRequest) -> list[ModelE
 
 
 async def test_turns_are_consumed_in_order_and_requests_recorded() -> None:
-    backend = ScriptedBackend([
-        tool_call_turn("get_weather", {"city": "Paris"}),
-        text_turn("It is sunny."),
-    ])
+    backend = ScriptedBackend(
+        [
+            tool_call_turn("get_weather", {"city": "Paris"}),
+            text_turn("It is sunny."),
+        ]
+    )
     first = await collect(backend, ask("weather?"))
     second = await collect(backend, ask("thanks"))
 

@@ -245,6 +245,7 @@ class FakeUpstream:
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Event | None = None
 
     @property
@@ -291,9 +292,12 @@ class FakeUpstream:
             self._ready.set()
         await self._stopping.wait()
         server.close()
-        # Open keep-alive connections would hold wait_closed() forever.
+        # Open keep-alive connections would hold wait_closed() forever; closing them lets
+        # each handler finish by itself (a handler cancelled mid-close logs a traceback).
         for writer in list(self._writers):
             writer.close()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
         await server.wait_closed()
 
     def stop(self) -> None:
@@ -323,6 +327,10 @@ class FakeUpstream:
             # Each SSE event must leave at once, not wait for Nagle to batch it.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._writers.add(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         self.connections += 1
         try:
             while True:
@@ -361,9 +369,16 @@ class FakeUpstream:
     ) -> None:
         path = path.split("?", 1)[0].rstrip("/")
         if method == "GET" and path in ("/v1/models", "/models"):
-            await self._send_json(writer, 200, {"object": "list", "data": [
-                {"id": "fake", "object": "model", "created": 0, "owned_by": "assistantd"}
-            ]})
+            await self._send_json(
+                writer,
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": "fake", "object": "model", "created": 0, "owned_by": "assistantd"}
+                    ],
+                },
+            )
             return
         if method != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
             await self._send_error(writer, FakeError(404, f"no route {method} {path}"))
@@ -387,17 +402,28 @@ class FakeUpstream:
         events = [_sse(c) for c in completion.chunks(include_usage)] + [_sse("[DONE]")]
         if self.token_delay <= 0 and self.first_token_delay <= 0:
             payload = b"".join(events)
-            writer.write(_head(200, {
-                "content-type": "text/event-stream",
-                "content-length": str(len(payload)),
-            }) + payload)
+            writer.write(
+                _head(
+                    200,
+                    {
+                        "content-type": "text/event-stream",
+                        "content-length": str(len(payload)),
+                    },
+                )
+                + payload
+            )
             await writer.drain()
             return
-        writer.write(_head(200, {
-            "content-type": "text/event-stream",
-            "transfer-encoding": "chunked",
-            "cache-control": "no-cache",
-        }))
+        writer.write(
+            _head(
+                200,
+                {
+                    "content-type": "text/event-stream",
+                    "transfer-encoding": "chunked",
+                    "cache-control": "no-cache",
+                },
+            )
+        )
         if self.first_token_delay > 0:
             await asyncio.sleep(self.first_token_delay)
         for i, event in enumerate(events):
@@ -415,19 +441,29 @@ class FakeUpstream:
 
     async def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
-        writer.write(_head(status, {
-            "content-type": "application/json",
-            "content-length": str(len(data)),
-        }) + data)
+        writer.write(
+            _head(
+                status,
+                {
+                    "content-type": "application/json",
+                    "content-length": str(len(data)),
+                },
+            )
+            + data
+        )
         await writer.drain()
 
     async def _send_error(self, writer: asyncio.StreamWriter, error: FakeError) -> None:
-        data = json.dumps({"error": {
-            "message": error.message,
-            "type": "invalid_request_error" if error.status < 500 else "server_error",
-            "param": None,
-            "code": None,
-        }}).encode()
+        data = json.dumps(
+            {
+                "error": {
+                    "message": error.message,
+                    "type": "invalid_request_error" if error.status < 500 else "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        ).encode()
         headers = {"content-type": "application/json", "content-length": str(len(data))}
         if error.retry_after_ms is not None:
             headers["retry-after-ms"] = str(error.retry_after_ms)
@@ -441,11 +477,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--token-delay", type=float, default=0.0,
-                        help="seconds between streamed chunks; 0 = whole answer at once")
+    parser.add_argument(
+        "--token-delay",
+        type=float,
+        default=0.0,
+        help="seconds between streamed chunks; 0 = whole answer at once",
+    )
     parser.add_argument("--first-token-delay", type=float, default=0.0)
-    parser.add_argument("--reply", default=None,
-                        help="answer every request with this text (default: echo the user)")
+    parser.add_argument(
+        "--reply", default=None, help="answer every request with this text (default: echo the user)"
+    )
     args = parser.parse_args(argv)
     reply: str | None = args.reply
     script: Script = echo if reply is None else (lambda _body: reply)

@@ -147,9 +147,13 @@ class OpenAICompatBackend(ModelBackend):
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise ModelError(f"upstream {self._url} sent a chunk that is not JSON: {data[:200]!r}") from exc
+            raise ModelError(
+                f"upstream {self._url} sent a chunk that is not JSON: {data[:200]!r}"
+            ) from exc
         if not isinstance(chunk, dict):
-            raise ModelError(f"upstream {self._url} sent a chunk that is not an object: {data[:200]!r}")
+            raise ModelError(
+                f"upstream {self._url} sent a chunk that is not an object: {data[:200]!r}"
+            )
         return chunk
 
     async def _read_json(self, response: httpx.Response) -> dict[str, Any]:

@@ -50,7 +50,9 @@ class LlamaModelEntry(_Entry):
     """`backend = "llama"`: a GGUF file run in-process by llama.cpp."""
 
     backend: Literal["llama"]
-    gguf_path: Path | None = Field(None, description="Default: `llm_gguf_path`, else the bundled model.")
+    gguf_path: Path | None = Field(
+        None, description="Default: `llm_gguf_path`, else the bundled model."
+    )
     n_ctx: int | None = None
     n_threads: int | None = None
 
@@ -82,7 +84,7 @@ def load_models_file(path: Path) -> ModelsFile:
     except ValidationError as exc:
         raise ModelsFileError(f"the models file {path} is invalid:\n{exc}") from exc
     if not parsed.models:
-        raise ModelsFileError(f"the models file {path} has no [models.\"<name>\"] entries")
+        raise ModelsFileError(f'the models file {path} has no [models."<name>"] entries')
     return parsed
 
 
@@ -155,7 +157,9 @@ def _llama_route(gguf_path: Path | None, n_ctx: int, n_threads: int | None) -> _
     return _Route(backend_key=("llama", resolved, n_ctx, n_threads), factory=build, model=None)
 
 
-def _route_for_entry(name: str, entry: OpenAIModelEntry | LlamaModelEntry, settings: Settings, path: Path) -> _Route:
+def _route_for_entry(
+    name: str, entry: OpenAIModelEntry | LlamaModelEntry, settings: Settings, path: Path
+) -> _Route:
     if isinstance(entry, LlamaModelEntry):
         return _llama_route(
             entry.gguf_path or settings.llm_gguf_path,
@@ -196,7 +200,9 @@ def build_model_router(settings: Settings) -> ModelRouter:
     if settings.llm_models_file:
         path = settings.llm_models_file
         models = load_models_file(path).models
-        routes = {name: _route_for_entry(name, entry, settings, path) for name, entry in models.items()}
+        routes = {
+            name: _route_for_entry(name, entry, settings, path) for name, entry in models.items()
+        }
         return ConfiguredModelRouter(routes, source=f"the models file {path}")
     route = _llama_route(settings.llm_gguf_path, settings.llm_context_size, settings.llm_threads)
     return ConfiguredModelRouter({DEFAULT_MODEL_KEY: route}, source="the embedded model")

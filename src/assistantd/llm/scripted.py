@@ -53,7 +53,9 @@ def tool_call_turn(
         events.append(ToolCallStarted(index, new_tool_call_id(), call_name))
         # Two fragments, so consumers exercise their argument accumulation.
         half = len(text) // 2
-        events += [ToolCallArgumentsDelta(index, part) for part in (text[:half], text[half:]) if part]
+        events += [
+            ToolCallArgumentsDelta(index, part) for part in (text[:half], text[half:]) if part
+        ]
     return events
 
 
@@ -65,9 +67,7 @@ class ScriptedBackend(ModelBackend):
     before each event, so a test can cancel a run mid-generation.
     """
 
-    def __init__(
-        self, script: Script, *, delay: float = 0.0, context_window: int = 8192
-    ) -> None:
+    def __init__(self, script: Script, *, delay: float = 0.0, context_window: int = 8192) -> None:
         self._script = script
         self._next_turn = 0
         self.delay = delay
