@@ -128,11 +128,18 @@ def schema_grammar(schema: dict[str, Any]) -> str:
     from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
     try:
-        return str(json_schema_to_gbnf(json.dumps(schema)))
+        gbnf = str(json_schema_to_gbnf(json.dumps(schema)))
     except Exception:
         # A schema feature the converter does not know: any JSON object is better than
         # failing the run; the run engine still sees the arguments and may reject them.
         return str(JSON_GBNF)
+    # The converter lets string characters include raw control characters (a newline in a
+    # string value), which strict JSON parsers reject; exclude them as JSON does.
+    return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 
 
 def json_object_grammar() -> str:
