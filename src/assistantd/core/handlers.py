@@ -30,6 +30,9 @@ _TYPE_NAMES = {
 }
 
 
+_BRANCH_LABELS = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
+
+
 def format_loc(loc: Sequence[str | int], body: Any = None) -> str | None:
     """`("body", "tools", 0, "function", "function", "name")` → `tools[0].function.name`.
 
@@ -41,19 +44,17 @@ def format_loc(loc: Sequence[str | int], body: Any = None) -> str | None:
         parts = parts[1:]
     out = ""
     node = body
-    tagged: int | None = None
-    for p in parts:
+    for i, p in enumerate(parts):
         if isinstance(p, int):
             out += f"[{p}]"
             node = node[p] if isinstance(node, list) and -len(node) <= p < len(node) else None
             continue
-        if p.startswith(("function-after[", "function-before[", "function-wrap[", "tagged-union[")):
-            continue
-        if isinstance(node, dict) and node.get("type") == p and tagged != id(node):
-            tagged = id(node)  # the union's tag comes first, once, before the real keys
-            continue
-        if p in ("str", "list[tagged-union[TextPart,ImageFilePart,ImageURLPart]]"):
-            continue
+        is_key = isinstance(node, dict) and p in node
+        nxt = parts[i + 1] if i + 1 < len(parts) else None
+        if isinstance(node, dict) and node.get("type") == p and (not is_key or nxt == p):
+            continue  # a tagged union's tag, placed before the real keys
+        if not is_key and ("[" in p or p in _BRANCH_LABELS or p[:1].isupper()):
+            continue  # a union branch's label, not a parameter
         out += ("." if out else "") + p
         node = node.get(p) if isinstance(node, dict) else None
     return out or None

@@ -128,7 +128,7 @@ class RunEngine:
         loop.cancel()
         try:
             await loop
-        except (asyncio.CancelledError, Exception):  # noqa: S110 - the loop's own end no longer matters
+        except (asyncio.CancelledError, Exception):
             pass
         await self._end(ex, "cancelled" if cancel.is_set() else "expired")
 
@@ -227,6 +227,12 @@ class RunEngine:
                          used_completion + finished.usage.completion_tokens]
         step_usage = usage_dict(finished.usage.prompt_tokens, finished.usage.completion_tokens)
 
+        if calls and finished.reason == "length":
+            # Arguments cut off mid-JSON cannot be handed to the client as a call.
+            if run.get("max_completion_tokens") and run["_usage"][1] >= run["max_completion_tokens"]:
+                raise RunOutcome("incomplete", incomplete_details={"reason": "max_completion_tokens"})
+            raise ModelError("The model's output was cut off in the middle of a tool call "
+                             "(finish_reason 'length'); its arguments are incomplete.")
         if calls:
             return await self._tool_calls_done(ex, calls, step_usage)
 
