@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     run_max_steps: int = Field(25, description="Most model calls (tool rounds) one run may make before it fails.")
     run_concurrency: int = Field(64, description="Runs executed at once by one worker process.")
     poll_after_ms: int = Field(25, description="`openai-poll-after-ms` sent on run responses, for the SDK poll helpers.")
+    stream_keepalive_seconds: float = Field(
+        15.0, description="A `: ping` comment is sent on a stream silent this long, so proxies keep it open."
+    )
     worker_enabled: bool = Field(
         True, description="Execute runs in the `serve` process; false = API only (run `assistantd worker` apart)."
     )

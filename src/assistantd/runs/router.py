@@ -51,7 +51,7 @@ async def create_thread_and_run(body: ThreadAndRunCreate, uow: UoW, caller: Call
     thread, run = await service.create_thread_and_run(uow, caller, rt, body)
     if body.stream:
         await uow.commit()
-        return sse_response(frames(rt.bus, run["id"], 0))
+        return sse_response(frames(rt.bus, run["id"], 0, keepalive=rt.settings.stream_keepalive_seconds))
     return run_response(rt, run)
 
 
@@ -62,7 +62,7 @@ async def create_run(thread_id: str, body: RunCreate, uow: UoW, caller: Caller, 
     run = await service.create(uow, caller, rt, thread_id, body, include)
     if body.stream:
         await uow.commit()
-        return sse_response(frames(rt.bus, run["id"], 0))
+        return sse_response(frames(rt.bus, run["id"], 0, keepalive=rt.settings.stream_keepalive_seconds))
     return run_response(rt, run)
 
 
@@ -100,7 +100,7 @@ async def submit_tool_outputs(thread_id: str, run_id: str, body: SubmitToolOutpu
     run = await service.submit_tool_outputs(uow, caller, rt, thread_id, run_id, body)
     if body.stream:
         await uow.commit()
-        return sse_response(frames(rt.bus, run_id, start))
+        return sse_response(frames(rt.bus, run_id, start, keepalive=rt.settings.stream_keepalive_seconds))
     return run_response(rt, run)
 
 
@@ -133,4 +133,4 @@ async def run_events(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: 
         except ValueError:
             raise InvalidRequest(f"Invalid 'Last-Event-ID': {last_event_id!r}; expected an event id.") from None
     await uow.commit()
-    return sse_response(frames(rt.bus, run_id, start))
+    return sse_response(frames(rt.bus, run_id, start, keepalive=rt.settings.stream_keepalive_seconds))
