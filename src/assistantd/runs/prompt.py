@@ -37,6 +37,8 @@ def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, A
     out: list[ChatMessage] = []
     for step in steps:
         details = step["step_details"]
+        if step["status"] in ("failed", "cancelled", "expired"):
+            continue  # interrupted work (e.g. a crash mid-message) is not part of the story
         if details["type"] == "message_creation":
             msg = messages_by_id.get(details["message_creation"]["message_id"])
             if msg is not None:
