@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 from typing import Any
 
 import httpx
@@ -12,7 +12,7 @@ import pytest
 from openai import AssistantEventHandler, AsyncAssistantEventHandler
 from typing_extensions import override
 
-from assistantd.llm.base import ModelError
+from assistantd.llm.base import ModelError, TextDelta
 from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
 from tests.conftest import Server, SwitchRouter, make_settings, start_server
 
@@ -302,7 +302,7 @@ def test_events_replay_with_last_event_id(server: Server, models: SwitchRouter) 
     with httpx.stream("GET", f"{server.base_url}/threads/{t}/runs/{run_id}/events",
                       headers=dict(auth(server), **{"Last-Event-ID": "8"})) as r:
         rest = read_sse(r)
-    assert [f[2] for f in rest][0] == "9" and names(rest) == names(original)[8:]
+    assert rest[0][2] == "9" and names(rest) == names(original)[8:]
 
 
 def test_events_replay_follows_a_live_run(server: Server, models: SwitchRouter) -> None:
@@ -338,16 +338,31 @@ def test_keepalive_pings_while_model_is_silent(tmp_path: Any) -> None:
 
 
 def test_token_forwarded_as_produced(server: Server, models: SwitchRouter) -> None:
-    """Each fragment arrives on its own, spaced like the model produced it (no batching)."""
-    models.use(ScriptedBackend([text_turn("a b c d e f")], delay=0.15))
+    """Each fragment reaches the client before the model produces the next one (no batching).
+
+    The backend emits a token only when the test allows it, and the test allows the next one
+    only after it has read the previous delta off the wire: any buffering deadlocks, and the
+    read timeout turns that into a failure.
+    """
+    import asyncio
+
+    allow = threading.Semaphore(0)
+
+    class Gated(ScriptedBackend):
+        async def stream(self, request: Any) -> Any:  # type: ignore[override]
+            async for event in super().stream(request):
+                if isinstance(event, TextDelta):
+                    await asyncio.to_thread(allow.acquire, True, 10)
+                yield event
+
+    models.use(Gated([text_turn("a b c d e f")]))
     a, t = make(server)
-    arrivals: list[float] = []
+    seen = 0
     with httpx.stream("POST", f"{server.base_url}/threads/{t}/runs", headers=auth(server),
-                      json={"assistant_id": a, "stream": True}) as r:
+                      json={"assistant_id": a, "stream": True}, timeout=httpx.Timeout(5.0)) as r:
+        allow.release()
         for line in r.iter_lines():
             if line == "event: thread.message.delta":
-                arrivals.append(time.monotonic())
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    assert len(arrivals) == 6
-    # Batched delivery would show near-zero gaps; forwarded tokens keep the model's spacing.
-    assert min(gaps) > 0.05
+                seen += 1
+                allow.release()
+    assert seen == 6

@@ -26,11 +26,15 @@ class RunStore:
             return await s.get(RunRow, run_id)
 
     async def save_run(self, run: dict[str, Any]) -> None:
-        """Write the run body; a terminal status releases the thread lock and the lease."""
+        """Write the run body. A terminal status releases the thread lock and the lease; a
+        pause (`requires_action`) releases the lease, in the same write, so whichever
+        process receives the tool outputs can take the run at once."""
         status = run["status"]
         values: dict[str, Any] = {"status": status, "body": run}
         if status in TERMINAL:
             values.update(active_thread_id=None, lease_owner=None, lease_expires_at=None)
+        elif status == "requires_action":
+            values.update(lease_owner=None, lease_expires_at=None)
         async with self.sessions() as s:
             await s.execute(update(RunRow).where(RunRow.id == run["id"]).values(**values))
             await s.commit()

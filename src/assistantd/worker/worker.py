@@ -82,8 +82,9 @@ class RunWorker:
         if signal is not None:
             signal.set()
             return
-        # Not executing here (queued elsewhere, or waiting for tool outputs): end it now.
-        self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "cancelled"))
+        # Not executing here: waiting for tool outputs, queued, or running in another
+        # process (whose sweep sees `cancelling` in the database and stops it).
+        self._tasks[run_id] = asyncio.create_task(self._finalize_unless_leased(run_id, "cancelled"))
 
     def executing(self) -> list[str]:
         return list(self._tasks)
@@ -99,8 +100,21 @@ class RunWorker:
         except Exception:
             log.exception("worker failed on run %s", run_id)
         finally:
+            # A paused or ended run's lease was released with its status (RunStore.save_run).
             self._tasks.pop(run_id, None)
             self._signals.pop(run_id, None)
+
+    async def _finalize_unless_leased(self, run_id: str, status: str) -> None:
+        try:
+            row = await self.store.load_run(run_id)
+            if (row is not None and row.lease_owner not in (None, self.owner)
+                    and (row.lease_expires_at or 0) > time.time() and _owner_alive(row.lease_owner)):
+                return
+            await self.engine.finalize(run_id, status)
+        except Exception:
+            log.exception("could not end run %s as %s", run_id, status)
+        finally:
+            self._tasks.pop(run_id, None)
 
     async def _finalize(self, run_id: str, status: str) -> None:
         try:
@@ -126,6 +140,8 @@ class RunWorker:
         mine = [r for r in self._tasks if r in self._signals]
         await self.store.renew(mine, self.owner, now + LEASE_SECONDS)
         for run_id, status, owner, lease_until, expires_at in await self.store.candidates():
+            if run_id in self._signals and status == "cancelling":
+                self._signals[run_id].set()  # cancelled through another process
             if run_id in self._tasks:
                 continue
             if expires_at is not None and now >= expires_at:
