@@ -22,7 +22,13 @@ from __future__ import annotations
 
 import io
 import random
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @dataclass(frozen=True)
@@ -296,3 +302,40 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     )
     return out.getvalue()
+
+
+@asynccontextmanager
+async def scratch_engine(postgres_url: str | None) -> AsyncIterator[AsyncEngine]:
+    """An engine on a throwaway database: a temp SQLite file, or a fresh schema of the
+    given PostgreSQL database (dropped afterwards), with the retrieval tables created."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from assistantd.retrieval.tables import metadata
+
+    if postgres_url is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = create_async_engine(f"sqlite+aiosqlite:///{tmp}/bench.db")
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+            try:
+                yield engine
+            finally:
+                await engine.dispose()
+        return
+    schema = f"retrieval_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(postgres_url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_async_engine(
+        postgres_url, connect_args={"server_settings": {"search_path": schema}}
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()

@@ -2,7 +2,7 @@
 
 Builds the synthetic corpus of `retrieval_corpus.py` (no downloads), ingests it with the
 real all-MiniLM-L6-v2 embedder into a temporary SQLite database (``--postgres URL`` to
-use PostgreSQL instead), asks every question in four ways and prints a table:
+use a throwaway schema of that PostgreSQL database instead), asks every question in four ways and prints a table:
 
 - keyword: database full-text rank only (FTS5 bm25 / ts_rank_cd);
 - vector: exact cosine similarity only;
@@ -23,15 +23,14 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from retrieval_corpus import build_corpus
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from retrieval_corpus import Document, Question, build_corpus, scratch_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistantd.retrieval import (
     ChunkIndex,
@@ -40,7 +39,6 @@ from assistantd.retrieval import (
     MiniLMEmbedder,
     prepare_file,
 )
-from assistantd.retrieval.tables import metadata
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -70,11 +68,13 @@ def summarise(ranks: list[int | None]) -> dict[str, float]:
 
 async def run(url: str | None) -> dict[str, Any]:
     docs, questions = build_corpus()
-    tmp = tempfile.TemporaryDirectory()
-    engine: AsyncEngine = create_async_engine(url or f"sqlite+aiosqlite:///{tmp.name}/eval.db")
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.run_sync(metadata.create_all)
+    async with scratch_engine(url) as engine:
+        return await _run(engine, docs, questions, url is not None)
+
+
+async def _run(
+    engine: AsyncEngine, docs: list[Document], questions: list[Question], postgres: bool
+) -> dict[str, Any]:
     embedder = MiniLMEmbedder()
     index = ChunkIndex()
     searcher = HybridSearcher(index, embedder)
@@ -108,8 +108,6 @@ async def run(url: str | None) -> dict[str, Any]:
             ranks[name].append(rank)
             row[name] = rank
         per_question.append(row)
-    await engine.dispose()
-    tmp.cleanup()
 
     families = sorted({q.family for q in questions})
     table = {name: summarise(r) for name, r in ranks.items()}
@@ -124,7 +122,7 @@ async def run(url: str | None) -> dict[str, Any]:
     }
     return {
         "corpus": {"documents": len(docs), "chunks": chunks, "questions": len(questions)},
-        "database": "postgresql" if url else "sqlite",
+        "database": "postgresql" if postgres else "sqlite",
         "embedder": embedder.model_id,
         "ingest_seconds": round(ingest_s, 2),
         "overall": table,
@@ -185,9 +183,10 @@ def main() -> None:
     report = asyncio.run(run(args.postgres))
     print_table(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "retrieval_eval.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, RESULTS / "retrieval_eval.png")
-    print(f"\nwrote {RESULTS / 'retrieval_eval.json'} and {RESULTS / 'retrieval_eval.png'}")
+    stem = "retrieval_eval_postgres" if args.postgres else "retrieval_eval"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, RESULTS / f"{stem}.png")
+    print(f"\nwrote {RESULTS / stem}.json and .png")
 
 
 if __name__ == "__main__":

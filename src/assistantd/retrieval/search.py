@@ -31,6 +31,7 @@ queries of the same store, which is what a threshold needs.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections import Counter
@@ -42,7 +43,7 @@ import numpy as np
 
 from .embed import Embedder
 from .filters import Filter, matches, parse_filter
-from .index import ChunkIndex, Conn, _connect
+from .index import ChunkIndex, Conn, StoredChunk, _connect
 
 Ranker = Literal["none", "auto", "default-2024-11-15", "default_2024_08_21"]
 SearchMode = Literal["hybrid", "vector", "keyword"]
@@ -60,6 +61,7 @@ _STOP_WORDS = frozenset(
     would wouldn't you your yours yourself yourselves s t d ll m re ve y
     tell know find show give please explain describe need want get got us does""".split()
 )
+_WORD_TAIL = r"[^\W_]*"
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
@@ -174,34 +176,36 @@ class HybridSearcher:
                     for file_id, attrs in m.attributes.items()
                     if matches(flt, attrs)
                 }
-            vector_lists: list[list[tuple[int, float]]] = []
+            # The vector scan (numpy, in a thread) and the keyword queries (database) overlap.
+            vector_task = (
+                asyncio.create_task(
+                    asyncio.to_thread(self._vector_lists, matrices, qvecs, pool, allowed)
+                )
+                if mode != "keyword"
+                else None
+            )
             keyword_lists: list[list[tuple[int, float]]] = []
-            if mode != "keyword":
-                per_store = [
-                    await self.index.vector_candidates(m, qvecs, pool, allowed) for m in matrices
-                ]
-                for qi in range(len(queries)):
-                    merged = [hit for store in per_store for hit in store[qi]]
-                    merged.sort(key=lambda h: -h[1])
-                    vector_lists.append(merged[:pool])
-            if mode != "vector":
-                for q in queries:
-                    keyword_lists.append(
-                        await self.index.keyword_candidates(
-                            c, vector_store_ids, query_terms(q), pool, allowed
+            try:
+                if mode != "vector":
+                    for q in queries:
+                        keyword_lists.append(
+                            await self.index.keyword_candidates(
+                                c, vector_store_ids, query_terms(q), pool, allowed
+                            )
                         )
-                    )
+            finally:
+                vector_lists = await vector_task if vector_task is not None else []
             best_possible = (len(vector_lists) + len(keyword_lists)) / (RRF_K + 1)
+            found: dict[int, StoredChunk] = {}
             if mode != "hybrid":
                 fused = _rrf(vector_lists + keyword_lists, None)
                 order = sorted(fused, key=lambda i: -fused[i])
                 scored = [(i, fused[i] / best_possible) for i in order]
             else:
                 pool_ids = {i for ranked in vector_lists + keyword_lists for i, _ in ranked}
-                texts = {
-                    i: ch.text
-                    for i, ch in (await self.index.fetch_chunks(c, list(pool_ids))).items()
-                }
+                # One read serves coverage, reranking and the final hits.
+                found = await self.index.fetch_chunks(c, list(pool_ids))
+                texts = {i: ch.text for i, ch in found.items()}
                 evidence = _Evidence(queries, qvecs, matrices, texts)
                 fused = _rrf(vector_lists, None)
                 for qi, ranked in enumerate(keyword_lists):
@@ -217,7 +221,8 @@ class HybridSearcher:
                         key=lambda p: -(p[1] + 0.15 * fused[p[0]] / best_possible),
                     )
             kept = [(i, s) for i, s in scored if s >= score_threshold][:max_num_results]
-            found = await self.index.fetch_chunks(c, [i for i, _ in kept])
+            if not found:
+                found = await self.index.fetch_chunks(c, [i for i, _ in kept])
         hits = [
             SearchHit(
                 vector_store_id=ch.vector_store_id,
@@ -233,6 +238,22 @@ class HybridSearcher:
             if (ch := found.get(i)) is not None
         ]
         return SearchResult(queries, hits)
+
+    def _vector_lists(
+        self,
+        matrices: Sequence[Any],
+        qvecs: np.ndarray[Any, Any],
+        pool: int,
+        allowed: set[str] | None,
+    ) -> list[list[tuple[int, float]]]:
+        """Per query, the top `pool` chunks by cosine across all the stores' matrices."""
+        per_store = [self.index.vector_candidates(m, qvecs, pool, allowed) for m in matrices]
+        lists = []
+        for qi in range(len(qvecs)):
+            merged = [hit for store in per_store for hit in store[qi]]
+            merged.sort(key=lambda h: -h[1])
+            lists.append(merged[:pool])
+        return lists
 
 
 def _rrf(
@@ -257,23 +278,35 @@ class _Evidence:
         matrices: Sequence[Any],
         texts: dict[int, str],
     ) -> None:
-        doc_terms = {i: {_stem(w) for w in _WORD.findall(t.lower())} for i, t in texts.items()}
-        # Document frequency within the candidate pool: words every candidate shares
-        # ("policy" in a policy corpus) say little; rare ones (a product codename) say a lot.
-        df: Counter[str] = Counter()
-        for terms in doc_terms.values():
-            df.update(terms)
         n = max(1, len(texts))
         self.coverage: list[dict[int, float]] = []
         for q in queries:
-            q_terms = {_stem(t) for t in query_terms(q)}
-            weights = {t: math.log(1 + n / (1 + df[t])) + 0.1 for t in q_terms}
-            total = sum(weights.values()) or 1.0
+            stems = sorted({_stem(t) for t in query_terms(q)})
+            if not stems:
+                self.coverage.append({})
+                continue
+            # One C-level regex scan per text instead of tokenising and stemming every word:
+            # a stem matches a word that starts with it ("refund" → "refunds", "refundable");
+            # stems of three characters or fewer must match a whole word ("x2" ≠ "x20").
+            pattern = re.compile(
+                "|".join(
+                    rf"\b(?P<t{k}>{re.escape(stem)}{_WORD_TAIL if len(stem) > 3 else ''})\b"
+                    for k, stem in enumerate(stems)
+                )
+            )
+            present = {
+                i: {int(m.lastgroup[1:]) for m in pattern.finditer(t.lower()) if m.lastgroup}
+                for i, t in texts.items()
+            }
+            # Document frequency within the candidate pool: a word every candidate shares
+            # says little; a rare one (a product codename) says a lot.
+            df: Counter[int] = Counter()
+            for found in present.values():
+                df.update(found)
+            weights = [math.log(1 + n / (1 + df[k])) + 0.1 for k in range(len(stems))]
+            total = sum(weights)
             self.coverage.append(
-                {
-                    i: sum(w for t, w in weights.items() if t in terms) / total
-                    for i, terms in doc_terms.items()
-                }
+                {i: sum(weights[k] for k in found) / total for i, found in present.items()}
             )
         self.cosine: list[dict[int, float]] = [{} for _ in queries]
         for i in texts:
