@@ -69,9 +69,13 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
         ctx.extras.update(overrides)
         app.state.ctx = ctx
         runtime = await start_runs(ctx)
+        from assistantd.vector_stores.ingest import start_ingestion
+
+        stores = await start_ingestion(ctx)
         try:
             yield
         finally:
+            await stores.aclose()
             await runtime.worker.stop()
             await ctx.extras["model_router"].aclose()
             await engine.dispose()
@@ -88,12 +92,14 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
     app.add_middleware(RequestIdMiddleware)
 
     from assistantd.assistants.router import router as assistants
+    from assistantd.files.router import router as files
     from assistantd.messages.router import router as messages
     from assistantd.runs.router import router as runs
     from assistantd.threads.router import router as threads
+    from assistantd.vector_stores.router import router as vector_stores
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
-    for router in (assistants, runs, threads, messages):
+    for router in (assistants, runs, threads, messages, files, vector_stores):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

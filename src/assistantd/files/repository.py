@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, or_, select
+
+from assistantd.core.ids import now_seconds
+from assistantd.core.repository import Repository
+from assistantd.files.models import FileRow
+
+
+def live(now: int | None = None) -> ColumnElement[bool]:
+    """Files whose `expires_at` has not passed: expired files behave as deleted."""
+    t = now_seconds() if now is None else now
+    return or_(FileRow.expires_at.is_(None), FileRow.expires_at > t)
+
+
+class FileRepository(Repository[FileRow]):
+    model = FileRow
+
+    async def get_live(self, project_id: str, file_id: str) -> FileRow | None:
+        return await self.get(project_id, file_id, live())
+
+    async def get_many(self, project_id: str, file_ids: Sequence[str]) -> dict[str, FileRow]:
+        """The live files among `file_ids`, by id (unknown or expired ids are absent)."""
+        if not file_ids:
+            return {}
+        stmt = select(FileRow).where(
+            FileRow.project_id == project_id, FileRow.id.in_(list(set(file_ids))), live()
+        )
+        return {row.id: row for row in (await self.session.execute(stmt)).scalars()}
+
+    async def expired(self, limit: int) -> Sequence[FileRow]:
+        """Files past their `expires_at`, oldest expiry first, for the sweep to delete."""
+        stmt = (
+            select(FileRow)
+            .where(FileRow.expires_at.is_not(None), FileRow.expires_at <= now_seconds())
+            .order_by(FileRow.expires_at)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import FileResponse
+
+from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.core.http import JSONResponse
+from assistantd.core.pagination import ListParams, file_list_params
+from assistantd.core.settings import Settings
+from assistantd.files import service, storage
+from assistantd.files.multipart import receive_upload
+from assistantd.vector_stores.runtime import VectorStoreRuntime, vector_store_runtime
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+
+def settings(request: Request) -> Settings:
+    s: Settings = request.app.state.ctx.settings
+    return s
+
+
+AppSettings = Annotated[Settings, Depends(settings)]
+Stores = Annotated[VectorStoreRuntime, Depends(vector_store_runtime)]
+
+
+@router.post("")
+async def upload_file(request: Request, uow: UoW, caller: Caller, cfg: AppSettings) -> JSONResponse:
+    part = storage.new_part_path(cfg.data_dir, caller.project_id)
+    upload = await receive_upload(request.headers.get("content-type"), request.stream(), part,
+                                  cfg.max_upload_bytes)
+    return JSONResponse(await service.create_from_upload(uow, caller.project_id, cfg.data_dir, upload))
+
+
+@router.get("")
+async def list_files(uow: UoW, caller: Caller, params: Annotated[ListParams, Depends(file_list_params)],
+                     purpose: Annotated[str | None, Query()] = None) -> JSONResponse:
+    return JSONResponse(await service.list_files(uow, caller.project_id, params, purpose))
+
+
+@router.get("/{file_id}")
+async def retrieve_file(file_id: str, uow: UoW, caller: Caller) -> JSONResponse:
+    check_id(file_id, "file-", "file_id")
+    return JSONResponse(await service.get_file(uow, caller.project_id, file_id))
+
+
+@router.delete("/{file_id}")
+async def delete_file(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings, rt: Stores) -> JSONResponse:
+    check_id(file_id, "file-", "file_id")
+    return JSONResponse(await service.delete_file(uow, rt, cfg.data_dir, caller.project_id, file_id))
+
+
+@router.get("/{file_id}/content")
+async def file_content(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings) -> Any:
+    check_id(file_id, "file-", "file_id")
+    path, filename = await service.content_path(uow, cfg.data_dir, caller.project_id, file_id)
+    return FileResponse(path, media_type="application/octet-stream", filename=filename)

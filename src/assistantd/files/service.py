@@ -1,0 +1,173 @@
+"""Rules and state changes for files; also the functions other packages call.
+
+Other code stores and reads files through `create_file_from_bytes`, `get_file`,
+`read_file_bytes` and `delete_file` (the code interpreter writes its outputs with
+purpose `assistants_output`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.core.db import UnitOfWork
+from assistantd.core.errors import InvalidRequest, not_found
+from assistantd.core.ids import new_id, next_seq, now_seconds
+from assistantd.core.pagination import ListParams, page
+from assistantd.core.resources import public
+from assistantd.files import storage
+from assistantd.files.models import FileRow
+from assistantd.files.multipart import ReceivedUpload
+from assistantd.files.repository import FileRepository, live
+from assistantd.files.schemas import (
+    OUTPUT_PURPOSES,
+    UPLOAD_PURPOSES,
+    clean_filename,
+    parse_upload_form,
+)
+
+if TYPE_CHECKING:
+    from assistantd.vector_stores.runtime import VectorStoreRuntime
+
+SessionLike = AsyncSession | UnitOfWork
+
+
+def _session(s: SessionLike) -> AsyncSession:
+    return s.session if isinstance(s, UnitOfWork) else s
+
+
+def new_file_id() -> str:
+    """`file-` and 24 alphanumerics, as OpenAI's file ids."""
+    return new_id("file-", 24)
+
+
+def _body(file_id: str, filename: str, size: int, purpose: str, created: int,
+          expires_at: int | None) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": created,
+        "filename": filename,
+        "purpose": purpose,
+        # Files need no processing here: the SDK's wait_for_processing returns at once.
+        "status": "processed",
+        "status_details": None,
+        "expires_at": expires_at,
+    }
+
+
+async def _insert(session: AsyncSession, project_id: str, body: dict[str, Any]) -> None:
+    row = FileRow(id=body["id"], project_id=project_id, seq=next_seq(), created_at=body["created_at"],
+                  body=body, purpose=body["purpose"], expires_at=body["expires_at"])
+    await FileRepository(session).insert(row)
+
+
+async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
+                             upload: ReceivedUpload) -> dict[str, Any]:
+    """Register a streamed upload; its temp file is renamed into place or removed."""
+    try:
+        form = parse_upload_form(upload.fields)
+        if upload.part_path is None:
+            raise InvalidRequest("Missing required parameter: 'file'.", param="file")
+        created = now_seconds()
+        file_id = new_file_id()
+        expires = created + form.expires_after_seconds if form.expires_after_seconds else None
+        body = _body(file_id, clean_filename(upload.filename), upload.size, form.purpose, created, expires)
+        # Bytes first, row second: a visible row always has its bytes. If the commit then
+        # fails, the orphan bytes are removed below or, after a crash, never referenced.
+        final = storage.file_path(data_dir, project_id, file_id)
+        await asyncio.to_thread(storage.commit_part, upload.part_path, final)
+        try:
+            await _insert(uow.session, project_id, body)
+        except BaseException:
+            await asyncio.to_thread(storage.remove, final)
+            raise
+        return public(body)
+    finally:
+        if upload.part_path is not None:
+            upload.part_path.unlink(missing_ok=True)
+
+
+async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: str, filename: str,
+                                 data: bytes, purpose: str) -> dict[str, Any]:
+    """Store `data` as a new file of the project (e.g. a code interpreter output).
+
+    `purpose` is one of the upload purposes or `assistants_output`. The caller's
+    transaction owns the row; the bytes are on disk before this returns.
+    """
+    if purpose not in UPLOAD_PURPOSES + OUTPUT_PURPOSES:
+        raise ValueError(f"unknown file purpose {purpose!r}")
+    file_id = new_file_id()
+    body = _body(file_id, clean_filename(filename), len(data), purpose, now_seconds(), None)
+    final = await asyncio.to_thread(storage.write_atomic, data_dir, project_id, file_id, data)
+    try:
+        await _insert(_session(uow), project_id, body)
+    except BaseException:
+        await asyncio.to_thread(storage.remove, final)
+        raise
+    return public(body)
+
+
+async def get_row(s: SessionLike, project_id: str, file_id: str) -> FileRow:
+    row = await FileRepository(_session(s)).get_live(project_id, file_id)
+    if row is None:
+        raise not_found("file", file_id)
+    return row
+
+
+async def get_file(s: SessionLike, project_id: str, file_id: str) -> dict[str, Any]:
+    """The File object; `NotFound` (404) when unknown, another project's, or expired."""
+    return public((await get_row(s, project_id, file_id)).body)
+
+
+async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> bytes:
+    """A file's content; `NotFound` (404) as `get_file`."""
+    await get_row(s, project_id, file_id)
+    path = storage.file_path(data_dir, project_id, file_id)
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        raise not_found("file", file_id) from None
+
+
+async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> tuple[Path, str]:
+    """Where a file's bytes are, and its filename (for streaming the download)."""
+    row = await get_row(s, project_id, file_id)
+    path = storage.file_path(data_dir, project_id, file_id)
+    if not path.is_file():
+        raise not_found("file", file_id)
+    return path, str(row.body["filename"])
+
+
+async def list_files(s: SessionLike, project_id: str, params: ListParams,
+                     purpose: str | None) -> dict[str, Any]:
+    where = [live()]
+    if purpose:
+        where.append(FileRow.purpose == purpose)
+    rows, more = await FileRepository(_session(s)).list_page(project_id, params, *where)
+    return page([public(r.body) for r in rows], more)
+
+
+async def delete_file(uow: UnitOfWork, rt: VectorStoreRuntime, data_dir: Path, project_id: str,
+                      file_id: str, *, include_expired: bool = False) -> dict[str, Any]:
+    """Delete a file: detach it from every vector store, drop the row, then the bytes.
+
+    The bytes go only after the commit, so a rolled-back delete loses nothing. An expired
+    file is already gone for clients (404); the expiry sweep passes `include_expired`.
+    """
+    # Imported here: vector_stores depends on files (it reads their bytes), not the reverse.
+    from assistantd.vector_stores.service import detach_file_everywhere
+
+    repo = FileRepository(uow.session)
+    row = await (repo.get(project_id, file_id) if include_expired else repo.get_live(project_id, file_id))
+    if row is None:
+        raise not_found("file", file_id)
+    await detach_file_everywhere(rt, uow, project_id, file_id)
+    await FileRepository(uow.session).delete(row)
+    path = storage.file_path(data_dir, project_id, file_id)
+    uow.after_commit(lambda: asyncio.to_thread(storage.remove, path))
+    return {"id": file_id, "object": "file", "deleted": True}
