@@ -4,6 +4,7 @@ files and batches, failures, expiry, isolation; the real MiniLM embedder through
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -14,10 +15,12 @@ import pytest
 from sqlalchemy import inspect, update
 
 from assistantd.core.db import UnitOfWork, create_engine, session_maker
+from assistantd.files.models import FileRow
+from assistantd.files.storage import project_dir
 from assistantd.retrieval.tables import metadata as retrieval_metadata
 from assistantd.vector_stores import service
 from assistantd.vector_stores.ingest import start_ingestion
-from assistantd.vector_stores.models import VectorStoreRow
+from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
 from tests.conftest import Server
 from tests.retrieval.documents import make_docx, make_pdf
 from tests.test_files import auth, run_db
@@ -460,3 +463,56 @@ def test_service_functions_for_the_run_engine(client: openai.OpenAI, server: Ser
     assert hits[0].text and 0 < hits[0].score <= 1 and hits[0].char_end > hits[0].char_start
     assert ready2 and hits2[0].file_id == b.id
     assert client.vector_stores.retrieve(store["id"]).file_counts.completed == 2
+
+
+def test_crash_recovery_and_expiry_sweep(client: openai.OpenAI, server: Server) -> None:
+    """A file left `in_progress` under the lease of a dead process is re-ingested by the next
+    worker to start; the sweep marks expired stores and deletes expired files."""
+    f = client.files.create(file=("trains.txt", TRAINS.encode()), purpose="assistants")
+    vs = client.vector_stores.create(name="crash", file_ids=[f.id], expires_after={"anchor": "last_active_at", "days": 2})
+    client.vector_stores.files.poll(f.id, vector_store_id=vs.id)
+    short = client.files.create(file=("volcano.md", VOLCANO.encode()), purpose="assistants",
+                                expires_after={"anchor": "created_at", "seconds": 3600})
+    client.vector_stores.files.create_and_poll(short.id, vector_store_id=vs.id)
+    dead = f"{socket.gethostname()}:999999999:gone"
+
+    async def crash_state(uow: UnitOfWork) -> None:
+        # As a crash mid-ingestion leaves it: in progress, leased for a while yet, by a dead pid.
+        await uow.session.execute(
+            update(VectorStoreFileRow).where(VectorStoreFileRow.id == f.id)
+            .values(status="in_progress", usage_bytes=0, lease_owner=dead, lease_expires_at=time.time() + 600))
+
+    run_db(server, crash_state)
+    assert client.vector_stores.retrieve(vs.id).file_counts.in_progress == 1
+
+    async def restart() -> bool:
+        engine = create_engine(server.settings.resolved_database_url)
+        rt = await start_ingestion(SimpleNamespace(settings=server.settings, sessions=session_maker(engine),
+                                                   extras={}))
+        try:
+            ready = await service.wait_ready(rt, "alpha", [vs.id])
+            async with rt.sessions() as s, s.begin():
+                await s.execute(update(VectorStoreRow).where(VectorStoreRow.id == vs.id)
+                                .values(expires_at=int(time.time()) - 1))
+                await s.execute(update(FileRow).where(FileRow.id == short.id)
+                                .values(expires_at=int(time.time()) - 1))
+            await rt.ingestion.expire()
+            return ready
+        finally:
+            await rt.aclose()
+            await engine.dispose()
+
+    assert asyncio.run(restart())
+    recovered = client.vector_stores.files.retrieve(f.id, vector_store_id=vs.id)
+    assert recovered.status == "completed" and recovered.usage_bytes > 0
+    store = client.vector_stores.retrieve(vs.id)
+    assert store.status == "expired" and store.file_counts.total == 1  # the expired file was detached
+
+    async def expired_at(uow: UnitOfWork) -> int | None:
+        row = await uow.session.get(VectorStoreRow, vs.id)
+        return None if row is None else row.expired_at
+
+    assert run_db(server, expired_at) is not None
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(short.id)
+    assert not (project_dir(server.settings.data_dir, "alpha") / short.id).exists()
