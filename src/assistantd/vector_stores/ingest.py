@@ -39,7 +39,6 @@ from assistantd.retrieval import (
     Embedder,
     HybridSearcher,
     InvalidFile,
-    RetrievalError,
     UnsupportedFile,
     prepare_file,
 )
@@ -157,7 +156,9 @@ class IngestionWorker:
                     raise InvalidFile(f"{filename} contains no text to index")
             except (UnsupportedFile, InvalidFile) as exc:
                 error = (exc.code, exc.message)
-            except (RetrievalError, OSError, RuntimeError, ValueError) as exc:
+            except Exception as exc:
+                # Anything else (an unreadable file on disk, the embedding endpoint down) also
+                # ends this file `failed`: left in progress, it would be retried forever.
                 log.exception("could not ingest %s", file_id)
                 error = ("server_error", f"Could not process {filename}: {exc}")
         finally:
