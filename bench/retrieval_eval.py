@@ -4,7 +4,7 @@ Builds the synthetic corpus of `retrieval_corpus.py` (no downloads), ingests it 
 real all-MiniLM-L6-v2 embedder into a temporary SQLite database (``--postgres URL`` to
 use a throwaway schema of that PostgreSQL database instead), asks every question in four ways and prints a table:
 
-- keyword: database full-text rank only (FTS5 bm25 / ts_rank_cd);
+- keyword: database full-text rank only (FTS5 bm25 / PostgreSQL ts_rank);
 - vector: exact cosine similarity only;
 - hybrid: reciprocal rank fusion of both, ranker ``none``;
 - hybrid+rerank: the same candidates re-scored by ranker ``auto``.

@@ -134,3 +134,19 @@ async def test_search_across_stores_and_connection_argument(engine: AsyncEngine)
         ("vs_a", "file-1"),
         ("vs_b", "file-2"),
     ]
+
+
+async def test_filters_apply_per_store(engine: AsyncEngine) -> None:
+    """One file attached to two stores with different attributes passes only where it matches."""
+    index = ChunkIndex()
+    await add_text(index, engine, EMB, "vs_a", "file-1", "walnut harvest notes", {"team": "a"})
+    await add_text(index, engine, EMB, "vs_b", "file-1", "walnut harvest notes", {"team": "b"})
+    result = await searcher(index).search(
+        engine,
+        vector_store_ids=["vs_a", "vs_b"],
+        query="walnut harvest",
+        filters={"type": "eq", "key": "team", "value": "b"},
+    )
+    assert [(h.vector_store_id, h.file_id, h.attributes) for h in result.hits] == [
+        ("vs_b", "file-1", {"team": "b"})
+    ]

@@ -1,7 +1,7 @@
 """The chunk index: chunks and vectors in the app's database, searched two ways.
 
 The database is the source of truth: chunk text, span, and the vector as float32 bytes.
-Keyword search runs in the database (SQLite FTS5 bm25, PostgreSQL ``ts_rank_cd`` over a
+Keyword search runs in the database (SQLite FTS5 bm25, PostgreSQL ``ts_rank`` over a
 GIN-indexed ``tsvector``; see `keyword.py`). Vector search is an exact dot product
 against an in-process float32 matrix per (vector store, embedding model), loaded on the
 first search and kept current by the store's ``generation`` token: every write replaces

@@ -1,7 +1,7 @@
 """Hybrid search over vector stores: keyword + vector candidates, fused, then reranked.
 
-1. Queries: ``query`` may be a list; with ``rewrite_query`` each is rewritten by
-   `rewrite_query` (stop words and question phrasing dropped; see its docstring).
+1. Queries: ``query`` may be a list; with ``rewrite=True`` (the API's ``rewrite_query``)
+   each is rewritten by `rewrite_query` (stop words and question phrasing dropped).
 2. Candidates per query: the top ``pool`` chunks by exact cosine similarity and the top
    ``pool`` by the database's BM25-style keyword rank, both limited to files passing
    ``filters``.
@@ -11,7 +11,7 @@
    candidate pool. Plain RRF (``w = 1`` everywhere) let chunks that matched only an
    incidental word ("long", "time") outrank the vector side's best hit whenever the
    question shared no real keyword with its answer; on bench/retrieval_eval.py plain
-   RRF scored MRR 0.837 against vector-only 0.882, coverage-weighted RRF 0.935.
+   RRF scored MRR 0.837 against vector-only 0.882, coverage-weighted RRF 0.937.
 4. Ranking (``ranker``):
 
    - ``none``: order by the fused score; ``score`` is it divided by its maximum possible
@@ -20,7 +20,7 @@
      top candidates are re-scored with an absolute relevance in 0–1,
      ``0.65 * calibrated(cosine) + 0.35 * coverage``, where ``calibrated`` maps MiniLM
      cosine 0.15→0 … 0.75→1 and ``coverage`` is the idf-weighted share of the query's
-     content words (stemmed lightly) that the chunk contains; the final order is by that
+     content words (suffixes stripped, prefix-matched) the chunk contains; the order is by that
      relevance plus a small fused-rank prior (``0.15 * normalised RRF``), which keeps a
      chunk that both lists ranked first from being overtaken on a near tie.
 
@@ -160,26 +160,28 @@ class HybridSearcher:
         flt = parse_filter(filters) if filters is not None else None
         pool = max(4 * max_num_results, 40)
 
+        # Embed before taking a connection: the model call should not hold one from the pool.
+        qvecs = await self.embedder.embed(queries)
         async with _connect(conn) as c:
-            qvecs = await self.embedder.embed(queries)
             matrices = [
                 await self.index.store_matrix(
                     c, vs, self.embedder.model_id, self.embedder.dimensions
                 )
                 for vs in vector_store_ids
             ]
+            # Per store: one file may sit in two stores with different attributes.
+            allowed_by_store: list[set[str]] | None = None
             allowed: set[str] | None = None
             if flt is not None:
-                allowed = {
-                    file_id
+                allowed_by_store = [
+                    {f for f, attrs in m.attributes.items() if matches(flt, attrs)}
                     for m in matrices
-                    for file_id, attrs in m.attributes.items()
-                    if matches(flt, attrs)
-                }
+                ]
+                allowed = set().union(*allowed_by_store)
             # The vector scan (numpy, in a thread) and the keyword queries (database) overlap.
             vector_task = (
                 asyncio.create_task(
-                    asyncio.to_thread(self._vector_lists, matrices, qvecs, pool, allowed)
+                    asyncio.to_thread(self._vector_lists, matrices, qvecs, pool, allowed_by_store)
                 )
                 if mode != "keyword"
                 else None
@@ -237,6 +239,14 @@ class HybridSearcher:
             for i, s in kept
             if (ch := found.get(i)) is not None
         ]
+        if allowed_by_store is not None:
+            # Keyword candidates were filtered by file id across all stores; recheck the pair.
+            passing = {
+                (vs, f)
+                for vs, files in zip(vector_store_ids, allowed_by_store, strict=True)
+                for f in files
+            }
+            hits = [h for h in hits if (h.vector_store_id, h.file_id) in passing]
         return SearchResult(queries, hits)
 
     def _vector_lists(
@@ -244,10 +254,15 @@ class HybridSearcher:
         matrices: Sequence[Any],
         qvecs: np.ndarray[Any, Any],
         pool: int,
-        allowed: set[str] | None,
+        allowed_by_store: list[set[str]] | None,
     ) -> list[list[tuple[int, float]]]:
         """Per query, the top `pool` chunks by cosine across all the stores' matrices."""
-        per_store = [self.index.vector_candidates(m, qvecs, pool, allowed) for m in matrices]
+        per_store = [
+            self.index.vector_candidates(
+                m, qvecs, pool, None if allowed_by_store is None else allowed_by_store[n]
+            )
+            for n, m in enumerate(matrices)
+        ]
         lists = []
         for qi in range(len(qvecs)):
             merged = [hit for store in per_store for hit in store[qi]]
