@@ -20,9 +20,10 @@ fi
 # torch first, pinned: the CPU build on this machine; anything unpinned pulls CUDA.
 "$VENV/bin/pip" install -q --disable-pip-version-check 'torch==2.13.0'
 "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[dev,retrieval]'
-for part in scripts/install-llama.sh scripts/install-sandbox.sh; do
-  if [ -x "$part" ]; then "$part" "$VENV"; fi
-done
+# The embedded model (a cached llama-cpp-python wheel) into our venv; the code-interpreter
+# sandbox (bubblewrap and its own venv with numpy/pandas/matplotlib) into .venv-sandbox.
+scripts/install-llama.sh "$VENV"
+scripts/install-sandbox.sh
 if [ -f tests/node/package.json ] && command -v npm >/dev/null; then
   (cd tests/node && npm install --no-audit --no-fund --silent)
 fi

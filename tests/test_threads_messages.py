@@ -82,10 +82,20 @@ def test_message_every_field_present(server: Server) -> None:
 
 def test_v1_message_file_ids_become_attachments(server: Server) -> None:
     h = {"Authorization": f"Bearer {server.keys['alpha']}", "OpenAI-Beta": "assistants=v1"}
+    f = httpx.post(f"{server.base_url}/files", headers=h, data={"purpose": "assistants"},
+                   files={"file": ("notes.txt", b"The v1 era had file_ids on messages.")}).json()
     t = httpx.post(f"{server.base_url}/threads", headers=h).json()
     m = httpx.post(f"{server.base_url}/threads/{t['id']}/messages", headers=h,
-                   json={"role": "user", "content": "x", "file_ids": ["file-1"]}).json()
-    assert m["attachments"] == [{"file_id": "file-1", "tools": [{"type": "file_search"}]}]
+                   json={"role": "user", "content": "x", "file_ids": [f["id"]]}).json()
+    assert m["attachments"] == [{"file_id": f["id"], "tools": [{"type": "file_search"}]}]
+    # As OpenAI mapped them: the file lands in the thread's vector store.
+    thread = httpx.get(f"{server.base_url}/threads/{t['id']}", headers=h).json()
+    (store_id,) = thread["tool_resources"]["file_search"]["vector_store_ids"]
+    files = httpx.get(f"{server.base_url}/vector_stores/{store_id}/files", headers=h).json()["data"]
+    assert [x["id"] for x in files] == [f["id"]]
+    missing = httpx.post(f"{server.base_url}/threads/{t['id']}/messages", headers=h,
+                         json={"role": "user", "content": "x", "file_ids": ["file-nope"]})
+    assert missing.status_code == 404
 
 
 @pytest.mark.parametrize(

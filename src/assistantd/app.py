@@ -32,6 +32,24 @@ class AppContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+def build_server_tools(ctx: AppContext) -> dict[str, Any]:
+    """file_search and code_interpreter, on the vector stores, files and the sandbox."""
+    from assistantd.runs.bridges import AppFiles, AppSearch
+    from assistantd.runs.code_interpreter import CodeInterpreterTool
+    from assistantd.runs.file_search import FileSearchTool
+    from assistantd.sandbox import BubblewrapSandbox
+
+    s = ctx.settings
+    sandbox = ctx.extras.get("sandbox") or BubblewrapSandbox(
+        idle_seconds=s.sandbox_idle_seconds, timeout_seconds=s.sandbox_timeout_seconds,
+        memory_mb=s.sandbox_memory_mb, disk_mb=s.sandbox_disk_mb, max_processes=s.sandbox_max_processes,
+        pool_size=s.sandbox_pool_size,
+    )
+    ctx.extras["sandbox"] = sandbox
+    return {"file_search": FileSearchTool(AppSearch(ctx)),
+            "code_interpreter": CodeInterpreterTool(sandbox, AppFiles(ctx))}
+
+
 async def start_runs(ctx: AppContext) -> RunRuntime:
     """Build the run machinery: model router, event bus, engine, worker."""
     from assistantd.events.bus import MemoryEventBus
@@ -44,9 +62,9 @@ async def start_runs(ctx: AppContext) -> RunRuntime:
     models = ctx.extras.setdefault("model_router", None) or build_model_router(ctx.settings)
     ctx.extras["model_router"] = models
     bus = MemoryEventBus(persist=store.persist_events, load=store.load_events)
-    engine = RunEngine(store, bus, models, ctx.settings)
+    engine = RunEngine(store, bus, models, ctx.settings, tools=build_server_tools(ctx))
     worker = RunWorker(engine, store, ctx.settings)
-    runtime = RunRuntime(settings=ctx.settings, bus=bus, worker=worker)
+    runtime = RunRuntime(settings=ctx.settings, bus=bus, worker=worker, ctx=ctx)
     ctx.extras["runtime"] = runtime
     if ctx.settings.worker_enabled:
         await worker.start()
@@ -68,15 +86,17 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
         ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
         ctx.extras.update(overrides)
         app.state.ctx = ctx
-        runtime = await start_runs(ctx)
         from assistantd.vector_stores.ingest import start_ingestion
 
+        # Stores first: runs the worker recovers at start-up may search them at once.
         stores = await start_ingestion(ctx)
+        runtime = await start_runs(ctx)
         try:
             yield
         finally:
-            await stores.aclose()
             await runtime.worker.stop()
+            await stores.aclose()
+            await ctx.extras["sandbox"].close()
             await ctx.extras["model_router"].aclose()
             await engine.dispose()
 

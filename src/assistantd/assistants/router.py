@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from assistantd.assistants import service
 from assistantd.assistants.schemas import AssistantCreate, AssistantModify
-from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.core.deps import Caller, Stores, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
 
@@ -14,8 +14,8 @@ router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
 
 
 @router.post("")
-async def create_assistant(body: AssistantCreate, uow: UoW, caller: Caller) -> JSONResponse:
-    return JSONResponse(await service.create(uow, caller, body))
+async def create_assistant(body: AssistantCreate, uow: UoW, caller: Caller, stores: Stores) -> JSONResponse:
+    return JSONResponse(await service.create(uow, caller, body, stores))
 
 
 @router.get("")
@@ -31,9 +31,10 @@ async def retrieve_assistant(assistant_id: str, uow: UoW, caller: Caller) -> JSO
 
 
 @router.post("/{assistant_id}")
-async def modify_assistant(assistant_id: str, body: AssistantModify, uow: UoW, caller: Caller) -> JSONResponse:
+async def modify_assistant(assistant_id: str, body: AssistantModify, uow: UoW, caller: Caller,
+                           stores: Stores) -> JSONResponse:
     check_id(assistant_id, "asst_", "assistant_id")
-    return JSONResponse(await service.modify(uow, caller, assistant_id, body))
+    return JSONResponse(await service.modify(uow, caller, assistant_id, body, stores))
 
 
 @router.delete("/{assistant_id}")

@@ -11,8 +11,8 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.resources import public, tool_resources_wire
-from assistantd.core.schemas import response_format_wire, tool_wire
+from assistantd.core.resources import public, resolve_store_helpers, tool_resources_wire
+from assistantd.core.schemas import ToolResources, response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 
 
@@ -42,7 +42,28 @@ def _apply(body: dict[str, Any], req: AssistantCreate | AssistantModify) -> None
         )
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: AssistantCreate) -> dict[str, Any]:
+async def _stores_for(uow: UnitOfWork, caller: Principal, req: AssistantCreate | AssistantModify,
+                      stores: Any) -> AssistantCreate | AssistantModify:
+    """Create stores for `vector_stores` helpers and for v1 `file_ids` with `retrieval`."""
+    resources = await resolve_store_helpers(uow, stores, caller.project_id, req.tool_resources,
+                                            expires_after_days=None)
+    tools = {t.type for t in req.tools or []}
+    if req.file_ids and "file_search" in tools and stores is not None and not (
+            resources and resources.file_search and resources.file_search.vector_store_ids):
+        from assistantd.vector_stores import service as vector_stores
+
+        store = await vector_stores.create_store_with_files(stores, uow, caller.project_id, req.file_ids,
+                                                            expires_after_days=None)
+        resources = ToolResources.model_validate({
+            **(resources.model_dump(exclude_none=True) if resources else {}),
+            "file_search": {"vector_store_ids": [store["id"]]}})
+    if resources is req.tool_resources:
+        return req
+    return req.model_copy(update={"tool_resources": resources})
+
+
+async def create(uow: UnitOfWork, caller: Principal, req: AssistantCreate, stores: Any = None) -> dict[str, Any]:
+    req = await _stores_for(uow, caller, req, stores)  # type: ignore[assignment]
     created = now_seconds()
     body: dict[str, Any] = {
         "id": new_id("asst_"),
@@ -76,8 +97,10 @@ async def retrieve(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dic
     return public((await get_row(uow, caller, assistant_id)).body)
 
 
-async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: AssistantModify) -> dict[str, Any]:
+async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: AssistantModify,
+                 stores: Any = None) -> dict[str, Any]:
     row = await get_row(uow, caller, assistant_id)
+    req = await _stores_for(uow, caller, req, stores)  # type: ignore[assignment]
     body = dict(row.body)
     _apply(body, req)
     await AssistantRepository(uow.session).save_body(row, body)

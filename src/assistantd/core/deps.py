@@ -52,3 +52,11 @@ def check_id(value: str, prefix: str, param: str) -> None:
             f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix.rstrip('_-')}'.",
             param=param,
         )
+
+
+def _vector_stores(request: Request) -> Any:
+    return request.app.state.ctx.extras.get("vector_stores")
+
+
+# The vector-store runtime, for requests whose tool_resources or attachments create stores.
+Stores = Annotated[Any, Depends(_vector_stores)]

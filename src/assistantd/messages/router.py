@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.core.deps import Caller, Stores, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
 from assistantd.messages import service
@@ -14,9 +14,10 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 
 
 @router.post("")
-async def create_message(thread_id: str, body: MessageCreate, uow: UoW, caller: Caller) -> JSONResponse:
+async def create_message(thread_id: str, body: MessageCreate, uow: UoW, caller: Caller,
+                         stores: Stores) -> JSONResponse:
     check_id(thread_id, "thread_", "thread_id")
-    return JSONResponse(await service.create(uow, caller, thread_id, body))
+    return JSONResponse(await service.create(uow, caller, thread_id, body, stores))
 
 
 @router.get("")

@@ -47,14 +47,24 @@ async def insert(uow: UnitOfWork, project_id: str, body: dict[str, Any]) -> Mess
 
 
 async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
-                            reqs: list[MessageCreate]) -> list[dict[str, Any]]:
-    """Append request messages to a thread (creation, `additional_messages`); no lock check."""
+                            reqs: list[MessageCreate], stores: Any = None) -> list[dict[str, Any]]:
+    """Append request messages to a thread (creation, `additional_messages`); no lock check.
+
+    Attachments for file_search go into the thread's vector store (CONTRACT §4);
+    code_interpreter attachments are read by the run from the messages themselves.
+    """
     out = []
+    search_files: list[str] = []
     for req in reqs:
+        attachments = attachments_wire(req)
         body = new_message(thread_id, req.role, content_wire(req.content),
-                           attachments=attachments_wire(req), metadata=req.metadata)
+                           attachments=attachments, metadata=req.metadata)
         await insert(uow, caller.project_id, body)
         out.append(body)
+        search_files += [a["file_id"] for a in attachments
+                         if any(t["type"] == "file_search" for t in a["tools"])]
+    if search_files and stores is not None:
+        await threads.add_search_files(uow, caller, thread_id, list(dict.fromkeys(search_files)), stores)
     return out
 
 
@@ -64,10 +74,11 @@ async def ensure_unlocked(uow: UnitOfWork, thread_id: str) -> None:
         raise ActiveRunConflict(f"Can't add messages to {thread_id} while a run {active.id} is active.")
 
 
-async def create(uow: UnitOfWork, caller: Principal, thread_id: str, req: MessageCreate) -> dict[str, Any]:
+async def create(uow: UnitOfWork, caller: Principal, thread_id: str, req: MessageCreate,
+                 stores: Any = None) -> dict[str, Any]:
     await threads.get_row(uow, caller, thread_id)
     await ensure_unlocked(uow, thread_id)
-    (body,) = await add_user_messages(uow, caller, thread_id, [req])
+    (body,) = await add_user_messages(uow, caller, thread_id, [req], stores)
     return body
 
 

@@ -30,8 +30,11 @@ from assistantd.llm.base import (
 )
 from assistantd.messages.service import new_message
 from assistantd.runs import prompt as prompts
-from assistantd.runs.objects import TERMINAL, new_step, usage_dict
+from assistantd.runs.annotations import Annotator
+from assistantd.runs.gateways import merged_resources
+from assistantd.runs.objects import TERMINAL, new_step, step_view, usage_dict
 from assistantd.runs.store import RunStore, wire
+from assistantd.runs.tools import ServerTool, ToolCallState, ToolEnv, ToolFailed
 
 log = logging.getLogger("assistantd.engine")
 
@@ -41,12 +44,24 @@ COMPLETION_RESERVE = 1024
 
 @dataclass
 class _Call:
-    """A tool call as it streams in."""
+    """A tool call as it streams in; `tool` is set for server-side tools."""
 
-    index: int
-    id: str
-    name: str
-    arguments: str = ""
+    index: int  # the backend's index
+    state: ToolCallState
+    tool: ServerTool | None = None
+    run_tool: dict[str, Any] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    @property
+    def arguments(self) -> str:
+        return self.state.arguments
 
 
 @dataclass
@@ -59,6 +74,12 @@ class _Exec:
     message_step: dict[str, Any] | None = None
     tool_step: dict[str, Any] | None = None
     text: list[str] = field(default_factory=list)
+    annotator: Annotator = field(default_factory=Annotator)
+    pending_images: list[str] = field(default_factory=list)  # shown in the next message
+    resources: dict[str, list[str]] = field(default_factory=dict)
+    thread_stores: list[str] = field(default_factory=list)
+    last_user_text: str = ""
+    file_search_calls: int = 0
 
 
 class RunOutcome(Exception):
@@ -71,11 +92,13 @@ class RunOutcome(Exception):
 
 
 class RunEngine:
-    def __init__(self, store: RunStore, bus: EventBus, models: ModelRouter, settings: Settings) -> None:
+    def __init__(self, store: RunStore, bus: EventBus, models: ModelRouter, settings: Settings,
+                 tools: dict[str, ServerTool] | None = None) -> None:
         self.store = store
         self.bus = bus
         self.models = models
         self.settings = settings
+        self.tools = tools or {}
 
     # -- entry points ------------------------------------------------------------------
 
@@ -152,18 +175,35 @@ class RunEngine:
                                f"{self.settings.run_max_steps} (ASSISTANTD_RUN_MAX_STEPS).",
                 })
             run["_model_calls"] = calls_made + 1
-            paused = await self._model_call(ex)
-            if paused:
+            after = await self._model_call(ex)
+            if after == "pause":
                 return
-            if ex.tool_step is None:
+            if after == "done":
                 raise RunOutcome("completed")
 
-    async def _model_call(self, ex: _Exec) -> bool:
-        """One model call and what follows from it; True when the run now waits for outputs."""
+    async def _model_call(self, ex: _Exec) -> str:
+        """One model call and what follows: "done", "more" (server tools ran), or "pause"."""
         run = ex.run
         backend, model_name = self.models.resolve(run["model"])
-        history, steps, own_messages, _thread = await self.store.thread_state(run)
+        history, steps, own_messages, thread = await self.store.thread_state(run)
         used_prompt, used_completion = self._used(run)
+        assistant = await self.store.assistant(run["assistant_id"])
+        ex.resources = merged_resources(assistant, thread, history)
+        ex.thread_stores = list(((thread or {}).get("tool_resources") or {}).get("file_search", {})
+                                .get("vector_store_ids") or [])
+        ex.last_user_text = next((prompts.message_text(m["content"]) for m in reversed(history)
+                                  if m["role"] == "user"), "")
+        ex.file_search_calls = 0
+        ex.annotator = Annotator()
+        for step in steps:
+            for call in (step["step_details"].get("tool_calls") or []):
+                if call["type"] == "file_search":
+                    for k, (fid, name) in enumerate(call.get("_citations") or []):
+                        ex.annotator.citations[(ex.file_search_calls, k)] = fid
+                        del name
+                    ex.file_search_calls += 1
+                elif call["type"] == "code_interpreter":
+                    ex.annotator.sandbox_files.update(call.get("_files") or {})
 
         system_text = run.get("instructions") or ""
         system = [ChatMessage(role="system", content=system_text)] if system_text else []
@@ -186,6 +226,10 @@ class RunEngine:
         if isinstance(tool_choice, dict):
             tool_choice = tool_choice.get("function", {}).get("name") or tool_choice["type"]
         specs = prompts.function_specs(run.get("tools") or [])
+        for tool in run.get("tools") or []:
+            server = self.tools.get(tool["type"])
+            if server is not None:
+                specs.append(server.spec(tool))
         rf = run.get("response_format")
         request = ChatRequest(
             model=model_name,
@@ -215,9 +259,12 @@ class RunEngine:
             elif isinstance(event, ToolCallArgumentsDelta):
                 call = next((c for c in calls if c.index == event.index), None)
                 if call is not None and event.arguments:
-                    call.arguments += event.arguments
-                    await self._publish_step_delta(ex, {"index": calls.index(call), "type": "function",
-                                                        "function": {"arguments": event.arguments}})
+                    call.state.arguments += event.arguments
+                    if call.tool is not None:
+                        await call.tool.on_arguments(self._env(ex, call), call.state, event.arguments)
+                    else:
+                        await self._publish_step_delta(ex, {"index": call.state.index, "type": "function",
+                                                            "function": {"arguments": event.arguments}})
             elif isinstance(event, Finished):
                 finished = event
         if finished is None:
@@ -234,6 +281,8 @@ class RunEngine:
             raise ModelError("The model's output was cut off in the middle of a tool call "
                              "(finish_reason 'length'); its arguments are incomplete.")
         if calls:
+            if ex.message is not None:
+                await self._close_message(ex, "completed", usage_dict(0, 0))
             return await self._tool_calls_done(ex, calls, step_usage)
 
         out_of_tokens = finished.reason == "length" and (
@@ -245,7 +294,7 @@ class RunEngine:
             raise RunOutcome("incomplete", incomplete_details={"reason": "max_completion_tokens"})
         await self._close_message(ex, "completed", step_usage)
         ex.tool_step = None
-        return False
+        return "done"
 
     # -- text --------------------------------------------------------------------------
 
@@ -258,10 +307,19 @@ class RunEngine:
         await self.store.insert_step(ex.project_id, step)
         await self.store.insert_message(ex.project_id, message)
         ex.message, ex.message_step, ex.text = message, step, []
-        await self.bus.publish(run["id"], "thread.run.step.created", wire(step))
-        await self.bus.publish(run["id"], "thread.run.step.in_progress", wire(step))
+        await self.bus.publish(run["id"], "thread.run.step.created", step_view(step, False))
+        await self.bus.publish(run["id"], "thread.run.step.in_progress", step_view(step, False))
         await self.bus.publish(run["id"], "thread.message.created", message)
         await self.bus.publish(run["id"], "thread.message.in_progress", message)
+        # Figures from code run earlier in this run lead the message, as OpenAI showed them.
+        images, ex.pending_images = ex.pending_images, []
+        ex.message["_images"] = images
+        for k, file_id in enumerate(images):
+            await self.bus.publish(run["id"], "thread.message.delta", {
+                "id": message["id"], "object": "thread.message.delta",
+                "delta": {"content": [{"index": k, "type": "image_file",
+                                       "image_file": {"file_id": file_id, "detail": "auto"}}]},
+            })
 
     async def _text(self, ex: _Exec, fragment: str) -> None:
         first = ex.message is None
@@ -272,9 +330,12 @@ class RunEngine:
         if not ex.text:
             text["annotations"] = []
         ex.text.append(fragment)
+        found = ex.annotator.scan("".join(ex.text))
+        if found:
+            text["annotations"] = [*text.get("annotations", []), *found]
         await self.bus.publish(ex.run["id"], "thread.message.delta", {
             "id": ex.message["id"], "object": "thread.message.delta",
-            "delta": {"content": [{"index": 0, "type": "text", "text": text}]},
+            "delta": {"content": [{"index": len(ex.message["_images"]), "type": "text", "text": text}]},
         })
 
     async def _close_message(self, ex: _Exec, status: str, usage: dict[str, int] | None,
@@ -283,8 +344,14 @@ class RunEngine:
             return
         now = now_seconds()
         message = dict(ex.message)
+        content: list[dict[str, Any]] = [
+            {"type": "image_file", "image_file": {"file_id": fid, "detail": "auto"}}
+            for fid in message.pop("_images", [])]
         if ex.text:
-            message["content"] = [{"type": "text", "text": {"value": "".join(ex.text), "annotations": []}}]
+            value = "".join(ex.text)
+            ex.annotator.scan(value, final=True)
+            content.append({"type": "text", "text": {"value": value, "annotations": ex.annotator.all()}})
+        message["content"] = content
         message["status"] = status
         if status == "completed":
             message["completed_at"] = now
@@ -319,12 +386,27 @@ class RunEngine:
             step["_joins_previous"] = joins
             await self.store.insert_step(ex.project_id, step)
             ex.tool_step = step
-            await self.bus.publish(run["id"], "thread.run.step.created", wire(step))
-            await self.bus.publish(run["id"], "thread.run.step.in_progress", wire(step))
-        call = _Call(index=event.index, id=event.id, name=event.name)
+            await self.bus.publish(run["id"], "thread.run.step.created", step_view(step, False))
+            await self.bus.publish(run["id"], "thread.run.step.in_progress", step_view(step, False))
+        state = ToolCallState(index=len(calls), id=event.id, name=event.name)
+        run_tool = next((t for t in run.get("tools") or []
+                         if t["type"] in self.tools and self.tools[t["type"]].spec(t).name == event.name), None)
+        tool = self.tools[run_tool["type"]] if run_tool is not None else None
+        call = _Call(index=event.index, state=state, tool=tool, run_tool=run_tool)
         calls.append(call)
-        await self._publish_step_delta(ex, {"index": len(calls) - 1, "id": call.id, "type": "function",
-                                            "function": {"name": call.name, "arguments": "", "output": None}})
+        if tool is not None and run_tool is not None:
+            await self._publish_step_delta(ex, {"index": state.index, **tool.intro(state, run_tool)})
+        else:
+            await self._publish_step_delta(ex, {"index": state.index, "id": call.id, "type": "function",
+                                                "function": {"name": call.name, "arguments": "", "output": None}})
+
+    def _env(self, ex: _Exec, call: _Call) -> ToolEnv:
+        async def emit(entry: dict[str, Any]) -> None:
+            await self._publish_step_delta(ex, {"index": call.state.index, **entry})
+
+        return ToolEnv(run=ex.run, project_id=ex.project_id, emit=emit, resources=ex.resources,
+                       thread_stores=ex.thread_stores, last_user_text=ex.last_user_text,
+                       file_search_ordinal=ex.file_search_calls)
 
     async def _publish_step_delta(self, ex: _Exec, tool_call: dict[str, Any]) -> None:
         assert ex.tool_step is not None
@@ -333,31 +415,59 @@ class RunEngine:
             "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}},
         })
 
-    async def _tool_calls_done(self, ex: _Exec, calls: list[_Call], usage: dict[str, int]) -> bool:
+    async def _tool_calls_done(self, ex: _Exec, calls: list[_Call], usage: dict[str, int]) -> str:
+        """Run the server-side calls; then either pause for function outputs or go on."""
         run = ex.run
         assert ex.tool_step is not None
         known = {t["function"]["name"] for t in run.get("tools") or [] if t["type"] == "function"}
-        unknown = [c.name for c in calls if c.name not in known]
+        unknown = [c.name for c in calls if c.tool is None and c.name not in known]
         if unknown:
             raise ModelError(f"The model called {unknown[0]!r}, which is not one of the run's tools.")
+        entries: list[dict[str, Any]] = []
+        for call in calls:
+            if call.tool is None or call.run_tool is None:
+                entries.append({"id": call.id, "type": "function",
+                                "function": {"name": call.name, "arguments": call.arguments, "output": None}})
+                continue
+            try:
+                outcome = await call.tool.execute(self._env(ex, call), call.state, call.run_tool)
+            except ToolFailed as err:
+                raise ModelError(str(err)) from err
+            entry = dict(outcome.call)
+            # Kept for the next model call's prompt and for citations; never shown on the wire.
+            entry["_output"] = outcome.output
+            entry["_model_call"] = {"name": call.name, "arguments": call.arguments}
+            if call.tool.type == "file_search":
+                entry["_citations"] = [list(v) for _, v in sorted(outcome.citations.items())]
+                for k, (fid, _name) in outcome.citations.items():
+                    ex.annotator.citations[(ex.file_search_calls, k)] = fid
+                ex.file_search_calls += 1
+            if outcome.files:
+                entry["_files"] = outcome.files
+                ex.annotator.sandbox_files.update(outcome.files)
+            ex.pending_images.extend(outcome.images)
+            entries.append(entry)
+
         step = dict(ex.tool_step)
-        step["step_details"] = {"type": "tool_calls", "tool_calls": [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments, "output": None}}
-            for c in calls]}
+        step["step_details"] = {"type": "tool_calls", "tool_calls": entries}
+        ex.tool_step = None
+        functions = [c for c in calls if c.tool is None]
+        if not functions:
+            await self._finish_step(ex, step, "completed", usage)
+            return "more"
         step["_usage"] = usage
         await self.store.save_step(step)
-        ex.tool_step = None
         run.update(
             status="requires_action",
             required_action={"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in calls]}},
+                for c in functions]}},
             _pending_step_id=step["id"],
         )
         await self.store.save_run(run)
         await self.bus.publish(run["id"], "thread.run.requires_action", wire(run))
         await self.bus.finish(run["id"])
-        return True
+        return "pause"
 
     # -- endings -----------------------------------------------------------------------
 
@@ -373,7 +483,8 @@ class RunEngine:
         if last_error is not None:
             step["last_error"] = last_error
         await self.store.save_step(step)
-        await self.bus.publish(ex.run["id"], f"thread.run.step.{status}", wire(step))
+        await self.bus.publish(ex.run["id"], f"thread.run.step.{status}",
+                               step_view(step, bool(ex.run.get("_include_content"))))
 
     async def _end(self, ex: _Exec, status: str, **fields: Any) -> None:
         """Close what is open, then give the run its terminal status and announce it."""

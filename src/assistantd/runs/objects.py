@@ -74,3 +74,20 @@ def new_step(run: dict[str, Any], step_type: str, details: dict[str, Any]) -> di
 
 def usage_dict(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def step_view(body: dict[str, Any], include_content: bool) -> dict[str, Any]:
+    """A step as the API shows it: internal `_` keys dropped (also inside tool calls), and
+    file_search result `content` only when `include[]` asked for it."""
+    out = {k: v for k, v in body.items() if not k.startswith("_")}
+    details = out.get("step_details") or {}
+    if details.get("type") == "tool_calls":
+        calls = []
+        for call in details["tool_calls"]:
+            call = {k: v for k, v in call.items() if not k.startswith("_")}
+            if call.get("type") == "file_search" and not include_content and call["file_search"].get("results"):
+                results = [{k: v for k, v in r.items() if k != "content"} for r in call["file_search"]["results"]]
+                call = {**call, "file_search": {**call["file_search"], "results": results}}
+            calls.append(call)
+        out["step_details"] = {"type": "tool_calls", "tool_calls": calls}
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
@@ -17,3 +17,9 @@ class RunRuntime:
     settings: Settings
     bus: EventBus
     worker: RunWorker
+    ctx: Any = None
+
+    @property
+    def stores(self) -> Any:
+        """The vector-store runtime (attachments and helpers create stores)."""
+        return self.ctx.extras.get("vector_stores") if self.ctx is not None else None

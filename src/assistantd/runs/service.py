@@ -20,7 +20,7 @@ from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
 from assistantd.runs.models import RunRow, RunStepRow
-from assistantd.runs.objects import ACTIVE, TERMINAL
+from assistantd.runs.objects import ACTIVE, TERMINAL, step_view
 from assistantd.runs.objects import new_run as new_run_body
 from assistantd.runs.repository import RunRepository, RunStepRepository
 from assistantd.runs.runtime import RunRuntime
@@ -125,7 +125,7 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
         raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active.id}.")
     await assistants.get_row(uow, caller, req.assistant_id)
     if req.additional_messages:
-        await messages.add_user_messages(uow, caller, thread_id, req.additional_messages)
+        await messages.add_user_messages(uow, caller, thread_id, req.additional_messages, rt.stores)
     row = await _build_run(uow, caller, rt, thread_id, req, instructions_extra=req.additional_instructions,
                            include_content=include_content)
     run = public(row.body)
@@ -141,7 +141,7 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
     treq = req.thread or ThreadCreate()
     if req.tool_resources is not None and treq.tool_resources is None:
         treq = treq.model_copy(update={"tool_resources": req.tool_resources})
-    thread = await threads.create(uow, caller, treq)
+    thread = await threads.create(uow, caller, treq, rt.stores)
     row = await _build_run(uow, caller, rt, thread["id"], req, instructions_extra=None, include_content=False)
     run = public(row.body)
     _announce(uow, rt, run, thread)
@@ -237,27 +237,13 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
     run = public(body)
 
     async def go() -> None:
-        await rt.bus.publish(run_id, "thread.run.step.completed", step)
+        await rt.bus.publish(run_id, "thread.run.step.completed",
+                             step_view(step, bool(row.body.get("_include_content"))))
         await rt.bus.publish(run_id, "thread.run.queued", run)
         rt.worker.submit(run_id)
 
     uow.after_commit(go)
     return run
-
-
-def step_view(body: dict[str, Any], include_content: bool) -> dict[str, Any]:
-    """A step as the API shows it: file_search result `content` only when `include[]` asks."""
-    out = public(body)
-    details = out.get("step_details") or {}
-    if details.get("type") == "tool_calls" and not include_content:
-        calls = []
-        for call in details["tool_calls"]:
-            if call.get("type") == "file_search" and call["file_search"].get("results"):
-                results = [{k: v for k, v in r.items() if k != "content"} for r in call["file_search"]["results"]]
-                call = {**call, "file_search": {**call["file_search"], "results": results}}
-            calls.append(call)
-        out["step_details"] = {"type": "tool_calls", "tool_calls": calls}
-    return out
 
 
 async def list_steps(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, params: ListParams,

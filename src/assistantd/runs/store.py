@@ -25,6 +25,13 @@ class RunStore:
         async with self.sessions() as s:
             return await s.get(RunRow, run_id)
 
+    async def assistant(self, assistant_id: str) -> dict[str, Any] | None:
+        from assistantd.assistants.models import AssistantRow
+
+        async with self.sessions() as s:
+            row = await s.get(AssistantRow, assistant_id)
+            return dict(row.body) if row is not None else None
+
     async def save_run(self, run: dict[str, Any]) -> None:
         """Write the run body. A terminal status releases the thread lock and the lease; a
         pause (`requires_action`) releases the lease, in the same write, so whichever

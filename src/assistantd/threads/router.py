@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.core.deps import Caller, Stores, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.threads import service
 from assistantd.threads.schemas import ThreadCreate, ThreadModify
@@ -13,8 +13,9 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
 
 @router.post("")
-async def create_thread(uow: UoW, caller: Caller, body: Annotated[ThreadCreate | None, Body()] = None) -> JSONResponse:
-    return JSONResponse(await service.create(uow, caller, body or ThreadCreate()))
+async def create_thread(uow: UoW, caller: Caller, stores: Stores,
+                        body: Annotated[ThreadCreate | None, Body()] = None) -> JSONResponse:
+    return JSONResponse(await service.create(uow, caller, body or ThreadCreate(), stores))
 
 
 @router.get("/{thread_id}")

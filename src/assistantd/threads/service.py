@@ -4,32 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
+# Stores made for a thread (helpers, attachments) expire this many days after last use.
+THREAD_STORE_DAYS = 7
+
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
-from assistantd.core.resources import tool_resources_wire
+from assistantd.core.resources import resolve_store_helpers, tool_resources_wire
 from assistantd.keys.service import Principal
 from assistantd.threads.models import ThreadRow
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate, ThreadModify
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate) -> dict[str, Any]:
+async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: Any = None) -> dict[str, Any]:
     # Imported here: messages depend on threads for their existence checks.
     from assistantd.messages import service as messages
 
+    resources = await resolve_store_helpers(uow, stores, caller.project_id, req.tool_resources,
+                                            expires_after_days=THREAD_STORE_DAYS)
     created = now_seconds()
     body: dict[str, Any] = {
         "id": new_id("thread_"),
         "object": "thread",
         "created_at": created,
         "metadata": req.metadata or {},
-        "tool_resources": tool_resources_wire(req.tool_resources),
+        "tool_resources": tool_resources_wire(resources),
     }
     row = ThreadRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body)
     await ThreadRepository(uow.session).insert(row)
     if req.messages:
-        await messages.add_user_messages(uow, caller, body["id"], req.messages)
+        await messages.add_user_messages(uow, caller, body["id"], req.messages, stores)
+        body = (await get_row(uow, caller, body["id"])).body  # attachments may have added a store
     return body
 
 
@@ -42,6 +48,26 @@ async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str) -> ThreadR
 
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str) -> dict[str, Any]:
     return (await get_row(uow, caller, thread_id)).body
+
+
+async def add_search_files(uow: UnitOfWork, caller: Principal, thread_id: str, file_ids: list[str],
+                           stores: Any) -> None:
+    """Message attachments for file_search: into the thread's store, made if it has none
+    (7-day expiry after last use, as OpenAI's thread stores)."""
+    from assistantd.vector_stores import service as vector_stores
+
+    row = await get_row(uow, caller, thread_id)
+    body = dict(row.body)
+    resources = dict(body.get("tool_resources") or {})
+    ids = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
+    if ids:
+        await vector_stores.add_files(stores, uow, caller.project_id, ids[0], file_ids)
+        return
+    store = await vector_stores.create_store_with_files(stores, uow, caller.project_id, file_ids,
+                                                        expires_after_days=THREAD_STORE_DAYS)
+    resources["file_search"] = {"vector_store_ids": [store["id"]]}
+    body["tool_resources"] = resources
+    await ThreadRepository(uow.session).save_body(row, body)
 
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, req: ThreadModify) -> dict[str, Any]:

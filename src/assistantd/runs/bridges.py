@@ -1,0 +1,66 @@
+"""The server tools' gateways, implemented on the files and vector-store services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistantd.core.errors import APIError
+from assistantd.runs.gateways import SearchHit
+
+
+class AppFiles:
+    """Files for the code interpreter: read inputs, store outputs (`assistants_output`)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    async def read(self, project_id: str, file_id: str) -> tuple[str, bytes] | None:
+        from assistantd.files import service as files
+
+        async with self.ctx.sessions() as s:
+            try:
+                meta = await files.get_file(s, project_id, file_id)
+                data = await files.read_file_bytes(s, self.ctx.settings.data_dir, project_id, file_id)
+            except APIError:
+                return None  # deleted or expired since it was attached: nothing to place
+        return str(meta["filename"]), data
+
+    async def store(self, project_id: str, filename: str, data: bytes, purpose: str) -> str:
+        from assistantd.files import service as files
+
+        async with self.ctx.sessions() as s:
+            body = await files.create_file_from_bytes(s, self.ctx.settings.data_dir, project_id, filename,
+                                                      data, purpose)
+            await s.commit()
+        return str(body["id"])
+
+
+class AppSearch:
+    """Vector-store search for the file_search tool."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    async def search(self, project_id: str, vector_store_ids: list[str], query: str,
+                     max_num_results: int, score_threshold: float) -> list[SearchHit]:
+        from assistantd.runs.tools import ToolFailed
+        from assistantd.vector_stores import service as stores
+
+        rt = self.ctx.extras["vector_stores"]
+        async with self.ctx.sessions() as s:
+            try:
+                hits = await stores.search_stores(rt, s, project_id, vector_store_ids, query,
+                                                  max_num_results, score_threshold)
+            except APIError as err:
+                raise ToolFailed(f"file_search could not search {', '.join(vector_store_ids)}: {err.message}") from err
+            await s.commit()
+        return [SearchHit(h.file_id, h.filename, h.score, h.text) for h in hits]
+
+    async def wait_ready(self, project_id: str, vector_store_ids: list[str], timeout: float) -> None:
+        from assistantd.vector_stores import service as stores
+
+        if vector_store_ids:
+            await stores.wait_ready(self.ctx.extras["vector_stores"], project_id, vector_store_ids, timeout)
+
+    async def touch(self, project_id: str, vector_store_ids: list[str]) -> None:
+        return None  # search_stores updates last_active_at itself

@@ -1,0 +1,141 @@
+"""The `code_interpreter` tool: the model's code runs in the thread's sandbox session."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from assistantd.llm.base import ToolSpec
+from assistantd.runs.gateways import FileGateway
+from assistantd.runs.tools import (
+    JSONStringField,
+    ServerTool,
+    ToolCallState,
+    ToolEnv,
+    ToolFailed,
+    ToolOutcome,
+    parse_arguments,
+)
+from assistantd.sandbox import CodeSandbox, ExecutionResult, InputFile, LogChunk, SandboxError
+
+# What the model reads back of the logs; the step keeps the sandbox's (longer) output.
+MODEL_LOG_CHARS = 8000
+
+DESCRIPTION = (
+    "Run Python code in a stateful sandbox (variables, imports and files persist between calls "
+    "in this conversation). Files the user gave are under /mnt/data; save files to /mnt/data "
+    "to give them to the user and mention them as sandbox:/mnt/data/<name>. Figures shown "
+    "with matplotlib's plt.show() are displayed to the user. numpy, pandas and matplotlib "
+    "are installed; there is no network."
+)
+
+
+class CodeInterpreterTool(ServerTool):
+    type = "code_interpreter"
+
+    def __init__(self, sandbox: CodeSandbox, files: FileGateway) -> None:
+        self.sandbox = sandbox
+        self.files = files
+
+    def spec(self, tool: dict[str, Any]) -> ToolSpec:
+        return ToolSpec(
+            name="code_interpreter",
+            description=DESCRIPTION,
+            parameters={"type": "object", "properties": {
+                "code": {"type": "string", "description": "The Python code to run."}}, "required": ["code"]},
+        )
+
+    def intro(self, call: ToolCallState, tool: dict[str, Any]) -> dict[str, Any]:
+        return {"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": "", "outputs": []}}
+
+    async def on_arguments(self, env: ToolEnv, call: ToolCallState, fragment: str) -> None:
+        field = call.scratch.setdefault("code", JSONStringField("code"))
+        text = field.feed(fragment)
+        if text:
+            call.scratch["streamed_input"] = call.scratch.get("streamed_input", "") + text
+            await env.emit({"type": "code_interpreter", "code_interpreter": {"input": text}})
+
+    async def execute(self, env: ToolEnv, call: ToolCallState, tool: dict[str, Any]) -> ToolOutcome:
+        args = parse_arguments(call)
+        code = args.get("code") if isinstance(args.get("code"), str) else None
+        if code is None:
+            code = call.arguments  # some models send the bare code
+        streamed = call.scratch.get("streamed_input", "")
+        if code != streamed and code.startswith(streamed) and code[len(streamed):]:
+            await env.emit({"type": "code_interpreter", "code_interpreter": {"input": code[len(streamed):]}})
+
+        inputs = []
+        for file_id in env.resources.get("code_interpreter", []):
+            found = await self.files.read(env.project_id, file_id)
+            if found is not None:
+                inputs.append(InputFile(name=found[0].rsplit("/", 1)[-1], data=found[1]))
+
+        outputs: list[dict[str, Any]] = []
+        streamed_logs = ""
+        result: ExecutionResult | None = None
+        try:
+            async for event in self.sandbox.execute_stream(env.run["thread_id"], code, inputs):
+                if isinstance(event, LogChunk):
+                    if not event.text:
+                        continue
+                    if not outputs:
+                        outputs.append({"type": "logs", "logs": ""})
+                        await env.emit({"type": "code_interpreter", "code_interpreter": {
+                            "outputs": [{"index": 0, "type": "logs", "logs": event.text}]}})
+                    else:
+                        await env.emit({"type": "code_interpreter", "code_interpreter": {
+                            "outputs": [{"index": 0, "type": "logs", "logs": event.text}]}})
+                    streamed_logs += event.text
+                else:
+                    result = event
+        except SandboxError as err:
+            raise ToolFailed(f"The code interpreter sandbox failed: {err}") from err
+        if result is None:
+            raise ToolFailed("The code interpreter sandbox ended without a result.")
+
+        logs = result.logs
+        if logs:
+            if not outputs:
+                outputs.append({"type": "logs", "logs": logs})
+                await env.emit({"type": "code_interpreter", "code_interpreter": {
+                    "outputs": [{"index": 0, "type": "logs", "logs": logs}]}})
+            else:
+                outputs[0]["logs"] = logs
+                if logs.startswith(streamed_logs) and len(logs) > len(streamed_logs):
+                    await env.emit({"type": "code_interpreter", "code_interpreter": {
+                        "outputs": [{"index": 0, "type": "logs", "logs": logs[len(streamed_logs):]}]}})
+
+        stored: dict[str, str] = {}
+        by_hash: dict[str, str] = {}
+        for out in result.files:
+            file_id = await self.files.store(env.project_id, out.name.rsplit("/", 1)[-1], out.data,
+                                             "assistants_output")
+            stored[out.name] = file_id
+            by_hash[hashlib.sha256(out.data).hexdigest()] = file_id
+        images: list[str] = []
+        for n, png in enumerate(result.images):
+            file_id = by_hash.get(hashlib.sha256(png).hexdigest()) or await self.files.store(
+                env.project_id, f"image_{call.id}_{n}.png", png, "assistants_output")
+            images.append(file_id)
+            outputs.append({"type": "image", "image": {"file_id": file_id}})
+            await env.emit({"type": "code_interpreter", "code_interpreter": {
+                "outputs": [{"index": len(outputs) - 1, "type": "image", "image": {"file_id": file_id}}]}})
+
+        model_out = logs if len(logs) <= MODEL_LOG_CHARS else logs[: MODEL_LOG_CHARS // 2] + \
+            "\n…[output truncated]…\n" + logs[-MODEL_LOG_CHARS // 2:]
+        notes = []
+        if result.error:
+            notes.append("The code raised an error (traceback above).")
+        if result.session_restarted:
+            notes.append("The session was restarted: variables and files from before are gone.")
+        if images:
+            notes.append(f"{len(images)} image(s) were shown to the user.")
+        if stored:
+            notes.append("Files written: " + ", ".join(f"sandbox:/mnt/data/{n}" for n in stored))
+        output = (model_out or "(no output)") + ("\n" + "\n".join(notes) if notes else "")
+        return ToolOutcome(
+            call={"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}},
+            output=output,
+            images=images,
+            files=stored,
+        )
