@@ -295,11 +295,16 @@ def main() -> None:
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     queries = args.queries or (40 if args.quick else 100)
 
+    load_before = os.getloadavg()[0]
     print("ingestion (real MiniLM on CPU, SQLite)...", flush=True)
     ingestion = asyncio.run(bench_ingestion(args.quick))
     print("search (synthetic vectors)...", flush=True)
     search, query_embed = asyncio.run(bench_search(sizes, args.postgres, queries))
 
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at end (other work inflates every figure)"
+    )
     print("\nIngestion")
     print(
         f"  MiniLM raw rate, 254-token inputs: {ingestion['model_chunks_per_s_254_tokens']} chunks/s"
@@ -354,7 +359,13 @@ def main() -> None:
         "database": "postgresql" if args.postgres else "sqlite",
         "quick": args.quick,
         "note": "search uses synthetic random unit vectors and hashing query embeddings",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            # Other work on the box inflates every figure; keep the load with the numbers.
+            "loadavg_1min_before": round(load_before, 2),
+            "loadavg_1min_after": round(os.getloadavg()[0], 2),
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "retrieval_speed_quick.json" if args.quick else "retrieval_speed.json"
