@@ -138,6 +138,7 @@ def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **kw: Any) -> Settings:
+    kw.setdefault("sandbox_pool_size", 1)  # many test servers: one warm kernel each is plenty
     return Settings(data_dir=data_dir, database_url=database_url, _env_file=None, **kw)  # type: ignore[call-arg]
 
 

@@ -68,7 +68,17 @@ async def start_runs(ctx: AppContext) -> RunRuntime:
     ctx.extras["runtime"] = runtime
     if ctx.settings.worker_enabled:
         await worker.start()
+        if ctx.settings.sandbox_pool_size > 0:
+            # Warm the code-interpreter pool in the background: start-up does not wait for it.
+            ctx.extras["sandbox_warmup"] = asyncio.create_task(_warm(ctx.extras["sandbox"]))
     return runtime
+
+
+async def _warm(sandbox: Any) -> None:
+    try:
+        await sandbox.start()
+    except Exception as err:  # the sandbox is optional until a run uses code_interpreter
+        log.warning("code interpreter sandbox not available: %s", err)
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
