@@ -56,11 +56,11 @@ class AppSearch:
             await s.commit()
         return [SearchHit(h.file_id, h.filename, h.score, h.text) for h in hits]
 
-    async def wait_ready(self, project_id: str, vector_store_ids: list[str], timeout: float) -> None:
+    async def wait_ready(self, project_id: str, vector_store_ids: list[str], within: float) -> None:
         from assistantd.vector_stores import service as stores
 
         if vector_store_ids:
-            await stores.wait_ready(self.ctx.extras["vector_stores"], project_id, vector_store_ids, timeout)
+            await stores.wait_ready(self.ctx.extras["vector_stores"], project_id, vector_store_ids, within)
 
     async def touch(self, project_id: str, vector_store_ids: list[str]) -> None:
         return None  # search_stores updates last_active_at itself

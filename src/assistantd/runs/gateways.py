@@ -31,8 +31,8 @@ class SearchGateway(Protocol):
                      max_num_results: int, score_threshold: float) -> list[SearchHit]:
         """Hybrid search over the stores, best first, scores in 0–1."""
 
-    async def wait_ready(self, project_id: str, vector_store_ids: list[str], timeout: float) -> None:
-        """Wait (up to `timeout` s) while files of these stores are still being ingested."""
+    async def wait_ready(self, project_id: str, vector_store_ids: list[str], within: float) -> None:
+        """Wait (up to `within` s) while files of these stores are still being ingested."""
 
     async def touch(self, project_id: str, vector_store_ids: list[str]) -> None:
         """Mark the stores active (their `last_active_at`, which drives expiry)."""

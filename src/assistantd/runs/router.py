@@ -48,7 +48,7 @@ def _ids(thread_id: str, run_id: str | None = None) -> None:
 
 @router.post("/v1/threads/runs")
 async def create_thread_and_run(body: ThreadAndRunCreate, uow: UoW, caller: Caller, rt: Runtime) -> Any:
-    thread, run = await service.create_thread_and_run(uow, caller, rt, body)
+    _thread, run = await service.create_thread_and_run(uow, caller, rt, body)
     if body.stream:
         await uow.commit()
         return sse_response(frames(rt.bus, run["id"], 0, keepalive=rt.settings.stream_keepalive_seconds))

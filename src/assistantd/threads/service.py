@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Stores made for a thread (helpers, attachments) expire this many days after last use.
-THREAD_STORE_DAYS = 7
+from sqlalchemy import delete as sql_delete
 
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import not_found
@@ -15,6 +14,9 @@ from assistantd.keys.service import Principal
 from assistantd.threads.models import ThreadRow
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate, ThreadModify
+
+# Stores made for a thread (helpers, attachments) expire this many days after last use.
+THREAD_STORE_DAYS = 7
 
 
 async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: Any = None) -> dict[str, Any]:
@@ -88,6 +90,6 @@ async def delete(uow: UnitOfWork, caller: Principal, thread_id: str) -> dict[str
     row = await get_row(uow, caller, thread_id)
     repo = ThreadRepository(uow.session)
     for model in (MessageRow, RunStepRow, RunRow):
-        await repo.session.execute(model.__table__.delete().where(model.thread_id == thread_id))
+        await repo.session.execute(sql_delete(model).where(model.thread_id == thread_id))
     await repo.delete(row)
     return {"id": thread_id, "object": "thread.deleted", "deleted": True}
