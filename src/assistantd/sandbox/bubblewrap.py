@@ -23,6 +23,7 @@ fresh anyway. Its pages are memory, so the host must budget disk_mb per live ses
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -38,6 +39,10 @@ KERNEL_PATH = "/opt/assistantd/kernel.py"
 SANDBOX_UID = 1000  # the uid the code sees inside its user namespace
 # Not secrets: CPU-model workarounds for OpenBLAS that the host may need to pass on.
 PASSED_THROUGH_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+# Per-uid lock files shared by every assistantd process on the host (see _claim_uid).
+UID_LOCK_DIR = Path("/run/assistantd-sandbox")
 
 
 def default_venv() -> Path:
@@ -86,6 +91,8 @@ class BubblewrapSandbox(PooledKernelSandbox):
         # still unprivileged inside its own user namespace.
         self._drop_privileges = os.geteuid() == 0
         self._free_uids = list(range(uid_base + uid_count - 1, uid_base - 1, -1))
+        self._taken_elsewhere: list[int] = []
+        self._uid_locks: dict[int, int] = {}
 
     def _check_installed(self) -> None:
         if self._bwrap is None or self._prlimit is None:
@@ -102,9 +109,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
         assert self._bwrap is not None and self._prlimit is not None
         uid: int | None = None
         if self._drop_privileges:
-            if not self._free_uids:
-                raise SandboxUnavailable("every sandbox uid is in use; raise uid_count")
-            uid = self._free_uids.pop()
+            uid = self._claim_uid()
         venv = str(self.venv)
         env = {
             "PATH": f"{venv}/bin:/usr/bin:/bin",
@@ -155,6 +160,10 @@ class BubblewrapSandbox(PooledKernelSandbox):
             "--dir", "/mnt/data",
             "--dir", "/mnt/tmp",
             "--symlink", "/mnt/tmp", "/tmp",
+            # The root and /dev tmpfs bwrap builds are writable with no size limit: seal them
+            # (device nodes are separate bind mounts, so /dev/null stays writable).
+            "--remount-ro", "/",
+            "--remount-ro", "/dev",
             "--chdir", "/mnt/data",
             "--clearenv",
         ]
@@ -164,6 +173,31 @@ class BubblewrapSandbox(PooledKernelSandbox):
         argv += [str(self._python), "-I", KERNEL_PATH, json.dumps(config)]
         return LaunchSpec(argv=argv, uid=uid, gid=uid)
 
+    def _claim_uid(self) -> int:
+        """A uid no other kernel on this host uses, in this process or any other.
+
+        Killing a session kills every process of its uid, so two servers (or two sandboxes
+        in one process) must never share one: each uid is held by an flock on a file in
+        UID_LOCK_DIR for as long as its kernel lives.
+        """
+        UID_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        while self._free_uids:
+            uid = self._free_uids.pop()
+            fd = os.open(UID_LOCK_DIR / f"uid-{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self._taken_elsewhere.append(uid)
+                continue
+            self._uid_locks[uid] = fd
+            return uid
+        self._free_uids, self._taken_elsewhere = self._taken_elsewhere[::-1], []
+        raise SandboxUnavailable("every sandbox uid is in use; raise uid_count")
+
     def _released(self, spec: LaunchSpec) -> None:
         if spec.uid is not None:
+            fd = self._uid_locks.pop(spec.uid, None)
+            if fd is not None:
+                os.close(fd)  # releases the flock
             self._free_uids.append(spec.uid)

@@ -30,6 +30,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -281,6 +282,30 @@ class Kernel:
             if os.getpid() != self.pid:
                 os._exit(0)
 
+    def kill_strays(self) -> None:
+        """Processes a cell started do not outlive it: no background CPU burners or writers.
+
+        We are alone with bwrap's init in this pid namespace, so kill(-1) hits exactly the
+        cell's processes. It is repeated because a fork bomb can fork while being killed,
+        and our own children are reaped (orphans are reaped by bwrap as pid 1).
+        """
+        for _ in range(200):
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            while True:
+                try:
+                    pid, _status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+            others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, self.pid)]
+            if not others:
+                return
+            time.sleep(0.005)
+
     def execute(self, header: dict[str, Any], blobs: list[bytes]) -> None:
         self.pump.reset()
         self.images = []
@@ -297,11 +322,7 @@ class Kernel:
             exc_type = self.run_code(str(header.get("code", "")))
         sys.stdout.flush()
         sys.stderr.flush()
-        # Processes a cell started do not outlive it: no background CPU burners or writers.
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.kill_strays()
         self.pump.sync(self.write_fd)
         changed = [
             (name, meta[1])

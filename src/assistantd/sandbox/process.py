@@ -53,18 +53,28 @@ class KernelProcess:
         cls, spec: LaunchSpec, limits: SessionLimits, start_timeout: float
     ) -> KernelProcess:
         """Spawn the kernel and wait for its `ready` frame (after the warm imports)."""
+        argv = list(spec.argv)
+        if spec.uid is not None:
+            # Drop to the session's uid with setpriv rather than create_subprocess_exec's
+            # user/group: uvloop (uvicorn's default loop) does not support those.
+            gid = spec.gid if spec.gid is not None else spec.uid
+            argv = [
+                "setpriv",
+                f"--reuid={spec.uid}",
+                f"--regid={gid}",
+                "--clear-groups",
+                "--",
+                *argv,
+            ]
         try:
             proc = await asyncio.create_subprocess_exec(
-                *spec.argv,
+                *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 # Nothing of the server's environment reaches the launcher, let alone the code.
                 env={"PATH": "/usr/bin:/bin"},
                 cwd="/",
-                user=spec.uid,
-                group=spec.gid,
-                extra_groups=[] if spec.uid is not None else None,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -82,7 +92,6 @@ class KernelProcess:
                 f"its stderr: {kernel.stderr_text() or '(empty)'}"
             ) from exc
         except BaseException:
-            # Cancelled while waiting (e.g. close() during pool refill): leave no process behind.
             await asyncio.shield(kernel.kill())
             raise
         if frame.header.get("op") != "ready":
@@ -209,15 +218,46 @@ class KernelProcess:
         )
 
     async def kill(self) -> int | None:
-        """Kill the whole process tree (bwrap takes the sandbox's pid namespace with it)."""
+        """Kill the whole process tree, innermost first, and reap the launcher."""
         self.broken = True
         if self._proc.returncode is None:
+            if self.spec.uid is not None:
+                # Everything below the launcher runs as the kernel's own host uid. Killing
+                # those first lets the launcher reap them; killing only the launcher's group
+                # would miss bwrap's setsid'd children and orphan them to the host's init.
+                for _ in range(100):
+                    if not kill_uid_except(self.spec.uid, self._proc.pid):
+                        break
+                    await asyncio.sleep(0.005)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
         status = await self._proc.wait()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(self._stderr_task, 1)
         return status
+
+
+def kill_uid_except(uid: int, spared: int) -> bool:
+    """SIGKILL every live process whose real uid is `uid`, except `spared`; True if any was found."""
+    found = False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == spared:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get(
+            "State", ""
+        ).startswith("Z"):
+            found = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+    return found
 
 
 def _loop_deadline(monotonic_deadline: float) -> float:

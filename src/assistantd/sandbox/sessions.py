@@ -81,8 +81,15 @@ class PooledKernelSandbox(CodeSandbox):
 
     async def _launch(self) -> KernelProcess:
         spec = self._launch_spec()
+        # Never cancel a launch half-way: asyncio would kill only the launcher and orphan
+        # bwrap's children. A cancelled caller waits for the launch, then kills the kernel.
+        launch = asyncio.create_task(KernelProcess.start(spec, self.limits, self.start_timeout))
         try:
-            return await KernelProcess.start(spec, self.limits, self.start_timeout)
+            return await asyncio.shield(launch)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._discard(await launch)
+            raise
         except BaseException:
             self._released(spec)
             raise
@@ -197,12 +204,12 @@ class PooledKernelSandbox(CodeSandbox):
         if self._closed:
             return
         self._closed = True
-        tasks = [*self._background, *([self._reaper] if self._reaper else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        # Pool refills finish their launch and, seeing `_closed`, discard the kernel.
+        await asyncio.gather(*self._background, return_exceptions=True)
         kernels = [s.kernel for s in self._sessions.values() if s.kernel is not None]
         self._sessions.clear()
         kernels += self._pool

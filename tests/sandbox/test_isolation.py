@@ -1,0 +1,326 @@
+"""Attacks a user's code could try; each must fail inside the sandbox and leave the host unharmed.
+
+Every test performs the attack for real from inside a BubblewrapSandbox session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from assistantd.sandbox import BubblewrapSandbox
+from assistantd.sandbox.bubblewrap import KERNEL_PATH
+
+from .conftest import SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def run_json(sandbox: BubblewrapSandbox, key: str, code: str) -> object:
+    """Run `code`, whose last line prints one JSON document, and decode it."""
+    result = await sandbox.execute(key, code)
+    assert not result.error, result.logs
+    return json.loads(result.logs.strip().splitlines()[-1])
+
+
+async def test_no_internet(sandbox: BubblewrapSandbox) -> None:
+    # PyPI is reachable from this host; from inside the sandbox it must not be.
+    try:
+        pypi_ip = socket.getaddrinfo("pypi.org", 443, socket.AF_INET)[0][4][0]
+    except OSError:
+        pypi_ip = "151.101.0.223"
+    code = f"""
+import json, socket
+out = {{"interfaces": [name for _, name in socket.if_nameindex()]}}
+try:
+    socket.getaddrinfo("pypi.org", 443)
+    out["dns"] = "resolved"
+except OSError as exc:
+    out["dns"] = type(exc).__name__
+s = socket.socket()
+s.settimeout(3)
+try:
+    s.connect(({pypi_ip!r}, 443))
+    out["connect"] = "connected"
+except OSError as exc:
+    out["connect"] = exc.errno
+print(json.dumps(out))
+"""
+    out = await run_json(sandbox, "t", code)
+    assert out == {"interfaces": ["lo"], "dns": "gaierror", "connect": 101}  # ENETUNREACH
+
+
+async def test_host_loopback_port_is_unreachable(sandbox: BubblewrapSandbox) -> None:
+    connections = 0
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        # Sanity check from the host side: the port really is listening.
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.05)
+        assert connections == 1
+        code = f"""
+import json, socket
+results = []
+for host in ("127.0.0.1", "::1"):
+    try:
+        socket.create_connection((host, {port}), timeout=3).close()
+        results.append("connected")
+    except OSError as exc:
+        results.append(type(exc).__name__)
+print(json.dumps(results))
+"""
+        out = await run_json(sandbox, "t", code)
+        assert out == ["ConnectionRefusedError"] * 2
+        assert connections == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_host_files_are_not_visible(sandbox: BubblewrapSandbox, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "assistantd.sqlite3").write_text("secret rows")
+    paths = [
+        str(data_dir / "assistantd.sqlite3"),
+        str(REPO / "pyproject.toml"),
+        str(REPO / "src" / "assistantd" / "core" / "settings.py"),
+        "/root",
+        "/etc/passwd",
+        "/etc/shadow",
+        "/home",
+        "/var",
+        "/sys",
+    ]
+    code = f"""
+import json, os
+out = {{}}
+for path in {paths!r}:
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            open(path).read()
+        out[path] = "read"
+    except OSError as exc:
+        out[path] = type(exc).__name__
+print(json.dumps(out))
+"""
+    out = await run_json(sandbox, "t", code)
+    assert out == dict.fromkeys(paths, "FileNotFoundError")
+
+
+async def test_system_dirs_and_venv_are_read_only(sandbox: BubblewrapSandbox) -> None:
+    code = f"""
+import json, os, sys
+out = []
+for path in ["/usr/evil", sys.prefix + "/evil", {KERNEL_PATH!r}, "/evil", "/dev/evil", "/proc/evil"]:
+    try:
+        open(path, "w").write("x")
+        out.append("written")
+    except OSError as exc:
+        out.append(type(exc).__name__)
+print(json.dumps(out))
+"""
+    out = await run_json(sandbox, "t", code)
+    assert "written" not in out, out
+
+
+async def test_other_sessions_files_are_not_visible(sandbox: BubblewrapSandbox) -> None:
+    await sandbox.execute("thread_a", "open('/mnt/data/a_secret.txt', 'w').write('for a only')")
+    code = """
+import glob, json, os
+found = glob.glob('/mnt/data/*') + glob.glob('/tmp/*')
+for pid in os.listdir('/proc'):
+    if pid.isdigit():
+        found += glob.glob(f'/proc/{pid}/root/mnt/data/*')
+print(json.dumps({"found": found, "pids": sorted(p for p in os.listdir('/proc') if p.isdigit())}))
+"""
+    out = await run_json(sandbox, "thread_b", code)
+    assert isinstance(out, dict)
+    assert out["found"] == []
+    # Only bwrap's init and the kernel itself exist in this pid namespace.
+    assert len(out["pids"]) <= 3
+
+
+async def test_host_environment_is_not_inherited(sandbox: BubblewrapSandbox) -> None:
+    assert os.environ["ASSISTANTD_LLM_API_KEY"] == SECRET
+    code = """
+import json, os
+environs = {}
+for pid in os.listdir('/proc'):
+    if pid.isdigit():
+        try:
+            environs[pid] = open(f'/proc/{pid}/environ', 'rb').read().decode()
+        except OSError:
+            pass
+print(json.dumps({"env": dict(os.environ), "procs": environs}))
+"""
+    out = await run_json(sandbox, "t", code)
+    assert isinstance(out, dict)
+    assert SECRET not in json.dumps(out)
+    assert not [k for k in out["env"] if k.startswith("ASSISTANTD_") or "SECRET" in k]
+
+
+def host_kernel_processes() -> list[dict[str, str]]:
+    """The host's view (/proc status) of every running sandbox kernel."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if KERNEL_PATH.encode() not in cmdline or b"bwrap" in cmdline:
+                continue
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        found.append(dict(line.split(":\t", 1) for line in lines if ":\t" in line))
+    return found
+
+
+async def test_code_is_not_root_and_has_no_capabilities(sandbox: BubblewrapSandbox) -> None:
+    code = """
+import json, os
+status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)
+out = {"uid": os.getuid(), "CapEff": status["CapEff"], "CapBnd": status["CapBnd"]}
+for name, attempt in [("setuid", lambda: os.setuid(0)), ("chroot", lambda: os.chroot('/')),
+                      ("mknod", lambda: os.mknod('/mnt/data/dev', 0o600 | 0o060000, os.makedev(8, 0)))]:
+    try:
+        attempt()
+        out[name] = "allowed"
+    except OSError as exc:
+        out[name] = type(exc).__name__
+print(json.dumps(out))
+"""
+    out = await run_json(sandbox, "t", code)
+    assert out == {
+        "uid": 1000,
+        "CapEff": "0000000000000000",
+        "CapBnd": "0000000000000000",
+        "setuid": "OSError",  # EINVAL: no uid 0 exists in the sandbox's user namespace
+        "chroot": "PermissionError",
+        "mknod": "PermissionError",
+    }
+    kernels = host_kernel_processes()
+    assert kernels, "no sandbox kernel found in the host's /proc"
+    for status in kernels:
+        real, effective, saved, fs = status["Uid"].split()
+        assert "0" not in (real, effective, saved, fs)
+        assert int(status["CapEff"], 16) == 0
+
+
+async def host_still_works(sandbox: BubblewrapSandbox) -> None:
+    """The host can fork and other sessions still run code."""
+    proc = await asyncio.create_subprocess_exec("true")
+    assert await proc.wait() == 0
+    other = await sandbox.execute("bystander", "sum(range(10))")
+    assert (other.error, other.logs) == (False, "45\n")
+
+
+async def test_infinite_loop_times_out_and_next_call_is_fresh() -> None:
+    box = BubblewrapSandbox(timeout_seconds=2.0, pool_size=1)
+    try:
+        await box.start()
+        await box.execute("t", "x = 1")
+        result = await box.execute("t", "print('spinning', flush=True)\nwhile True:\n    pass")
+        assert result.error
+        assert result.session_restarted
+        assert result.logs.startswith("spinning\n")
+        assert "timed out after 2 s" in result.logs
+        after = await box.execute("t", "'x' in dir()")
+        assert (after.error, after.logs) == (False, "False\n")
+        await host_still_works(box)
+    finally:
+        await box.close()
+
+
+async def test_fork_bomb_is_contained(sandbox: BubblewrapSandbox) -> None:
+    await sandbox.execute("bystander", "y = 2")
+    result = await sandbox.execute("t", "import os\nwhile True:\n    os.fork()")
+    assert result.error
+    assert "BlockingIOError" in result.logs
+    # The children are gone: the session is usable and alone in its pid namespace.
+    after = await sandbox.execute(
+        "t", "import os\nlen([p for p in os.listdir('/proc') if p.isdigit()])"
+    )
+    assert (after.error, after.logs) == (False, "2\n")
+    await host_still_works(sandbox)
+    assert (await sandbox.execute("bystander", "y")).logs == "2\n"
+
+
+async def test_fork_bomb_that_ignores_errors_times_out() -> None:
+    box = BubblewrapSandbox(timeout_seconds=3.0, pool_size=0, max_processes=32)
+    try:
+        code = (
+            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+        )
+        result = await box.execute("t", code)
+        assert result.error and result.session_restarted
+        assert "timed out" in result.logs
+        assert (await box.execute("t", "1 + 1")).logs == "2\n"
+        await host_still_works(box)
+    finally:
+        await box.close()
+    # Nothing of the sandbox outlives close().
+    assert host_kernel_processes() == [] or all(
+        s.get("State", "").startswith("Z") for s in host_kernel_processes()
+    )
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = bytearray(16 * 1024 ** 3)",
+        "chunks = []\nwhile True:\n    chunks.append(bytearray(64 * 1024 ** 2))",
+        "import numpy as np\na = np.ones((40_000, 40_000))",
+    ],
+    ids=["one-allocation", "gradual", "numpy"],
+)
+async def test_memory_bomb_is_an_error_and_restarts_the_session(
+    sandbox: BubblewrapSandbox, code: str
+) -> None:
+    await sandbox.execute("t", "x = 1")
+    result = await sandbox.execute("t", code)
+    assert result.error
+    assert "MemoryError" in result.logs
+    assert result.session_restarted
+    assert "ran out of memory (limit 768 MB)" in result.logs
+    assert (await sandbox.execute("t", "'x' in dir()")).logs == "False\n"
+    await host_still_works(sandbox)
+
+
+async def test_disk_fill_stops_at_the_quota(sandbox: BubblewrapSandbox, tmp_path: Path) -> None:
+    code = """
+block = b'\\0' * (1024 * 1024)
+written = 0
+with open('/mnt/data/fill.bin', 'wb') as f:
+    while True:
+        f.write(block)
+        written += 1
+"""
+    result = await sandbox.execute("t", code)
+    assert result.error
+    assert "No space left on device" in result.logs
+    # /tmp is on the same quota.
+    tmp = await sandbox.execute("t", "open('/tmp/more.bin', 'wb').write(b'x' * 4 * 1024 * 1024)")
+    assert tmp.error and "No space left on device" in tmp.logs
+    # Freeing space makes the session usable again; the host's disk was never touched.
+    cleanup = await sandbox.execute("t", "import os\nos.remove('/mnt/data/fill.bin')\nwritten")
+    assert not cleanup.error
+    assert 28 <= int(cleanup.logs) <= 32
+    await host_still_works(sandbox)
