@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -150,3 +152,16 @@ async def test_filters_apply_per_store(engine: AsyncEngine) -> None:
     assert [(h.vector_store_id, h.file_id, h.attributes) for h in result.hits] == [
         ("vs_b", "file-1", {"team": "b"})
     ]
+
+
+async def test_concurrent_first_writes_to_a_new_store(engine: AsyncEngine) -> None:
+    """Files of a new store ingested at once (a file batch) must not collide on its row."""
+    index = ChunkIndex()
+    await asyncio.gather(
+        *(
+            add_text(index, engine, EMB, "vs_a", f"file-{i}", f"hazelnut note {i}")
+            for i in range(4)
+        )
+    )
+    assert await index.count_chunks(engine, vector_store_id="vs_a") == 4
+    assert len(await files_found(index, engine, "hazelnut", mode="vector")) == 4

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import keyword
@@ -151,38 +153,33 @@ class ChunkIndex:
             ]
             for start in range(0, len(rows), _INSERT_BATCH):
                 await c.execute(insert(retrieval_chunks), rows[start : start + _INSERT_BATCH])
-            ids = (
-                (
-                    await c.execute(
-                        select(retrieval_chunks.c.id)
-                        .where(
-                            retrieval_chunks.c.vector_store_id == vector_store_id,
-                            retrieval_chunks.c.file_id == file_id,
-                        )
-                        .order_by(retrieval_chunks.c.chunk_index)
+            stored = (
+                await c.execute(
+                    select(retrieval_chunks.c.id, retrieval_chunks.c.chunk_index).where(
+                        retrieval_chunks.c.vector_store_id == vector_store_id,
+                        retrieval_chunks.c.file_id == file_id,
                     )
                 )
-                .scalars()
-                .all()
-            )
+            ).all()
             old, new = await self._bump(c, vector_store_id)
 
         def patch(m: _StoreMatrix) -> None:
             _drop_file_rows(m, file_id)
             m.attributes[file_id] = attrs
-            if len(ids):
-                code = m.code_of(file_id)
-                order = np.argsort(np.asarray(ids, dtype=np.int64))
-                new_ids = np.asarray(ids, dtype=np.int64)[order]
+            if stored:
+                # Matrix rows stay in id order (row_of bisects); vectors follow their chunk.
+                position = {ch.index: i for i, ch in enumerate(chunks)}
+                by_id = sorted(stored)
+                new_ids = np.asarray([r[0] for r in by_id], dtype=np.int64)
                 if len(m.chunk_ids) and new_ids[0] <= m.chunk_ids[-1]:
                     raise _Stale  # ids not increasing: cannot append, reload instead
+                code = m.code_of(file_id)
                 m.chunk_ids = np.concatenate([m.chunk_ids, new_ids])
                 m.file_codes = np.concatenate(
-                    [m.file_codes, np.full(len(ids), code, dtype=np.int32)]
+                    [m.file_codes, np.full(len(new_ids), code, dtype=np.int32)]
                 )
-                m.vectors = np.ascontiguousarray(
-                    np.concatenate([m.vectors, vectors[order].astype(np.float32)])
-                )
+                rows_in_order = vectors[[position[r[1]] for r in by_id]].astype(np.float32)
+                m.vectors = np.ascontiguousarray(np.concatenate([m.vectors, rows_in_order]))
 
         self._patch(vector_store_id, old, new, patch, model=embedding_model)
 
@@ -268,16 +265,19 @@ class ChunkIndex:
         """Give the store a new generation token; returns (old, new)."""
         old = await self._generation(c, vector_store_id)
         new = secrets.token_hex(16)
-        if old is None:
-            await c.execute(
-                insert(retrieval_stores).values(vector_store_id=vector_store_id, generation=new)
+        # An upsert, not insert-or-update: two transactions ingesting the first files of a
+        # new store concurrently both see no row. `old` may be outdated by then; `_patch`
+        # only trusts it when the cached matrix agrees, so that is harmless.
+        dialect_insert = pg_insert if c.dialect.name == "postgresql" else sqlite_insert
+        stmt = dialect_insert(retrieval_stores).values(
+            vector_store_id=vector_store_id, generation=new
+        )
+        await c.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[retrieval_stores.c.vector_store_id],
+                set_={"generation": stmt.excluded.generation},
             )
-        else:
-            await c.execute(
-                update(retrieval_stores)
-                .where(retrieval_stores.c.vector_store_id == vector_store_id)
-                .values(generation=new)
-            )
+        )
         return old, new
 
     def _patch(
