@@ -67,6 +67,11 @@ class PooledKernelSandbox(CodeSandbox):
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
+    @property
+    def warm_kernels(self) -> int:
+        """How many pre-warmed kernels are ready to serve a new session right now."""
+        return len(self._pool)
+
     @abc.abstractmethod
     def _launch_spec(self) -> LaunchSpec:
         """The argv (and identity) of a new kernel; may reserve resources such as a uid."""
