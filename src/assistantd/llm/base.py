@@ -154,6 +154,13 @@ class ModelBackend(abc.ABC):
         is cancelled mid-generation.
         """
 
+    async def load(self) -> None:
+        """Get ready to serve (e.g. load weights) without blocking the event loop.
+
+        The engine awaits it before `count_tokens`, which must then be cheap.
+        """
+        return None
+
     def count_tokens(self, text: str) -> int:
         """Tokens `text` costs in this model's prompt; an estimate is fine for remote models."""
         return max(1, len(text) // 4) if text else 0

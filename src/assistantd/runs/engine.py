@@ -185,6 +185,7 @@ class RunEngine:
         """One model call and what follows: "done", "more" (server tools ran), or "pause"."""
         run = ex.run
         backend, model_name = self.models.resolve(run["model"])
+        await backend.load()  # e.g. the embedded model's weights, in a thread
         history, steps, own_messages, thread = await self.store.thread_state(run)
         used_prompt, used_completion = self._used(run)
         assistant = await self.store.assistant(run["assistant_id"])
