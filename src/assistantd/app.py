@@ -52,7 +52,7 @@ def build_server_tools(ctx: AppContext) -> dict[str, Any]:
 
 async def start_runs(ctx: AppContext) -> RunRuntime:
     """Build the run machinery: model router, event bus, engine, worker."""
-    from assistantd.events.bus import MemoryEventBus
+    from assistantd.events.bus import EventBus, MemoryEventBus
     from assistantd.llm.router import build_model_router
     from assistantd.runs.engine import RunEngine
     from assistantd.runs.store import RunStore
@@ -61,7 +61,13 @@ async def start_runs(ctx: AppContext) -> RunRuntime:
     store = RunStore(ctx.sessions)
     models = ctx.extras.setdefault("model_router", None) or build_model_router(ctx.settings)
     ctx.extras["model_router"] = models
-    bus = MemoryEventBus(persist=store.persist_events, load=store.load_events)
+    bus: EventBus
+    if ctx.settings.redis_url:
+        from assistantd.events.redis_bus import RedisEventBus
+
+        bus = RedisEventBus(ctx.settings.redis_url, persist=store.persist_events, load=store.load_events)
+    else:
+        bus = MemoryEventBus(persist=store.persist_events, load=store.load_events)
     engine = RunEngine(store, bus, models, ctx.settings, tools=build_server_tools(ctx))
     worker = RunWorker(engine, store, ctx.settings)
     runtime = RunRuntime(settings=ctx.settings, bus=bus, worker=worker, ctx=ctx)
@@ -81,6 +87,48 @@ async def _warm(sandbox: Any) -> None:
         log.warning("code interpreter sandbox not available: %s", err)
 
 
+@asynccontextmanager
+async def running(settings: Settings, *, run_migrations: bool = True, **overrides: Any) -> AsyncIterator[AppContext]:
+    """Everything the process runs besides HTTP: database, ingestion, run worker, sandbox.
+
+    The API's lifespan and `assistantd worker` both live inside it.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if run_migrations:
+        await asyncio.to_thread(upgrade, url)
+    engine = create_engine(url)
+    ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
+    ctx.extras.update(overrides)
+    from assistantd.vector_stores.ingest import start_ingestion
+
+    # Stores first: runs the worker recovers at start-up may search them at once.
+    stores = await start_ingestion(ctx)
+    runtime = await start_runs(ctx)
+    try:
+        yield ctx
+    finally:
+        await runtime.worker.stop()
+        await runtime.bus.aclose()
+        await stores.aclose()
+        await ctx.extras["sandbox"].close()
+        await ctx.extras["model_router"].aclose()
+        await engine.dispose()
+
+
+async def run_worker(settings: Settings) -> None:
+    """`assistantd worker`: execute runs and ingest files, no HTTP, until SIGTERM/SIGINT."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings.model_copy(update={"worker_enabled": True}), run_migrations=False):
+        log.info("assistantd worker running")
+        await stop.wait()
+
+
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
                **overrides: Any) -> FastAPI:
     """Build the API. `overrides` replace lifespan-built engines (tests pass a scripted model)."""
@@ -88,27 +136,9 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        url = settings.resolved_database_url
-        if run_migrations:
-            await asyncio.to_thread(upgrade, url)
-        engine = create_engine(url)
-        ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
-        ctx.extras.update(overrides)
-        app.state.ctx = ctx
-        from assistantd.vector_stores.ingest import start_ingestion
-
-        # Stores first: runs the worker recovers at start-up may search them at once.
-        stores = await start_ingestion(ctx)
-        runtime = await start_runs(ctx)
-        try:
+        async with running(settings, run_migrations=run_migrations, **overrides) as ctx:
+            app.state.ctx = ctx
             yield
-        finally:
-            await runtime.worker.stop()
-            await stores.aclose()
-            await ctx.extras["sandbox"].close()
-            await ctx.extras["model_router"].aclose()
-            await engine.dispose()
 
     app = FastAPI(
         title="assistantd",

@@ -50,6 +50,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    from assistantd.app import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _migrate(settings)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
     _migrate(settings)
     print(f"database at {settings.resolved_database_url} is up to date")
@@ -103,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(fn=cmd_serve)
 
+    sub.add_parser("worker", help="execute runs and ingest files (no HTTP); pair with "
+                   "ASSISTANTD_WORKER_ENABLED=false API processes").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)

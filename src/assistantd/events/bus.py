@@ -51,6 +51,9 @@ class EventBus(abc.ABC):
     async def position(self, run_id: str) -> int:
         """The seq of the last event published for the run (0 if none)."""
 
+    async def aclose(self) -> None:
+        return None
+
 
 Persist = Callable[[str, Sequence[RunEvent]], Awaitable[None]]
 Load = Callable[[str], Awaitable[list[RunEvent]]]

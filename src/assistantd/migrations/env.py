@@ -12,7 +12,14 @@ from sqlalchemy.pool import NullPool
 config = context.config
 
 
+# Several processes start together (API processes, workers): one migrates, the others
+# wait for it and then find nothing to do.
+MIGRATION_LOCK = 0x61_7373_6973  # "assis"
+
+
 def _run(connection: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
     context.configure(connection=connection, target_metadata=None, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 from assistantd.core.settings import Settings
 from assistantd.runs.engine import RunEngine
@@ -22,6 +23,7 @@ from assistantd.runs.store import RunStore
 log = logging.getLogger("assistantd.worker")
 
 LEASE_SECONDS = 30.0
+CHANNEL = "assistantd:runs"
 SWEEP_SECONDS = 1.0
 
 
@@ -41,6 +43,14 @@ def _owner_alive(owner: str) -> bool:
 
 class RunWorker:
     def __init__(self, engine: RunEngine, store: RunStore, settings: Settings) -> None:
+        self._redis: Any = None
+        if settings.redis_url:
+            import redis.asyncio as aioredis
+
+            # Tells worker processes about new and cancelled runs at once, rather than at
+            # their next one-second sweep.
+            self._redis = aioredis.from_url(settings.redis_url)
+        self._listener: asyncio.Task[None] | None = None
         self.engine = engine
         self.store = store
         self.settings = settings
@@ -49,17 +59,50 @@ class RunWorker:
         self._signals: dict[str, asyncio.Event] = {}
         self._limit = asyncio.Semaphore(settings.run_concurrency)
         self._sweeper: asyncio.Task[None] | None = None
+        self._notes: set[asyncio.Task[Any]] = set()
         self._closing = False
 
     async def start(self) -> None:
         await self.sweep()
         self._sweeper = asyncio.create_task(self._sweep_forever())
+        if self._redis is not None:
+            self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(CHANNEL)
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                if message is None:
+                    continue
+                kind, _, run_id = message["data"].decode().partition(":")
+                if kind == "submit":
+                    self.submit(run_id)
+                elif kind == "cancel" and run_id in self._signals:
+                    self._signals[run_id].set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run notifications stopped; sweeps still find runs every second")
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    def _notify(self, kind: str, run_id: str) -> None:
+        if self._redis is None:
+            return
+        task = asyncio.create_task(self._redis.publish(CHANNEL, f"{kind}:{run_id}"))
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
 
     async def stop(self) -> None:
         """Stop executing; runs in flight keep their (soon stale) leases and are resumed later."""
         self._closing = True
         if self._sweeper:
             self._sweeper.cancel()
+        if self._listener:
+            self._listener.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -68,10 +111,15 @@ class RunWorker:
                 await task
         for run_id in list(self._tasks):
             await self.store.release(run_id, self.owner)
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def submit(self, run_id: str, steal_from: str | None = None) -> None:
-        """Execute a queued run here (if nobody else holds it)."""
-        if self._closing or run_id in self._tasks or not self.settings.worker_enabled:
+        """Execute a queued run here (if nobody else holds it), or tell the workers."""
+        if not self.settings.worker_enabled:
+            self._notify("submit", run_id)
+            return
+        if self._closing or run_id in self._tasks:
             return
         self._signals[run_id] = asyncio.Event()
         self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from))
@@ -82,6 +130,7 @@ class RunWorker:
         if signal is not None:
             signal.set()
             return
+        self._notify("cancel", run_id)
         # Not executing here: waiting for tool outputs, queued, or running in another
         # process (whose sweep sees `cancelling` in the database and stops it).
         self._tasks[run_id] = asyncio.create_task(self._finalize_unless_leased(run_id, "cancelled"))

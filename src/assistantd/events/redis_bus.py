@@ -1,0 +1,114 @@
+"""The multi-process bus: run event logs in Redis streams, so an API process can stream a
+run that a worker process executes.
+
+Each run has a stream `assistantd:run:<id>` whose entry ids are `0-<seq>`; a Lua script
+assigns the next seq and appends in one atomic step, so publishers in several processes
+never reorder a log. Logs are written to the database at each `done` (like the memory
+bus) and expire from Redis `keep_seconds` later; a log no longer in Redis is read back
+from the database, and its seq numbering continues where the database left off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from assistantd.events.bus import DONE, EventBus, Load, Persist, RunEvent
+
+_APPEND = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[1], 'd', ARGV[2])
+if ARGV[1] == 'done' then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', KEYS[3])
+end
+return seq
+"""
+
+# How long one XREAD waits before the subscriber loops (and notices a closed client).
+BLOCK_MS = 5000
+
+
+class RedisEventBus(EventBus):
+    def __init__(self, url: str, persist: Persist, load: Load, keep_seconds: int = 600) -> None:
+        self.redis: Any = aioredis.from_url(url)  # redis-py's stubs type replies as unions
+        self._persist = persist
+        self._load = load
+        self._keep = keep_seconds
+        self._append = self.redis.register_script(_APPEND)
+
+    @staticmethod
+    def _keys(run_id: str) -> tuple[str, str, str]:
+        base = f"assistantd:run:{run_id}"
+        return base, base + ":seq", base + ":persisted"
+
+    async def _ensure_seq(self, run_id: str) -> None:
+        """A log that left Redis continues after the last seq in the database."""
+        _, seq_key, persisted_key = self._keys(run_id)
+        if await self.redis.exists(seq_key):
+            return
+        stored = await self._load(run_id)
+        last = stored[-1].seq if stored else 0
+        if await self.redis.set(seq_key, last, nx=True):
+            await self.redis.set(persisted_key, last)
+
+    async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
+        return await self._add(run_id, event, orjson.dumps(data))
+
+    async def _add(self, run_id: str, event: str, data: bytes) -> int:
+        await self._ensure_seq(run_id)
+        stream, seq_key, persisted_key = self._keys(run_id)
+        seq = await self._append(keys=[stream, seq_key, persisted_key], args=[event, data, self._keep])
+        return int(seq)
+
+    async def finish(self, run_id: str) -> None:
+        await self._add(run_id, DONE, b"[DONE]")
+        stream, _, persisted_key = self._keys(run_id)
+        persisted = int(await self.redis.get(persisted_key) or 0)
+        entries = await self.redis.xrange(stream, min=f"0-{persisted + 1}", max="+")
+        events = [self._event(entry_id, fields) for entry_id, fields in entries]
+        if events:
+            await self._persist(run_id, events)
+            await self.redis.set(persisted_key, events[-1].seq, ex=self._keep)
+
+    async def position(self, run_id: str) -> int:
+        await self._ensure_seq(run_id)
+        return int(await self.redis.get(self._keys(run_id)[1]) or 0)
+
+    @staticmethod
+    def _event(entry_id: Any, fields: Any) -> RunEvent:
+        seq = int(entry_id.split(b"-", 1)[1])
+        return RunEvent(seq, fields[b"e"].decode(), fields[b"d"])
+
+    async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        stream = self._keys(run_id)[0]
+        cursor = after
+        if not await self.redis.exists(stream):
+            # Gone from Redis (expired, or never there): what the database has, then live.
+            for ev in await self._load(run_id):
+                if ev.seq <= cursor:
+                    continue
+                cursor = ev.seq
+                yield ev
+                if ev.event == DONE:
+                    return
+        while True:
+            reply = await self.redis.xread({stream: f"0-{cursor}"}, block=BLOCK_MS, count=512)
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    ev = self._event(entry_id, fields)
+                    cursor = ev.seq
+                    yield ev
+                    if ev.event == DONE:
+                        return
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()

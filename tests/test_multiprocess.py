@@ -1,0 +1,135 @@
+"""Many processes: API processes with no worker, a separate `assistantd worker`, PostgreSQL
+and Redis. Runs created on one API process execute in the worker and stream through any."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from assistantd.llm.fake_upstream import FakeToolCall, FakeUpstream
+from tests.conftest import _pg_database, free_port
+from tests.test_streaming import names, read_sse
+
+KEY = "sk-multi-process"
+REDIS = os.environ.get("ASSISTANTD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def script(body: dict[str, Any]) -> Any:
+    last = body["messages"][-1]
+    if last["role"] == "tool":
+        return f"tool said {last['content']}"
+    text = str(last.get("content") or "")
+    if "weather" in text:
+        return FakeToolCall("get_weather", {"city": "Oslo"})
+    if "long" in text:
+        return "word " * 300
+    return f"echo: {text}"
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str], port: int | None = None) -> None:
+        self.port = port
+        self.proc = subprocess.Popen([sys.executable, "-m", "assistantd", *args], env=env)
+
+    def wait_http(self) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[list[str], FakeUpstream]]:
+    url, drop = _pg_database()
+    with FakeUpstream(script, token_delay=0.005) as up:
+        env = dict(os.environ, ASSISTANTD_DATA_DIR=str(tmp_path), ASSISTANTD_DATABASE_URL=url,
+                   ASSISTANTD_REDIS_URL=REDIS, ASSISTANTD_LLM_BASE_URL=up.base_url, ASSISTANTD_API_KEYS=KEY,
+                   ASSISTANTD_SANDBOX_POOL_SIZE="0")
+        api_env = dict(env, ASSISTANTD_WORKER_ENABLED="false")
+        ports = [free_port(), free_port()]
+        apis = [Process(["serve", "--port", str(p), "--log-level", "warning"], api_env, p) for p in ports]
+        worker = Process(["worker"], env)
+        try:
+            for api in apis:
+                api.wait_http()
+            yield [f"http://127.0.0.1:{p}/v1" for p in ports], up
+        finally:
+            for p in [*apis, worker]:
+                p.stop()
+            drop()
+
+
+def test_runs_execute_in_the_worker_and_stream_anywhere(cluster: tuple[list[str], FakeUpstream]) -> None:
+    (api1, api2), _up = cluster
+    with openai.OpenAI(base_url=api1, api_key=KEY, max_retries=0) as c1, \
+            openai.OpenAI(base_url=api2, api_key=KEY, max_retries=0) as c2:
+        a = c1.beta.assistants.create(model="m", tools=[{"type": "function", "function": {
+            "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])
+        t = c1.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+        run = c1.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+        assert run.status == "completed"
+        assert c2.beta.threads.messages.list(t.id).data[0].content[0].text.value == "echo: hello"
+
+        # Stream from API 1 while the worker executes; tool outputs go in through API 2.
+        c1.beta.threads.messages.create(t.id, role="user", content="weather?")
+        with c1.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id) as stream:
+            stream.until_done()
+            run = stream.get_final_run()
+        assert run.status == "requires_action"
+        call = run.required_action.submit_tool_outputs.tool_calls[0]
+        assert json.loads(call.function.arguments) == {"city": "Oslo"}
+        with c2.beta.threads.runs.submit_tool_outputs_stream(
+                thread_id=t.id, run_id=run.id, tool_outputs=[{"tool_call_id": call.id, "output": "cold"}]) as stream:
+            text = "".join(stream.text_deltas)
+        assert text == "tool said cold"
+
+        # A run started on API 1, followed live through API 2's replay endpoint.
+        c1.beta.threads.messages.create(t.id, role="user", content="something long")
+        started = c1.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
+        with httpx.stream("GET", f"{api2}/threads/{t.id}/runs/{started.id}/events",
+                          headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as r:
+            frames = read_sse(r)
+        assert names(frames)[0] == "thread.run.created" and names(frames)[-2:] == ["thread.run.completed", "done"]
+        assert "".join(f[1]["delta"]["content"][0]["text"]["value"] for f in frames
+                       if f[0] == "thread.message.delta") == "word " * 300
+
+
+def test_cancel_through_another_process(cluster: tuple[list[str], FakeUpstream]) -> None:
+    (api1, api2), _up = cluster
+    with openai.OpenAI(base_url=api1, api_key=KEY, max_retries=0) as c1, \
+            openai.OpenAI(base_url=api2, api_key=KEY, max_retries=0) as c2:
+        a = c1.beta.assistants.create(model="m")
+        t = c1.beta.threads.create(messages=[{"role": "user", "content": "something long, slowly"}])
+        run = c1.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
+        deadline = time.monotonic() + 30
+        while not c1.beta.threads.runs.steps.list(run.id, thread_id=t.id).data:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        c2.beta.threads.runs.cancel(run.id, thread_id=t.id)
+        final = c1.beta.threads.runs.poll(run.id, thread_id=t.id)
+        assert final.status == "cancelled"
+        msg = c1.beta.threads.messages.list(t.id).data[0]
+        assert msg.status == "incomplete" and len(msg.content[0].text.value.split()) < 300 if msg.content else True
