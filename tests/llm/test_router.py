@@ -74,14 +74,14 @@ async def test_models_file_routes_by_name(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("ASSISTANTD_TEST_UPSTREAM_KEY", "sk-secret")
     path = tmp_path / "models.toml"
     path.write_text(MODELS_TOML)
-    router = build_model_router(settings(llm_models_file=path))
+    router = build_model_router(settings(llm_models_file=path, llm_context_window=32000))
     try:
         big, big_name = router.resolve("gpt-4o")
         mini, mini_name = router.resolve("gpt-4o-mini")
         local, local_name = router.resolve("my-local-model")
         assert isinstance(big, OpenAICompatBackend) and big.context_window == 128000
         assert big_name == "gpt-4o-2024-08-06"
-        assert isinstance(mini, OpenAICompatBackend) and mini.context_window == 8192
+        assert isinstance(mini, OpenAICompatBackend) and mini.context_window == 32000  # the setting
         assert mini_name == "gpt-4o-mini"
         assert isinstance(local, LlamaCppBackend) and local.context_window == 2048
         assert local_name == "my-local-model"

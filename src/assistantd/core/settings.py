@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     llm_models_file: Path | None = Field(
         None, description="TOML file mapping requested model names to backends (see README)."
     )
+    llm_context_window: int = Field(
+        128_000,
+        description="Context window (tokens) assumed for `LLM_BASE_URL` models by `truncation_strategy: auto`.",
+    )
     llm_timeout_seconds: float = Field(120.0, description="Upstream request timeout (read timeout between chunks).")
     llm_max_retries: int = Field(3, description="Retries with backoff on upstream 429/5xx/connection errors.")
     llm_gguf_path: Path | None = Field(

@@ -180,7 +180,7 @@ def _route_for_entry(
         entry.model,
         entry.timeout if entry.timeout is not None else settings.llm_timeout_seconds,
         entry.max_retries if entry.max_retries is not None else settings.llm_max_retries,
-        entry.context_window,
+        entry.context_window or settings.llm_context_window,
     )
 
 
@@ -193,6 +193,7 @@ def build_model_router(settings: Settings) -> ModelRouter:
             settings.llm_model,
             settings.llm_timeout_seconds,
             settings.llm_max_retries,
+            settings.llm_context_window,
         )
         return ConfiguredModelRouter(
             {DEFAULT_MODEL_KEY: route}, source=f"ASSISTANTD_LLM_BASE_URL ({settings.llm_base_url})"

@@ -57,7 +57,7 @@ class CodeInterpreterTool(ServerTool):
 
     async def execute(self, env: ToolEnv, call: ToolCallState, tool: dict[str, Any]) -> ToolOutcome:
         args = parse_arguments(call)
-        code = args.get("code") if isinstance(args.get("code"), str) else None
+        code = next((args[k] for k in ("code", "input") if isinstance(args.get(k), str)), None)
         if code is None:
             code = call.arguments  # some models send the bare code
         streamed = call.scratch.get("streamed_input", "")
