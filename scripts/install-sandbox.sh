@@ -14,7 +14,7 @@ venv="${1:-$repo/.venv-sandbox}"
 base_python="/usr/bin/python3"
 # Bump when the package set changes so existing venvs are upgraded.
 packages=("numpy>=1.26,<3" "pandas>=2.1,<3" "matplotlib>=3.8,<4")
-stamp_content="v1 ${packages[*]}"
+stamp_content="v2 ${packages[*]}"
 stamp="$venv/.assistantd-sandbox-stamp"
 
 need_apt=()
@@ -40,20 +40,28 @@ fi
 "$base_python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "${packages[@]}"
 
-# Build matplotlib's font cache once, here, against the venv's real path; each kernel
-# copies it into its writable MPLCONFIGDIR so start-up does not rescan fonts (~1 s).
+# Inside the sandbox the venv is mounted at /opt/venv (VENV_MOUNT in sandbox/bubblewrap.py),
+# wherever it lives here. Build matplotlib's font cache once, in bubblewrap against that
+# path; each kernel copies it into its writable MPLCONFIGDIR so start-up does not rescan
+# fonts (~1 s).
 mkdir -p "$venv/share/assistantd-mplconfig"
-MPLCONFIGDIR="$venv/share/assistantd-mplconfig" MPLBACKEND=Agg \
-  "$venv/bin/python" -c "import matplotlib.font_manager, matplotlib.pyplot"
+in_sandbox() {
+  bwrap --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+    --symlink usr/bin /bin --ro-bind-try /etc/ld.so.cache /etc/ld.so.cache "$@"
+}
+in_sandbox --bind "$venv" /opt/venv --unshare-all --die-with-parent --proc /proc --dev /dev \
+  --tmpfs /tmp --clearenv --setenv MPLBACKEND Agg \
+  --setenv MPLCONFIGDIR /opt/venv/share/assistantd-mplconfig \
+  /opt/venv/bin/python -c "import matplotlib.font_manager, matplotlib.pyplot" \
+  || { echo "install-sandbox: bubblewrap cannot run the venv here" >&2; exit 1; }
 
 # The sandbox runs as an unprivileged uid that must be able to read the venv.
 chmod -R a+rX "$venv"
 
 # Prove it starts inside bubblewrap the way the engine will run it.
-bwrap --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
-  --symlink usr/bin /bin --ro-bind "$venv" "$venv" --unshare-all --die-with-parent \
+in_sandbox --ro-bind "$venv" /opt/venv --unshare-all --die-with-parent \
   --proc /proc --dev /dev --tmpfs /tmp --clearenv --setenv MPLBACKEND Agg \
-  "$venv/bin/python" -c "import numpy, pandas, matplotlib.pyplot" \
+  /opt/venv/bin/python -c "import numpy, pandas, matplotlib.pyplot" \
   || { echo "install-sandbox: bubblewrap cannot run the venv here" >&2; exit 1; }
 
 echo "$stamp_content" >"$stamp"

@@ -45,6 +45,11 @@ PASSED_THROUGH_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 UID_LOCK_DIR = Path("/run/assistantd-sandbox")
 
 
+# Where the sandbox venv appears inside the sandbox (scripts/install-sandbox.sh builds the
+# matplotlib font cache against this path too).
+VENV_MOUNT = "/opt/venv"
+
+
 def default_venv() -> Path:
     """`<repo>/.venv-sandbox`, where scripts/install-sandbox.sh puts the sandbox Python."""
     return Path(__file__).resolve().parents[3] / ".venv-sandbox"
@@ -110,7 +115,9 @@ class BubblewrapSandbox(PooledKernelSandbox):
         uid: int | None = None
         if self._drop_privileges:
             uid = self._claim_uid()
-        venv = str(self.venv)
+        # The venv is mounted at one fixed path inside, wherever it lives on the host (a
+        # checkout under /tmp would otherwise collide with the sandbox's own /tmp).
+        venv = VENV_MOUNT
         env = {
             "PATH": f"{venv}/bin:/usr/bin:/bin",
             "HOME": "/tmp",
@@ -150,7 +157,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
             "--symlink", "usr/sbin", "/sbin",
             "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
             "--ro-bind-try", "/etc/localtime", "/etc/localtime",
-            "--ro-bind", venv, venv,
+            "--ro-bind", str(self.venv), venv,
             "--ro-bind", str(KERNEL_SOURCE), KERNEL_PATH,
             "--proc", "/proc",
             "--dev", "/dev",
@@ -170,7 +177,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
         # fmt: on
         for key, value in env.items():
             argv += ["--setenv", key, value]
-        argv += [str(self._python), "-I", KERNEL_PATH, json.dumps(config)]
+        argv += [f"{venv}/bin/python", "-I", KERNEL_PATH, json.dumps(config)]
         return LaunchSpec(argv=argv, uid=uid, gid=uid)
 
     def _claim_uid(self) -> int:
