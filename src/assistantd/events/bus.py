@@ -35,6 +35,10 @@ class RunEvent:
 class EventBus(abc.ABC):
     """Where runs publish their events and streams read them."""
 
+    async def open(self, run_id: str) -> None:
+        """A new run's log starts here: nothing to look up anywhere."""
+        return None
+
     @abc.abstractmethod
     async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
         """Append an event to the run's log; returns its seq (1, 2, …)."""
@@ -91,6 +95,9 @@ class MemoryEventBus(EventBus):
             # A second caller may have created it while we awaited the load.
             log = self._logs.setdefault(run_id, log)
         return log
+
+    async def open(self, run_id: str) -> None:
+        self._logs.setdefault(run_id, _RunLog())
 
     async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
         log = await self._log(run_id)

@@ -60,6 +60,11 @@ class RedisEventBus(EventBus):
         if await self.redis.set(seq_key, last, nx=True):
             await self.redis.set(persisted_key, last)
 
+    async def open(self, run_id: str) -> None:
+        _, seq_key, persisted_key = self._keys(run_id)
+        await self.redis.set(seq_key, 0, nx=True)
+        await self.redis.set(persisted_key, 0, nx=True)
+
     async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
         return await self._add(run_id, event, orjson.dumps(data))
 

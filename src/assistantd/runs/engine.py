@@ -305,8 +305,7 @@ class RunEngine:
                               run_id=run["id"], status="in_progress")
         step = new_step(run, "message_creation",
                         {"type": "message_creation", "message_creation": {"message_id": message["id"]}})
-        await self.store.insert_step(ex.project_id, step)
-        await self.store.insert_message(ex.project_id, message)
+        await self.store.insert_step(ex.project_id, step, message)
         ex.message, ex.message_step, ex.text = message, step, []
         await self.bus.publish(run["id"], "thread.run.step.created", step_view(step, False))
         await self.bus.publish(run["id"], "thread.run.step.in_progress", step_view(step, False))

@@ -91,6 +91,10 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
     body["_project_id"] = caller.project_id
     row = RunRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=body["created_at"],
                  thread_id=thread_id, status="queued", active_thread_id=thread_id, body=body)
+    # This process's worker takes the run in the same transaction (no separate claim).
+    lease = rt.worker.lease_for_new_run()
+    if lease is not None:
+        row.lease_owner, row.lease_expires_at = lease
     repo = RunRepository(uow.session)
     try:
         async with uow.session.begin_nested():
@@ -107,11 +111,12 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
 def _announce(uow: UnitOfWork, rt: RunRuntime, run: dict[str, Any],
               thread: dict[str, Any] | None = None) -> None:
     async def go() -> None:
+        await rt.bus.open(run["id"])
         if thread is not None:
             await rt.bus.publish(run["id"], "thread.created", thread)
         await rt.bus.publish(run["id"], "thread.run.created", run)
         await rt.bus.publish(run["id"], "thread.run.queued", run)
-        rt.worker.submit(run["id"])
+        rt.worker.submit(run["id"], claimed=True)
 
     uow.after_commit(go)
 

@@ -46,10 +46,16 @@ class RunStore:
             await s.execute(update(RunRow).where(RunRow.id == run["id"]).values(**values))
             await s.commit()
 
-    async def insert_step(self, project_id: str, step: dict[str, Any]) -> None:
+    async def insert_step(self, project_id: str, step: dict[str, Any],
+                          message: dict[str, Any] | None = None) -> None:
+        """Insert a step (and the message it creates, in the same transaction)."""
         async with self.sessions() as s:
             s.add(RunStepRow(id=step["id"], project_id=project_id, seq=next_seq(), created_at=step["created_at"],
                              run_id=step["run_id"], thread_id=step["thread_id"], body=step))
+            if message is not None:
+                s.add(MessageRow(id=message["id"], project_id=project_id, seq=next_seq(),
+                                 created_at=message["created_at"], thread_id=message["thread_id"],
+                                 run_id=message["run_id"], body=message))
             await s.commit()
 
     async def save_step(self, step: dict[str, Any]) -> None:

@@ -114,15 +114,24 @@ class RunWorker:
         if self._redis is not None:
             await self._redis.aclose()
 
-    def submit(self, run_id: str, steal_from: str | None = None) -> None:
-        """Execute a queued run here (if nobody else holds it), or tell the workers."""
+    def lease_for_new_run(self) -> tuple[str, float] | None:
+        """(owner, until) to store with a run created in this process, if it will execute it."""
+        if not self.settings.worker_enabled or self._closing:
+            return None
+        return self.owner, time.time() + LEASE_SECONDS
+
+    def submit(self, run_id: str, steal_from: str | None = None, claimed: bool = False) -> None:
+        """Execute a queued run here (if nobody else holds it), or tell the workers.
+
+        `claimed`: the run was created with this worker's lease (`lease_for_new_run`).
+        """
         if not self.settings.worker_enabled:
             self._notify("submit", run_id)
             return
         if self._closing or run_id in self._tasks:
             return
         self._signals[run_id] = asyncio.Event()
-        self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from))
+        self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from, claimed))
 
     def cancel(self, run_id: str) -> None:
         """Ask the run to stop; it ends `cancelled` within a token or two."""
@@ -138,10 +147,11 @@ class RunWorker:
     def executing(self) -> list[str]:
         return list(self._tasks)
 
-    async def _execute(self, run_id: str, steal_from: str | None) -> None:
+    async def _execute(self, run_id: str, steal_from: str | None, claimed: bool = False) -> None:
         try:
             async with self._limit:
-                if not await self.store.claim(run_id, self.owner, time.time(), LEASE_SECONDS, steal_from):
+                if not claimed and not await self.store.claim(
+                        run_id, self.owner, time.time(), LEASE_SECONDS, steal_from):
                     return
                 await self.engine.execute(run_id, self._signals[run_id])
         except asyncio.CancelledError:
