@@ -168,10 +168,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", default=None,
                         help="comma-separated CPU thread counts, each measured on both sides "
-                             f"(default: 1 and all {os.cpu_count()} cores; --quick: 1)")
+                             f"(default 1; add {os.cpu_count()} to see all cores, much slower on a "
+                             "busy box: llama.cpp threads spin while waiting for each other)")
     args = parser.parse_args(argv)
-    cores = os.cpu_count() or 1
-    threads = [int(t) for t in (args.threads or ("1" if args.quick else f"1,{cores}")).split(",")]
+    threads = [int(t) for t in (args.threads or "1").split(",")]
     runs = []
     texts = []
     for t in dict.fromkeys(threads):

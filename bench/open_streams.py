@@ -29,11 +29,14 @@ import orjson
 
 from bench.common import (
     API_KEY,
+    RESULTS,
     Server,
     Upstream,
     fd_count,
     fmt,
+    hot_spots,
     proc_status,
+    profiled,
     pyplot,
     raise_nofile,
     summary,
@@ -190,13 +193,15 @@ async def _run(server: Server, upstream: Upstream, n: int, control: int, open_co
     }
 
 
-def measure(n: int, token_delay: float, tokens: int, control: int) -> dict[str, Any]:
+def measure(n: int, token_delay: float, tokens: int, control: int,
+            profile: Path | None = None) -> dict[str, Any]:
     nofile = raise_nofile(65536)
     with Upstream(stamped=True, token_delay=token_delay, tokens=tokens) as up, \
             Server(llm_base_url=up.base_url,
                    env={"ASSISTANTD_RUN_CONCURRENCY": str(n + 16)}) as server:
-        result = asyncio.run(_run(server, up, n, control, open_concurrency=32,
-                                  stream_seconds=token_delay * tokens))
+        with profiled(server.pid if profile else None, profile):
+            result = asyncio.run(_run(server, up, n, control, open_concurrency=32,
+                                      stream_seconds=token_delay * tokens))
         with contextlib.suppress(OSError):
             result["server_nofile_limit"] = int(next(
                 line.split()[3] for line in Path(f"/proc/{server.pid}/limits").read_text().splitlines()
@@ -278,10 +283,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--streams", type=int, default=None)
     parser.add_argument("--token-delay", type=float, default=0.5)
     parser.add_argument("--tokens", type=int, default=None, help="tokens per stream")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the server with py-spy (slows it; numbers are not for publishing)")
     args = parser.parse_args(argv)
     n = args.streams or (100 if args.quick else 1000)
     tokens = args.tokens or (24 if args.quick else 120)
-    result = measure(n, args.token_delay, tokens, control=10 if args.quick else 50)
+    profile = RESULTS / f"{NAME}_profile.txt" if args.profile else None
+    result = measure(n, args.token_delay, tokens, control=10 if args.quick else 50, profile=profile)
+    if profile is not None:
+        for title, self_time in (("cumulative", False), ("self", True)):
+            print(f"\nserver hot spots ({title} % of samples):")
+            for share, frame in hot_spots(profile, 40, self_time=self_time):
+                print(f"  {share:5.1f}%  {frame}")
+        return result
     result["mode"] = "quick" if args.quick else "full"
     text = report(result)
     print(text)
