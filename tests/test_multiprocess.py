@@ -31,6 +31,8 @@ def script(body: dict[str, Any]) -> Any:
     text = str(last.get("content") or "")
     if "weather" in text:
         return FakeToolCall("get_weather", {"city": "Oslo"})
+    if "slowly" in text:
+        return "word " * 2000
     if "long" in text:
         return "word " * 300
     return f"echo: {text}"
@@ -64,7 +66,7 @@ class Process:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[list[str], FakeUpstream]]:
     url, drop = _pg_database()
-    with FakeUpstream(script, token_delay=0.005) as up:
+    with FakeUpstream(script, token_delay=0.01) as up:
         env = dict(os.environ, ASSISTANTD_DATA_DIR=str(tmp_path), ASSISTANTD_DATABASE_URL=url,
                    ASSISTANTD_REDIS_URL=REDIS, ASSISTANTD_LLM_BASE_URL=up.base_url, ASSISTANTD_API_KEYS=KEY,
                    ASSISTANTD_SANDBOX_POOL_SIZE="0")
@@ -132,4 +134,6 @@ def test_cancel_through_another_process(cluster: tuple[list[str], FakeUpstream])
         final = c1.beta.threads.runs.poll(run.id, thread_id=t.id)
         assert final.status == "cancelled"
         msg = c1.beta.threads.messages.list(t.id).data[0]
-        assert msg.status == "incomplete" and len(msg.content[0].text.value.split()) < 300 if msg.content else True
+        assert msg.role == "assistant" and msg.status == "incomplete"
+        assert msg.incomplete_details.reason == "run_cancelled"
+        assert len(msg.content[0].text.value.split()) < 2000 if msg.content else True

@@ -130,12 +130,15 @@ async def test_idle_session_expires_into_a_fresh_one() -> None:
 
 
 async def test_reaper_stops_idle_kernels() -> None:
-    box = BubblewrapSandbox(idle_seconds=0.2, pool_size=0, timeout_seconds=10)
+    box = BubblewrapSandbox(idle_seconds=1.0, pool_size=0, timeout_seconds=10)
     try:
         await box.execute("t", "x = 1")
         assert await box.expire_idle() == 0
-        await asyncio.sleep(0.3)
-        assert await box.expire_idle() == 1
+        await asyncio.sleep(1.3)
+        # Either this call or the background reaper (which may have run during the sleep)
+        # stopped the idle kernel; what matters is that the session is gone.
+        assert await box.expire_idle() in (0, 1)
+        assert await box.expire_idle() == 0
         assert (await box.execute("t", "'x' in dir()")).logs == "False\n"
     finally:
         await box.close()
