@@ -58,7 +58,7 @@ async def start_runs(ctx: AppContext) -> RunRuntime:
     from assistantd.runs.store import RunStore
     from assistantd.worker.worker import RunWorker
 
-    store = RunStore(ctx.sessions)
+    store = RunStore(ctx.engine)
     models = ctx.extras.setdefault("model_router", None) or build_model_router(ctx.settings)
     ctx.extras["model_router"] = models
     bus: EventBus

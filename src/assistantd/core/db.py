@@ -47,6 +47,13 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(
             url,
             connect_args={"timeout": 30},
+            # One connection: SQLite has one writer anyway, and every transaction here takes
+            # the write lock at BEGIN (below). With several connections, waiting writers
+            # spin in SQLite's busy handler (sleeps of up to 100 ms); with one, they queue
+            # in asyncio and are handed the connection the moment it is free.
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
         )
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -38,6 +38,9 @@ async def _principal(request: Request, uow: UoW,
             code="invalid_beta",
         )
     principal = await authenticate(uow.session, authorization, request.app.state.ctx.settings.static_api_keys)
+    # End the key lookup's transaction now: the handler may read a long upload or wait on
+    # a stream before it touches the database again, and must not hold a lock meanwhile.
+    await uow.session.commit()
     request.scope["principal"] = principal
     return principal
 

@@ -15,6 +15,9 @@ from assistantd.runs.schemas import RunCreate, RunModify, SubmitToolOutputs, Thr
 
 router = APIRouter(tags=["runs"])
 
+# How long a poll-helper GET of a moving run may wait for it to settle.
+LONG_POLL_SECONDS = 2.0
+
 
 def runtime(request: Request) -> RunRuntime:
     rt: RunRuntime = request.app.state.ctx.extras["runtime"]
@@ -74,9 +77,18 @@ async def list_runs(thread_id: str, uow: UoW, caller: Caller,
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}")
-async def retrieve_run(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: Runtime) -> JSONResponse:
+async def retrieve_run(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: Runtime,
+                       poll_helper: Annotated[str | None, Header(alias="x-stainless-poll-helper")] = None,
+                       ) -> JSONResponse:
     _ids(thread_id, run_id)
-    return run_response(rt, await service.retrieve(uow, caller, thread_id, run_id))
+    run = await service.retrieve(uow, caller, thread_id, run_id)
+    if poll_helper == "true" and run["status"] in service.MOVING:
+        # An SDK poll helper is waiting for the run to settle: answer when it does (or
+        # after a short while) instead of making it sleep and ask again.
+        await uow.commit()
+        if await service.wait_until_settled(rt, run_id, LONG_POLL_SECONDS):
+            run = await service.retrieve(uow, caller, thread_id, run_id)
+    return run_response(rt, run)
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}")

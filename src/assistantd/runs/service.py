@@ -273,3 +273,26 @@ async def retrieve_step(uow: UnitOfWork, caller: Principal, thread_id: str, run_
 
 def is_active(status: str) -> bool:
     return status in ACTIVE
+
+
+# Statuses a poll helper keeps polling through (the SDKs stop on every other one).
+MOVING = frozenset({"queued", "in_progress", "cancelling"})
+SETTLING_EVENTS = frozenset({"thread.run.requires_action", "thread.run.completed", "thread.run.failed",
+                             "thread.run.cancelled", "thread.run.expired", "thread.run.incomplete"})
+
+
+async def wait_until_settled(rt: RunRuntime, run_id: str, timeout: float) -> bool:
+    """Wait for the run's next pause or end on the event bus; False on timeout."""
+    import asyncio
+
+    async def settle() -> bool:
+        start = max(0, await rt.bus.position(run_id) - 1)
+        async for event in rt.bus.subscribe(run_id, start):
+            if event.event in SETTLING_EVENTS:
+                return True
+        return True  # `done`: whatever happened, it is in the database now
+
+    try:
+        return await asyncio.wait_for(settle(), timeout)
+    except TimeoutError:
+        return False

@@ -1,12 +1,16 @@
-"""The engine's reads and writes: short transactions of their own, outside any request."""
+"""The engine's reads and writes: short transactions of their own, outside any request.
+
+SQLAlchemy Core on a bare connection rather than ORM sessions: a run makes a dozen small
+writes, and the ORM's unit-of-work bookkeeping was most of their cost.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistantd.core.ids import next_seq
 from assistantd.core.resources import public
@@ -14,23 +18,30 @@ from assistantd.messages.models import MessageRow
 from assistantd.runs.models import RunEventRow, RunRow, RunStepRow
 from assistantd.runs.objects import TERMINAL
 
+RUNS: Table = RunRow.__table__  # type: ignore[assignment]
+STEPS: Table = RunStepRow.__table__  # type: ignore[assignment]
+MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
+EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
+
 
 class RunStore:
     """Persistence for runs in flight: the run, its steps and messages, its event log."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
 
-    async def load_run(self, run_id: str) -> RunRow | None:
-        async with self.sessions() as s:
-            return await s.get(RunRow, run_id)
+    async def load_run(self, run_id: str) -> Row[Any] | None:
+        """The run's row (`id`, `project_id`, `status`, `body`, lease columns …)."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
     async def assistant(self, assistant_id: str) -> dict[str, Any] | None:
         from assistantd.assistants.models import AssistantRow
 
-        async with self.sessions() as s:
-            row = await s.get(AssistantRow, assistant_id)
-            return dict(row.body) if row is not None else None
+        table: Table = AssistantRow.__table__  # type: ignore[assignment]
+        async with self.engine.connect() as conn:
+            body = (await conn.execute(select(table.c.body).where(table.c.id == assistant_id))).scalar()
+        return dict(body) if body is not None else None
 
     async def save_run(self, run: dict[str, Any]) -> None:
         """Write the run body. A terminal status releases the thread lock and the lease; a
@@ -42,116 +53,102 @@ class RunStore:
             values.update(active_thread_id=None, lease_owner=None, lease_expires_at=None)
         elif status == "requires_action":
             values.update(lease_owner=None, lease_expires_at=None)
-        async with self.sessions() as s:
-            await s.execute(update(RunRow).where(RunRow.id == run["id"]).values(**values))
-            await s.commit()
+        async with self.engine.begin() as conn:
+            await conn.execute(update(RUNS).where(RUNS.c.id == run["id"]).values(**values))
 
     async def insert_step(self, project_id: str, step: dict[str, Any],
                           message: dict[str, Any] | None = None) -> None:
         """Insert a step (and the message it creates, in the same transaction)."""
-        async with self.sessions() as s:
-            s.add(RunStepRow(id=step["id"], project_id=project_id, seq=next_seq(), created_at=step["created_at"],
-                             run_id=step["run_id"], thread_id=step["thread_id"], body=step))
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(STEPS).values(
+                id=step["id"], project_id=project_id, seq=next_seq(), created_at=step["created_at"],
+                run_id=step["run_id"], thread_id=step["thread_id"], body=step))
             if message is not None:
-                s.add(MessageRow(id=message["id"], project_id=project_id, seq=next_seq(),
-                                 created_at=message["created_at"], thread_id=message["thread_id"],
-                                 run_id=message["run_id"], body=message))
-            await s.commit()
+                await conn.execute(insert(MESSAGES).values(
+                    id=message["id"], project_id=project_id, seq=next_seq(), created_at=message["created_at"],
+                    thread_id=message["thread_id"], run_id=message["run_id"], body=message))
 
     async def save_step(self, step: dict[str, Any]) -> None:
-        async with self.sessions() as s:
-            await s.execute(update(RunStepRow).where(RunStepRow.id == step["id"]).values(body=step))
-            await s.commit()
-
-    async def insert_message(self, project_id: str, message: dict[str, Any]) -> None:
-        async with self.sessions() as s:
-            s.add(MessageRow(id=message["id"], project_id=project_id, seq=next_seq(),
-                             created_at=message["created_at"], thread_id=message["thread_id"],
-                             run_id=message["run_id"], body=message))
-            await s.commit()
+        async with self.engine.begin() as conn:
+            await conn.execute(update(STEPS).where(STEPS.c.id == step["id"]).values(body=step))
 
     async def save_message(self, message: dict[str, Any]) -> None:
-        async with self.sessions() as s:
-            await s.execute(update(MessageRow).where(MessageRow.id == message["id"]).values(body=message))
-            await s.commit()
+        async with self.engine.begin() as conn:
+            await conn.execute(update(MESSAGES).where(MESSAGES.c.id == message["id"]).values(body=message))
 
     async def thread_state(self, run: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
                                                               dict[str, dict[str, Any]], dict[str, Any] | None]:
         """(messages before this run, this run's steps, this run's messages by id, the thread)."""
         from assistantd.threads.models import ThreadRow
 
-        async with self.sessions() as s:
-            thread = await s.get(ThreadRow, run["thread_id"])
-            msgs = (await s.execute(select(MessageRow).where(MessageRow.thread_id == run["thread_id"])
-                                    .order_by(MessageRow.seq, MessageRow.id))).scalars().all()
-            steps = (await s.execute(select(RunStepRow).where(RunStepRow.run_id == run["id"])
-                                     .order_by(RunStepRow.seq, RunStepRow.id))).scalars().all()
+        threads: Table = ThreadRow.__table__  # type: ignore[assignment]
+        async with self.engine.connect() as conn:
+            thread = (await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))).scalar()
+            msgs = (await conn.execute(select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
+                                       .where(MESSAGES.c.thread_id == run["thread_id"])
+                                       .order_by(MESSAGES.c.seq, MESSAGES.c.id))).all()
+            steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run["id"])
+                                        .order_by(STEPS.c.seq, STEPS.c.id))).scalars().all()
         history = [m.body for m in msgs if m.run_id != run["id"]]
         own = {m.id: m.body for m in msgs if m.run_id == run["id"]}
-        return history, [st.body for st in steps], own, (thread.body if thread else None)
+        return history, list(steps), own, thread
 
     async def open_parts(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""
-        async with self.sessions() as s:
-            steps = (await s.execute(select(RunStepRow).where(RunStepRow.run_id == run_id)
-                                     .order_by(RunStepRow.seq))).scalars().all()
-            msgs = (await s.execute(select(MessageRow).where(MessageRow.run_id == run_id)
-                                    .order_by(MessageRow.seq))).scalars().all()
-        return ([st.body for st in steps if st.body["status"] == "in_progress"],
-                [m.body for m in msgs if m.body["status"] == "in_progress"])
+        async with self.engine.connect() as conn:
+            steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run_id)
+                                        .order_by(STEPS.c.seq))).scalars().all()
+            msgs = (await conn.execute(select(MESSAGES.c.body).where(MESSAGES.c.run_id == run_id)
+                                       .order_by(MESSAGES.c.seq))).scalars().all()
+        return ([st for st in steps if st["status"] == "in_progress"],
+                [m for m in msgs if m["status"] == "in_progress"])
 
     async def claim(self, run_id: str, owner: str, now: float, lease: float,
                     steal_from: str | None = None) -> bool:
         """Take the run's lease if it is free, expired, already ours, or held by `steal_from`
         (a process known to be dead)."""
-        free = (RunRow.lease_owner.is_(None)) | (RunRow.lease_owner == owner) | (RunRow.lease_expires_at < now)
+        free = (RUNS.c.lease_owner.is_(None)) | (RUNS.c.lease_owner == owner) | (RUNS.c.lease_expires_at < now)
         if steal_from is not None:
-            free = free | (RunRow.lease_owner == steal_from)
-        async with self.sessions() as s:
-            res = await s.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.active_thread_id.is_not(None), free)
-                .values(lease_owner=owner, lease_expires_at=now + lease)
-            )
-            await s.commit()
-            return bool(res.rowcount)  # type: ignore[attr-defined]
+            free = free | (RUNS.c.lease_owner == steal_from)
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(RUNS).where(RUNS.c.id == run_id, RUNS.c.active_thread_id.is_not(None), free)
+                .values(lease_owner=owner, lease_expires_at=now + lease))
+            return bool(res.rowcount)
 
     async def renew(self, run_ids: Sequence[str], owner: str, until: float) -> None:
         if not run_ids:
             return
-        async with self.sessions() as s:
-            await s.execute(update(RunRow).where(RunRow.id.in_(run_ids), RunRow.lease_owner == owner)
-                            .values(lease_expires_at=until))
-            await s.commit()
+        async with self.engine.begin() as conn:
+            await conn.execute(update(RUNS).where(RUNS.c.id.in_(run_ids), RUNS.c.lease_owner == owner)
+                               .values(lease_expires_at=until))
 
     async def release(self, run_id: str, owner: str) -> None:
-        async with self.sessions() as s:
-            await s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.lease_owner == owner)
-                            .values(lease_owner=None, lease_expires_at=None))
-            await s.commit()
+        async with self.engine.begin() as conn:
+            await conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.lease_owner == owner)
+                               .values(lease_owner=None, lease_expires_at=None))
 
     async def candidates(self) -> list[tuple[str, str, str | None, float | None, int | None]]:
         """Non-terminal runs: (id, status, lease owner, lease expiry, expires_at)."""
-        async with self.sessions() as s:
-            rows = (await s.execute(select(RunRow.id, RunRow.status, RunRow.lease_owner,
-                                           RunRow.lease_expires_at, RunRow.body)
-                                    .where(RunRow.active_thread_id.is_not(None)))).all()
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(RUNS.c.id, RUNS.c.status, RUNS.c.lease_owner,
+                                              RUNS.c.lease_expires_at, RUNS.c.body)
+                                       .where(RUNS.c.active_thread_id.is_not(None)))).all()
         return [(r[0], r[1], r[2], r[3], (r[4] or {}).get("expires_at")) for r in rows]
 
     async def persist_events(self, run_id: str, events: Sequence[Any]) -> None:
         if not events:
             return
-        async with self.sessions() as s:
-            s.add_all([RunEventRow(run_id=run_id, seq=e.seq, event=e.event, data=e.data.decode())
-                       for e in events])
-            await s.commit()
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(EVENTS), [
+                {"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()} for e in events])
 
     async def load_events(self, run_id: str) -> list[Any]:
         from assistantd.events.bus import RunEvent
 
-        async with self.sessions() as s:
-            rows = (await s.execute(select(RunEventRow).where(RunEventRow.run_id == run_id)
-                                    .order_by(RunEventRow.seq))).scalars().all()
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(EVENTS.c.seq, EVENTS.c.event, EVENTS.c.data)
+                                       .where(EVENTS.c.run_id == run_id).order_by(EVENTS.c.seq))).all()
         return [RunEvent(r.seq, r.event, r.data.encode()) for r in rows]
 
 
