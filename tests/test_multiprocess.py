@@ -130,10 +130,15 @@ def test_cancel_through_another_process(cluster: tuple[list[str], FakeUpstream])
         while not c1.beta.threads.runs.steps.list(run.id, thread_id=t.id).data:
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        asked = time.monotonic()
         c2.beta.threads.runs.cancel(run.id, thread_id=t.id)
         final = c1.beta.threads.runs.poll(run.id, thread_id=t.id)
+        took = time.monotonic() - asked
         assert final.status == "cancelled"
         msg = c1.beta.threads.messages.list(t.id).data[0]
-        assert msg.role == "assistant" and msg.status == "incomplete"
+        with httpx.stream("GET", f"{api1}/threads/{t.id}/runs/{run.id}/events",
+                          headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as r:
+            events = [e for e in names(read_sse(r)) if e != "thread.message.delta"]
+        assert msg.role == "assistant" and msg.status == "incomplete", (events[-8:], len(msg.content[0].text.value), took)
         assert msg.incomplete_details.reason == "run_cancelled"
         assert len(msg.content[0].text.value.split()) < 2000 if msg.content else True

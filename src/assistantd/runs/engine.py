@@ -8,6 +8,7 @@ CONTRACT.md §5, so a stream shows exactly what a poll would find.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class _Exec:
     thread_stores: list[str] = field(default_factory=list)
     last_user_text: str = ""
     file_search_calls: int = 0
+    stopping: bool = False  # cancel or expiry asked the loop to stop
+    cancel: asyncio.Event | None = None
 
 
 class RunOutcome(Exception):
@@ -126,6 +129,7 @@ class RunEngine:
         await self.bus.publish(run_id, "thread.run.in_progress", wire(run))
 
         deadline = (run["expires_at"] - time.time()) if run["expires_at"] else None
+        ex.cancel = cancel
         loop = asyncio.create_task(self._loop(ex))
         stop = asyncio.create_task(cancel.wait())
         try:
@@ -136,7 +140,8 @@ class RunEngine:
             stop.cancel()
             raise
         stop.cancel()
-        if loop in done:
+        if loop in done and not (cancel.is_set() and (loop.cancelled() or isinstance(
+                loop.exception(), asyncio.CancelledError))):
             try:
                 loop.result()
             except RunOutcome as end:
@@ -247,6 +252,10 @@ class RunEngine:
         calls: list[_Call] = []
         finished: Finished | None = None
         async for event in backend.stream(request):
+            if ex.stopping or (ex.cancel is not None and ex.cancel.is_set()):
+                # Checked here too, not only by cancelling this task: a cancellation can be
+                # lost inside a client library, and this closes the stream at the next token.
+                raise asyncio.CancelledError
             if isinstance(event, TextDelta):
                 if not event.text:
                     continue

@@ -80,6 +80,7 @@ class RunWorker:
                 if kind == "submit":
                     self.submit(run_id)
                 elif kind == "cancel" and run_id in self._signals:
+                    log.info("run %s: cancel announced", run_id)
                     self._signals[run_id].set()
         except asyncio.CancelledError:
             raise
@@ -199,8 +200,9 @@ class RunWorker:
         mine = [r for r in self._tasks if r in self._signals]
         await self.store.renew(mine, self.owner, now + LEASE_SECONDS)
         for run_id, status, owner, lease_until, expires_at in await self.store.candidates():
-            if run_id in self._signals and status == "cancelling":
-                self._signals[run_id].set()  # cancelled through another process
+            if run_id in self._signals and status == "cancelling" and not self._signals[run_id].is_set():
+                log.info("run %s: cancelled through another process", run_id)
+                self._signals[run_id].set()
             if run_id in self._tasks:
                 continue
             if expires_at is not None and now >= expires_at:
