@@ -153,11 +153,14 @@ class RunEngine:
                 await self._end(ex, "failed", last_error={
                     "code": "server_error", "message": f"assistantd failed while running: {type(err).__name__}: {err}"})
             return
-        loop.cancel()
-        try:
-            await loop
-        except (asyncio.CancelledError, Exception):
-            pass
+        ex.stopping = True  # the stream loop checks this between fragments
+        # Some client libraries (redis-py's asyncio client among them) can swallow a
+        # CancelledError; cancel again until the loop has really stopped.
+        while not loop.done():
+            loop.cancel()
+            await asyncio.wait({loop}, timeout=0.05)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            loop.result()
         await self._end(ex, "cancelled" if cancel.is_set() else "expired")
 
     async def finalize(self, run_id: str, status: str, **fields: Any) -> None:

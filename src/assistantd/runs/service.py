@@ -281,7 +281,7 @@ SETTLING_EVENTS = frozenset({"thread.run.requires_action", "thread.run.completed
                              "thread.run.cancelled", "thread.run.expired", "thread.run.incomplete"})
 
 
-async def wait_until_settled(rt: RunRuntime, run_id: str, timeout: float) -> bool:
+async def wait_until_settled(rt: RunRuntime, run_id: str, within: float) -> bool:
     """Wait for the run's next pause or end on the event bus; False on timeout."""
     import asyncio
 
@@ -293,6 +293,6 @@ async def wait_until_settled(rt: RunRuntime, run_id: str, timeout: float) -> boo
         return True  # `done`: whatever happened, it is in the database now
 
     try:
-        return await asyncio.wait_for(settle(), timeout)
+        return await asyncio.wait_for(settle(), within)
     except TimeoutError:
         return False
