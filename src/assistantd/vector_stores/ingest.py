@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.core.db import UnitOfWork
 from assistantd.core.ids import now_seconds
+from assistantd.core.leases import owner_alive, owner_name
 from assistantd.files import storage
 from assistantd.files.models import FileRow
 from assistantd.files.repository import FileRepository
@@ -55,20 +54,6 @@ SWEEP_SECONDS = 2.0
 EXPIRY_SWEEP_SECONDS = 60.0
 
 
-def _owner_alive(owner: str) -> bool:
-    """Is the process named by a lease still running? Only knowable on this host."""
-    host, pid, _ = [*owner.split(":"), "", ""][:3]
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class IngestionWorker:
     """Bounded-concurrency asyncio tasks that turn attached files into indexed chunks."""
 
@@ -79,7 +64,7 @@ class IngestionWorker:
         self.embedder = embedder
         self.data_dir = data_dir
         # hostname:pid:token — the token tells this worker from an earlier one of the same pid.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = owner_name(secrets.token_hex(4))
         self._limit = asyncio.Semaphore(concurrency)
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -213,7 +198,7 @@ class IngestionWorker:
         async with self.sessions() as s:
             leased = await VectorStoreFileRepository(s).leased(time.time())
         for vs_id, file_id, owner in leased:
-            if owner != self.owner and not _owner_alive(owner):
+            if owner != self.owner and not owner_alive(owner):
                 self.submit(vs_id, file_id, steal_from=owner)
         await self.sweep()
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from typing import Any
 
+from assistantd.core.leases import owner_alive, owner_name
 from assistantd.core.settings import Settings
 from assistantd.runs.engine import RunEngine
 from assistantd.runs.store import RunStore
@@ -25,20 +24,6 @@ log = logging.getLogger("assistantd.worker")
 LEASE_SECONDS = 30.0
 CHANNEL = "assistantd:runs"
 SWEEP_SECONDS = 1.0
-
-
-def _owner_alive(owner: str) -> bool:
-    """Is the process named by a lease still there? Only knowable for this host."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunWorker:
@@ -54,7 +39,7 @@ class RunWorker:
         self.engine = engine
         self.store = store
         self.settings = settings
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = owner_name()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._signals: dict[str, asyncio.Event] = {}
         self._limit = asyncio.Semaphore(settings.run_concurrency)
@@ -168,7 +153,7 @@ class RunWorker:
         try:
             row = await self.store.load_run(run_id)
             if (row is not None and row.lease_owner not in (None, self.owner)
-                    and (row.lease_expires_at or 0) > time.time() and _owner_alive(row.lease_owner)):
+                    and (row.lease_expires_at or 0) > time.time() and owner_alive(row.lease_owner)):
                 return
             await self.engine.finalize(run_id, status)
         except Exception:
@@ -210,7 +195,7 @@ class RunWorker:
                 continue
             if status == "requires_action":
                 continue  # waiting for the client; only expiry moves it
-            dead = owner is not None and owner != self.owner and not _owner_alive(owner)
+            dead = owner is not None and owner != self.owner and not owner_alive(owner)
             # Ours but not executing: a previous life of this process id (containers reuse pids).
             orphaned = owner is None or owner == self.owner or dead or (
                 lease_until is not None and lease_until < now)
