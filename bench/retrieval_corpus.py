@@ -20,7 +20,6 @@ Nothing here is tuned to the search code; the templates were written before meas
 
 from __future__ import annotations
 
-import io
 import random
 import tempfile
 import uuid
@@ -265,43 +264,6 @@ def build_corpus(seed: int = 7) -> tuple[list[Document], list[Question]]:
         docs += part[0]
         questions += part[1]
     return docs, questions
-
-
-def make_pdf(pages: list[list[str]]) -> bytes:
-    """A valid multi-page PDF of ASCII text lines (Helvetica), for ingestion benchmarks."""
-    objects: list[bytes] = []
-    n = len(pages)
-    font_id = 3 + 2 * n
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode())
-    for i, lines in enumerate(pages):
-        ops = ["BT", "/F1 11 Tf", "13 TL", "60 740 Td"]
-        for line in lines:
-            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-            ops.append(f"({escaped}) Tj T*")
-        ops.append("ET")
-        stream = "\n".join(ops).encode("latin-1")
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-            f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(
-        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    )
-    return out.getvalue()
 
 
 @asynccontextmanager

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.retrieval
 
-from retrieval_corpus import build_corpus, make_pdf, scratch_engine
+from retrieval_corpus import build_corpus, scratch_engine
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,6 +52,7 @@ from assistantd.retrieval.tables import (
     retrieval_files,
     retrieval_stores,
 )
+from tests.retrieval.documents import make_pdf  # the same small PDF writer the tests use
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _SYLLABLES = [
