@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +48,12 @@ class EventBus(abc.ABC):
         """Append `done`: the run will emit nothing more (until resumed by submit_tool_outputs)."""
 
     @abc.abstractmethod
-    def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
-        """Events after seq `after`, then live ones, up to and including the next `done`."""
+    def subscribe(self, run_id: str, after: int = 0, idle: float | None = None) -> AsyncGenerator[RunEvent | None, None]:
+        """Events after seq `after`, then live ones, up to and including the next `done`.
+
+        With `idle`, a `None` is yielded each time nothing arrived for that many seconds
+        (a stream sends a keep-alive then), without ending the subscription.
+        """
 
     @abc.abstractmethod
     async def position(self, run_id: str) -> int:
@@ -123,7 +127,7 @@ class MemoryEventBus(EventBus):
     async def position(self, run_id: str) -> int:
         return len((await self._log(run_id)).events)
 
-    async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+    async def subscribe(self, run_id: str, after: int = 0, idle: float | None = None) -> AsyncGenerator[RunEvent | None, None]:
         log = await self._log(run_id)
         i = after
         while True:
@@ -133,7 +137,13 @@ class MemoryEventBus(EventBus):
                 yield ev
                 if ev.event == DONE:
                     return
-            await log.changed.wait()
+            if idle is None:
+                await log.changed.wait()
+                continue
+            try:
+                await asyncio.wait_for(log.changed.wait(), idle)
+            except TimeoutError:
+                yield None
 
     def _forget_old(self) -> None:
         cutoff = time.monotonic() - self._keep

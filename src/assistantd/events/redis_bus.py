@@ -10,7 +10,7 @@ from the database, and its seq numbering continues where the database left off.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -93,7 +93,7 @@ class RedisEventBus(EventBus):
         seq = int(entry_id.split(b"-", 1)[1])
         return RunEvent(seq, fields[b"e"].decode(), fields[b"d"])
 
-    async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+    async def subscribe(self, run_id: str, after: int = 0, idle: float | None = None) -> AsyncGenerator[RunEvent | None, None]:
         stream = self._keys(run_id)[0]
         cursor = after
         if not await self.redis.exists(stream):
@@ -105,8 +105,12 @@ class RedisEventBus(EventBus):
                 yield ev
                 if ev.event == DONE:
                     return
+        block = BLOCK_MS if idle is None else max(1, min(BLOCK_MS, int(idle * 1000)))
         while True:
-            reply = await self.redis.xread({stream: f"0-{cursor}"}, block=BLOCK_MS, count=512)
+            reply = await self.redis.xread({stream: f"0-{cursor}"}, block=block, count=512)
+            if not reply and idle is not None:
+                yield None
+                continue
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     ev = self._event(entry_id, fields)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from starlette.responses import StreamingResponse
 
-from assistantd.events.bus import DONE, EventBus, RunEvent
+from assistantd.events.bus import DONE, EventBus
 
 KEEPALIVE_SECONDS = 15.0
 PING = b": ping\n\n"
@@ -19,32 +18,15 @@ async def frames(bus: EventBus, run_id: str, after: int, prefix: list[bytes] | N
     """Frames of the run's events after `after` up to `done`, with comments while silent."""
     for chunk in prefix or []:
         yield chunk
-    events = bus.subscribe(run_id, after).__aiter__()
-    pending: asyncio.Task[RunEvent] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(events.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=keepalive)
-            if not done:
-                # Waiting must not cancel the read (that would close the subscription).
+    # aclosing: a client that hangs up ends the subscription now, not at garbage collection.
+    async with aclosing(bus.subscribe(run_id, after, idle=keepalive)) as events:
+        async for event in events:
+            if event is None:
                 yield PING
                 continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
             yield event.frame()
             if event.event == DONE:
                 return
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
-                await pending
-        with contextlib.suppress(Exception):
-            await events.aclose()  # type: ignore[attr-defined]
 
 
 def sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:

@@ -288,7 +288,7 @@ async def wait_until_settled(rt: RunRuntime, run_id: str, within: float) -> bool
     async def settle() -> bool:
         start = max(0, await rt.bus.position(run_id) - 1)
         async for event in rt.bus.subscribe(run_id, start):
-            if event.event in SETTLING_EVENTS:
+            if event is not None and event.event in SETTLING_EVENTS:
                 return True
         return True  # `done`: whatever happened, it is in the database now
 
