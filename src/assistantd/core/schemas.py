@@ -17,25 +17,31 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+def check_key_values(value: dict[str, Any] | None, param: str) -> dict[str, Any] | None:
+    """OpenAI's limits on `metadata` and vector-store file `attributes`: at most 16 keys,
+    keys up to 64 characters, string values up to 512."""
     if value is None:
         return None
     if len(value) > 16:
         raise ValueError(
-            "Invalid 'metadata': too many properties. Expected an object with at most 16 "
+            f"Invalid '{param}': too many properties. Expected an object with at most 16 "
             f"properties, but got an object with {len(value)} properties instead."
         )
     for k, v in value.items():
         if len(k) > 64:
             raise ValueError(
-                f"Invalid 'metadata': key {k[:20]!r}… is too long. Keys can be at most 64 characters."
+                f"Invalid '{param}': key {k[:20]!r}… is too long. Keys can be at most 64 characters."
             )
-        if len(v) > 512:
+        if isinstance(v, str) and len(v) > 512:
             raise ValueError(
-                f"Invalid 'metadata.{k}': string too long. Values can be at most 512 characters, "
+                f"Invalid '{param}.{k}': string too long. Values can be at most 512 characters, "
                 f"but got {len(v)}."
             )
     return value
+
+
+def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    return check_key_values(value, "metadata")
 
 
 Metadata = Annotated[dict[str, str] | None, AfterValidator(_check_metadata)]

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from assistantd.core.schemas import Metadata, Wire
+from assistantd.core.schemas import Metadata, Wire, check_key_values
 
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
@@ -57,21 +57,7 @@ def chunking_wire(value: AutoChunking | StaticChunking | None) -> dict[str, Any]
 
 
 def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if len(value) > 16:
-        raise ValueError(
-            "Invalid 'attributes': too many properties. Expected an object with at most 16 "
-            f"properties, but got an object with {len(value)} properties instead."
-        )
-    for k, v in value.items():
-        if len(k) > 64:
-            raise ValueError(f"Invalid 'attributes': key {k[:20]!r}… is too long. Keys can be at most 64 characters.")
-        if isinstance(v, str) and len(v) > 512:
-            raise ValueError(
-                f"Invalid 'attributes.{k}': string too long. Values can be at most 512 characters, but got {len(v)}."
-            )
-    return value
+    return check_key_values(value, "attributes")
 
 
 # Strict types: `"5"` stays a string and `true` a boolean, as filters compare them by kind.
