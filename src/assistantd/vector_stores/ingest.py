@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistantd.core.db import UnitOfWork
 from assistantd.core.ids import now_seconds
 from assistantd.core.leases import owner_alive, owner_name
+from assistantd.core.periodic import every
 from assistantd.files import storage
 from assistantd.files.models import FileRow
 from assistantd.files.repository import FileRepository
@@ -76,7 +77,7 @@ class IngestionWorker:
     async def start(self) -> None:
         self._started = True
         await self._recover()
-        self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._sweeper = asyncio.create_task(every(SWEEP_SECONDS, self.sweep, log, "ingestion sweep"))
 
     async def stop(self) -> None:
         """Stop; files in flight keep their leases, which run out, and are taken over later."""
@@ -234,17 +235,6 @@ class IngestionWorker:
                 except Exception:
                     await s.rollback()
                     log.exception("could not delete expired file %s", file_id)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("ingestion sweep failed")
-
 
 async def start_ingestion(ctx: Any) -> VectorStoreRuntime:
     """Build the vector-store runtime for the app lifespan and start its worker.

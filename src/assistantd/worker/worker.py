@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from assistantd.core.leases import owner_alive, owner_name
+from assistantd.core.periodic import every
 from assistantd.core.settings import Settings
 from assistantd.runs.engine import RunEngine
 from assistantd.runs.store import RunStore
@@ -49,7 +50,7 @@ class RunWorker:
 
     async def start(self) -> None:
         await self.sweep()
-        self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._sweeper = asyncio.create_task(every(SWEEP_SECONDS, self.sweep, log, "run sweep"))
         if self._redis is not None:
             self._listener = asyncio.create_task(self._listen())
 
@@ -128,7 +129,7 @@ class RunWorker:
         self._notify("cancel", run_id)
         # Not executing here: waiting for tool outputs, queued, or running in another
         # process (whose sweep sees `cancelling` in the database and stops it).
-        self._tasks[run_id] = asyncio.create_task(self._finalize_unless_leased(run_id, "cancelled"))
+        self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "cancelled", unless_leased=True))
 
     def executing(self) -> list[str]:
         return list(self._tasks)
@@ -149,35 +150,20 @@ class RunWorker:
             self._tasks.pop(run_id, None)
             self._signals.pop(run_id, None)
 
-    async def _finalize_unless_leased(self, run_id: str, status: str) -> None:
+    async def _finalize(self, run_id: str, status: str, unless_leased: bool = False) -> None:
+        """End a run that is not executing here; with `unless_leased`, leave it alone when a
+        live process elsewhere holds it (that process's sweep sees the new status)."""
         try:
-            row = await self.store.load_run(run_id)
-            if (row is not None and row.lease_owner not in (None, self.owner)
-                    and (row.lease_expires_at or 0) > time.time() and owner_alive(row.lease_owner)):
-                return
+            if unless_leased:
+                row = await self.store.load_run(run_id)
+                if (row is not None and row.lease_owner not in (None, self.owner)
+                        and (row.lease_expires_at or 0) > time.time() and owner_alive(row.lease_owner)):
+                    return
             await self.engine.finalize(run_id, status)
         except Exception:
             log.exception("could not end run %s as %s", run_id, status)
         finally:
             self._tasks.pop(run_id, None)
-
-    async def _finalize(self, run_id: str, status: str) -> None:
-        try:
-            await self.engine.finalize(run_id, status)
-        except Exception:
-            log.exception("could not end run %s as %s", run_id, status)
-        finally:
-            self._tasks.pop(run_id, None)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("run sweep failed")
 
     async def sweep(self) -> None:
         """Renew our leases, expire overdue runs, take over orphaned ones."""
