@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import uvicorn
@@ -95,11 +98,15 @@ async def _create_keys(settings: Settings) -> dict[str, str]:
     return keys
 
 
-def _pg_database() -> tuple[str, Any]:
-    """Create a fresh database on the local PostgreSQL; returns (url, dropper)."""
+def pg_database(prefix: str = "assistantd_test") -> tuple[str, Any]:
+    """Create a fresh database on the local PostgreSQL; returns (async URL, dropper).
+
+    The admin statements run on their own loop in a thread, so this works from inside a
+    running event loop (async fixtures) as well as from plain code.
+    """
     import asyncpg
 
-    name = f"assistantd_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL)
@@ -108,9 +115,27 @@ def _pg_database() -> tuple[str, Any]:
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    def run(sql: str) -> None:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, admin(sql)).result()
+
+    run(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}", lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return f"{base}/{name}", lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until a started `assistantd serve` answers `url` (its /health)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, "assistantd serve exited"
+        assert time.monotonic() < deadline, "assistantd serve did not start"
+        time.sleep(0.1)
 
 
 def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
@@ -148,7 +173,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     drop = None
     url = None
     if request.param == "postgres":
-        url, drop = _pg_database()
+        url, drop = pg_database()
     srv, stop = start_server(make_settings(data_dir, url))
     try:
         yield srv

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from assistantd.llm.fake_upstream import FakeToolCall, FakeUpstream
-from tests.conftest import _pg_database, free_port
+from tests.conftest import free_port, pg_database, wait_http
 from tests.test_streaming import names, read_sse
 
 KEY = "sk-multi-process"
@@ -44,15 +44,7 @@ class Process:
         self.proc = subprocess.Popen([sys.executable, "-m", "assistantd", *args], env=env)
 
     def wait_http(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_http(f"http://127.0.0.1:{self.port}/health", self.proc)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -65,7 +57,7 @@ class Process:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[list[str], FakeUpstream]]:
-    url, drop = _pg_database()
+    url, drop = pg_database()
     with FakeUpstream(script, token_delay=0.01) as up:
         env = dict(os.environ, ASSISTANTD_DATA_DIR=str(tmp_path), ASSISTANTD_DATABASE_URL=url,
                    ASSISTANTD_REDIS_URL=REDIS, ASSISTANTD_LLM_BASE_URL=up.base_url, ASSISTANTD_API_KEYS=KEY,

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from assistantd.llm.fake_upstream import FakeError, FakeReply, FakeToolCall, FakeUpstream
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_http
 
 KEY = "sk-e2e-static-key"
 
@@ -35,16 +34,7 @@ class Proc:
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "assistantd", "serve", "--port", str(self.port),
                                       "--log-level", "warning"], env=self.env)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, "assistantd serve exited"
-            assert time.monotonic() < deadline, "assistantd serve did not start"
-            time.sleep(0.1)
+        wait_http(f"http://127.0.0.1:{self.port}/health", self.proc)
 
     def kill(self) -> None:
         assert self.proc is not None

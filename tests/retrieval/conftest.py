@@ -7,21 +7,15 @@ once per session and dropped at the end.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from assistantd.retrieval import MiniLMEmbedder
 from assistantd.retrieval.tables import metadata
-
-PG_ADMIN_URL = os.environ.get("ASSISTANTD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.conftest import pg_database
 
 
 @pytest.fixture(scope="session")
@@ -29,31 +23,13 @@ def minilm() -> MiniLMEmbedder:
     return MiniLMEmbedder()
 
 
-def _run_apart(coro: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine on its own loop in a thread: fixtures may sit inside a running loop."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coro).result()
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    import asyncpg
-
-    name = f"assistantd_retrieval_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    _run_apart(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url, drop = pg_database("assistantd_retrieval")
     try:
-        yield f"{base}/{name}"
+        yield url
     finally:
-        _run_apart(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
