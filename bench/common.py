@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,14 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+def publish(name: str, result: dict[str, Any], table_text: str, plot: Callable[[Path], None]) -> Path:
+    """Write `bench/results/<name>.json` (with the printed table) and its PNG plot."""
+    png = write_results(name, {**result, "table": table_text}).with_suffix(".png")
+    plot(png)
+    print(f"\nwrote {png.with_suffix('.json')} and {png}")
+    return png
 
 
 def pyplot() -> Any:

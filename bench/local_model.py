@@ -27,7 +27,7 @@ from typing import Any
 
 from openai import OpenAI
 
-from bench.common import API_KEY, Server, fmt, pyplot, summary, table, write_results
+from bench.common import API_KEY, Server, fmt, publish, pyplot, summary, table
 
 NAME = "local_model"
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
@@ -182,9 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "runs": runs,
                               "targets": {f"threads_{r['threads']}": r["targets"] for r in runs}}
     suffix = "_quick" if args.quick else ""
-    png = write_results(NAME + suffix, {**result, "table": "\n\n".join(texts)}).with_suffix(".png")
-    plot(runs, png)
-    print(f"\nwrote {png.with_suffix('.json')} and {png}")
+    publish(NAME + suffix, result, "\n\n".join(texts), lambda png: plot(runs, png))
     return result
 
 

@@ -37,11 +37,11 @@ from bench.common import (
     hot_spots,
     proc_status,
     profiled,
+    publish,
     pyplot,
     raise_nofile,
     summary,
     table,
-    write_results,
 )
 
 NAME = "open_streams"
@@ -300,9 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = report(result)
     print(text)
     suffix = "_quick" if args.quick else ""
-    png = write_results(NAME + suffix, {**result, "table": text}).with_suffix(".png")
-    plot(result, png)
-    print(f"\nwrote {png.with_suffix('.json')} and {png}")
+    publish(NAME + suffix, result, text, lambda png: plot(result, png))
     return result
 
 

@@ -37,10 +37,10 @@ from bench.common import (
     fmt,
     hot_spots,
     profiled,
+    publish,
     pyplot,
     summary,
     table,
-    write_results,
 )
 
 NAME = "run_overhead"
@@ -313,9 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = report(result)
     print(text)
     suffix = "_quick" if args.quick else ""
-    png = write_results(NAME + suffix, {**result, "table": text}).with_suffix(".png")
-    plot(result, png)
-    print(f"\nwrote {png.with_suffix('.json')} and {png}")
+    publish(NAME + suffix, result, text, lambda png: plot(result, png))
     return result
 
 

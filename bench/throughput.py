@@ -39,11 +39,11 @@ from bench.common import (
     postgres_database,
     proc_status,
     profiled,
+    publish,
     pyplot,
     raise_nofile,
     summary,
     table,
-    write_results,
 )
 
 NAME = "throughput"
@@ -237,9 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     suffix = "_quick" if args.quick else ""
     if args.profile is not None:
         suffix += "_profiled"
-    png = write_results(NAME + suffix, {**result, "table": text}).with_suffix(".png")
-    plot(result, png)
-    print(f"\nwrote {png.with_suffix('.json')} and {png}")
+    publish(NAME + suffix, result, text, lambda png: plot(result, png))
     return result
 
 
