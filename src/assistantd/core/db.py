@@ -5,8 +5,15 @@ Dialect differences live here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import contextlib
+import contextvars
+import functools
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
+
+import aiosqlite
 
 from sqlalchemy import JSON, BigInteger, Integer, String, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -41,12 +48,79 @@ class ObjectRow:
     body: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+_offloaded: contextvars.ContextVar[bool] = contextvars.ContextVar("assistantd_sqlite_offloaded", default=False)
+
+
+@contextlib.contextmanager
+def offloaded() -> Iterator[None]:
+    """SQLite statements run inside this block go to a thread instead of the event loop.
+
+    For the few statements that can take tens of milliseconds (a keyword search over a
+    large store): everything else is microseconds and runs inline.
+    """
+    token = _offloaded.set(True)
+    try:
+        yield
+    finally:
+        _offloaded.reset(token)
+
+
+class InlineSQLiteConnection(aiosqlite.Connection):
+    """aiosqlite's interface, executed on the event loop's own thread.
+
+    aiosqlite hands every call (cursor, execute, fetch, close — four per statement) to a
+    worker thread and back. A SQLite statement on a WAL database takes microseconds; the
+    two thread hops cost far more, and under load each hop also waits for the GIL. The
+    engine keeps one connection (see `create_engine`), so calls never overlap, and a
+    statement in `offloaded()` can still run in a thread. A write that must wait for
+    another *process's* write lock blocks the loop for that wait (`busy_timeout`).
+    """
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()  # no worker thread to start
+
+    async def _connect(self) -> InlineSQLiteConnection:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+        if _offloaded.get():
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    def stop(self) -> None:  # type: ignore[override]
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        self.stop()
+
+
+def _sqlite_path(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).database or ":memory:"
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An engine tuned for its dialect."""
     if url.startswith("sqlite"):
+        # check_same_thread=False: `offloaded()` statements use the connection from a
+        # thread, never while the loop uses it.
+        connector = functools.partial(sqlite3.connect, _sqlite_path(url), timeout=30,
+                                      isolation_level=None, check_same_thread=False)
+
+        async def connect() -> InlineSQLiteConnection:
+            return await InlineSQLiteConnection(connector, 64)
+
         engine = create_async_engine(
             url,
-            connect_args={"timeout": 30},
+            async_creator=connect,
             # One connection: SQLite has one writer anyway, and every transaction here takes
             # the write lock at BEGIN (below). With several connections, waiting writers
             # spin in SQLite's busy handler (sleeps of up to 100 ms); with one, they queue
@@ -65,8 +139,8 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
-            # SQLAlchemy emits BEGIN itself (below), not the driver's implicit one.
-            dbapi_conn.isolation_level = None
+            # SQLAlchemy emits BEGIN itself (below), not the driver's implicit one: the
+            # connection is opened with isolation_level=None (autocommit) for that.
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
