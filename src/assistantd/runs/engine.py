@@ -1,8 +1,10 @@
 """The run engine: executes one run — prompt, model, tools, messages — and emits its events.
 
 It is called by the worker with the run's id and a cancel signal. Every state change is
-written in its own short transaction and published on the event bus in the order of
-CONTRACT.md §5, so a stream shows exactly what a poll would find.
+written before it is published on the event bus, in the order of CONTRACT.md §5, so a
+stream shows exactly what a poll would find. Changes that happen together share one
+transaction: the start (run in progress + the context it reads), and the end (message,
+step and run closed at once, their events published after the commit).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -34,7 +37,7 @@ from assistantd.runs import prompt as prompts
 from assistantd.runs.annotations import Annotator
 from assistantd.runs.gateways import merged_resources
 from assistantd.runs.objects import TERMINAL, new_step, step_view, usage_dict
-from assistantd.runs.store import RunStore, wire
+from assistantd.runs.store import RunContext, RunStore, wire
 from assistantd.runs.tools import ServerTool, ToolCallState, ToolEnv, ToolFailed
 
 log = logging.getLogger("assistantd.engine")
@@ -83,6 +86,12 @@ class _Exec:
     file_search_calls: int = 0
     stopping: bool = False  # cancel or expiry asked the loop to stop
     cancel: asyncio.Event | None = None
+    context: RunContext | None = None  # read with the run's start, for its first model call
+    close_as: tuple[str, dict[str, int] | None, str | None] | None = None  # how `_end` closes the message
+    tracked: bool = False  # this engine opened every open step and message itself
+    # While set, writes and events wait here; `_batched` commits the writes in one
+    # transaction, then publishes the events.
+    batch: tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, Any]]] | None = None
 
 
 class RunOutcome(Exception):
@@ -120,12 +129,13 @@ class RunEngine:
         if run["expires_at"] and now_seconds() >= run["expires_at"]:
             await self.finalize(run_id, "expired")
             return
+        ex.tracked = run["status"] == "queued"
         if run["status"] == "in_progress":
             # Picked up after a crash: whatever step was in flight is lost; close it as
             # failed and go on from the thread's state.
             await self._close_interrupted(run_id)
         run.update(status="in_progress", started_at=now_seconds())
-        await self.store.save_run(run)
+        ex.context = await self.store.start(run)
         await self.bus.publish(run_id, "thread.run.in_progress", wire(run))
 
         deadline = (run["expires_at"] - time.time()) if run["expires_at"] else None
@@ -194,9 +204,10 @@ class RunEngine:
         run = ex.run
         backend, model_name = self.models.resolve(run["model"])
         await backend.load()  # e.g. the embedded model's weights, in a thread
-        history, steps, own_messages, thread = await self.store.thread_state(run)
+        context, ex.context = ex.context or await self.store.context(run), None
+        history, steps, own_messages = context.history, context.steps, context.own_messages
+        thread, assistant = context.thread, context.assistant
         used_prompt, used_completion = self._used(run)
-        assistant = await self.store.assistant(run["assistant_id"])
         ex.resources = merged_resources(assistant, thread, history)
         ex.thread_stores = list(((thread or {}).get("tool_resources") or {}).get("file_search", {})
                                 .get("vector_store_ids") or [])
@@ -302,11 +313,12 @@ class RunEngine:
             run.get("max_completion_tokens") and run["_usage"][1] >= run["max_completion_tokens"])
         if ex.message is None:
             await self._open_message(ex)  # the model said nothing: still one (empty) message
-        if out_of_tokens:
-            await self._close_message(ex, "incomplete", step_usage, reason="max_tokens")
-            raise RunOutcome("incomplete", incomplete_details={"reason": "max_completion_tokens"})
-        await self._close_message(ex, "completed", step_usage)
+        # `_end` closes the message, in the same transaction as the run.
         ex.tool_step = None
+        if out_of_tokens:
+            ex.close_as = ("incomplete", step_usage, "max_tokens")
+            raise RunOutcome("incomplete", incomplete_details={"reason": "max_completion_tokens"})
+        ex.close_as = ("completed", step_usage, None)
         return "done"
 
     # -- text --------------------------------------------------------------------------
@@ -370,8 +382,8 @@ class RunEngine:
         else:
             message["incomplete_at"] = now
             message["incomplete_details"] = {"reason": reason}
-        await self.store.save_message(message)
-        await self.bus.publish(ex.run["id"], f"thread.message.{status}", message)
+        await self._save(ex, "message", message)
+        await self._emit(ex, f"thread.message.{status}", message)
         step = dict(ex.message_step)
         step_status = {"completed": "completed", "incomplete": "completed"}.get(status, status)
         if reason in ("run_cancelled",):
@@ -468,7 +480,6 @@ class RunEngine:
             await self._finish_step(ex, step, "completed", usage)
             return "more"
         step["_usage"] = usage
-        await self.store.save_step(step)
         run.update(
             status="requires_action",
             required_action={"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
@@ -476,8 +487,10 @@ class RunEngine:
                 for c in functions]}},
             _pending_step_id=step["id"],
         )
-        await self.store.save_run(run)
-        await self.bus.publish(run["id"], "thread.run.requires_action", wire(run))
+        async with self._batched(ex):
+            await self._save(ex, "step", step)
+            await self._save(ex, "run", run)
+            await self._emit(ex, "thread.run.requires_action", wire(run))
         await self.bus.finish(run["id"])
         return "pause"
 
@@ -494,38 +507,80 @@ class RunEngine:
         step.pop("_usage", None)
         if last_error is not None:
             step["last_error"] = last_error
-        await self.store.save_step(step)
-        await self.bus.publish(ex.run["id"], f"thread.run.step.{status}",
-                               step_view(step, bool(ex.run.get("_include_content"))))
+        await self._save(ex, "step", step)
+        await self._emit(ex, f"thread.run.step.{status}", step_view(step, bool(ex.run.get("_include_content"))))
 
     async def _end(self, ex: _Exec, status: str, **fields: Any) -> None:
         """Close what is open, then give the run its terminal status and announce it."""
         run = ex.run
-        reason = {"cancelled": "run_cancelled", "failed": "run_failed", "expired": "run_expired"}.get(status)
-        if ex.message is not None:
-            await self._close_message(ex, "incomplete", None, reason=reason or "max_tokens")
-        open_steps, open_messages = await self.store.open_parts(run["id"])
-        for message in open_messages:
-            message = dict(message, status="incomplete", incomplete_at=now_seconds(),
-                           incomplete_details={"reason": reason or "max_tokens"})
-            await self.store.save_message(message)
-            await self.bus.publish(run["id"], "thread.message.incomplete", message)
-        step_status = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}.get(status, "completed")
-        for step in open_steps:
-            await self._finish_step(ex, dict(step), step_status, None, fields.get("last_error"))
-        now = now_seconds()
-        run.update(status=status, required_action=None, **fields)
-        run.pop("_pending_step_id", None)
-        stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}.get(status)
-        if stamp:
-            run[stamp] = now
-        if status != "expired":
-            run["expires_at"] = None
-        prompt_used, completion_used = self._used(run)
-        run["usage"] = usage_dict(prompt_used, completion_used)
-        await self.store.save_run(run)
-        await self.bus.publish(run["id"], f"thread.run.{status}", wire(run))
+        async with self._batched(ex):
+            reason = {"cancelled": "run_cancelled", "failed": "run_failed", "expired": "run_expired"}.get(status)
+            if ex.message is not None:
+                how = ex.close_as if status in ("completed", "incomplete") and ex.close_as else None
+                if how is not None:
+                    await self._close_message(ex, how[0], how[1], reason=how[2])
+                else:
+                    await self._close_message(ex, "incomplete", None, reason=reason or "max_tokens")
+            if not (ex.tracked and status == "completed"):
+                # Steps and messages this engine did not open (a paused run's tool step, a
+                # crash's leftovers) or may have lost track of on an error path.
+                open_steps, open_messages = await self.store.open_parts(run["id"])
+                closed = {body["id"] for _, body in ex.batch[0]} if ex.batch else set()
+                open_steps = [st for st in open_steps if st["id"] not in closed]
+                open_messages = [m for m in open_messages if m["id"] not in closed]
+                for message in open_messages:
+                    message = dict(message, status="incomplete", incomplete_at=now_seconds(),
+                                   incomplete_details={"reason": reason or "max_tokens"})
+                    await self._save(ex, "message", message)
+                    await self._emit(ex, "thread.message.incomplete", message)
+                step_status = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}.get(
+                    status, "completed")
+                for step in open_steps:
+                    await self._finish_step(ex, dict(step), step_status, None, fields.get("last_error"))
+            now = now_seconds()
+            run.update(status=status, required_action=None, **fields)
+            run.pop("_pending_step_id", None)
+            stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}.get(status)
+            if stamp:
+                run[stamp] = now
+            if status != "expired":
+                run["expires_at"] = None
+            prompt_used, completion_used = self._used(run)
+            run["usage"] = usage_dict(prompt_used, completion_used)
+            await self._save(ex, "run", run)
+            await self._emit(ex, f"thread.run.{status}", wire(run))
         await self.bus.finish(run["id"])
+
+    # -- writes and events -------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _batched(self, ex: _Exec) -> AsyncIterator[None]:
+        """Collect the writes and events of the block; commit the writes in one transaction,
+        then publish the events in order (also when the block fails part-way)."""
+        if ex.batch is not None:
+            yield
+            return
+        ex.batch = ([], [])
+        try:
+            yield
+        finally:
+            writes, events = ex.batch
+            ex.batch = None
+            await self.store.write(writes)
+            for event, data in events:
+                await self.bus.publish(ex.run["id"], event, data)
+
+    async def _save(self, ex: _Exec, kind: str, body: dict[str, Any]) -> None:
+        if ex.batch is not None:
+            ex.batch[0].append((kind, body))
+        else:
+            await self.store.write([(kind, body)])
+
+    async def _emit(self, ex: _Exec, event: str, data: Any) -> None:
+        if ex.batch is not None:
+            ex.batch[1].append((event, data))
+        else:
+            await self.bus.publish(ex.run["id"], event, data)
 
     async def _close_interrupted(self, run_id: str) -> None:
         open_steps, open_messages = await self.store.open_parts(run_id)

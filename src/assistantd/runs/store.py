@@ -7,6 +7,7 @@ writes, and the ORM's unit-of-work bookkeeping was most of their cost.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Table, insert, select, update
@@ -35,26 +36,54 @@ class RunStore:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
-    async def assistant(self, assistant_id: str) -> dict[str, Any] | None:
-        from assistantd.assistants.models import AssistantRow
-
-        table: Table = AssistantRow.__table__  # type: ignore[assignment]
-        async with self.engine.connect() as conn:
-            body = (await conn.execute(select(table.c.body).where(table.c.id == assistant_id))).scalar()
-        return dict(body) if body is not None else None
-
     async def save_run(self, run: dict[str, Any]) -> None:
         """Write the run body. A terminal status releases the thread lock and the lease; a
         pause (`requires_action`) releases the lease, in the same write, so whichever
         process receives the tool outputs can take the run at once."""
-        status = run["status"]
-        values: dict[str, Any] = {"status": status, "body": run}
-        if status in TERMINAL:
-            values.update(active_thread_id=None, lease_owner=None, lease_expires_at=None)
-        elif status == "requires_action":
-            values.update(lease_owner=None, lease_expires_at=None)
+        await self.write([("run", run)])
+
+    async def write(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Write several bodies (`("run" | "step" | "message", body)`) in one transaction."""
+        if not bodies:
+            return
         async with self.engine.begin() as conn:
-            await conn.execute(update(RUNS).where(RUNS.c.id == run["id"]).values(**values))
+            for kind, body in bodies:
+                await conn.execute(_update(kind, body))
+
+    async def start(self, run: dict[str, Any]) -> RunContext:
+        """Write the run (now `in_progress`) and read what its first model call needs, in
+        one transaction."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_update("run", run))
+            return await self._context(conn, run)
+
+    async def context(self, run: dict[str, Any]) -> RunContext:
+        """What a model call needs: the thread, its messages, this run's steps, the assistant."""
+        async with self.engine.connect() as conn:
+            return await self._context(conn, run)
+
+    @staticmethod
+    async def _context(conn: Any, run: dict[str, Any]) -> RunContext:
+        from assistantd.assistants.models import AssistantRow
+        from assistantd.threads.models import ThreadRow
+
+        threads: Table = ThreadRow.__table__  # type: ignore[assignment]
+        assistants: Table = AssistantRow.__table__  # type: ignore[assignment]
+        thread = (await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))).scalar()
+        msgs = (await conn.execute(select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
+                                   .where(MESSAGES.c.thread_id == run["thread_id"])
+                                   .order_by(MESSAGES.c.seq, MESSAGES.c.id))).all()
+        steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run["id"])
+                                    .order_by(STEPS.c.seq, STEPS.c.id))).scalars().all()
+        assistant = (await conn.execute(select(assistants.c.body)
+                                        .where(assistants.c.id == run["assistant_id"]))).scalar()
+        return RunContext(
+            history=[m.body for m in msgs if m.run_id != run["id"]],
+            steps=list(steps),
+            own_messages={m.id: m.body for m in msgs if m.run_id == run["id"]},
+            thread=thread,
+            assistant=dict(assistant) if assistant is not None else None,
+        )
 
     async def insert_step(self, project_id: str, step: dict[str, Any],
                           message: dict[str, Any] | None = None) -> None:
@@ -69,29 +98,10 @@ class RunStore:
                     thread_id=message["thread_id"], run_id=message["run_id"], body=message))
 
     async def save_step(self, step: dict[str, Any]) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(STEPS).where(STEPS.c.id == step["id"]).values(body=step))
+        await self.write([("step", step)])
 
     async def save_message(self, message: dict[str, Any]) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(MESSAGES).where(MESSAGES.c.id == message["id"]).values(body=message))
-
-    async def thread_state(self, run: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                              dict[str, dict[str, Any]], dict[str, Any] | None]:
-        """(messages before this run, this run's steps, this run's messages by id, the thread)."""
-        from assistantd.threads.models import ThreadRow
-
-        threads: Table = ThreadRow.__table__  # type: ignore[assignment]
-        async with self.engine.connect() as conn:
-            thread = (await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))).scalar()
-            msgs = (await conn.execute(select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
-                                       .where(MESSAGES.c.thread_id == run["thread_id"])
-                                       .order_by(MESSAGES.c.seq, MESSAGES.c.id))).all()
-            steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run["id"])
-                                        .order_by(STEPS.c.seq, STEPS.c.id))).scalars().all()
-        history = [m.body for m in msgs if m.run_id != run["id"]]
-        own = {m.id: m.body for m in msgs if m.run_id == run["id"]}
-        return history, list(steps), own, thread
+        await self.write([("message", message)])
 
     async def open_parts(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""
@@ -150,6 +160,33 @@ class RunStore:
             rows = (await conn.execute(select(EVENTS.c.seq, EVENTS.c.event, EVENTS.c.data)
                                        .where(EVENTS.c.run_id == run_id).order_by(EVENTS.c.seq))).all()
         return [RunEvent(r.seq, r.event, r.data.encode()) for r in rows]
+
+
+@dataclass
+class RunContext:
+    """The state a model call is built from."""
+
+    history: list[dict[str, Any]]  # the thread's messages before this run
+    steps: list[dict[str, Any]]  # this run's steps so far
+    own_messages: dict[str, dict[str, Any]]  # this run's messages by id
+    thread: dict[str, Any] | None
+    assistant: dict[str, Any] | None
+
+
+def _update(kind: str, body: dict[str, Any]) -> Any:
+    """The UPDATE that stores `body`. A run's terminal status releases the thread lock and
+    the lease; `requires_action` releases the lease."""
+    if kind == "step":
+        return update(STEPS).where(STEPS.c.id == body["id"]).values(body=body)
+    if kind == "message":
+        return update(MESSAGES).where(MESSAGES.c.id == body["id"]).values(body=body)
+    status = body["status"]
+    values: dict[str, Any] = {"status": status, "body": body}
+    if status in TERMINAL:
+        values.update(active_thread_id=None, lease_owner=None, lease_expires_at=None)
+    elif status == "requires_action":
+        values.update(lease_owner=None, lease_expires_at=None)
+    return update(RUNS).where(RUNS.c.id == body["id"]).values(**values)
 
 
 def wire(body: dict[str, Any]) -> dict[str, Any]:
