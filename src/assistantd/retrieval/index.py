@@ -10,7 +10,7 @@ changed. So several API/worker processes can share one database and never search
 vectors. Writes made by this process patch its own cached matrix instead of reloading.
 
 Why not an ANN index or pgvector: exact search over 100k × 384 float32 (150 MB) is a
-single matrix-vector product of a few milliseconds on one core, with perfect recall, and
+single matrix-vector product of ~10 milliseconds on one core, with perfect recall, and
 it behaves identically on SQLite and PostgreSQL. Stores far past a million chunks would
 want an ANN index; the matrix cache is bounded (LRU by bytes) so many small stores fit.
 
@@ -87,6 +87,20 @@ class _StoreMatrix:
         if pos < len(self.chunk_ids) and self.chunk_ids[pos] == chunk_id:
             return pos
         return None
+
+    def rows_of(self, chunk_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Matrix rows of `chunk_ids`, -1 for ids not in this matrix (one bisect each)."""
+        pos = np.searchsorted(self.chunk_ids, chunk_ids)
+        pos[pos >= len(self.chunk_ids)] = 0
+        found = len(self.chunk_ids) > 0 and self.chunk_ids[pos] == chunk_ids
+        return np.where(found, pos, -1)
+
+    def row_mask(self, files: set[str]) -> npt.NDArray[np.bool_]:
+        """Which rows belong to `files`: a lookup by file code, not a set test per row."""
+        allowed = np.fromiter(
+            (f in files for f in self.file_ids), dtype=bool, count=len(self.file_ids)
+        )
+        return allowed[self.file_codes] if len(allowed) else np.zeros(len(self.file_codes), bool)
 
 
 @asynccontextmanager
@@ -395,21 +409,28 @@ class ChunkIndex:
     ) -> list[list[tuple[int, float]]]:
         """Top-`k` (chunk id, cosine) per query row, exact, optionally limited to files.
 
-        Synchronous and memory-bound (100k × 384 float32 is a 150 MB read, ~15 ms here):
-        run it in a thread, where numpy releases the GIL, alongside the keyword query.
+        Synchronous and memory-bound (100k × 384 float32 is a 150 MB read, ~10 ms on one
+        core here): run it in a thread, where numpy releases the GIL, alongside the
+        keyword query. One query row goes through ``einsum``, which stays on that one
+        thread: BLAS would spread the product over every core and spin-wait on them,
+        which on two cores took ~45% more CPU per search than the database's keyword
+        query running beside a one-core scan (bench/retrieval_speed.py, 100k chunks).
         """
         if len(matrix.chunk_ids) == 0:
             return [[] for _ in range(len(query_vectors))]
-        scores = query_vectors @ matrix.vectors.T  # (queries, chunks)
+        if len(query_vectors) == 1:
+            scores = np.einsum("ij,j->i", matrix.vectors, query_vectors[0])[None, :]
+        else:
+            scores = query_vectors @ matrix.vectors.T  # (queries, chunks)
         if allowed_files is not None:
-            codes = [i for i, f in enumerate(matrix.file_ids) if f in allowed_files]
-            scores[:, ~np.isin(matrix.file_codes, codes)] = -np.inf
+            scores[:, ~matrix.row_mask(allowed_files)] = -np.inf
         out: list[list[tuple[int, float]]] = []
         kk = min(k, scores.shape[1])
         for row in scores:
-            top = np.argpartition(-row, kk - 1)[:kk]
+            top = np.argpartition(row, len(row) - kk)[len(row) - kk :]
             top = top[np.argsort(-row[top])]
-            out.append([(int(matrix.chunk_ids[i]), float(row[i])) for i in top if row[i] > -np.inf])
+            top = top[row[top] > -np.inf]
+            out.append(list(zip(matrix.chunk_ids[top].tolist(), row[top].tolist(), strict=True)))
         return out
 
     async def keyword_candidates(
@@ -419,31 +440,66 @@ class ChunkIndex:
         terms: Sequence[str],
         k: int,
         allowed_files: set[str] | None = None,
+        *,
+        scope_rows: int | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-`k` (chunk id, keyword score, higher is better) for any of `terms`."""
+        """Top-`k` (chunk id, keyword score, higher is better) for any of `terms`.
+
+        `scope_rows` (how many chunks the stores and files searched hold) is a hint that
+        lets SQLite pick the faster query shape; see `keyword.py`.
+        """
         if not terms:
             return []
         async with _connect(conn) as c:
-            return await keyword.search(c, vector_store_ids, terms, k, allowed_files)
+            return await keyword.search(
+                c, vector_store_ids, terms, k, allowed_files, scope_rows=scope_rows
+            )
 
-    async def fetch_chunks(self, conn: Conn, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
-        """Chunks by id with their files' current attributes (missing ids are skipped)."""
+    async def fetch_chunks(
+        self,
+        conn: Conn,
+        chunk_ids: Sequence[int],
+        *,
+        attributes: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
+    ) -> dict[int, StoredChunk]:
+        """Chunks by id with their files' current attributes (missing ids are skipped).
+
+        `attributes` (vector store id → file id → attributes, e.g. from `store_matrix`
+        matrices read in the same transaction) saves the join and JSON decoding of
+        ``retrieval_files``; chunks of stores or files missing from it are skipped.
+        """
         if not chunk_ids:
             return {}
         t, f = retrieval_chunks, retrieval_files
+        columns = [
+            t.c.id,
+            t.c.vector_store_id,
+            t.c.file_id,
+            t.c.chunk_index,
+            t.c.text,
+            t.c.char_start,
+            t.c.char_end,
+        ]
         async with _connect(conn) as c:
+            if attributes is not None:
+                found = {}
+                for r in await c.execute(select(*columns).where(t.c.id.in_(list(chunk_ids)))):
+                    attrs = attributes.get(r.vector_store_id, {}).get(r.file_id)
+                    if attrs is not None:
+                        found[r.id] = StoredChunk(
+                            r.id,
+                            r.vector_store_id,
+                            r.file_id,
+                            r.chunk_index,
+                            r.text,
+                            r.char_start,
+                            r.char_end,
+                            dict(attrs),
+                        )
+                return found
             rows = (
                 await c.execute(
-                    select(
-                        t.c.id,
-                        t.c.vector_store_id,
-                        t.c.file_id,
-                        t.c.chunk_index,
-                        t.c.text,
-                        t.c.char_start,
-                        t.c.char_end,
-                        f.c.attributes,
-                    )
+                    select(*columns, f.c.attributes)
                     .join(
                         f,
                         (f.c.vector_store_id == t.c.vector_store_id) & (f.c.file_id == t.c.file_id),
