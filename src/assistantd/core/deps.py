@@ -13,11 +13,6 @@ from assistantd.core.errors import InvalidRequest
 from assistantd.keys.service import Principal, authenticate
 
 
-def app_context(request: Request) -> Any:
-    """The `AppContext` the lifespan built (engines, settings, workers)."""
-    return request.app.state.ctx
-
-
 async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
     async for uow in unit_of_work(request.app.state.ctx.sessions):
         yield uow
@@ -57,7 +52,7 @@ def check_id(value: str, prefix: str, param: str) -> None:
         )
 
 
-def _vector_stores(request: Request) -> Any:
+async def _vector_stores(request: Request) -> Any:
     return request.app.state.ctx.extras.get("vector_stores")
 
 

@@ -43,7 +43,7 @@ def _parse(limit: str | None, order: str | None, after: str | None, before: str 
     return ListParams(n, o, after or None, before or None)  # type: ignore[arg-type]
 
 
-def list_params(
+async def list_params(
     limit: str | None = Query(None),
     order: str | None = Query(None),
     after: str | None = Query(None),
@@ -53,7 +53,7 @@ def list_params(
     return _parse(limit, order, after, before, 100, 20)
 
 
-def file_list_params(
+async def file_list_params(
     limit: str | None = Query(None),
     order: str | None = Query(None),
     after: str | None = Query(None),

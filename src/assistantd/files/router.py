@@ -16,7 +16,7 @@ from assistantd.vector_stores.runtime import VectorStoreRuntime, vector_store_ru
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     s: Settings = request.app.state.ctx.settings
     return s
 

@@ -19,7 +19,7 @@ router = APIRouter(tags=["runs"])
 LONG_POLL_SECONDS = 2.0
 
 
-def runtime(request: Request) -> RunRuntime:
+async def runtime(request: Request) -> RunRuntime:
     rt: RunRuntime = request.app.state.ctx.extras["runtime"]
     return rt
 
@@ -27,7 +27,7 @@ def runtime(request: Request) -> RunRuntime:
 Runtime = Annotated[RunRuntime, Depends(runtime)]
 
 
-def include_param(
+async def include_param(
     include_brackets: Annotated[list[str] | None, Query(alias="include[]")] = None,
     include: Annotated[list[str] | None, Query()] = None,
 ) -> list[str]:

@@ -34,7 +34,7 @@ def polled(obj: dict[str, Any]) -> JSONResponse:
     return JSONResponse(obj, headers={"openai-poll-after-ms": POLL_AFTER_MS})
 
 
-def status_filter(filter: Annotated[str | None, Query()] = None) -> str | None:
+async def status_filter(filter: Annotated[str | None, Query()] = None) -> str | None:
     if filter is None or filter == "":
         return None
     if filter not in FILE_STATUSES:

@@ -47,7 +47,7 @@ def build_embedder(settings: Settings) -> Embedder:
     return MiniLMEmbedder()
 
 
-def vector_store_runtime(request: Request) -> VectorStoreRuntime:
+async def vector_store_runtime(request: Request) -> VectorStoreRuntime:
     """FastAPI dependency: the runtime the lifespan stored in `ctx.extras["vector_stores"]`."""
     rt: VectorStoreRuntime = request.app.state.ctx.extras["vector_stores"]
     return rt
