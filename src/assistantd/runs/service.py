@@ -48,9 +48,8 @@ def _validate_include(include: list[str]) -> bool:
 
 
 async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
-                     req: RunOptions, *, instructions_extra: str | None,
+                     req: RunOptions, assistant: dict[str, Any], *, instructions_extra: str | None,
                      include_content: bool) -> RunRow:
-    assistant = (await assistants.get_row(uow, caller, req.assistant_id)).body
     fields = req.model_fields_set
     instructions = req.instructions if req.instructions is not None else (assistant.get("instructions") or "")
     if instructions_extra:
@@ -128,11 +127,11 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
     active = await RunRepository(uow.session).active_for_thread(thread_id)
     if active is not None:
         raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active.id}.")
-    await assistants.get_row(uow, caller, req.assistant_id)
+    assistant = (await assistants.get_row(uow, caller, req.assistant_id)).body
     if req.additional_messages:
         await messages.add_user_messages(uow, caller, thread_id, req.additional_messages, rt.stores)
-    row = await _build_run(uow, caller, rt, thread_id, req, instructions_extra=req.additional_instructions,
-                           include_content=include_content)
+    row = await _build_run(uow, caller, rt, thread_id, req, assistant,
+                           instructions_extra=req.additional_instructions, include_content=include_content)
     run = public(row.body)
     _announce(uow, rt, run)
     return run
@@ -142,12 +141,13 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
                                 req: ThreadAndRunCreate) -> tuple[dict[str, Any], dict[str, Any]]:
     from assistantd.threads.schemas import ThreadCreate
 
-    await assistants.get_row(uow, caller, req.assistant_id)
+    assistant = (await assistants.get_row(uow, caller, req.assistant_id)).body
     treq = req.thread or ThreadCreate()
     if req.tool_resources is not None and treq.tool_resources is None:
         treq = treq.model_copy(update={"tool_resources": req.tool_resources})
     thread = await threads.create(uow, caller, treq, rt.stores)
-    row = await _build_run(uow, caller, rt, thread["id"], req, instructions_extra=None, include_content=False)
+    row = await _build_run(uow, caller, rt, thread["id"], req, assistant, instructions_extra=None,
+                           include_content=False)
     run = public(row.body)
     _announce(uow, rt, run, thread)
     return thread, run
@@ -161,8 +161,13 @@ async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: st
 
 
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
-    return public((await get_row(uow, caller, thread_id, run_id)).body)
+    # A run is deleted with its thread, so finding it proves the thread; only a miss needs
+    # the thread looked up, to say which of the two is not there. (Polls hit this.)
+    row = await RunRepository(uow.session).get(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    if row is None:
+        await threads.get_row(uow, caller, thread_id)
+        raise not_found("run", run_id)
+    return public(row.body)
 
 
 async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams) -> dict[str, Any]:
