@@ -94,7 +94,10 @@ async def get_row(uow: UnitOfWork, caller: Principal, assistant_id: str) -> Assi
 
 
 async def retrieve(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dict[str, Any]:
-    return public((await get_row(uow, caller, assistant_id)).body)
+    row = await AssistantRepository(uow.session).read(caller.project_id, assistant_id)
+    if row is None:
+        raise not_found("assistant", assistant_id)
+    return public(row.body)
 
 
 async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: AssistantModify,

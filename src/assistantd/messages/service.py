@@ -43,7 +43,7 @@ def new_message(thread_id: str, role: str, content: list[dict[str, Any]], *,
 async def insert(uow: UnitOfWork, project_id: str, body: dict[str, Any]) -> MessageRow:
     row = MessageRow(id=body["id"], project_id=project_id, seq=next_seq(), created_at=body["created_at"],
                      thread_id=body["thread_id"], run_id=body["run_id"], body=body)
-    return await MessageRepository(uow.session).insert(row)
+    return await MessageRepository(uow.session).insert_untracked(row)
 
 
 async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
@@ -71,12 +71,12 @@ async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
 async def ensure_unlocked(uow: UnitOfWork, thread_id: str) -> None:
     active = await RunRepository(uow.session).active_for_thread(thread_id)
     if active is not None:
-        raise ActiveRunConflict(f"Can't add messages to {thread_id} while a run {active.id} is active.")
+        raise ActiveRunConflict(f"Can't add messages to {thread_id} while a run {active} is active.")
 
 
 async def create(uow: UnitOfWork, caller: Principal, thread_id: str, req: MessageCreate,
                  stores: Any = None) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     await ensure_unlocked(uow, thread_id)
     (body,) = await add_user_messages(uow, caller, thread_id, [req], stores)
     return body
@@ -90,13 +90,13 @@ async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str, message_id
 
 
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     return (await get_row(uow, caller, thread_id, message_id)).body
 
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str,
                  req: MessageModify) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     row = await get_row(uow, caller, thread_id, message_id)
     body = dict(row.body)
     if "metadata" in req.model_fields_set:
@@ -106,7 +106,7 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, message_id:
 
 
 async def delete(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     row = await get_row(uow, caller, thread_id, message_id)
     await MessageRepository(uow.session).delete(row)
     return {"id": message_id, "object": "thread.message.deleted", "deleted": True}
@@ -114,7 +114,7 @@ async def delete(uow: UnitOfWork, caller: Principal, thread_id: str, message_id:
 
 async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams,
                 run_id: str | None) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     where = [MessageRow.thread_id == thread_id]
     if run_id:
         where.append(MessageRow.run_id == run_id)

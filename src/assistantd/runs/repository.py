@@ -9,9 +9,10 @@ from assistantd.runs.models import RunRow, RunStepRow
 class RunRepository(Repository[RunRow]):
     model = RunRow
 
-    async def active_for_thread(self, thread_id: str) -> RunRow | None:
-        stmt = select(RunRow).where(RunRow.active_thread_id == thread_id)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+    async def active_for_thread(self, thread_id: str) -> str | None:
+        """The id of the thread's active run, if it has one."""
+        conn = await self.session.connection()
+        return (await conn.execute(select(RunRow.id).where(RunRow.active_thread_id == thread_id))).scalar()
 
 
 class RunStepRepository(Repository[RunStepRow]):

@@ -97,12 +97,12 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
     repo = RunRepository(uow.session)
     try:
         async with uow.session.begin_nested():
-            await repo.insert(row)
+            await repo.insert_untracked(row)
     except IntegrityError:
         # Lost the race for the thread lock to a concurrent create.
         active = await repo.active_for_thread(thread_id)
         raise ActiveRunConflict(
-            f"Thread {thread_id} already has an active run {active.id if active else '(just started)'}."
+            f"Thread {thread_id} already has an active run {active or '(just started)'}."
         ) from None
     return row
 
@@ -123,11 +123,11 @@ def _announce(uow: UnitOfWork, rt: RunRuntime, run: dict[str, Any],
 async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str, req: RunCreate,
                  include: list[str]) -> dict[str, Any]:
     include_content = _validate_include(include)
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     active = await RunRepository(uow.session).active_for_thread(thread_id)
     if active is not None:
-        raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active.id}.")
-    assistant = (await assistants.get_row(uow, caller, req.assistant_id)).body
+        raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active}.")
+    assistant = await assistants.retrieve(uow, caller, req.assistant_id)
     if req.additional_messages:
         await messages.add_user_messages(uow, caller, thread_id, req.additional_messages, rt.stores)
     row = await _build_run(uow, caller, rt, thread_id, req, assistant,
@@ -141,7 +141,7 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
                                 req: ThreadAndRunCreate) -> tuple[dict[str, Any], dict[str, Any]]:
     from assistantd.threads.schemas import ThreadCreate
 
-    assistant = (await assistants.get_row(uow, caller, req.assistant_id)).body
+    assistant = await assistants.retrieve(uow, caller, req.assistant_id)
     treq = req.thread or ThreadCreate()
     if req.tool_resources is not None and treq.tool_resources is None:
         treq = treq.model_copy(update={"tool_resources": req.tool_resources})
@@ -163,22 +163,22 @@ async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: st
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str) -> dict[str, Any]:
     # A run is deleted with its thread, so finding it proves the thread; only a miss needs
     # the thread looked up, to say which of the two is not there. (Polls hit this.)
-    row = await RunRepository(uow.session).get(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    row = await RunRepository(uow.session).read(caller.project_id, run_id, RunRow.thread_id == thread_id)
     if row is None:
-        await threads.get_row(uow, caller, thread_id)
+        await threads.require(uow, caller, thread_id)
         raise not_found("run", run_id)
     return public(row.body)
 
 
 async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     rows, more = await RunRepository(uow.session).list_page(caller.project_id, params, RunRow.thread_id == thread_id)
     return page([public(r.body) for r in rows], more)
 
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str,
                  req: RunModify) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     row = await get_row(uow, caller, thread_id, run_id)
     body = dict(row.body)
     if "metadata" in req.model_fields_set:
@@ -189,7 +189,7 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str
 
 async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                  run_id: str) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     row = await get_row(uow, caller, thread_id, run_id)
     if row.status in TERMINAL:
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
@@ -210,7 +210,7 @@ async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
 
 async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                               run_id: str, req: SubmitToolOutputs) -> dict[str, Any]:
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     row = await get_row(uow, caller, thread_id, run_id)
     if row.status != "requires_action":
         raise InvalidRequest(
@@ -259,7 +259,7 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
 async def list_steps(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, params: ListParams,
                      include: list[str]) -> dict[str, Any]:
     include_content = _validate_include(include)
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     await get_row(uow, caller, thread_id, run_id)
     rows, more = await RunStepRepository(uow.session).list_page(caller.project_id, params, RunStepRow.run_id == run_id)
     return page([step_view(r.body, include_content) for r in rows], more)
@@ -268,7 +268,7 @@ async def list_steps(uow: UnitOfWork, caller: Principal, thread_id: str, run_id:
 async def retrieve_step(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, step_id: str,
                         include: list[str]) -> dict[str, Any]:
     include_content = _validate_include(include)
-    await threads.get_row(uow, caller, thread_id)
+    await threads.require(uow, caller, thread_id)
     await get_row(uow, caller, thread_id, run_id)
     row = await RunStepRepository(uow.session).get(caller.project_id, step_id, RunStepRow.run_id == run_id)
     if row is None:

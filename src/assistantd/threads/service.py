@@ -34,10 +34,10 @@ async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: 
         "tool_resources": tool_resources_wire(resources),
     }
     row = ThreadRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body)
-    await ThreadRepository(uow.session).insert(row)
+    await ThreadRepository(uow.session).insert_untracked(row)
     if req.messages:
         await messages.add_user_messages(uow, caller, body["id"], req.messages, stores)
-        body = (await get_row(uow, caller, body["id"])).body  # attachments may have added a store
+        body = await retrieve(uow, caller, body["id"])  # attachments may have added a store
     return body
 
 
@@ -49,7 +49,15 @@ async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str) -> ThreadR
 
 
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str) -> dict[str, Any]:
-    return (await get_row(uow, caller, thread_id)).body
+    row = await ThreadRepository(uow.session).read(caller.project_id, thread_id)
+    if row is None:
+        raise not_found("thread", thread_id)
+    return dict(row.body)
+
+
+async def require(uow: UnitOfWork, caller: Principal, thread_id: str) -> None:
+    """404 unless the thread exists (in the caller's project)."""
+    await retrieve(uow, caller, thread_id)
 
 
 async def add_search_files(uow: UnitOfWork, caller: Principal, thread_id: str, file_ids: list[str],
