@@ -274,13 +274,20 @@ async def _search_sizes(
         }
         for name, cfg in configs.items():
             times = []
+            cpu = time.process_time()
             for q in queries:
                 t = time.perf_counter()
                 await searcher.search(
                     engine, vector_store_ids=[f"vs_{size}"], query=q, max_num_results=10, **cfg
                 )
                 times.append((time.perf_counter() - t) * 1000)
-            row[name] = {"p50_ms": round(pct(times, 50), 2), "p99_ms": round(pct(times, 99), 2)}
+            row[name] = {
+                "p50_ms": round(pct(times, 50), 2),
+                "p99_ms": round(pct(times, 99), 2),
+                # CPU of this process (all threads; not the database server's) per search:
+                # less sensitive than wall time to other work on a shared machine.
+                "cpu_ms_per_search": round((time.process_time() - cpu) * 1000 / len(queries), 2),
+            }
         out.append(row)
         print(f"  {size:>7} chunks: hybrid p50 {row['hybrid_auto']['p50_ms']} ms", flush=True)
     return out
@@ -349,6 +356,21 @@ def main() -> None:
         print(
             f"{row['chunks']:>8} {row['cold_first_search_ms']:>8.0f} "
             + " ".join(f"{c:>22}" for c in cells)
+        )
+    print("  CPU ms per search (this process, all threads):")
+    for row in search:
+        print(
+            f"{row['chunks']:>8}          "
+            + " ".join(
+                f"{row[k]['cpu_ms_per_search']:>22.2f}"
+                for k in [
+                    "hybrid_auto",
+                    "hybrid_none",
+                    "vector_only",
+                    "keyword_only",
+                    "hybrid_auto_filtered",
+                ]
+            )
         )
     print(
         f"  + MiniLM query embedding (one short query): p50 {query_embed['p50_ms']} ms, "
