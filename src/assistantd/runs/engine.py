@@ -114,18 +114,26 @@ class RunEngine:
 
     # -- entry points ------------------------------------------------------------------
 
-    async def execute(self, run_id: str, cancel: asyncio.Event) -> None:
-        """Run `run_id` until it pauses (requires_action) or ends."""
-        row = await self.store.load_run(run_id)
-        if row is None:
-            return
-        run = dict(row.body)
+    async def execute(self, run_id: str, cancel: asyncio.Event,
+                      created: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Run `run_id` until it pauses (requires_action) or ends.
+
+        `created`: (project id, body) of a run this process has just created, instead of
+        reading it back; a cancel since then arrives through `cancel`.
+        """
+        if created is not None:
+            project_id, run = created[0], dict(created[1])
+        else:
+            row = await self.store.load_run(run_id)
+            if row is None:
+                return
+            project_id, run = row.project_id, dict(row.body)
         if run["status"] == "cancelling":
             await self.finalize(run_id, "cancelled")
             return
         if run["status"] not in ("queued", "in_progress"):
             return
-        ex = _Exec(run=run, project_id=row.project_id)
+        ex = _Exec(run=run, project_id=project_id)
         if run["expires_at"] and now_seconds() >= run["expires_at"]:
             await self.finalize(run_id, "expired")
             return

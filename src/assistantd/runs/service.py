@@ -107,7 +107,7 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
     return row
 
 
-def _announce(uow: UnitOfWork, rt: RunRuntime, run: dict[str, Any],
+def _announce(uow: UnitOfWork, rt: RunRuntime, row: RunRow, run: dict[str, Any],
               thread: dict[str, Any] | None = None) -> None:
     async def go() -> None:
         await rt.bus.open(run["id"])
@@ -115,7 +115,8 @@ def _announce(uow: UnitOfWork, rt: RunRuntime, run: dict[str, Any],
             await rt.bus.publish(run["id"], "thread.created", thread)
         await rt.bus.publish(run["id"], "thread.run.created", run)
         await rt.bus.publish(run["id"], "thread.run.queued", run)
-        rt.worker.submit(run["id"], claimed=True)
+        # The worker starts from the row as created (it holds the lease): no read back.
+        rt.worker.submit(run["id"], claimed=True, created=(row.project_id, row.body))
 
     uow.after_commit(go)
 
@@ -133,7 +134,7 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
     row = await _build_run(uow, caller, rt, thread_id, req, assistant,
                            instructions_extra=req.additional_instructions, include_content=include_content)
     run = public(row.body)
-    _announce(uow, rt, run)
+    _announce(uow, rt, row, run)
     return run
 
 
@@ -149,7 +150,7 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
     row = await _build_run(uow, caller, rt, thread["id"], req, assistant, instructions_extra=None,
                            include_content=False)
     run = public(row.body)
-    _announce(uow, rt, run, thread)
+    _announce(uow, rt, row, run, thread)
     return thread, run
 
 

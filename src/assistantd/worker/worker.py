@@ -107,10 +107,12 @@ class RunWorker:
             return None
         return self.owner, time.time() + LEASE_SECONDS
 
-    def submit(self, run_id: str, steal_from: str | None = None, claimed: bool = False) -> None:
+    def submit(self, run_id: str, steal_from: str | None = None, claimed: bool = False,
+               created: tuple[str, dict[str, Any]] | None = None) -> None:
         """Execute a queued run here (if nobody else holds it), or tell the workers.
 
-        `claimed`: the run was created with this worker's lease (`lease_for_new_run`).
+        `claimed`: the run was created with this worker's lease (`lease_for_new_run`);
+        `created`: its (project id, body) as just committed.
         """
         if not self.settings.worker_enabled:
             self._notify("submit", run_id)
@@ -118,7 +120,7 @@ class RunWorker:
         if self._closing or run_id in self._tasks:
             return
         self._signals[run_id] = asyncio.Event()
-        self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from, claimed))
+        self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from, claimed, created))
 
     def cancel(self, run_id: str) -> None:
         """Ask the run to stop; it ends `cancelled` within a token or two."""
@@ -134,13 +136,14 @@ class RunWorker:
     def executing(self) -> list[str]:
         return list(self._tasks)
 
-    async def _execute(self, run_id: str, steal_from: str | None, claimed: bool = False) -> None:
+    async def _execute(self, run_id: str, steal_from: str | None, claimed: bool = False,
+                       created: tuple[str, dict[str, Any]] | None = None) -> None:
         try:
             async with self._limit:
                 if not claimed and not await self.store.claim(
                         run_id, self.owner, time.time(), LEASE_SECONDS, steal_from):
                     return
-                await self.engine.execute(run_id, self._signals[run_id])
+                await self.engine.execute(run_id, self._signals[run_id], created)
         except asyncio.CancelledError:
             raise
         except Exception:
