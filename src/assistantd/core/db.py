@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiosqlite
-
 from sqlalchemy import JSON, BigInteger, Integer, String, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -91,7 +90,7 @@ class InlineSQLiteConnection(aiosqlite.Connection):
             return await asyncio.to_thread(fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
-    def stop(self) -> None:  # type: ignore[override]
+    def stop(self) -> None:
         self._running = False
         if self._connection is not None:
             self._connection.close()
@@ -116,7 +115,7 @@ def create_engine(url: str) -> AsyncEngine:
                                       isolation_level=None, check_same_thread=False)
 
         async def connect() -> InlineSQLiteConnection:
-            return await InlineSQLiteConnection(connector, 64)
+            return await InlineSQLiteConnection(connector, 64)._connect()
 
         engine = create_async_engine(
             url,

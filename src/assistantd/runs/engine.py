@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -273,35 +273,56 @@ class RunEngine:
 
         calls: list[_Call] = []
         finished: Finished | None = None
-        async for event in backend.stream(request):
-            if ex.stopping or (ex.cancel is not None and ex.cancel.is_set()):
-                # Checked here too, not only by cancelling this task: a cancellation can be
-                # lost inside a client library, and this closes the stream at the next token.
-                raise asyncio.CancelledError
-            if isinstance(event, TextDelta):
-                if not event.text:
-                    continue
-                if calls:  # text after tool calls: keep it out of the call's step
-                    continue
-                await self._text(ex, event.text)
-            elif isinstance(event, ToolCallStarted):
-                if not run.get("parallel_tool_calls", True) and calls:
-                    continue
-                await self._tool_call_started(ex, calls, event)
-            elif isinstance(event, ToolCallArgumentsDelta):
-                call = next((c for c in calls if c.index == event.index), None)
-                if call is not None and event.arguments:
-                    call.state.arguments += event.arguments
-                    if call.tool is not None:
-                        await call.tool.on_arguments(self._env(ex, call), call.state, event.arguments)
-                    else:
-                        await self._publish_step_delta(ex, {"index": call.state.index, "type": "function",
-                                                            "function": {"arguments": event.arguments}})
-            elif isinstance(event, Finished):
-                finished = event
+        opening: asyncio.Task[None] | None = None
+        if not specs and ex.message is None:
+            # No tools: the answer is a message whatever the model says (an empty one if it
+            # says nothing). Open it while the request is on its way to the model, rather
+            # than after its first token.
+            opening = asyncio.create_task(self._open_message(ex))
+        try:
+            async for event in backend.stream(request):
+                if opening is not None:
+                    await opening
+                    opening = None
+                await self._on_model_event(ex, run, calls, event)
+                if isinstance(event, Finished):
+                    finished = event
+        finally:
+            if opening is not None:
+                await opening
         if finished is None:
             raise ModelError("The model stream ended without finishing.")
+        return await self._after_model(ex, run, calls, finished, used_prompt, used_completion)
 
+    async def _on_model_event(self, ex: _Exec, run: dict[str, Any], calls: list[_Call], event: Any) -> None:
+        """One event of the model's stream: text, a tool call starting, arguments."""
+        if ex.stopping or (ex.cancel is not None and ex.cancel.is_set()):
+            # Checked here too, not only by cancelling this task: a cancellation can be
+            # lost inside a client library, and this closes the stream at the next token.
+            raise asyncio.CancelledError
+        if isinstance(event, TextDelta):
+            if not event.text:
+                return
+            if calls:  # text after tool calls: keep it out of the call's step
+                return
+            await self._text(ex, event.text)
+        elif isinstance(event, ToolCallStarted):
+            if not run.get("parallel_tool_calls", True) and calls:
+                return
+            await self._tool_call_started(ex, calls, event)
+        elif isinstance(event, ToolCallArgumentsDelta):
+            call = next((c for c in calls if c.index == event.index), None)
+            if call is not None and event.arguments:
+                call.state.arguments += event.arguments
+                if call.tool is not None:
+                    await call.tool.on_arguments(self._env(ex, call), call.state, event.arguments)
+                else:
+                    await self._publish_step_delta(ex, {"index": call.state.index, "type": "function",
+                                                        "function": {"arguments": event.arguments}})
+
+    async def _after_model(self, ex: _Exec, run: dict[str, Any], calls: list[_Call], finished: Finished,
+                           used_prompt: int, used_completion: int) -> str:
+        """What follows a finished model call: tool calls, or the answer's end."""
         run["_usage"] = [used_prompt + finished.usage.prompt_tokens,
                          used_completion + finished.usage.completion_tokens]
         step_usage = usage_dict(finished.usage.prompt_tokens, finished.usage.completion_tokens)
