@@ -41,6 +41,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from assistantd.core.db import offloaded
+
 from .embed import Embedder
 from .filters import Filter, matches, parse_filter
 from .index import ChunkIndex, Conn, StoredChunk, _connect
@@ -162,96 +164,99 @@ class HybridSearcher:
 
         # Embed before taking a connection: the model call should not hold one from the pool.
         qvecs = await self.embedder.embed(queries)
-        async with _connect(conn) as c:
-            matrices = [
-                await self.index.store_matrix(
-                    c, vs, self.embedder.model_id, self.embedder.dimensions
-                )
-                for vs in vector_store_ids
-            ]
-            # Per store: one file may sit in two stores with different attributes.
-            allowed_by_store: list[set[str]] | None = None
-            allowed: set[str] | None = None
-            if flt is not None:
-                allowed_by_store = [
-                    {f for f, attrs in m.attributes.items() if matches(flt, attrs)}
-                    for m in matrices
-                ]
-                allowed = set().union(*allowed_by_store)
-            scope_rows = (
-                sum(len(m.chunk_ids) for m in matrices)
-                if allowed_by_store is None
-                else sum(
-                    int(m.row_mask(files).sum())
-                    for m, files in zip(matrices, allowed_by_store, strict=True)
-                )
-            )
-            # Attributes come from the matrices read above, in this same transaction.
-            attributes = {
-                vs: m.attributes for vs, m in zip(vector_store_ids, matrices, strict=True)
-            }
-            # The vector scan (numpy, in a thread) overlaps the keyword queries, the read of
-            # the keyword hits' texts and their term scan (database and main thread).
-            vector_task = (
-                asyncio.create_task(
-                    asyncio.to_thread(self._vector_lists, matrices, qvecs, pool, allowed_by_store)
-                )
-                if mode != "keyword"
-                else None
-            )
-            keyword_lists: list[list[tuple[int, float]]] = []
-            found: dict[int, StoredChunk] = {}
-            evidence = _Evidence(queries)
-            try:
-                if mode != "vector":
-                    for q in queries:
-                        keyword_lists.append(
-                            await self.index.keyword_candidates(
-                                c,
-                                vector_store_ids,
-                                query_terms(q),
-                                pool,
-                                allowed,
-                                scope_rows=scope_rows,
-                            )
-                        )
-                if mode == "hybrid":
-                    # One read per side serves coverage, reranking and the final hits.
-                    found = await self.index.fetch_chunks(
-                        c, _ids(keyword_lists), attributes=attributes
+        # SQLite statements here can take tens of milliseconds at 100k chunks (the first
+        # matrix load, a second or so): run them in a thread, not on the event loop.
+        with offloaded():
+            async with _connect(conn) as c:
+                matrices = [
+                    await self.index.store_matrix(
+                        c, vs, self.embedder.model_id, self.embedder.dimensions
                     )
-                    evidence.scan(found)
-            finally:
-                vector_lists = await vector_task if vector_task is not None else []
-            best_possible = (len(vector_lists) + len(keyword_lists)) / (RRF_K + 1)
-            if mode != "hybrid":
-                fused = _rrf(vector_lists + keyword_lists, None)
-                order = sorted(fused, key=lambda i: -fused[i])
-                scored = [(i, fused[i] / best_possible) for i in order]
-            else:
-                rest = [i for i in _ids(vector_lists) if i not in found]
-                more = await self.index.fetch_chunks(c, rest, attributes=attributes)
-                evidence.scan(more)
-                found.update(more)
-                evidence.finish(qvecs, matrices, vector_lists)
-                fused = _rrf(vector_lists, None)
-                for qi, ranked in enumerate(keyword_lists):
-                    for i, w in _rrf([ranked], evidence.coverage[qi]).items():
-                        fused[i] = fused.get(i, 0.0) + w
-                order = sorted(fused, key=lambda i: -fused[i])
-                if ranker == "none":
+                    for vs in vector_store_ids
+                ]
+                # Per store: one file may sit in two stores with different attributes.
+                allowed_by_store: list[set[str]] | None = None
+                allowed: set[str] | None = None
+                if flt is not None:
+                    allowed_by_store = [
+                        {f for f, attrs in m.attributes.items() if matches(flt, attrs)}
+                        for m in matrices
+                    ]
+                    allowed = set().union(*allowed_by_store)
+                scope_rows = (
+                    sum(len(m.chunk_ids) for m in matrices)
+                    if allowed_by_store is None
+                    else sum(
+                        int(m.row_mask(files).sum())
+                        for m, files in zip(matrices, allowed_by_store, strict=True)
+                    )
+                )
+                # Attributes come from the matrices read above, in this same transaction.
+                attributes = {
+                    vs: m.attributes for vs, m in zip(vector_store_ids, matrices, strict=True)
+                }
+                # The vector scan (numpy, in a thread) overlaps the keyword queries, the read of
+                # the keyword hits' texts and their term scan (database and main thread).
+                vector_task = (
+                    asyncio.create_task(
+                        asyncio.to_thread(self._vector_lists, matrices, qvecs, pool, allowed_by_store)
+                    )
+                    if mode != "keyword"
+                    else None
+                )
+                keyword_lists: list[list[tuple[int, float]]] = []
+                found: dict[int, StoredChunk] = {}
+                evidence = _Evidence(queries)
+                try:
+                    if mode != "vector":
+                        for q in queries:
+                            keyword_lists.append(
+                                await self.index.keyword_candidates(
+                                    c,
+                                    vector_store_ids,
+                                    query_terms(q),
+                                    pool,
+                                    allowed,
+                                    scope_rows=scope_rows,
+                                )
+                            )
+                    if mode == "hybrid":
+                        # One read per side serves coverage, reranking and the final hits.
+                        found = await self.index.fetch_chunks(
+                            c, _ids(keyword_lists), attributes=attributes
+                        )
+                        evidence.scan(found)
+                finally:
+                    vector_lists = await vector_task if vector_task is not None else []
+                best_possible = (len(vector_lists) + len(keyword_lists)) / (RRF_K + 1)
+                if mode != "hybrid":
+                    fused = _rrf(vector_lists + keyword_lists, None)
+                    order = sorted(fused, key=lambda i: -fused[i])
                     scored = [(i, fused[i] / best_possible) for i in order]
                 else:
-                    candidates = order[: max(3 * max_num_results, 30)]
-                    scored = sorted(
-                        ((i, evidence.relevance(i)) for i in candidates if i in found),
-                        key=lambda p: -(p[1] + 0.15 * fused[p[0]] / best_possible),
+                    rest = [i for i in _ids(vector_lists) if i not in found]
+                    more = await self.index.fetch_chunks(c, rest, attributes=attributes)
+                    evidence.scan(more)
+                    found.update(more)
+                    evidence.finish(qvecs, matrices, vector_lists)
+                    fused = _rrf(vector_lists, None)
+                    for qi, ranked in enumerate(keyword_lists):
+                        for i, w in _rrf([ranked], evidence.coverage[qi]).items():
+                            fused[i] = fused.get(i, 0.0) + w
+                    order = sorted(fused, key=lambda i: -fused[i])
+                    if ranker == "none":
+                        scored = [(i, fused[i] / best_possible) for i in order]
+                    else:
+                        candidates = order[: max(3 * max_num_results, 30)]
+                        scored = sorted(
+                            ((i, evidence.relevance(i)) for i in candidates if i in found),
+                            key=lambda p: -(p[1] + 0.15 * fused[p[0]] / best_possible),
+                        )
+                kept = [(i, s) for i, s in scored if s >= score_threshold][:max_num_results]
+                if not found:
+                    found = await self.index.fetch_chunks(
+                        c, [i for i, _ in kept], attributes=attributes
                     )
-            kept = [(i, s) for i, s in scored if s >= score_threshold][:max_num_results]
-            if not found:
-                found = await self.index.fetch_chunks(
-                    c, [i for i, _ in kept], attributes=attributes
-                )
         hits = [
             SearchHit(
                 vector_store_id=ch.vector_store_id,
