@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from assistantd.assistants import service as assistants
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
+from assistantd.core.http import after_response
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
 from assistantd.core.resources import public
@@ -116,7 +117,7 @@ def _announce(uow: UnitOfWork, rt: RunRuntime, row: RunRow, run: dict[str, Any],
         await rt.bus.publish(run["id"], "thread.run.created", run)
         await rt.bus.publish(run["id"], "thread.run.queued", run)
         # The worker starts from the row as created (it holds the lease): no read back.
-        rt.worker.submit(run["id"], claimed=True, created=(row.project_id, row.body))
+        after_response(lambda: rt.worker.submit(run["id"], claimed=True, created=(row.project_id, row.body)))
 
     uow.after_commit(go)
 
@@ -251,7 +252,7 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
         await rt.bus.publish(run_id, "thread.run.step.completed",
                              step_view(step, bool(row.body.get("_include_content"))))
         await rt.bus.publish(run_id, "thread.run.queued", run)
-        rt.worker.submit(run_id)
+        after_response(lambda: rt.worker.submit(run_id))
 
     uow.after_commit(go)
     return run
