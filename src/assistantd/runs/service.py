@@ -97,8 +97,14 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
         row.lease_owner, row.lease_expires_at = lease
     repo = RunRepository(uow.session)
     try:
-        async with uow.session.begin_nested():
+        if uow.session.get_bind().dialect.name == "sqlite":
+            # BEGIN IMMEDIATE serializes writers: the active-run check above cannot be raced.
             await repo.insert_untracked(row)
+        else:
+            # A concurrent create may win between the check and this insert; the savepoint
+            # keeps the transaction usable to name the winner.
+            async with uow.session.begin_nested():
+                await repo.insert_untracked(row)
     except IntegrityError:
         # Lost the race for the thread lock to a concurrent create.
         active = await repo.active_for_thread(thread_id)
