@@ -407,7 +407,8 @@ def _stamped_upstream_main(argv: Sequence[str]) -> None:
 
     class StampedUpstream(fu.FakeUpstream):
         """Streams `tokens` tokens, `token_delay` apart; each token's text is ` <time.time()>`
-        taken just before it is written, so a reader can tell how long it took to arrive."""
+        taken just before it is written, so a reader can tell how long it took to arrive.
+        A model named `<name>:<k>` gets `k` tokens instead (short warm-up replies)."""
 
         async def _respond(self, method: str, path: str, raw: bytes, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:
@@ -417,12 +418,13 @@ def _stamped_upstream_main(argv: Sequence[str]) -> None:
             body = json.loads(raw)
             self._counter += 1
             c = fu._Completion(body, fu.FakeReply(text=""), self._counter)
+            tokens = int(str(body.get("model", "")).partition(":")[2] or args.tokens)
             writer.write(fu._head(200, {"content-type": "text/event-stream",
                                         "transfer-encoding": "chunked", "cache-control": "no-cache"}))
             writer.write(fu._chunked(fu._sse(c._chunk({"role": "assistant", "content": ""}))))
             await writer.drain()
             start = time.monotonic()
-            for i in range(args.tokens):
+            for i in range(tokens):
                 # Scheduled against the start, so a late token does not push the others back.
                 await asyncio.sleep(max(0.0, start + (i + 1) * args.token_delay - time.monotonic()))
                 if reader.at_eof():

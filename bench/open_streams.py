@@ -8,11 +8,19 @@ arrived minus the time in its text. A control group of streams straight to the u
 read by the same loop at the same time, gives the delay that is not assistantd's (the
 client's own event loop, the upstream); the difference is what the server adds.
 
-The server's RSS (VmRSS from /proc/<pid>/status) is taken before any stream and again
-while all N are open; (open − before) / N is the memory a stream costs.
-`ASSISTANTD_RUN_CONCURRENCY` is raised to N so every run is generating, not queued.
+The streams do not end by themselves: the upstream answers longer than the benchmark
+lasts. Once all N have had their first token, they are held open `--hold` seconds, then
+closed. The steady-state delays are those of that window; the ramp-up (opening N runs
+while the earlier ones stream) is reported apart. (A fixed reply length made the window
+empty whenever opening took longer than one reply.)
 
-    python -m bench.open_streams [--quick] [--streams N] [--token-delay S] [--tokens T]
+The server's RSS (VmRSS from /proc/<pid>/status) is taken before any stream and sampled
+every 0.5 s while all N are open; (peak − before) / N is the memory a stream costs. A
+stream's log grows by one event per token, so the events held per stream at that peak are
+reported beside it. `ASSISTANTD_RUN_CONCURRENCY` is raised to N so every run is
+generating, not queued.
+
+    python -m bench.open_streams [--quick] [--streams N] [--token-delay S] [--hold S]
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +55,7 @@ from bench.common import (
 
 NAME = "open_streams"
 HEADERS = {"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "assistants=v2"}
+WARM_TOKENS = 12
 
 
 class Tally:
@@ -58,7 +68,6 @@ class Tally:
         self.errors: list[str] = []
         self.peak_open = 0
         self.all_open_at: float | None = None
-        self.first_done_at: float | None = None
 
 
 async def _through_server(http: httpx.AsyncClient, assistant_id: str, tally: Tally, n: int) -> None:
@@ -93,8 +102,6 @@ async def _through_server(http: httpx.AsyncClient, assistant_id: str, tally: Tal
         if counted:
             tally.open_now -= 1
             tally.finished += 1
-            if tally.first_done_at is None:
-                tally.first_done_at = time.monotonic()
 
 
 async def _straight(http: httpx.AsyncClient, tally: Tally) -> None:
@@ -114,18 +121,24 @@ async def _straight(http: httpx.AsyncClient, tally: Tally) -> None:
 
 
 async def _run(server: Server, upstream: Upstream, n: int, control: int, open_concurrency: int,
-               stream_seconds: float) -> dict[str, Any]:
+               hold: float, ramp_limit: float) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=n + 64, max_keepalive_connections=n + 64)
     timeout = httpx.Timeout(60.0, read=120.0)
     async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, limits=limits,
                                  timeout=timeout) as http, \
             httpx.AsyncClient(base_url=upstream.base_url, limits=limits, timeout=timeout) as up_http:
+        # `stamped:<k>`: the upstream answers k tokens (see bench.common); plain `stamped`
+        # answers longer than the benchmark runs.
+        warm_assistant = (await http.post("/v1/assistants", json={"model": f"stamped:{WARM_TOKENS}",
+                                                                   "name": "warm-up"})).json()
         assistant = (await http.post("/v1/assistants", json={"model": "stamped", "name": "bench"})).json()
         # Warm the code paths, the database pool and the allocator with a burst of complete
         # streams (64 at once), so "before" is a server that has already worked, then measure.
         warm = Tally()
         burst = min(n, 64)
-        await asyncio.gather(*[_through_server(http, assistant["id"], warm, burst) for _ in range(burst)])
+        await asyncio.gather(*[_through_server(http, warm_assistant["id"], warm, burst) for _ in range(burst)])
+        if warm.errors or warm.finished < burst:
+            raise RuntimeError(f"warm-up: {warm.finished}/{burst} streams finished; errors: {warm.errors[:3]}")
         await asyncio.sleep(1.0)
         before = proc_status(server.pid)
         fds_before = fd_count(server.pid)
@@ -144,48 +157,60 @@ async def _run(server: Server, upstream: Upstream, n: int, control: int, open_co
             tasks.append(asyncio.create_task(open_one()))
             if i % open_concurrency == open_concurrency - 1:
                 await asyncio.sleep(0.05)
-        # Sample the server while streams are open; the peak is taken with all of them open.
+        # Sample the server until every stream has had its first token, then `hold` s more.
         samples: list[dict[str, Any]] = []
-        deadline = t_start + stream_seconds + 120
-        while time.monotonic() < deadline and not all(t.done() for t in tasks):
+        hold_until: float | None = None
+        while not all(t.done() for t in tasks):
+            now = time.monotonic()
+            if hold_until is None and tally.all_open_at is not None:
+                hold_until = tally.all_open_at + hold
+            if (hold_until is not None and now >= hold_until) or (hold_until is None and now - t_start > ramp_limit):
+                break
             st = proc_status(server.pid)
-            samples.append({"t": time.monotonic() - t_start, "open": tally.open_now,
-                            "rss_kb": st["VmRSS"], "threads": st["Threads"], "fds": fd_count(server.pid)})
+            samples.append({"t": now - t_start, "open": tally.open_now, "tokens": len(tally.delays),
+                            "rss_kb": st["VmRSS"], "threads": st["Threads"], "fds": fd_count(server.pid),
+                            "holding": hold_until is not None})
             await asyncio.sleep(0.5)
+        t_end = time.monotonic()
+        ended_by = "hold" if hold_until is not None and t_end >= hold_until else (
+            "ramp limit" if hold_until is None else "streams ended")
         for t in tasks:
             if not t.done():
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        t_end = time.monotonic()
 
-    full = [s for s in samples if s["open"] >= tally.peak_open]
-    at_peak = max(full, key=lambda s: s["rss_kb"]) if full else (samples[-1] if samples else None)
-    # Steady state: every stream open, none finished yet.
-    lo = (tally.all_open_at or t_start) - t_start
-    hi = ((tally.first_done_at or t_end) - t_start)
+    held = [s for s in samples if s["holding"]] or samples
+    at_peak = max(held, key=lambda s: s["rss_kb"]) if held else None
+    # Steady state: every stream open, from the last one's first token to the end of the hold.
+    lo = (tally.all_open_at - t_start) if tally.all_open_at else None
+    hi = t_end - t_start
     wall0 = time.time() - (time.monotonic() - t_start)
-    steady = [d for at, d in tally.delays if lo <= at - wall0 <= hi]
-    steady_control = [d for at, d in tally.control if lo <= at - wall0 <= hi]
+    steady = [d for at, d in tally.delays if lo is not None and lo <= at - wall0 <= hi]
+    steady_control = [d for at, d in tally.control if lo is not None and lo <= at - wall0 <= hi]
+    ramp = [d for at, d in tally.delays if lo is None or at - wall0 < lo]
+    peak_open = max(1, at_peak["open"]) if at_peak else 1
     return {
         "streams": n,
         "opened": tally.opened,
         "peak_open": tally.peak_open,
-        "all_open_after_s": (tally.all_open_at - t_start) if tally.all_open_at else None,
+        "all_open_after_s": lo,
         "steady_window_s": [lo, hi],
+        "ended_by": ended_by,
         "errors": len(tally.errors),
         "error_examples": sorted(set(tally.errors))[:5],
         "rss_before_mb": before["VmRSS"] / 1024,
         "rss_open_mb": at_peak["rss_kb"] / 1024 if at_peak else None,
         "rss_hwm_mb": proc_status(server.pid)["VmHWM"] / 1024,
         "extra_rss_mb": (at_peak["rss_kb"] - before["VmRSS"]) / 1024 if at_peak else None,
-        "extra_rss_kb_per_stream": (at_peak["rss_kb"] - before["VmRSS"]) / max(at_peak["open"], 1)
-        if at_peak else None,
+        "extra_rss_kb_per_stream": (at_peak["rss_kb"] - before["VmRSS"]) / peak_open if at_peak else None,
+        "tokens_per_stream_at_peak": at_peak["tokens"] / peak_open if at_peak else None,
         "threads_before": before["Threads"],
         "threads_open": at_peak["threads"] if at_peak else None,
         "fds_before": fds_before,
         "fds_open": at_peak["fds"] if at_peak else None,
         "token_delay_all": summary([d for _, d in tally.delays]),
         "token_delay_steady": summary(steady),
+        "token_delay_ramp": summary(ramp),
         "control_delay_all": summary([d for _, d in tally.control]),
         "control_delay_steady": summary(steady_control),
         "tokens_through_server": len(tally.delays),
@@ -193,20 +218,23 @@ async def _run(server: Server, upstream: Upstream, n: int, control: int, open_co
     }
 
 
-def measure(n: int, token_delay: float, tokens: int, control: int,
+def measure(n: int, token_delay: float, hold: float, control: int, ramp_limit: float,
             profile: Path | None = None) -> dict[str, Any]:
     nofile = raise_nofile(65536)
+    # Longer than the benchmark can last: the client ends the streams, not the upstream.
+    tokens = math.ceil((ramp_limit + hold + 60) / token_delay)
     with Upstream(stamped=True, token_delay=token_delay, tokens=tokens) as up, \
             Server(llm_base_url=up.base_url,
                    env={"ASSISTANTD_RUN_CONCURRENCY": str(n + 16)}) as server:
         with profiled(server.pid if profile else None, profile):
-            result = asyncio.run(_run(server, up, n, control, open_concurrency=32,
-                                      stream_seconds=token_delay * tokens))
+            result = asyncio.run(_run(server, up, n, control, open_concurrency=32, hold=hold,
+                                      ramp_limit=ramp_limit))
         with contextlib.suppress(OSError):
             result["server_nofile_limit"] = int(next(
                 line.split()[3] for line in Path(f"/proc/{server.pid}/limits").read_text().splitlines()
                 if line.startswith("Max open files")))
-    result.update(client_nofile_limit=nofile, token_delay=token_delay, tokens=tokens, control_streams=control)
+    result.update(client_nofile_limit=nofile, token_delay=token_delay, hold_s=hold, ramp_limit_s=ramp_limit,
+                  control_streams=control)
     return result
 
 
@@ -220,17 +248,19 @@ def report(r: dict[str, Any]) -> str:
     out = [table(["token delay (ms)", "tokens", "p50", "p90", "p99", "min – max"], [
         row("through assistantd, all streams open", r["token_delay_steady"]),
         row("straight from upstream (control), same window", r["control_delay_steady"]),
-        row("through assistantd, whole run (incl. ramp-up)", r["token_delay_all"]),
+        row("through assistantd, while opening (ramp-up)", r["token_delay_ramp"]),
         row("straight from upstream, whole run", r["control_delay_all"]),
     ])]
     out.append("")
     out.append(table(["memory and handles", "value"], [
         ["streams requested / peak open at once", f"{r['streams']} / {r['peak_open']}"],
-        ["all open after (s)", fmt(r["all_open_after_s"], 1)],
+        ["all open after (s) / then held (s)", f"{fmt(r['all_open_after_s'], 1)} / {fmt(r['hold_s'], 0)}"
+         + ("" if r["ended_by"] == "hold" else f" (ended by {r['ended_by']})")],
         ["server RSS before (MB)", fmt(r["rss_before_mb"], 1)],
         ["server RSS with all open (MB)", fmt(r["rss_open_mb"], 1)],
         ["extra RSS total (MB)", fmt(r["extra_rss_mb"], 1)],
         ["extra RSS per stream (kB)", fmt(r["extra_rss_kb_per_stream"], 1)],
+        ["tokens per stream so far, at that RSS", fmt(r["tokens_per_stream_at_peak"], 0)],
         ["server threads before / open", f"{r['threads_before']} / {r['threads_open']}"],
         ["server fds before / open", f"{r['fds_before']} / {r['fds_open']}"],
         ["fd limit client / server", f"{r['client_nofile_limit']} / {r.get('server_nofile_limit')}"],
@@ -262,7 +292,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
     ax1b.set_ylabel("open streams")
     ax1.legend(loc="upper left", fontsize=8)
     ax1b.legend(loc="lower right", fontsize=8)
-    ax1.set_title(f"{r['streams']} SSE streams, token every {r['token_delay']} s")
+    ax1.set_title(f"{r['streams']} SSE streams, token every {r['token_delay']} s, held {r['hold_s']:g} s")
     ax1.grid(alpha=0.3)
     for key, label in (("token_delay_steady", "through assistantd"), ("control_delay_steady", "upstream direct")):
         st = r[key]
@@ -282,14 +312,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 streams (~25 s)")
     parser.add_argument("--streams", type=int, default=None)
     parser.add_argument("--token-delay", type=float, default=0.5)
-    parser.add_argument("--tokens", type=int, default=None, help="tokens per stream")
+    parser.add_argument("--hold", type=float, default=None,
+                        help="seconds all streams are held open once open (default 30, quick 10)")
+    parser.add_argument("--ramp-limit", type=float, default=300.0,
+                        help="give up waiting for every stream's first token after this many seconds")
     parser.add_argument("--profile", action="store_true",
                         help="sample the server with py-spy (slows it; numbers are not for publishing)")
     args = parser.parse_args(argv)
     n = args.streams or (100 if args.quick else 1000)
-    tokens = args.tokens or (24 if args.quick else 120)
+    hold = args.hold if args.hold is not None else (10.0 if args.quick else 30.0)
     profile = RESULTS / f"{NAME}_profile.txt" if args.profile else None
-    result = measure(n, args.token_delay, tokens, control=10 if args.quick else 50, profile=profile)
+    result = measure(n, args.token_delay, hold, control=10 if args.quick else 50, ramp_limit=args.ramp_limit,
+                     profile=profile)
     if profile is not None:
         for title, self_time in (("cumulative", False), ("self", True)):
             print(f"\nserver hot spots ({title} % of samples):")

@@ -27,7 +27,13 @@ from .base import (
     ModelRateLimited,
     Usage,
 )
-from .openai_wire import ChunkParser, SSEDecoder, build_chat_completions_body, prompt_text
+from .openai_wire import (
+    ChunkParser,
+    LineSplitter,
+    SSEDecoder,
+    build_chat_completions_body,
+    prompt_text,
+)
 
 # Statuses worth another try: the request may succeed unchanged a moment later.
 _RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -64,9 +70,12 @@ class OpenAICompatBackend(ModelBackend):
             # `timeout` bounds each wait (connect, each read between chunks), not the whole
             # response: a long answer that keeps streaming is fine.
             timeout=httpx.Timeout(timeout),
-            # Runs execute concurrently (run_concurrency, 64 by default); don't make them queue
-            # behind httpx's default pool of 100 with 20 kept alive.
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            # No cap of our own: each generating run holds one connection for its whole
+            # answer, and the runs are already capped (ASSISTANTD_RUN_CONCURRENCY). A cap
+            # below that made the runs over it wait for a connection (1,000 streams with a
+            # cap of 512: 488 got no token until others ended). Idle connections close
+            # after httpx's keep-alive expiry (5 s), so a burst does not stay allocated.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
         )
 
     async def aclose(self) -> None:
@@ -105,22 +114,20 @@ class OpenAICompatBackend(ModelBackend):
 
     async def _chunks(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
         decoder = SSEDecoder()
-        finished = False
+        splitter = LineSplitter()
         try:
-            lines = response.aiter_lines()
-            async for line in lines:
+            chunks = response.aiter_bytes()
+            async for chunk in chunks:
+                for line in splitter.feed(chunk):
+                    data = decoder.feed_line(line)
+                    if data is None:
+                        continue
+                    if data.strip() == "[DONE]":
+                        await self._drain(chunks)
+                        return
+                    yield self._decode(data)
+            for line in [*splitter.flush(), ""]:
                 data = decoder.feed_line(line)
-                if data is None:
-                    continue
-                if data.strip() == "[DONE]":
-                    finished = True
-                    break
-                yield self._decode(data)
-            if finished:
-                await self._drain(lines)
-                return
-            if not finished:
-                data = decoder.flush()
                 if data is not None and data.strip() != "[DONE]":
                     yield self._decode(data)
         except httpx.TimeoutException as exc:
@@ -134,7 +141,7 @@ class OpenAICompatBackend(ModelBackend):
             ) from exc
 
     @staticmethod
-    async def _drain(lines: AsyncIterator[str]) -> None:
+    async def _drain(lines: AsyncIterator[bytes]) -> None:
         # Reading the body to its end is what lets httpx keep the connection for the next
         # request; [DONE] is the last event, so there is at most a chunk terminator left.
         # A server that keeps the stream open past [DONE] just loses its connection.

@@ -112,6 +112,9 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 }
 
 
+_JOIN_EVERY = 64
+
+
 @dataclass(slots=True)
 class _UpstreamCall:
     index: int | None = None  # ours, assigned once started
@@ -159,6 +162,10 @@ class ChunkParser:
             content = delta.get("content")
             if content:
                 self.text_parts.append(content)
+                if len(self.text_parts) >= _JOIN_EVERY:
+                    # One string instead of a small object per token: held for the whole
+                    # answer (only to estimate usage an upstream does not report).
+                    self.text_parts[:] = ["".join(self.text_parts)]
                 yield TextDelta(content)
             for call in delta.get("tool_calls") or ():
                 yield from self._feed_tool_call(call)
@@ -214,6 +221,36 @@ class ChunkParser:
         if self._started and reason == "stop":
             reason = "tool_calls"  # some servers say "stop" after a tool call
         yield Finished(reason, self.usage or estimate_usage)
+
+
+class LineSplitter:
+    """A byte stream's lines (ended by LF, CRLF or CR, as SSE allows), decoded as UTF-8.
+
+    Used instead of httpx's `aiter_lines()`, whose text and line decoders are two more
+    async-generator layers held by every open upstream stream.
+    """
+
+    __slots__ = ("_rest",)
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        data = self._rest + chunk
+        # A CR at the end may be the first half of a CRLF: decide with the next chunk.
+        keep = b"\r" if data.endswith(b"\r") else b""
+        if keep:
+            data = data[:-1]
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, rest = data.split(b"\n")
+        self._rest = rest + keep
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        rest, self._rest = self._rest, b""
+        rest = rest.rstrip(b"\r")
+        return [rest.decode("utf-8", errors="replace")] if rest else []
 
 
 @dataclass(slots=True)

@@ -1,0 +1,27 @@
+"""The chat-completions wire helpers that need no server: line splitting of an SSE body."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistantd.llm.openai_wire import LineSplitter
+
+BODY = 'data: {"a": "é"}\r\n\r\ndata: [DONE]\n\n: keep-alive\rdata: x\r\rtail'
+LINES = ['data: {"a": "é"}', "", "data: [DONE]", "", ": keep-alive", "data: x", "", "tail"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+def test_lines_split_the_same_whatever_the_chunking(size: int) -> None:
+    raw = BODY.encode()
+    splitter = LineSplitter()
+    lines: list[str] = []
+    for i in range(0, len(raw), size):  # chunks may split a CRLF or a UTF-8 character
+        lines += splitter.feed(raw[i:i + size])
+    lines += splitter.flush()
+    assert lines == LINES
+
+
+def test_flush_without_a_last_line_gives_nothing() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b"data: 1\n\n") == ["data: 1", ""]
+    assert splitter.flush() == []
