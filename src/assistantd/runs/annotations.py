@@ -23,6 +23,11 @@ class Annotator:
     found: list[dict[str, Any]] = field(default_factory=list)
     _seen: set[tuple[int, int]] = field(default_factory=set)
 
+    @property
+    def active(self) -> bool:
+        """Whether any annotation can be found at all (a citation or a file to point at)."""
+        return bool(self.citations or self.sandbox_files)
+
     def scan(self, text: str, final: bool = False) -> list[dict[str, Any]]:
         """New annotations in `text`; a path at the very end waits (it may still grow)
         unless `final`."""

@@ -383,7 +383,8 @@ class RunEngine:
         if not ex.text:
             text["annotations"] = []
         ex.text.append(fragment)
-        found = ex.annotator.scan("".join(ex.text))
+        # Rescanning the whole text at each token is quadratic; skip it when nothing can match.
+        found = ex.annotator.scan("".join(ex.text)) if ex.annotator.active else []
         if found:
             text["annotations"] = [*text.get("annotations", []), *found]
         await self.bus.publish(ex.run["id"], "thread.message.delta", {
