@@ -8,12 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from assistantd.sandbox import BubblewrapSandbox
+from assistantd.sandbox.base import SandboxUnavailable
 from assistantd.sandbox.bubblewrap import KERNEL_PATH
 
 from .conftest import SECRET
@@ -326,3 +331,31 @@ with open('/mnt/data/fill.bin', 'wb') as f:
     assert not cleanup.error
     assert 28 <= int(cleanup.logs) <= 32
     await host_still_works(sandbox)
+
+
+@pytest.fixture
+def closed_venv() -> Iterator[tuple[Path, Path]]:
+    """(a directory closed to other users, a venv inside it). Not under tmp_path: pytest's
+    own base directory is closed to other users too."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        closed = base / "private"
+        python = closed / "venv" / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.symlink_to(sys.executable)
+        closed.chmod(0o700)
+        yield closed, closed / "venv"
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root server drops to the sandbox uid")
+async def test_a_venv_behind_a_closed_directory_is_refused_with_the_fix(closed_venv: tuple[Path, Path]) -> None:
+    closed, venv = closed_venv
+    box = BubblewrapSandbox(venv=venv, pool_size=0)
+    with pytest.raises(SandboxUnavailable) as raised:
+        await box.execute("t", "1")
+    assert f"{closed} is closed to other users (mode 700)" in str(raised.value)
+    assert f"chmod o+x {closed}" in str(raised.value)
+    await box.close()

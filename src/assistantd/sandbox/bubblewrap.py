@@ -55,6 +55,15 @@ def default_venv() -> Path:
     return Path(__file__).resolve().parents[3] / ".venv-sandbox"
 
 
+def unsearchable_dir(path: Path) -> Path | None:
+    """The first directory above `path` that a user with no relation to it (the sandbox's
+    dropped uid, no groups) may not enter, if any."""
+    for directory in reversed(path.absolute().parents):
+        if not directory.stat().st_mode & 0o001:
+            return directory
+    return None
+
+
 class BubblewrapSandbox(PooledKernelSandbox):
     """Kernels isolated by bubblewrap namespaces, rlimits, a tmpfs quota and a host uid of their own."""
 
@@ -108,6 +117,15 @@ class BubblewrapSandbox(PooledKernelSandbox):
             raise SandboxUnavailable(
                 f"the sandbox Python {self._python} does not exist; run scripts/install-sandbox.sh {self.venv}"
             )
+        if self._drop_privileges:
+            for path in (self.venv, KERNEL_SOURCE):
+                closed = unsearchable_dir(path)
+                if closed is not None:
+                    raise SandboxUnavailable(
+                        f"the sandbox user cannot reach {path}: {closed} is closed to other users "
+                        f"(mode {closed.stat().st_mode & 0o777:o}); keep the checkout and "
+                        f"{self.venv.name} under directories others may enter, or `chmod o+x {closed}`"
+                    )
 
     def _launch_spec(self) -> LaunchSpec:
         self._check_installed()
