@@ -55,6 +55,8 @@ from assistantd.retrieval.tables import (
 from tests.retrieval.documents import make_pdf  # the same small PDF writer the tests use
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The search configurations measured at each size, in table order.
+MODES = ["hybrid_auto", "hybrid_none", "vector_only", "keyword_only", "hybrid_auto_filtered"]
 _SYLLABLES = [
     "ka",
     "lo",
@@ -345,13 +347,7 @@ def main() -> None:
     for row in search:
         cells = [
             f"{row[k]['p50_ms']:>9.2f} / {row[k]['p99_ms']:<9.2f}"
-            for k in [
-                "hybrid_auto",
-                "hybrid_none",
-                "vector_only",
-                "keyword_only",
-                "hybrid_auto_filtered",
-            ]
+            for k in MODES
         ]
         print(
             f"{row['chunks']:>8} {row['cold_first_search_ms']:>8.0f} "
@@ -363,13 +359,7 @@ def main() -> None:
             f"{row['chunks']:>8}          "
             + " ".join(
                 f"{row[k]['cpu_ms_per_search']:>22.2f}"
-                for k in [
-                    "hybrid_auto",
-                    "hybrid_none",
-                    "vector_only",
-                    "keyword_only",
-                    "hybrid_auto_filtered",
-                ]
+                for k in MODES
             )
         )
     print(

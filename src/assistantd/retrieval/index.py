@@ -504,44 +504,37 @@ class ChunkIndex:
         ]
         async with _connect(conn) as c:
             if attributes is not None:
-                found = {}
-                for r in await c.execute(select(*columns).where(t.c.id.in_(list(chunk_ids)))):
-                    attrs = attributes.get(r.vector_store_id, {}).get(r.file_id)
-                    if attrs is not None:
-                        found[r.id] = StoredChunk(
-                            r.id,
-                            r.vector_store_id,
-                            r.file_id,
-                            r.chunk_index,
-                            r.text,
-                            r.char_start,
-                            r.char_end,
-                            dict(attrs),
+                rows = (await c.execute(select(*columns).where(t.c.id.in_(list(chunk_ids))))).all()
+            else:
+                rows = (
+                    await c.execute(
+                        select(*columns, f.c.attributes)
+                        .join(
+                            f,
+                            (f.c.vector_store_id == t.c.vector_store_id) & (f.c.file_id == t.c.file_id),
                         )
-                return found
-            rows = (
-                await c.execute(
-                    select(*columns, f.c.attributes)
-                    .join(
-                        f,
-                        (f.c.vector_store_id == t.c.vector_store_id) & (f.c.file_id == t.c.file_id),
+                        .where(t.c.id.in_(list(chunk_ids)))
                     )
-                    .where(t.c.id.in_(list(chunk_ids)))
-                )
-            ).all()
-        return {
-            r.id: StoredChunk(
-                r.id,
-                r.vector_store_id,
-                r.file_id,
-                r.chunk_index,
-                r.text,
-                r.char_start,
-                r.char_end,
-                dict(r.attributes or {}),
+                ).all()
+        found = {}
+        for r in rows:
+            attrs = (
+                attributes.get(r.vector_store_id, {}).get(r.file_id)
+                if attributes is not None
+                else r.attributes or {}
             )
-            for r in rows
-        }
+            if attrs is not None:
+                found[r.id] = StoredChunk(
+                    r.id,
+                    r.vector_store_id,
+                    r.file_id,
+                    r.chunk_index,
+                    r.text,
+                    r.char_start,
+                    r.char_end,
+                    dict(attrs),
+                )
+        return found
 
     async def file_chunks(
         self, conn: Conn, *, vector_store_id: str, file_id: str

@@ -111,6 +111,44 @@ async def _sqlite(
             ]
             if len(hits) >= k or len(rows) < n:
                 return hits[:k]
+    return await _scoped(
+        c,
+        # `rank` sorts inside FTS5, so the join below runs in rank order and stops at :k.
+        "SELECT c.id AS id, c.file_id AS file_id, -retrieval_chunks_fts.rank AS score "
+        "FROM retrieval_chunks_fts JOIN retrieval_chunks c ON c.id = retrieval_chunks_fts.rowid "
+        "WHERE retrieval_chunks_fts MATCH :q AND c.vector_store_id IN :stores"
+        "{files} ORDER BY retrieval_chunks_fts.rank LIMIT :k",
+        q, vector_store_ids, k, allowed_files,
+    )
+
+
+async def _postgres(
+    c: AsyncConnection,
+    vector_store_ids: Sequence[str],
+    terms: Sequence[str],
+    k: int,
+    allowed_files: set[str] | None,
+) -> list[tuple[int, float]]:
+    return await _scoped(
+        c,
+        "SELECT c.id AS id, c.file_id AS file_id, ts_rank(c.tsv, q, 1) AS score "
+        "FROM retrieval_chunks c, to_tsquery('english', :q) q "
+        "WHERE c.tsv @@ q AND c.vector_store_id IN :stores"
+        "{files} ORDER BY score DESC LIMIT :k",
+        " | ".join(terms), vector_store_ids, k, allowed_files,
+    )
+
+
+async def _scoped(
+    c: AsyncConnection,
+    sql: str,
+    q: str,
+    vector_store_ids: Sequence[str],
+    k: int,
+    allowed_files: set[str] | None,
+) -> list[tuple[int, float]]:
+    """Run a dialect's top-`k` query (`:q`, `:stores`, `:k`, and `{files}` where the file
+    condition goes) limited to the stores and files in scope."""
     in_sql = allowed_files is not None and len(allowed_files) <= _MAX_FILE_PARAMS
     post_filter = allowed_files is not None and not in_sql
     params: dict[str, object] = {
@@ -123,43 +161,7 @@ async def _sqlite(
         assert allowed_files is not None
         file_clause = " AND c.file_id IN :files"
         params["files"] = sorted(allowed_files)
-    stmt = text(
-        # `rank` sorts inside FTS5, so the join below runs in rank order and stops at :k.
-        "SELECT c.id AS id, c.file_id AS file_id, -retrieval_chunks_fts.rank AS score "
-        "FROM retrieval_chunks_fts JOIN retrieval_chunks c ON c.id = retrieval_chunks_fts.rowid "
-        "WHERE retrieval_chunks_fts MATCH :q AND c.vector_store_id IN :stores"
-        f"{file_clause} ORDER BY retrieval_chunks_fts.rank LIMIT :k"
-    ).bindparams(bindparam("stores", expanding=True))
-    if in_sql:
-        stmt = stmt.bindparams(bindparam("files", expanding=True))
-    return _filtered(await c.execute(stmt, params), allowed_files if post_filter else None, k)
-
-
-async def _postgres(
-    c: AsyncConnection,
-    vector_store_ids: Sequence[str],
-    terms: Sequence[str],
-    k: int,
-    allowed_files: set[str] | None,
-) -> list[tuple[int, float]]:
-    in_sql = allowed_files is not None and len(allowed_files) <= _MAX_FILE_PARAMS
-    post_filter = allowed_files is not None and not in_sql
-    params: dict[str, object] = {
-        "q": " | ".join(terms),
-        "stores": list(vector_store_ids),
-        "k": k * 5 if post_filter else k,
-    }
-    file_clause = ""
-    if in_sql:
-        assert allowed_files is not None
-        file_clause = " AND c.file_id IN :files"
-        params["files"] = sorted(allowed_files)
-    stmt = text(
-        "SELECT c.id AS id, c.file_id AS file_id, ts_rank(c.tsv, q, 1) AS score "
-        "FROM retrieval_chunks c, to_tsquery('english', :q) q "
-        "WHERE c.tsv @@ q AND c.vector_store_id IN :stores"
-        f"{file_clause} ORDER BY score DESC LIMIT :k"
-    ).bindparams(bindparam("stores", expanding=True))
+    stmt = text(sql.format(files=file_clause)).bindparams(bindparam("stores", expanding=True))
     if in_sql:
         stmt = stmt.bindparams(bindparam("files", expanding=True))
     return _filtered(await c.execute(stmt, params), allowed_files if post_filter else None, k)
