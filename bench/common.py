@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 VENV_BIN = Path(sys.executable).parent
 API_KEY = "bench-key"
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 REPLY = "Hello there! This is a short benchmark reply of a dozen tokens."
 
 
@@ -366,25 +365,25 @@ def hot_spots(collapsed: Path, top: int = 25, self_time: bool = False,
     return [(100 * n / max(samples, 1), f) for f, n in ranked]
 
 
+def print_hot_spots(collapsed: Path, top: int) -> None:
+    """Print the server's hot spots from a `profiled()` file: cumulative, then self."""
+    for title, self_time in (("cumulative", False), ("self", True)):
+        print(f"\nserver hot spots ({title} % of samples):")
+        for share, frame in hot_spots(collapsed, top, self_time=self_time):
+            print(f"  {share:5.1f}%  {frame}")
+
+
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one benchmark; dropped afterwards. Yields its URL."""
-    import asyncpg
+    """A fresh PostgreSQL database for one benchmark (the tests' scratch-database helper);
+    dropped afterwards. Yields its URL."""
+    from tests.conftest import pg_database
 
-    name = f"assistantd_bench_{os.getpid()}_{int(time.time())}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url, drop = pg_database("assistantd_bench")
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop()
 
 
 def postgres_available() -> bool:

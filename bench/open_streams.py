@@ -43,7 +43,7 @@ from bench.common import (
     Upstream,
     fd_count,
     fmt,
-    hot_spots,
+    print_hot_spots,
     proc_status,
     profiled,
     publish,
@@ -325,10 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = measure(n, args.token_delay, hold, control=10 if args.quick else 50, ramp_limit=args.ramp_limit,
                      profile=profile)
     if profile is not None:
-        for title, self_time in (("cumulative", False), ("self", True)):
-            print(f"\nserver hot spots ({title} % of samples):")
-            for share, frame in hot_spots(profile, 40, self_time=self_time):
-                print(f"  {share:5.1f}%  {frame}")
+        print_hot_spots(profile, 40)
         return result
     result["mode"] = "quick" if args.quick else "full"
     text = report(result)

@@ -35,7 +35,7 @@ from bench.common import (
     Server,
     Upstream,
     fmt,
-    hot_spots,
+    print_hot_spots,
     profiled,
     publish,
     pyplot,
@@ -304,10 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     profile = RESULTS / f"{NAME}_profile.txt" if args.profile else None
     result = measure(iterations, warmup=5 if args.quick else 20, profile=profile)
     if profile is not None:
-        for title, self_time in (("cumulative", False), ("self", True)):
-            print(f"\nserver hot spots ({title} % of samples):")
-            for share, frame in hot_spots(profile, 30, self_time=self_time):
-                print(f"  {share:5.1f}%  {frame}")
+        print_hot_spots(profile, 30)
         return result
     result.update(mode="quick" if args.quick else "full", iterations=iterations)
     text = report(result)
