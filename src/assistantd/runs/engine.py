@@ -622,7 +622,7 @@ class RunEngine:
         for message in open_messages:
             message = dict(message, status="incomplete", incomplete_at=now_seconds(),
                            incomplete_details={"reason": "run_failed"})
-            await self.store.save_message(message)
+            await self._save(ex, "message", message)
         for step in open_steps:
             await self._finish_step(ex, dict(step), "failed", None, error)
 

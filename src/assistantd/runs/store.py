@@ -36,12 +36,6 @@ class RunStore:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
-    async def save_run(self, run: dict[str, Any]) -> None:
-        """Write the run body. A terminal status releases the thread lock and the lease; a
-        pause (`requires_action`) releases the lease, in the same write, so whichever
-        process receives the tool outputs can take the run at once."""
-        await self.write([("run", run)])
-
     async def write(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Write several bodies (`("run" | "step" | "message", body)`) in one transaction."""
         if not bodies:
@@ -96,12 +90,6 @@ class RunStore:
                 await conn.execute(insert(MESSAGES).values(
                     id=message["id"], project_id=project_id, seq=next_seq(), created_at=message["created_at"],
                     thread_id=message["thread_id"], run_id=message["run_id"], body=message))
-
-    async def save_step(self, step: dict[str, Any]) -> None:
-        await self.write([("step", step)])
-
-    async def save_message(self, message: dict[str, Any]) -> None:
-        await self.write([("message", message)])
 
     async def open_parts(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""

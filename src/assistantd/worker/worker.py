@@ -149,7 +149,7 @@ class RunWorker:
         except Exception:
             log.exception("worker failed on run %s", run_id)
         finally:
-            # A paused or ended run's lease was released with its status (RunStore.save_run).
+            # A paused or ended run's lease was released with its status (RunStore.write).
             self._tasks.pop(run_id, None)
             self._signals.pop(run_id, None)
 
