@@ -9,25 +9,30 @@ import pytest
 from tests.conftest import Server
 
 
+def _upload(client: openai.OpenAI, name: str) -> str:
+    return client.files.create(file=(name, b"some bytes"), purpose="assistants").id
+
+
 def test_thread_with_initial_messages(client: openai.OpenAI) -> None:
+    attached, resource = _upload(client, "a.csv"), _upload(client, "b.csv")
     t = client.beta.threads.create(
         messages=[
             {"role": "user", "content": "Hello", "metadata": {"n": "1"}},
             {"role": "assistant", "content": [{"type": "text", "text": "Hi!"}]},
             {"role": "user", "content": "file", "attachments": [
-                {"file_id": "file-abc", "tools": [{"type": "code_interpreter"}]}]},
+                {"file_id": attached, "tools": [{"type": "code_interpreter"}]}]},
         ],
         metadata={"user": "u1"},
-        tool_resources={"code_interpreter": {"file_ids": ["file-1"]}},
+        tool_resources={"code_interpreter": {"file_ids": [resource]}},
     )
     assert t.id.startswith("thread_") and t.object == "thread"
     assert t.metadata == {"user": "u1"}
-    assert t.tool_resources.code_interpreter.file_ids == ["file-1"]
+    assert t.tool_resources.code_interpreter.file_ids == [resource]
     msgs = client.beta.threads.messages.list(t.id, order="asc").data
     assert [m.role for m in msgs] == ["user", "assistant", "user"]
     assert msgs[0].content[0].text.value == "Hello" and msgs[0].content[0].text.annotations == []
     assert msgs[0].metadata == {"n": "1"}
-    assert msgs[2].attachments[0].file_id == "file-abc"
+    assert msgs[2].attachments[0].file_id == attached
     assert all(m.thread_id == t.id and m.assistant_id is None and m.run_id is None for m in msgs)
     assert all(m.status == "completed" for m in msgs)
 
@@ -48,12 +53,13 @@ def test_thread_retrieve_modify_delete(client: openai.OpenAI) -> None:
 
 
 def test_message_crud(client: openai.OpenAI) -> None:
+    img = _upload(client, "a.png")
     t = client.beta.threads.create()
     m = client.beta.threads.messages.create(
         t.id, role="user",
         content=[{"type": "text", "text": "look"},
                  {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
-                 {"type": "image_file", "image_file": {"file_id": "file-img", "detail": "low"}}],
+                 {"type": "image_file", "image_file": {"file_id": img, "detail": "low"}}],
         metadata={"k": "v"},
     )
     assert m.id.startswith("msg_") and m.object == "thread.message"

@@ -154,12 +154,13 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
     from assistantd.assistants.router import router as assistants
     from assistantd.files.router import router as files
     from assistantd.messages.router import router as messages
+    from assistantd.models_api.router import router as models
     from assistantd.runs.router import router as runs
     from assistantd.threads.router import router as threads
     from assistantd.vector_stores.router import router as vector_stores
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
-    for router in (assistants, runs, threads, messages, files, vector_stores):
+    for router in (assistants, runs, threads, messages, files, vector_stores, models):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

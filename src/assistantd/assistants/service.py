@@ -11,6 +11,7 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
+from assistantd.core.references import References
 from assistantd.core.resources import public, resolve_store_helpers, tool_resources_wire
 from assistantd.core.schemas import ToolResources, response_format_wire, tool_wire
 from assistantd.keys.service import Principal
@@ -44,7 +45,10 @@ def _apply(body: dict[str, Any], req: AssistantCreate | AssistantModify) -> None
 
 async def _stores_for(uow: UnitOfWork, caller: Principal, req: AssistantCreate | AssistantModify,
                       stores: Any) -> AssistantCreate | AssistantModify:
-    """Create stores for `vector_stores` helpers and for v1 `file_ids` with `retrieval`."""
+    """Check the files and stores the request names, then create stores for
+    `vector_stores` helpers and for v1 `file_ids` with `retrieval`."""
+    await References().tool_resources(req.tool_resources).files("file_ids", req.file_ids).check(
+        uow.session, caller.project_id)
     resources = await resolve_store_helpers(uow, stores, caller.project_id, req.tool_resources,
                                             expires_after_days=None)
     tools = {t.type for t in req.tools or []}

@@ -89,6 +89,9 @@ class ServerError(APIError):
     type = "server_error"
 
 
-def not_found(kind: str, object_id: str) -> NotFound:
-    """The 404 OpenAI answers for an unknown id, e.g. `No assistant found with id 'asst_x'.`"""
-    return NotFound(f"No {kind} found with id '{object_id}'.")
+def not_found(kind: str, object_id: str, *, param: str | None = None) -> NotFound:
+    """The 404 OpenAI answers for an unknown id, e.g. `No assistant found with id 'asst_x'.`
+
+    `param` names the request field that held the id when it came in the body.
+    """
+    return NotFound(f"No {kind} found with id '{object_id}'.", param=param)

@@ -30,6 +30,15 @@ class Repository(Generic[RowT]):
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def existing_ids(self, project_id: str, object_ids: Sequence[str],
+                           *where: ColumnElement[bool]) -> set[str]:
+        """Which of `object_ids` exist in the project: one query for any number of ids."""
+        if not object_ids:
+            return set()
+        m = self.model
+        stmt = select(m.id).where(m.project_id == project_id, m.id.in_(set(object_ids)), *where)
+        return set((await self.session.execute(stmt)).scalars())
+
     async def read(self, project_id: str, object_id: str, *where: ColumnElement[bool]) -> Row[Any] | None:
         """The row's columns, read-only (`.body`, `.status` …): no ORM object is built, which
         is most of a lookup's cost. For reads on hot paths (polls, existence checks)."""

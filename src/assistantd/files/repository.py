@@ -30,6 +30,10 @@ class FileRepository(Repository[FileRow]):
         )
         return {row.id: row for row in (await self.session.execute(stmt)).scalars()}
 
+    async def existing_live(self, project_id: str, file_ids: Sequence[str]) -> set[str]:
+        """The live files among `file_ids` (ids only: for checking references)."""
+        return await self.existing_ids(project_id, file_ids, live())
+
     async def expired(self, limit: int) -> Sequence[FileRow]:
         """Files past their `expires_at`, oldest expiry first, for the sweep to delete."""
         stmt = (

@@ -207,3 +207,64 @@ def build_model_router(settings: Settings) -> ModelRouter:
         return ConfiguredModelRouter(routes, source=f"the models file {path}")
     route = _llama_route(settings.llm_gguf_path, settings.llm_context_size, settings.llm_threads)
     return ConfiguredModelRouter({DEFAULT_MODEL_KEY: route}, source="the embedded model")
+
+
+
+#: The id `/v1/models` gives the bundled GGUF (a `gguf_path` is named by its file name).
+BUNDLED_MODEL_ID = "gemma-3-270m"
+_LOCAL, _UPSTREAM = "assistantd", "upstream"
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """One entry of `GET /v1/models`: a name the router serves, and who runs it
+    (`assistantd` for llama.cpp in-process, `upstream` for an OpenAI-compatible endpoint)."""
+
+    id: str
+    owned_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCatalog:
+    """The model names the settings route, for `GET /v1/models`.
+
+    `other_names_owner`: set when every other name is served too (a `"*"` entry, an
+    upstream, or the embedded default), so that any name retrieves as a model.
+    """
+
+    models: tuple[ServedModel, ...]
+    other_names_owner: str | None
+
+    def find(self, model_id: str) -> ServedModel | None:
+        listed = next((m for m in self.models if m.id == model_id), None)
+        if listed is None and self.other_names_owner is not None:
+            return ServedModel(model_id, self.other_names_owner)
+        return listed
+
+
+def _gguf_model_id(gguf_path: Path | None) -> str:
+    return gguf_path.stem if gguf_path else BUNDLED_MODEL_ID
+
+
+def model_catalog(settings: Settings) -> ModelCatalog:
+    """What `build_model_router` routes, by name, with the same precedence: the upstream's
+    `llm_model`, else the models file's names (its `"*"` entry as the model it runs, when
+    that has a name), else the embedded default. Raises `ModelsFileError`."""
+    if settings.llm_base_url:
+        listed = (ServedModel(settings.llm_model, _UPSTREAM),) if settings.llm_model else ()
+        return ModelCatalog(listed, _UPSTREAM)
+    if settings.llm_models_file:
+        entries = load_models_file(settings.llm_models_file).models
+        found: dict[str, ServedModel] = {}
+        other: str | None = None
+        for name, entry in entries.items():
+            owner = _LOCAL if isinstance(entry, LlamaModelEntry) else _UPSTREAM
+            model_id: str | None = name
+            if name == DEFAULT_MODEL_KEY:
+                other = owner
+                model_id = (_gguf_model_id(entry.gguf_path or settings.llm_gguf_path)
+                            if isinstance(entry, LlamaModelEntry) else entry.model)
+            if model_id is not None:
+                found.setdefault(model_id, ServedModel(model_id, owner))
+        return ModelCatalog(tuple(found.values()), other)
+    return ModelCatalog((ServedModel(_gguf_model_id(settings.llm_gguf_path), _LOCAL),), _LOCAL)

@@ -8,6 +8,7 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
+from assistantd.core.references import References
 from assistantd.keys.service import Principal
 from assistantd.messages.models import MessageRow
 from assistantd.messages.repository import MessageRepository
@@ -50,6 +51,8 @@ async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
                             reqs: list[MessageCreate], stores: Any = None) -> list[dict[str, Any]]:
     """Append request messages to a thread (creation, `additional_messages`); no lock check.
 
+    The caller has checked the files they name (`References.message`).
+
     Attachments for file_search go into the thread's vector store (CONTRACT §4);
     code_interpreter attachments are read by the run from the messages themselves.
     """
@@ -78,6 +81,7 @@ async def create(uow: UnitOfWork, caller: Principal, thread_id: str, req: Messag
                  stores: Any = None) -> dict[str, Any]:
     await threads.require(uow, caller, thread_id)
     await ensure_unlocked(uow, thread_id)
+    await References().message(req).check(uow.session, caller.project_id)
     (body,) = await add_user_messages(uow, caller, thread_id, [req], stores)
     return body
 

@@ -16,6 +16,7 @@ from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
 from assistantd.core.http import after_response
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
+from assistantd.core.references import References
 from assistantd.core.resources import public
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
@@ -136,6 +137,8 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
     if active is not None:
         raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active}.")
     assistant = await assistants.retrieve(uow, caller, req.assistant_id)
+    await References().messages(req.additional_messages, "additional_messages").check(
+        uow.session, caller.project_id)
     if req.additional_messages:
         await messages.add_user_messages(uow, caller, thread_id, req.additional_messages, rt.stores)
     row = await _build_run(uow, caller, rt, thread_id, req, assistant,
@@ -151,9 +154,11 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
 
     assistant = await assistants.retrieve(uow, caller, req.assistant_id)
     treq = req.thread or ThreadCreate()
+    await threads.references(treq, "thread").tool_resources(req.tool_resources).check(
+        uow.session, caller.project_id)
     if req.tool_resources is not None and treq.tool_resources is None:
         treq = treq.model_copy(update={"tool_resources": req.tool_resources})
-    thread = await threads.create(uow, caller, treq, rt.stores)
+    thread = await threads.create(uow, caller, treq, rt.stores, checked=True)
     row = await _build_run(uow, caller, rt, thread["id"], req, assistant, instructions_extra=None,
                            include_content=False)
     run = public(row.body)

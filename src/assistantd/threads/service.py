@@ -9,6 +9,7 @@ from sqlalchemy import delete as sql_delete
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
+from assistantd.core.references import References
 from assistantd.core.resources import resolve_store_helpers, tool_resources_wire
 from assistantd.keys.service import Principal
 from assistantd.threads.models import ThreadRow
@@ -19,10 +20,21 @@ from assistantd.threads.schemas import ThreadCreate, ThreadModify
 THREAD_STORE_DAYS = 7
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: Any = None) -> dict[str, Any]:
+def references(req: ThreadCreate, prefix: str = "") -> References:
+    """The files and stores a thread-create body names (its messages' included)."""
+    dot = f"{prefix}." if prefix else ""
+    return References().tool_resources(req.tool_resources, f"{dot}tool_resources").messages(
+        req.messages, f"{dot}messages")
+
+
+async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: Any = None, *,
+                 checked: bool = False) -> dict[str, Any]:
+    """`checked`: the caller has already checked `references(req)` (create-and-run)."""
     # Imported here: messages depend on threads for their existence checks.
     from assistantd.messages import service as messages
 
+    if not checked:
+        await references(req).check(uow.session, caller.project_id)
     resources = await resolve_store_helpers(uow, stores, caller.project_id, req.tool_resources,
                                             expires_after_days=THREAD_STORE_DAYS)
     created = now_seconds()
@@ -63,7 +75,7 @@ async def require(uow: UnitOfWork, caller: Principal, thread_id: str) -> None:
 async def add_search_files(uow: UnitOfWork, caller: Principal, thread_id: str, file_ids: list[str],
                            stores: Any) -> None:
     """Message attachments for file_search: into the thread's store, made if it has none
-    (7-day expiry after last use, as OpenAI's thread stores)."""
+    (7-day expiry after last use, as OpenAI's thread stores). The files are checked."""
     from assistantd.vector_stores import service as vector_stores
 
     row = await get_row(uow, caller, thread_id)
@@ -82,6 +94,7 @@ async def add_search_files(uow: UnitOfWork, caller: Principal, thread_id: str, f
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, req: ThreadModify) -> dict[str, Any]:
     row = await get_row(uow, caller, thread_id)
+    await References().tool_resources(req.tool_resources).check(uow.session, caller.project_id)
     body = dict(row.body)
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}

@@ -23,9 +23,9 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest, NotFound, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
+from assistantd.core.references import References
 from assistantd.core.resources import public
 from assistantd.files import storage
-from assistantd.files.models import FileRow
 from assistantd.files.repository import FileRepository
 from assistantd.retrieval import (
     ChunkingStrategy,
@@ -177,12 +177,9 @@ async def _check_embedding_model(rt: VectorStoreRuntime, s: AsyncSession, row: V
     )
 
 
-async def _files(s: AsyncSession, project_id: str, file_ids: Sequence[str]) -> dict[str, FileRow]:
-    found = await FileRepository(s).get_many(project_id, file_ids)
-    for file_id in file_ids:
-        if file_id not in found:
-            raise not_found("file", file_id)
-    return found
+async def _files(s: AsyncSession, project_id: str, param: str, file_ids: Sequence[str]) -> None:
+    """404 naming `param` unless every file is in the project (one query)."""
+    await References().files(param, file_ids).check(s, project_id)
 
 
 async def _attach(rt: VectorStoreRuntime, uow: UnitOfWork, store: VectorStoreRow, file_id: str,
@@ -258,7 +255,7 @@ async def create(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
                  req: VectorStoreCreate) -> dict[str, Any]:
     strategy = _strategy(chunking_wire(req.chunking_strategy))
     file_ids = list(dict.fromkeys(req.file_ids or []))
-    await _files(uow.session, project_id, file_ids)
+    await _files(uow.session, project_id, "file_ids", file_ids)
     row = await _new_store(rt, uow, project_id, name=req.name, description=req.description,
                            metadata=req.metadata,
                            expires_after_days=req.expires_after.days if req.expires_after else None)
@@ -315,7 +312,7 @@ async def attach_file(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, 
                       req: VectorStoreFileCreate) -> dict[str, Any]:
     strategy = _strategy(chunking_wire(req.chunking_strategy))
     store = await _writable_store(rt, uow, project_id, vector_store_id)
-    await _files(uow.session, project_id, [req.file_id])
+    await _files(uow.session, project_id, "file_id", [req.file_id])
     row = await _attach(rt, uow, store, req.file_id, strategy, req.attributes, None)
     await _touch(uow.session, store)
     return file_wire(row)
@@ -424,7 +421,13 @@ async def create_batch(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
         entries = [(fid, strategy, req.attributes) for fid in req.file_ids or []]
     unique = list({e[0]: e for e in entries}.values())
     store = await _writable_store(rt, uow, project_id, vector_store_id)
-    await _files(s, project_id, [e[0] for e in unique])
+    refs = References()
+    if req.files is not None:
+        for i, f in enumerate(req.files):
+            refs.files(f"files[{i}].file_id", [f.file_id])
+    else:
+        refs.files("file_ids", req.file_ids)
+    await refs.check(s, project_id)
     now = now_seconds()
     body = {"id": new_id("vsfb_"), "object": "vector_store.files_batch", "created_at": now,
             "vector_store_id": store.id}
@@ -576,12 +579,12 @@ async def create_store_with_files(rt: VectorStoreRuntime, uow: UnitOfWork, proje
     """Create a store holding `file_ids` (the `tool_resources.file_search.vector_stores`
     helper and message attachments); 7-day expiry after last use by default.
 
-    Ingestion starts after the caller's commit. Raises `NotFound` for an unknown file and
-    `InvalidRequest` for a bad `chunking_strategy` (wire dict, `auto` or `static`).
+    The caller has checked the files (`core.references`: one query for the whole request).
+    Ingestion starts after the caller's commit. Raises `InvalidRequest` for a bad
+    `chunking_strategy` (wire dict, `auto` or `static`).
     """
     strategy = _strategy(chunking_strategy)
     ids = list(dict.fromkeys(file_ids))
-    await _files(uow.session, project_id, ids)
     row = await _new_store(rt, uow, project_id, name=name, description=None, metadata=metadata,
                            expires_after_days=expires_after_days)
     for file_id in ids:
@@ -593,12 +596,12 @@ async def add_files(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, ve
                     file_ids: list[str], *, chunking_strategy: dict[str, Any] | None = None) -> dict[str, Any]:
     """Attach files to an existing store (message attachments extending the thread's store).
 
-    Files already in the store are left as they are. Returns the store object.
+    Files already in the store are left as they are; the caller has checked the files
+    (`core.references`). Returns the store object.
     """
     strategy = _strategy(chunking_strategy)
     store = await _writable_store(rt, uow, project_id, vector_store_id)
     ids = list(dict.fromkeys(file_ids))
-    await _files(uow.session, project_id, ids)
     repo = VectorStoreFileRepository(uow.session)
     for file_id in ids:
         if await repo.get_in_store(project_id, store.id, file_id) is None:
