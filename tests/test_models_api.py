@@ -53,7 +53,7 @@ def test_unknown_model_is_404_in_openais_words(file_server: Server) -> None:
     with file_server.client("beta") as client, pytest.raises(openai.NotFoundError) as e:
         client.models.retrieve("gpt-3.5-turbo")
     assert e.value.body == {
-        "message": "The model 'gpt-3.5-turbo' does not exist or you do not have access to it.",
+        "message": "The model 'gpt-3.5-turbo' does not exist",
         "type": "invalid_request_error", "param": "model", "code": "model_not_found"}
 
 
