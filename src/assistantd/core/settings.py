@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         128_000,
         description="Context window (tokens) assumed for `LLM_BASE_URL` models by `truncation_strategy: auto`.",
     )
+    llm_vision: bool = Field(
+        True, description="`LLM_BASE_URL` models take images; false = they see text placeholders."
+    )
+    image_max_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest `image_file` sent to a model (as a data URL)."
+    )
     llm_timeout_seconds: float = Field(120.0, description="Upstream request timeout (read timeout between chunks).")
     llm_max_retries: int = Field(3, description="Retries with backoff on upstream 429/5xx/connection errors.")
     llm_gguf_path: Path | None = Field(
