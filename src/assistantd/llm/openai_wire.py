@@ -51,7 +51,7 @@ def content_to_wire(parts: list[ContentPart]) -> list[dict[str, Any]]:
 
 
 def message_to_wire(message: ChatMessage) -> dict[str, Any]:
-    content = message.content
+    content: Any = message.content
     if isinstance(content, list):
         # Only user messages carry images; any other role gets their placeholders.
         content = content_to_wire(content) if message.role == "user" else content_text(content)
