@@ -79,6 +79,17 @@ class Settings(BaseSettings):
 
     # -- files and retrieval ---------------------------------------------------------------
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest file accepted by `POST /v1/files`.")
+    ingest_max_unzipped_bytes: int = Field(
+        64 * 1024 * 1024, description="A DOCX/PPTX (a zip) decompressing past this fails ingestion (`invalid_file`)."
+    )
+    ingest_max_paragraphs: int = Field(
+        100_000, description="A DOCX/PPTX with more paragraphs than this fails ingestion (`invalid_file`)."
+    )
+    ingest_max_chunks: int = Field(4096, description="A file yielding more chunks than this fails ingestion.")
+    ingest_parse_timeout_seconds: float = Field(
+        60.0, description="Wall time allowed to parse one file (in a child process) before it fails."
+    )
+    ingest_parse_memory_mb: int = Field(1024, description="Address-space limit of the process parsing one file.")
     embedding_base_url: str | None = Field(
         None, description="OpenAI-compatible `/v1/embeddings` endpoint; unset = bundled all-MiniLM-L6-v2 on CPU."
     )
