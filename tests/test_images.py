@@ -270,3 +270,31 @@ def test_code_interpreter_figures_reach_the_model(client: openai.OpenAI, backend
                 {"type": "image_url", "image_url": {"url": figure, "detail": "auto"}}]},
             {"role": "user", "content": "Thanks"},
         ]
+
+
+def test_assistant_images_follow_it_and_go_with_it(client: openai.OpenAI, backend: Callable[..., Backend],
+                                                   upstream: FakeUpstream) -> None:
+    """An assistant message's images follow it as a user message; truncation that drops the
+    message drops them too."""
+    backend(upstream.base_url, context_window=COMPLETION_RESERVE + 200)
+    low = {"type": "image_url", "image_url": {"url": URL, "detail": "low"}}
+    a = client.beta.assistants.create(model="gpt-4o")
+    t = client.beta.threads.create(messages=[
+        {"role": "assistant", "content": [{"type": "text", "text": "A cat."}, low]},
+        {"role": "user", "content": "And now?"},
+    ])
+    run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "completed", run.last_error
+    assert upstream.requests[0]["messages"] == [
+        {"role": "assistant", "content": f"A cat.\n[image {URL}]"},
+        {"role": "user", "content": [{"type": "text", "text": "The images of the previous message:"},
+                                     {"type": "image_url", "image_url": {"url": URL, "detail": "low"}}]},
+        {"role": "user", "content": "And now?"},
+    ]
+    t = client.beta.threads.create(messages=[
+        {"role": "assistant", "content": [{"type": "text", "text": "A cat. " * 300}, low]},
+        {"role": "user", "content": "And now?"},
+    ])
+    run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "completed", run.last_error
+    assert upstream.requests[1]["messages"] == [{"role": "user", "content": "And now?"}]

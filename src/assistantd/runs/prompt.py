@@ -62,7 +62,7 @@ def _url_placeholder(url: str) -> str:
 def message_content(content: list[dict[str, Any]], *, images: bool) -> str | list[ContentPart]:
     """A message's content for the model: a string when it has no images (or the model
     takes none), else its parts in order."""
-    if not images or not any(p["type"] in ("image_file", "image_url") for p in content):
+    if not images or not _has_images(content):
         return message_text(content)
     out: list[ContentPart] = []
     for part in content:
@@ -84,6 +84,12 @@ def message_content(content: list[dict[str, Any]], *, images: bool) -> str | lis
     return out
 
 
+def _has_images(content: list[dict[str, Any]]) -> bool:
+    if len(content) == 1 and content[0]["type"] == "text":
+        return False  # the common case, decided without a loop
+    return any(p["type"] == "image_file" or p["type"] == "image_url" for p in content)
+
+
 def _images_message(intro: str, images: list[ContentPart]) -> ChatMessage:
     return ChatMessage(role="user", content=[TextPart(intro), *images])
 
@@ -93,9 +99,11 @@ def history_messages(messages: list[dict[str, Any]], *, images: bool = False) ->
 
     `images`: the model takes images (see the module docstring).
     """
+    if not images:
+        return [ChatMessage(role=m["role"], content=message_text(m["content"])) for m in messages]
     out: list[ChatMessage] = []
     for m in messages:
-        content = message_content(m["content"], images=images)
+        content = message_content(m["content"], images=True)
         if isinstance(content, list) and m["role"] != "user":
             out.append(ChatMessage(role=m["role"], content=message_text(m["content"])))
             out.append(_images_message(SHOWN_ABOVE, [p for p in content if isinstance(p, ImagePart)]))
@@ -163,6 +171,12 @@ def function_specs(tools: list[dict[str, Any]]) -> list[ToolSpec]:
     return specs
 
 
+def _shows_previous(message: ChatMessage) -> bool:
+    content = message.content
+    return (isinstance(content, list) and bool(content) and isinstance(content[0], TextPart)
+            and content[0].text == SHOWN_ABOVE)
+
+
 @dataclass
 class Fitted:
     messages: list[ChatMessage]
@@ -203,6 +217,9 @@ def fit(backend: ModelBackend, system: list[ChatMessage], history: list[ChatMess
     if truncation.get("type", "auto") in ("auto", "last_messages"):
         while total > limit and start < len(history) - 1:
             total -= costs[start]
+            start += 1
+        if start and start < len(history) - 1 and _shows_previous(history[start]):
+            total -= costs[start]  # the images of a message dropped go with it
             start += 1
     return Fitted(system + history[start:] + current, total, dropped + start)
 
