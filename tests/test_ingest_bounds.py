@@ -80,6 +80,12 @@ def test_zip_checks() -> None:
     lying = lying_zip(docx(40_000, "x" * 30))
     with pytest.raises(InvalidFile):
         check_zip(lying, "lying.docx", ParseLimits(max_unzipped_bytes=1024 * 1024))
+    slides = io.BytesIO()
+    with zipfile.ZipFile(slides, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in range(3):
+            z.writestr(f"ppt/slides/slide{n}.xml", "<a:p><a:r><a:t>x</a:t></a:r></a:p>" * 400)
+    with pytest.raises(InvalidFile, match="more than 1000 paragraphs"):
+        check_zip(slides.getvalue(), "deck.pptx", limits)
     with pytest.raises(InvalidFile, match="not a readable DOCX"):
         check_zip(b"PK\x03\x04 not really", "broken.docx", limits)
 

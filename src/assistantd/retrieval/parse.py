@@ -199,10 +199,8 @@ def child_main() -> None:
     one JSON answer on stdout."""
     import resource
 
-    raw = sys.stdin.buffer.read()
-    head, _, data = raw.partition(b"\n")
-    del raw
-    request = json.loads(head)
+    request = json.loads(sys.stdin.buffer.readline())
+    data = sys.stdin.buffer.read()
     limits = ParseLimits(**request["limits"])
     memory = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
