@@ -68,7 +68,9 @@ async def start_runs(ctx: AppContext) -> RunRuntime:
         bus = RedisEventBus(ctx.settings.redis_url, persist=store.persist_events, load=store.load_events)
     else:
         bus = MemoryEventBus(persist=store.persist_events, load=store.load_events)
-    engine = RunEngine(store, bus, models, ctx.settings, tools=build_server_tools(ctx))
+    from assistantd.runs.bridges import AppFiles
+
+    engine = RunEngine(store, bus, models, ctx.settings, tools=build_server_tools(ctx), files=AppFiles(ctx))
     worker = RunWorker(engine, store, ctx.settings)
     runtime = RunRuntime(settings=ctx.settings, bus=bus, worker=worker, ctx=ctx)
     ctx.extras["runtime"] = runtime

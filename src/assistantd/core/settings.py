@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         128_000,
         description="Context window (tokens) assumed for `LLM_BASE_URL` models by `truncation_strategy: auto`.",
     )
+    llm_vision: bool = Field(
+        True, description="`LLM_BASE_URL` models take images; false = they see text placeholders."
+    )
+    image_max_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest `image_file` sent to a model (as a data URL)."
+    )
     llm_timeout_seconds: float = Field(120.0, description="Upstream request timeout (read timeout between chunks).")
     llm_max_retries: int = Field(3, description="Retries with backoff on upstream 429/5xx/connection errors.")
     llm_gguf_path: Path | None = Field(
@@ -73,6 +79,17 @@ class Settings(BaseSettings):
 
     # -- files and retrieval ---------------------------------------------------------------
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest file accepted by `POST /v1/files`.")
+    ingest_max_unzipped_bytes: int = Field(
+        64 * 1024 * 1024, description="A DOCX/PPTX (a zip) decompressing past this fails ingestion (`invalid_file`)."
+    )
+    ingest_max_paragraphs: int = Field(
+        100_000, description="A DOCX/PPTX with more paragraphs than this fails ingestion (`invalid_file`)."
+    )
+    ingest_max_chunks: int = Field(4096, description="A file yielding more chunks than this fails ingestion.")
+    ingest_parse_timeout_seconds: float = Field(
+        60.0, description="Wall time allowed to parse one file (in a child process) before it fails."
+    )
+    ingest_parse_memory_mb: int = Field(1024, description="Address-space limit of the process parsing one file.")
     embedding_base_url: str | None = Field(
         None, description="OpenAI-compatible `/v1/embeddings` endpoint; unset = bundled all-MiniLM-L6-v2 on CPU."
     )

@@ -30,11 +30,60 @@ class ToolCall:
 
 
 @dataclass(slots=True)
+class TextPart:
+    """Text in a message of several parts (a message of text only has string content)."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image the model should see, in chat-completions terms (`image_url`).
+
+    `url` is an http(s) URL or a `data:` URL. `placeholder` is the text a backend that
+    cannot take images shows in its place (what every backend saw before images went
+    upstream as images).
+    """
+
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+    placeholder: str = ""
+    #: an `image_file`: `url` is empty until the prompt builder reads the stored file
+    file_id: str | None = None
+
+
+ContentPart = TextPart | ImagePart
+
+# Prompt-token estimates for an image whose dimensions are not known here (OpenAI's
+# published formula for gpt-4o-class models): `low` is 85 tokens; `high`/`auto` is 85 plus
+# 170 per 512 px tile, and 765 (four tiles) is what a 1024x1024 image costs.
+IMAGE_TOKENS_LOW = 85
+IMAGE_TOKENS_HIGH = 85 + 170 * 4
+
+
+def image_tokens(part: ImagePart) -> int:
+    return IMAGE_TOKENS_LOW if part.detail == "low" else IMAGE_TOKENS_HIGH
+
+
+def content_text(content: str | list[ContentPart] | None) -> str:
+    """The content as plain text, images as their placeholders (for text-only backends)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "\n".join(
+        p for p in (c.text if isinstance(c, TextPart) else c.placeholder for c in content) if p
+    )
+
+
+@dataclass(slots=True)
 class ChatMessage:
-    """One message of the prompt, in chat-completions terms."""
+    """One message of the prompt, in chat-completions terms.
+
+    `content` is a string, or a list of parts when the message carries images (only user
+    messages do: chat completions takes images in user messages only).
+    """
 
     role: Role
-    content: str | None = None
+    content: str | list[ContentPart] | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None  # for role == "tool"
 
@@ -144,6 +193,9 @@ class ModelBackend(abc.ABC):
 
     #: tokens the model can attend to (prompt + completion); used by `truncation_strategy: auto`
     context_window: int = 8192
+    #: whether the model takes image content parts; without, the prompt shows images as
+    #: text placeholders (`ImagePart.placeholder`)
+    supports_images: bool = False
 
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:

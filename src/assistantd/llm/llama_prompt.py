@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .base import ChatMessage, ChatRequest, ToolSpec
+from .base import ChatMessage, ChatRequest, ToolSpec, content_text
 
 TOOL_CALL_MARKER = "<tool_call>"
 CALL_PREFIX = TOOL_CALL_MARKER + '\n{"name": '
@@ -62,7 +62,9 @@ def to_turns(request: ChatRequest, *, describe_tools: bool) -> list[Turn]:
     Tool calls become text in the call format; tool results become user turns.
     """
     names = {c.id: c.name for m in request.messages for c in m.tool_calls}
-    system = [m.content for m in request.messages if m.role == "system" and m.content]
+    # Content is text: the embedded model takes no images (`supports_images` is False), so
+    # the prompt builder gave it placeholders; parts that still arrive become theirs.
+    system = [content_text(m.content) for m in request.messages if m.role == "system" and m.content]
     if describe_tools and request.tools:
         system.append(tools_instructions(request.tools, request.tool_choice))
     turns: list[Turn] = [Turn("system", "\n\n".join(system))] if system else []
@@ -82,12 +84,12 @@ def to_turns(request: ChatRequest, *, describe_tools: bool) -> list[Turn]:
 def _as_turn(message: ChatMessage, names: dict[str, str]) -> tuple[str, str]:
     if message.role == "tool":
         name = names.get(message.tool_call_id or "", "function")
-        return "user", f'<tool_response name="{name}">\n{message.content or ""}\n</tool_response>'
+        return "user", f'<tool_response name="{name}">\n{content_text(message.content)}\n</tool_response>'
     if message.role == "assistant":
-        parts = [message.content] if message.content else []
+        parts = [content_text(message.content)] if message.content else []
         parts += [render_call(c.name, c.arguments) for c in message.tool_calls]
         return "assistant", "\n".join(parts)
-    return "user", message.content or ""
+    return "user", content_text(message.content)
 
 
 def render_gemma(turns: list[Turn], bos: str) -> str:

@@ -32,6 +32,7 @@ from .openai_wire import (
     LineSplitter,
     SSEDecoder,
     build_chat_completions_body,
+    prompt_image_tokens,
     prompt_text,
 )
 
@@ -54,8 +55,10 @@ class OpenAICompatBackend(ModelBackend):
         *,
         context_window: int | None = None,
         initial_backoff: float = 0.5,
+        supports_images: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.supports_images = supports_images
         self.timeout = timeout
         self.max_retries = max_retries
         self.initial_backoff = initial_backoff
@@ -108,7 +111,7 @@ class OpenAICompatBackend(ModelBackend):
 
     def _estimate_usage(self, request: ChatRequest, parser: ChunkParser) -> Usage:
         return Usage(
-            prompt_tokens=self.count_tokens(prompt_text(request)),
+            prompt_tokens=self.count_tokens(prompt_text(request)) + prompt_image_tokens(request),
             completion_tokens=self.count_tokens("".join(parser.text_parts)),
         )
 

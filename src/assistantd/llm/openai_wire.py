@@ -16,8 +16,10 @@ from typing import Any
 from .base import (
     ChatMessage,
     ChatRequest,
+    ContentPart,
     Finished,
     FinishReason,
+    ImagePart,
     ModelError,
     ModelEvent,
     TextDelta,
@@ -25,6 +27,8 @@ from .base import (
     ToolCallStarted,
     ToolSpec,
     Usage,
+    content_text,
+    image_tokens,
 )
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -35,8 +39,23 @@ def new_tool_call_id() -> str:
     return "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
+def content_to_wire(parts: list[ContentPart]) -> list[dict[str, Any]]:
+    """Content parts as chat completions takes them, in order: text, and `image_url`."""
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, ImagePart):
+            out.append({"type": "image_url", "image_url": {"url": part.url, "detail": part.detail}})
+        else:
+            out.append({"type": "text", "text": part.text})
+    return out
+
+
 def message_to_wire(message: ChatMessage) -> dict[str, Any]:
-    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    content: Any = message.content
+    if isinstance(content, list):
+        # Only user messages carry images; any other role gets their placeholders.
+        content = content_to_wire(content) if message.role == "user" else content_text(content)
+    wire: dict[str, Any] = {"role": message.role, "content": content}
     if message.role == "assistant" and message.tool_calls:
         wire["tool_calls"] = [
             {
@@ -49,8 +68,8 @@ def message_to_wire(message: ChatMessage) -> dict[str, Any]:
     elif message.role == "tool":
         wire["tool_call_id"] = message.tool_call_id
         # Upstreams reject a tool message without content; an empty output is still an output.
-        wire["content"] = message.content or ""
-    elif message.content is None:
+        wire["content"] = content or ""
+    elif content is None:
         wire["content"] = ""
     return wire
 
@@ -96,11 +115,17 @@ def build_chat_completions_body(request: ChatRequest) -> dict[str, Any]:
 
 def prompt_text(request: ChatRequest) -> str:
     """Everything the prompt costs, as text, for estimating usage an upstream did not report."""
-    parts = [m.content or "" for m in request.messages]
+    parts = [content_text(m.content) for m in request.messages]
     parts += [c.name + c.arguments for m in request.messages for c in m.tool_calls]
     if request.tools:
         parts.append(json.dumps([tool_to_wire(t) for t in request.tools]))
     return "\n".join(parts)
+
+
+def prompt_image_tokens(request: ChatRequest) -> int:
+    """The estimated cost of the prompt's images (see `base.image_tokens`)."""
+    return sum(image_tokens(part) for m in request.messages if isinstance(m.content, list)
+               for part in m.content if isinstance(part, ImagePart))
 
 
 _FINISH_REASONS: dict[str, FinishReason] = {

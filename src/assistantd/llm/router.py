@@ -44,6 +44,9 @@ class OpenAIModelEntry(_Entry):
     timeout: float | None = None
     max_retries: int | None = None
     context_window: int | None = None
+    vision: bool | None = Field(
+        None, description="The model takes images; false = text placeholders. Default: `llm_vision`."
+    )
 
 
 class LlamaModelEntry(_Entry):
@@ -134,15 +137,17 @@ def _openai_route(
     timeout: float,
     max_retries: int,
     context_window: int | None = None,
+    vision: bool = True,
 ) -> _Route:
     def build() -> ModelBackend:
         from .openai_compat import OpenAICompatBackend
 
         return OpenAICompatBackend(
-            base_url, api_key, timeout, max_retries, context_window=context_window
+            base_url, api_key, timeout, max_retries, context_window=context_window,
+            supports_images=vision,
         )
 
-    key = ("openai", base_url.rstrip("/"), api_key, timeout, max_retries, context_window)
+    key = ("openai", base_url.rstrip("/"), api_key, timeout, max_retries, context_window, vision)
     return _Route(backend_key=key, factory=build, model=model)
 
 
@@ -181,6 +186,7 @@ def _route_for_entry(
         entry.timeout if entry.timeout is not None else settings.llm_timeout_seconds,
         entry.max_retries if entry.max_retries is not None else settings.llm_max_retries,
         entry.context_window or settings.llm_context_window,
+        entry.vision if entry.vision is not None else settings.llm_vision,
     )
 
 
@@ -194,6 +200,7 @@ def build_model_router(settings: Settings) -> ModelRouter:
             settings.llm_timeout_seconds,
             settings.llm_max_retries,
             settings.llm_context_window,
+            settings.llm_vision,
         )
         return ConfiguredModelRouter(
             {DEFAULT_MODEL_KEY: route}, source=f"ASSISTANTD_LLM_BASE_URL ({settings.llm_base_url})"

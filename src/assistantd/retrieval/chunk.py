@@ -11,10 +11,13 @@ whole words of the source text: ``text[chunk.char_start:chunk.char_end] == chunk
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidChunkingStrategy
+import numpy as np
+
+from .errors import InvalidChunkingStrategy, InvalidFile
 from .tokens import Tokenizer
 
 AUTO_MAX_TOKENS = 800
@@ -98,9 +101,50 @@ def chunk_text(text: str, tokenizer: Tokenizer, strategy: ChunkingStrategy) -> l
     return chunk_offsets(text, tokenizer.offsets(text), strategy)
 
 
-def chunk_offsets(
-    text: str, offsets: list[tuple[int, int]], strategy: ChunkingStrategy
-) -> list[Chunk]:
+# Text is tokenized this many characters at a time by `chunk_bounded` (cut at a newline or a
+# space), so a text past the token bound is refused after at most one piece too many.
+_BOUNDED_PIECE_CHARS = 1_000_000
+
+Offsets = Sequence[tuple[int, int]] | np.ndarray
+
+
+def chunk_bounded(text: str, tokenizer: Tokenizer, strategy: ChunkingStrategy, max_chunks: int,
+                  filename: str) -> tuple[np.ndarray, list[Chunk]]:
+    """Token offsets (an (n, 2) int64 array, 16 bytes a token) and chunks, at most `max_chunks`.
+
+    Raises `InvalidFile` past the bound: as soon as the text has more tokens than
+    `max_chunks` full chunks could hold (tokenizing stops there), else once chunked.
+    """
+    max_tokens = max_chunks * strategy.max_tokens
+    arrays: list[np.ndarray] = []
+    total = start = 0
+    while start < len(text):
+        end = min(start + _BOUNDED_PIECE_CHARS, len(text))
+        if end < len(text):
+            cut = text.rfind("\n", start + _BOUNDED_PIECE_CHARS // 2, end)
+            if cut == -1:
+                cut = text.rfind(" ", start + _BOUNDED_PIECE_CHARS // 2, end)
+            end = cut if cut > start else end
+        piece = tokenizer.offsets(text[start:end])
+        if piece:
+            arrays.append(np.asarray(piece, dtype=np.int64) + start)
+            total += len(piece)
+        if total > max_tokens:
+            raise InvalidFile(_too_many_chunks(filename, max_chunks))
+        start = end
+    offsets = np.concatenate(arrays) if arrays else np.zeros((0, 2), dtype=np.int64)
+    chunks = chunk_offsets(text, offsets, strategy)
+    if len(chunks) > max_chunks:
+        raise InvalidFile(_too_many_chunks(filename, max_chunks))
+    return offsets, chunks
+
+
+def _too_many_chunks(filename: str, max_chunks: int) -> str:
+    return (f"{filename!r} has more text than {max_chunks} chunks hold (ASSISTANTD_INGEST_MAX_CHUNKS); "
+            "split it into smaller files")
+
+
+def chunk_offsets(text: str, offsets: Offsets, strategy: ChunkingStrategy) -> list[Chunk]:
     """Chunk from precomputed token offsets (lets the caller reuse them for embedding)."""
     n = len(offsets)
     if n == 0:
@@ -112,7 +156,7 @@ def chunk_offsets(
         end = min(start + size, n)
         if end < n:
             end = _back_to_word_start(text, offsets, end, floor=start + max(1, size // 2))
-        char_start, char_end = offsets[start][0], offsets[end - 1][1]
+        char_start, char_end = int(offsets[start][0]), int(offsets[end - 1][1])
         chunks.append(
             Chunk(len(chunks), text[char_start:char_end], char_start, char_end, start, end)
         )
@@ -123,22 +167,22 @@ def chunk_offsets(
         start = _forward_to_word_start(text, offsets, next_start, ceiling=end - 1)
 
 
-def _inside_word(text: str, offsets: list[tuple[int, int]], i: int) -> bool:
+def _inside_word(text: str, offsets: Offsets, i: int) -> bool:
     """True when token i continues the word of token i-1 (a ``##piece``)."""
     if i <= 0 or i >= len(offsets):
         return False
-    s = offsets[i][0]
-    return s == offsets[i - 1][1] and s > 0 and text[s - 1].isalnum() and text[s].isalnum()
+    s = int(offsets[i][0])
+    return s == int(offsets[i - 1][1]) and s > 0 and text[s - 1].isalnum() and text[s].isalnum()
 
 
-def _back_to_word_start(text: str, offsets: list[tuple[int, int]], end: int, floor: int) -> int:
+def _back_to_word_start(text: str, offsets: Offsets, end: int, floor: int) -> int:
     probe = end
     while probe > floor and _inside_word(text, offsets, probe):
         probe -= 1
     return probe if probe > floor or not _inside_word(text, offsets, probe) else end
 
 
-def _forward_to_word_start(text: str, offsets: list[tuple[int, int]], i: int, ceiling: int) -> int:
+def _forward_to_word_start(text: str, offsets: Offsets, i: int, ceiling: int) -> int:
     probe = i
     while probe < ceiling and _inside_word(text, offsets, probe):
         probe += 1

@@ -1,7 +1,10 @@
 """Turn an uploaded file's bytes into plain text for chunking.
 
-`parse_document` is synchronous and CPU-bound (PDF text extraction can take seconds):
-call it through ``asyncio.to_thread`` from async code.
+`parse_document` is synchronous and CPU-bound (PDF text extraction can take seconds).
+Async code calls `parse_bounded`, which bounds the work per file (`ParseLimits`): a DOCX
+or PPTX (a zip) is checked for its decompressed size and paragraph count before any XML is
+parsed, and every file but small plain text is parsed in a child process with a wall-time
+and memory limit, so neither a hostile file nor the GIL-holding C parsers stall the server.
 
 The type is decided by the file name's extension first and the mime type second,
 because clients (the OpenAI SDKs included) often send ``application/octet-stream``.
@@ -9,12 +12,14 @@ because clients (the OpenAI SDKs included) often send ``application/octet-stream
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
+import sys
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -61,6 +66,158 @@ class ParsedDocument:
     kind: DocumentKind
     # Pages of a PDF, slides of a PPTX, the page count Word saved in a DOCX; None for text.
     page_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """What parsing one file may take; past any of them the file is `InvalidFile`."""
+
+    #: total uncompressed size of a zip's (DOCX, PPTX) members, declared and actual
+    max_unzipped_bytes: int = 64 * 1024 * 1024
+    #: paragraphs (DOCX `w:p`, PPTX `a:p`) in a zip's members
+    max_paragraphs: int = 100_000
+    #: wall time of parsing in the child process
+    timeout_seconds: float = 60.0
+    #: address-space limit of the child process
+    memory_mb: int = 1024
+    #: plain text up to this size is parsed in a thread instead of a child process
+    inline_bytes: int = 1024 * 1024
+
+
+_ZIP_KINDS = {"docx", "pptx"}
+_PARAGRAPH_TAGS = (b"<w:p>", b"<w:p ", b"<a:p>", b"<a:p ")
+_READ_BLOCK = 1024 * 1024
+
+
+def check_zip(data: bytes, filename: str, limits: ParseLimits) -> None:
+    """Refuse a zip whose members decompress past the limits, before anything parses them.
+
+    The declared sizes are checked first (cheap, from the central directory); the members
+    are then decompressed in blocks, counting the real bytes and paragraph tags, and
+    abandoned as soon as a limit is passed (a zip can lie about its sizes).
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise InvalidFile(f"{filename!r} is not a readable {_kind_name(filename)} file: {exc}") from exc
+    with archive:
+        declared = sum(info.file_size for info in archive.infolist())
+        if declared > limits.max_unzipped_bytes:
+            raise InvalidFile(_too_big(filename, declared, limits))
+        total = paragraphs = 0
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            tail = b""
+            try:
+                with archive.open(info) as member:
+                    while block := member.read(_READ_BLOCK):
+                        total += len(block)
+                        if total > limits.max_unzipped_bytes:
+                            raise InvalidFile(_too_big(filename, total, limits))
+                        if info.filename.endswith(".xml"):
+                            window = tail + block
+                            paragraphs += sum(window.count(tag) for tag in _PARAGRAPH_TAGS)
+                            tail = block[-4:]
+                            if paragraphs > limits.max_paragraphs:
+                                raise InvalidFile(
+                                    f"{filename!r} has more than {limits.max_paragraphs} paragraphs "
+                                    "(ASSISTANTD_INGEST_MAX_PARAGRAPHS); split it into smaller files")
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
+                raise InvalidFile(f"{filename!r} is not a readable {_kind_name(filename)} file: {exc}") from exc
+
+
+def _kind_name(filename: str) -> str:
+    return PurePosixPath(filename).suffix.lstrip(".").upper() or "zip"
+
+
+def _too_big(filename: str, size: int, limits: ParseLimits) -> str:
+    return (f"{filename!r} decompresses to more than {limits.max_unzipped_bytes} bytes "
+            f"(at least {size}; ASSISTANTD_INGEST_MAX_UNZIPPED_BYTES)")
+
+
+def parse_limited(data: bytes, filename: str, mime_type: str | None, limits: ParseLimits) -> ParsedDocument:
+    """`parse_document` after the zip checks (synchronous; see `parse_bounded`)."""
+    if detect_kind(filename, mime_type) in _ZIP_KINDS:
+        check_zip(data, filename, limits)
+    return parse_document(data, filename, mime_type)
+
+
+async def parse_bounded(data: bytes, filename: str, mime_type: str | None = None,
+                        limits: ParseLimits | None = None) -> ParsedDocument:
+    """Parse off the event loop within `limits`: small plain text in a thread, anything
+    else in a child process killed past `timeout_seconds` and limited to `memory_mb`."""
+    limits = limits or ParseLimits()
+    kind = detect_kind(filename, mime_type)  # UnsupportedFile before starting anything
+    if kind in {"text", "markdown", "code", "json"} and len(data) <= limits.inline_bytes:
+        return await asyncio.to_thread(parse_limited, data, filename, mime_type, limits)
+    header = json.dumps({"filename": filename, "mime_type": mime_type, "limits": asdict(limits)})
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CHILD_BOOTSTRAP,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await asyncio.wait_for(child.communicate(header.encode() + b"\n" + data),
+                                        limits.timeout_seconds)
+    except TimeoutError:
+        raise InvalidFile(f"{filename!r} took longer than {limits.timeout_seconds:g} s to parse "
+                          "(ASSISTANTD_INGEST_PARSE_TIMEOUT_SECONDS)") from None
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise InvalidFile(f"{filename!r} could not be parsed within {limits.memory_mb} MB "
+                          f"(ASSISTANTD_INGEST_PARSE_MEMORY_MB; the parser exited with {child.returncode})")
+    if answer.get("error") == "invalid_file":
+        raise InvalidFile(answer["message"])
+    if answer.get("error") == "unsupported_file":
+        raise UnsupportedFile(answer["message"])
+    if "error" in answer:
+        raise RuntimeError(answer["message"])  # a fault of ours: the file ends `server_error`
+    return ParsedDocument(text=answer["text"], kind=answer["kind"], page_count=answer["page_count"])
+
+
+# The child imports this module without `assistantd.retrieval`'s package init (the index,
+# SQLAlchemy, numpy: over a second of start-up a file does not need).
+_CHILD_BOOTSTRAP = """
+import pathlib, sys, types
+import assistantd
+package = types.ModuleType("assistantd.retrieval")
+package.__path__ = [str(pathlib.Path(assistantd.__file__).parent / "retrieval")]
+sys.modules["assistantd.retrieval"] = package
+from assistantd.retrieval.parse import child_main
+child_main()
+"""
+
+
+def child_main() -> None:
+    """The child process of `parse_bounded`: a JSON header line and the bytes on stdin,
+    one JSON answer on stdout."""
+    import resource
+
+    request = json.loads(sys.stdin.buffer.readline())
+    data = sys.stdin.buffer.read()
+    limits = ParseLimits(**request["limits"])
+    memory = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    answer: dict[str, object]
+    try:
+        doc = parse_limited(data, request["filename"], request["mime_type"], limits)
+        answer = {"text": doc.text, "kind": doc.kind, "page_count": doc.page_count}
+    except (InvalidFile, UnsupportedFile) as exc:
+        answer = {"error": exc.code, "message": exc.message}
+    except MemoryError:
+        answer = {"error": "invalid_file", "message": (
+            f"{request['filename']!r} needs more than {limits.memory_mb} MB to parse "
+            "(ASSISTANTD_INGEST_PARSE_MEMORY_MB)")}
+    except Exception as exc:
+        answer = {"error": "server_error", "message": f"parsing {request['filename']!r} failed: {exc}"}
+    sys.stdout.write(json.dumps(answer))
+    sys.stdout.flush()
 
 
 def detect_kind(filename: str, mime_type: str | None = None) -> DocumentKind:
@@ -211,10 +368,15 @@ def _docx_to_text(data: bytes, filename: str) -> tuple[str, int | None]:
     except Exception as exc:  # python-docx raises its own PackageNotFoundError and lxml errors
         raise InvalidFile(f"{filename!r} is not a readable DOCX file: {exc}") from exc
     parts: list[str] = []
+    # Looking a paragraph's style up walks styles.xml: once per style, not per paragraph.
+    style_names: dict[str | None, str] = {}
     for block in document.iter_inner_content():
         if isinstance(block, Paragraph):
-            style = block.style.name if block.style is not None else ""
-            level = re.fullmatch(r"Heading (\d)", style or "")
+            style_id = block._p.style
+            style = style_names.get(style_id)
+            if style is None:
+                style = style_names[style_id] = (block.style.name or "") if block.style is not None else ""
+            level = re.fullmatch(r"Heading (\d)", style)
             prefix = "#" * int(level.group(1)) + " " if level else ""
             parts.append(prefix + block.text)
         elif isinstance(block, Table):

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from .chunk import Chunk, ChunkingStrategy, chunk_offsets
+from .chunk import Chunk, ChunkingStrategy, Offsets, chunk_offsets
 from .embed import Embedder, Matrix, normalize_rows
 from .parse import ParsedDocument, parse_document
 
@@ -66,7 +66,7 @@ async def prepare_file(
 async def embed_chunks(
     embedder: Embedder,
     text: str,
-    offsets: list[tuple[int, int]],
+    offsets: Offsets,
     chunks: list[Chunk],
     *,
     long_chunks: LongChunkPolicy = "window_mean",

@@ -25,6 +25,21 @@ class AppFiles:
                 return None  # deleted or expired since it was attached: nothing to place
         return str(meta["filename"]), data
 
+    async def image(self, project_id: str, file_id: str, max_bytes: int) -> tuple[str, int, bytes | None] | None:
+        """(purpose, size, bytes or None when over `max_bytes`), for image_file parts."""
+        from assistantd.files import service as files
+
+        async with self.ctx.sessions() as s:
+            try:
+                meta = await files.get_file(s, project_id, file_id)
+                size = int(meta["bytes"])
+                data = None
+                if size <= max_bytes:
+                    data = await files.read_file_bytes(s, self.ctx.settings.data_dir, project_id, file_id)
+            except APIError:
+                return None
+        return str(meta["purpose"]), size, data
+
     async def store(self, project_id: str, filename: str, data: bytes, purpose: str) -> str:
         from assistantd.files import service as files
 

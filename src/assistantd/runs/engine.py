@@ -105,12 +105,13 @@ class RunOutcome(Exception):
 
 class RunEngine:
     def __init__(self, store: RunStore, bus: EventBus, models: ModelRouter, settings: Settings,
-                 tools: dict[str, ServerTool] | None = None) -> None:
+                 tools: dict[str, ServerTool] | None = None, files: prompts.ImageFiles | None = None) -> None:
         self.store = store
         self.bus = bus
         self.models = models
         self.settings = settings
         self.tools = tools or {}
+        self.files = files  # image_file parts shown to the model
 
     # -- entry points ------------------------------------------------------------------
 
@@ -235,14 +236,17 @@ class RunEngine:
 
         system_text = run.get("instructions") or ""
         system = [ChatMessage(role="system", content=system_text)] if system_text else []
-        current = prompts.run_turns(steps, own_messages)
+        images = backend.supports_images
+        current = prompts.run_turns(steps, own_messages, images=images)
         limit = backend.context_window - COMPLETION_RESERVE
         if run.get("max_prompt_tokens"):
             limit = min(limit, run["max_prompt_tokens"] - used_prompt)
-        fitted = prompts.fit(backend, system, prompts.history_messages(history), current,
+        fitted = prompts.fit(backend, system, prompts.history_messages(history, images=images), current,
                              run.get("truncation_strategy") or {"type": "auto"}, limit)
         if run.get("max_prompt_tokens") and used_prompt + fitted.prompt_tokens > run["max_prompt_tokens"]:
             raise RunOutcome("incomplete", incomplete_details={"reason": "max_prompt_tokens"})
+        if images:
+            await prompts.load_images(fitted.messages, self.files, ex.project_id, self.settings.image_max_bytes)
 
         max_tokens = None
         if run.get("max_completion_tokens"):

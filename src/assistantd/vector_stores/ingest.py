@@ -39,9 +39,12 @@ from assistantd.retrieval import (
     Embedder,
     HybridSearcher,
     InvalidFile,
+    PreparedFile,
     UnsupportedFile,
-    prepare_file,
+    embed_chunks,
 )
+from assistantd.retrieval.chunk import chunk_bounded
+from assistantd.retrieval.parse import ParseLimits, parse_bounded
 from assistantd.vector_stores.repository import VectorStoreFileRepository, VectorStoreRepository
 from assistantd.vector_stores.runtime import VectorStoreRuntime, build_embedder
 
@@ -59,11 +62,14 @@ class IngestionWorker:
     """Bounded-concurrency asyncio tasks that turn attached files into indexed chunks."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], index: ChunkIndex,
-                 embedder: Embedder, data_dir: Path, *, concurrency: int = CONCURRENCY) -> None:
+                 embedder: Embedder, data_dir: Path, *, concurrency: int = CONCURRENCY,
+                 limits: ParseLimits | None = None, max_chunks: int = 4096) -> None:
         self.sessions = sessions
         self.index = index
         self.embedder = embedder
         self.data_dir = data_dir
+        self.limits = limits or ParseLimits()
+        self.max_chunks = max_chunks
         # hostname:pid:token — the token tells this worker from an earlier one of the same pid.
         self.owner = owner_name(secrets.token_hex(4))
         self._limit = asyncio.Semaphore(concurrency)
@@ -137,7 +143,7 @@ class IngestionWorker:
                 path = storage.file_path(self.data_dir, project_id, file_id)
                 data = await asyncio.to_thread(path.read_bytes)
                 strategy = ChunkingStrategy.from_wire(strategy_wire)
-                prepared = await prepare_file(data, filename, self.embedder, strategy)
+                prepared = await self._prepare(data, filename, strategy)
                 if not prepared.chunks:
                     raise InvalidFile(f"{filename} contains no text to index")
             except (UnsupportedFile, InvalidFile) as exc:
@@ -152,6 +158,17 @@ class IngestionWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
         await self._finish(vector_store_id, file_id, prepared, error)
+
+    async def _prepare(self, data: bytes, filename: str, strategy: ChunkingStrategy) -> PreparedFile:
+        """Parse (bounded, off the loop: see `parse_bounded`), chunk (bounded, in a thread) and
+        embed one file; `InvalidFile` past `limits` or `max_chunks`."""
+        document = await parse_bounded(data, filename, None, self.limits)
+        del data
+        tokenizer = self.embedder.tokenizer()
+        offsets, chunks = await asyncio.to_thread(chunk_bounded, document.text, tokenizer, strategy,
+                                                  self.max_chunks, filename)
+        embeddings = await embed_chunks(self.embedder, document.text, offsets, chunks)
+        return PreparedFile(document, chunks, embeddings, self.embedder.model_id)
 
     async def _finish(self, vector_store_id: str, file_id: str, prepared: Any,
                       error: tuple[str, str] | None) -> None:
@@ -246,7 +263,12 @@ async def start_ingestion(ctx: Any) -> VectorStoreRuntime:
     settings = ctx.settings
     embedder: Embedder = ctx.extras.get("embedder") or build_embedder(settings)
     index = ChunkIndex()
-    worker = IngestionWorker(ctx.sessions, index, embedder, settings.data_dir)
+    limits = ParseLimits(max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
+                         max_paragraphs=settings.ingest_max_paragraphs,
+                         timeout_seconds=settings.ingest_parse_timeout_seconds,
+                         memory_mb=settings.ingest_parse_memory_mb)
+    worker = IngestionWorker(ctx.sessions, index, embedder, settings.data_dir, limits=limits,
+                             max_chunks=settings.ingest_max_chunks)
     rt = VectorStoreRuntime(settings=settings, sessions=ctx.sessions, index=index, embedder=embedder,
                             searcher=HybridSearcher(index, embedder), ingestion=worker)
     worker.runtime = rt

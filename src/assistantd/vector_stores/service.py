@@ -31,9 +31,9 @@ from assistantd.retrieval import (
     ChunkingStrategy,
     InvalidChunkingStrategy,
     InvalidFilter,
-    parse_document,
 )
 from assistantd.retrieval.errors import RetrievalError
+from assistantd.retrieval.parse import parse_bounded
 from assistantd.retrieval.search import Ranker
 from assistantd.vector_stores.models import (
     VectorStoreFileBatchRow,
@@ -398,7 +398,7 @@ async def file_content(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
         path = storage.file_path(rt.settings.data_dir, project_id, file_id)
         try:
             raw = await asyncio.to_thread(path.read_bytes)
-            doc = await asyncio.to_thread(parse_document, raw, str(file_row.body["filename"]))
+            doc = await parse_bounded(raw, str(file_row.body["filename"]), None, rt.ingestion.limits)
             data.append({"type": "text", "text": doc.text})
         except (OSError, RetrievalError):
             pass  # the file changed under us since ingestion; report no content
