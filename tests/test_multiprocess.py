@@ -16,12 +16,13 @@ import httpx
 import openai
 import pytest
 
-from assistantd.llm.fake_upstream import FakeToolCall, FakeUpstream
+from assistantd.llm.fake_upstream import FakeReply, FakeToolCall, FakeUpstream
 from tests.conftest import free_port, pg_database, wait_http
 from tests.test_streaming import names, read_sse
 
 KEY = "sk-multi-process"
 REDIS = os.environ.get("ASSISTANTD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+PAUSE = 10.0  # seconds a thinking model is silent: twice redis-py's default socket timeout
 
 
 def script(body: dict[str, Any]) -> Any:
@@ -31,6 +32,8 @@ def script(body: dict[str, Any]) -> Any:
     text = str(last.get("content") or "")
     if "weather" in text:
         return FakeToolCall("get_weather", {"city": "Oslo"})
+    if "think" in text:
+        return FakeReply("thought it over", pause=PAUSE)
     if "slowly" in text:
         return "word " * 2000
     if "long" in text:
@@ -134,3 +137,27 @@ def test_cancel_through_another_process(cluster: tuple[list[str], FakeUpstream])
         assert msg.role == "assistant" and msg.status == "incomplete", (events[-8:], len(msg.content[0].text.value), took)
         assert msg.incomplete_details.reason == "run_cancelled"
         assert len(msg.content[0].text.value.split()) < 2000 if msg.content else True
+
+
+def test_streams_survive_a_silent_model(cluster: tuple[list[str], FakeUpstream]) -> None:
+    # The model thinks 10 s before its first token; the run executes in the worker and its
+    # stream is read in the API process through Redis, by the SDK and by the replay endpoint.
+    (api1, api2), _up = cluster
+    with openai.OpenAI(base_url=api1, api_key=KEY, max_retries=0) as c1:
+        a = c1.beta.assistants.create(model="m")
+        t = c1.beta.threads.create(messages=[{"role": "user", "content": "think first"}])
+        started = time.monotonic()
+        with c1.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id) as stream:
+            run_id = None
+            for event in stream:
+                run_id = run_id or event.data.id
+                if event.event == "thread.run.in_progress":
+                    break
+            with httpx.stream("GET", f"{api2}/threads/{t.id}/runs/{run_id}/events",
+                              headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as r:
+                replayed = read_sse(r)
+            text = "".join(stream.text_deltas)
+            final = stream.get_final_run()
+        assert time.monotonic() - started >= PAUSE
+        assert text == "thought it over" and final.status == "completed"
+        assert names(replayed)[-2:] == ["thread.run.completed", "done"]

@@ -141,3 +141,22 @@ def test_node_sdk_streams_through_a_silent_model(quiet: Server) -> None:
     assert out["statuses"] == ["completed", "requires_action", "completed"]
     assert out["texts"] == ["It is sunny after all.", "It is sunny after all."]
 
+
+def test_redis_stream_silent_longer_than_the_socket_timeout_goes_on(tmp_path: Path) -> None:
+    # The bus's blocking read must not be cut by the Redis client's socket timeout (here
+    # 1 s; redis-py's default is 5 s): the stream outlives it and keeps sending keep-alives.
+    settings = make_settings(tmp_path, sandbox_pool_size=0, stream_keepalive_seconds=1.5,
+                             redis_url=f"{REDIS}?socket_timeout=1")
+    srv, stop = start_server(settings)
+    try:
+        srv.models.use(Pausing([text_turn("It is sunny after all.")] * 2, pause=4.0))
+        raw = raw_stream(srv)
+        assert raw.count(b": ping\n") >= 2, raw
+        assert raw.endswith(b"event: done\ndata: [DONE]\n\n"), raw[-300:]
+        with srv.client() as client:
+            a = client.beta.assistants.create(model="m")
+            with client.beta.threads.create_and_run_stream(
+                    assistant_id=a.id, thread={"messages": [{"role": "user", "content": "hi"}]}) as stream:
+                assert "".join(stream.text_deltas) == "It is sunny after all."
+    finally:
+        stop()
