@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import pytest
 from assistantd.llm.fake_upstream import FakeReply, FakeToolCall, FakeUpstream
 from tests.conftest import free_port, pg_database, wait_http
 from tests.test_streaming import names, read_sse
+from tests.test_upstream_e2e import frames_of
 
 KEY = "sk-multi-process"
 REDIS = os.environ.get("ASSISTANTD_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -161,3 +163,54 @@ def test_streams_survive_a_silent_model(cluster: tuple[list[str], FakeUpstream])
         assert time.monotonic() - started >= PAUSE
         assert text == "thought it over" and final.status == "completed"
         assert names(replayed)[-2:] == ["thread.run.completed", "done"]
+
+
+def test_stream_follows_a_run_taken_over_from_a_killed_worker(tmp_path: Path) -> None:
+    # kill -9 of the worker mid-answer; another worker takes the run over. The client's
+    # stream (served by the API process through Redis) goes on to the end: the interrupted
+    # message closed with what it had streamed, then the resumed run, ids only growing.
+    url, drop = pg_database()
+    with FakeUpstream(script, token_delay=0.02) as up:
+        env = dict(os.environ, ASSISTANTD_DATA_DIR=str(tmp_path), ASSISTANTD_DATABASE_URL=url,
+                   ASSISTANTD_REDIS_URL=REDIS, ASSISTANTD_LLM_BASE_URL=up.base_url, ASSISTANTD_API_KEYS=KEY,
+                   ASSISTANTD_SANDBOX_POOL_SIZE="0")
+        port = free_port()
+        api = Process(["serve", "--port", str(port), "--log-level", "warning"],
+                      dict(env, ASSISTANTD_WORKER_ENABLED="false"), port)
+        workers = [Process(["worker"], env)]
+        try:
+            api.wait_http()
+            base = f"http://127.0.0.1:{port}/v1"
+            with openai.OpenAI(base_url=base, api_key=KEY, max_retries=0) as client:
+                a = client.beta.assistants.create(model="m")
+                t = client.beta.threads.create(messages=[{"role": "user", "content": "something long"}])
+            frames: list[tuple[str, Any, str | None]] = []
+            with httpx.stream("POST", f"{base}/threads/{t.id}/runs", timeout=60,
+                              headers={"Authorization": f"Bearer {KEY}"},
+                              json={"assistant_id": a.id, "stream": True}) as r:
+                for frame in frames_of(r):
+                    frames.append(frame)
+                    if names(frames).count("thread.message.delta") == 40 and len(workers) == 1:
+                        workers[0].proc.send_signal(signal.SIGKILL)
+                        workers[0].proc.wait(timeout=30)
+                        workers.append(Process(["worker"], env))
+            run_id = frames[0][1]["id"]
+            with openai.OpenAI(base_url=base, api_key=KEY, max_retries=0) as client:
+                msgs = client.beta.threads.messages.list(t.id, run_id=run_id, order="asc").data
+        finally:
+            for p in [api, *workers]:
+                p.stop()
+            drop()
+    ids = [int(f[2]) for f in frames if f[2] is not None]
+    assert ids == list(range(1, len(ids) + 1))  # Redis numbers every event once, in order
+    got = [e for e in names(frames) if e != "thread.message.delta"]
+    assert "thread.message.incomplete" in got and got[-4:] == [
+        "thread.message.completed", "thread.run.step.completed", "thread.run.completed", "done"], got
+    failed = got.index("thread.run.step.failed")
+    assert got[failed - 1] == "thread.message.incomplete" and got[failed + 1] == "thread.run.in_progress"
+    first, second = msgs[0], msgs[-1]
+    assert first.status == "incomplete" and second.status == "completed"
+    streamed = "".join(c["text"]["value"] for e, d, _ in frames if e == "thread.message.delta" and d["id"] == first.id
+                       for c in d["delta"]["content"])
+    assert len(streamed.split()) >= 40 and first.content[0].text.value == streamed
+    assert second.content[0].text.value == "word " * 300

@@ -107,6 +107,13 @@ class RedisEventBus(EventBus):
         await self._ensure_seq(run_id)
         return int(await self.redis.get(self._keys(run_id)[1]) or 0)
 
+    async def history(self, run_id: str) -> list[RunEvent]:
+        stream = self._keys(run_id)[0]
+        entries = await self.redis.xrange(stream, min="-", max="+")
+        if not entries:
+            return await self._load(run_id)
+        return [self._event(entry_id, fields) for entry_id, fields in entries]
+
     @staticmethod
     def _event(entry_id: Any, fields: Any) -> RunEvent:
         seq = int(entry_id.split(b"-", 1)[1])
