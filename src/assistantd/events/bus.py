@@ -131,7 +131,7 @@ UNWRITTEN_LIMIT = 1024
 FLUSH_BATCH = 2048
 # Runs whose logs this process wrote whole and then forgot: their numbering may go on
 # right after the database's last event (no gap). Bounded; the oldest go first.
-FORGOTTEN_KEPT = 100_000
+FORGOTTEN_KEPT = 10_000
 
 
 # Frames per compressed block of a log. The live end of a log (fewer than this) stays as
