@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from assistantd.events.bus import DONE, MemoryEventBus, RunEvent
+from assistantd.events.bus import DONE, UNWRITTEN_LIMIT, MemoryEventBus, RunEvent
 from assistantd.events.sse import PING, frames, sse_response
 
 DELTA = {"id": "msg_0123456789abcdefghijklmn", "object": "thread.message.delta",
@@ -102,6 +102,62 @@ async def test_ended_log_is_persisted_once_forgotten_and_read_back_from_the_data
     assert [seq for seq, _, _ in table.rows["run_1"]] == list(range(1, 24))
 
 
+async def test_a_log_read_back_after_a_crash_never_reuses_an_id() -> None:
+    table = Table()
+    bus = MemoryEventBus(persist=table.persist, load=table.load)
+    await bus.open("run_1")
+    for i in range(30):
+        await bus.publish("run_1", "thread.message.delta", {"i": i})
+    await bus.flush()  # what reached the database before the process died
+    for i in range(30, 40):
+        await bus.publish("run_1", "thread.message.delta", {"i": i})  # sent, never written
+    # A new process: the log is read back, and its next event goes past any id the dead
+    # one may have sent (it sends at most UNWRITTEN_LIMIT past what it wrote).
+    after = MemoryEventBus(persist=table.persist, load=table.load)
+    assert [e.seq for e in await after.history("run_1")] == list(range(1, 31))
+    seq = await after.publish("run_1", "thread.run.step.failed", {})
+    assert seq == 30 + UNWRITTEN_LIMIT + 1
+    assert await after.position("run_1") == seq
+    await after.publish("run_1", "thread.run.in_progress", {})
+    await after.finish("run_1")
+    # A client that had seen 38 (from the dead process) gets every newer event; one at 25
+    # also gets what the database kept of the old ones.
+    assert [e.seq for e in await read_all(after, "run_1", after=38)] == [seq, seq + 1, seq + 2]
+    assert [e.seq for e in await read_all(after, "run_1", after=25)] == [26, 27, 28, 29, 30, seq, seq + 1, seq + 2]
+    assert [e.seq for e in await read_all(after, "run_1", after=seq)] == [seq + 1, seq + 2]
+    assert [seq for seq, _, _ in table.rows["run_1"]] == [*range(1, 31), seq, seq + 1, seq + 2]
+    # And again after a second crash: still growing.
+    again = MemoryEventBus(persist=table.persist, load=table.load)
+    assert await again.publish("run_1", "thread.run.queued", {}) == seq + 2 + UNWRITTEN_LIMIT + 1
+
+
+async def test_a_live_log_is_written_as_it_goes() -> None:
+    table = Table()
+    many: list[list[str]] = []
+
+    async def persist_many(logs: Any) -> None:
+        many.append([run_id for run_id, _ in logs])
+        for run_id, events in logs:
+            await table.persist(run_id, events)
+
+    bus = MemoryEventBus(persist=table.persist, load=table.load, flush_seconds=0.05, persist_many=persist_many)
+    for run_id in ("run_1", "run_2"):
+        await bus.open(run_id)
+        await bus.publish(run_id, "thread.run.created", {})
+    await asyncio.sleep(0.2)
+    assert many and sorted(many[0]) == ["run_1", "run_2"]  # both in one transaction
+    assert [seq for seq, _, _ in table.rows["run_1"]] == [1]
+    # Never more than UNWRITTEN_LIMIT events unwritten, whether the timer keeps up or not.
+    slow = MemoryEventBus(persist=table.persist, load=table.load)
+    await slow.open("run_3")
+    for i in range(UNWRITTEN_LIMIT + 10):
+        await slow.publish("run_3", "thread.message.delta", {"i": i})
+    assert len(table.rows["run_3"]) >= 10
+    await bus.aclose()
+    await slow.aclose()  # writes the rest
+    assert [seq for seq, _, _ in table.rows["run_3"]] == list(range(1, UNWRITTEN_LIMIT + 11))
+
+
 async def test_ended_log_is_kept_for_keep_seconds() -> None:
     table = Table()
     bus = MemoryEventBus(persist=table.persist, load=table.load, keep_seconds=60)
@@ -160,3 +216,30 @@ async def test_stream_goes_on_while_the_client_is_connected() -> None:
     assert PING in bodies
     assert bodies[-2].startswith(b"id: 2\nevent: done\n") and bodies[-1] == b""
     assert sent[-1]["more_body"] is False
+
+
+def test_streamed_content_rebuilds_an_interrupted_message_from_its_deltas() -> None:
+    from assistantd.runs.engine import streamed_content
+
+    def delta(mid: str, entry: dict[str, Any]) -> RunEvent:
+        return RunEvent(0, "thread.message.delta", orjson.dumps(
+            {"id": mid, "object": "thread.message.delta", "delta": {"content": [entry]}}))
+
+    image = {"index": 0, "type": "image_file", "image_file": {"file_id": "file_1", "detail": "auto"}}
+    path = {"index": 0, "type": "file_path", "text": "sandbox:/mnt/data/a.csv", "start_index": 4,
+            "end_index": 27, "file_path": {"file_id": "file_2"}}
+    events = [
+        RunEvent(0, "thread.message.created", b'{"id": "msg_a"}'),
+        delta("msg_a", image),
+        delta("msg_a", {"index": 1, "type": "text", "text": {"value": "See ", "annotations": []}}),
+        delta("msg_b", {"index": 0, "type": "text", "text": {"value": "other", "annotations": []}}),
+        delta("msg_a", {"index": 1, "type": "text", "text": {"value": "sandbox:/mnt/data/a.csv", "annotations": [path]}}),
+        delta("msg_a", {"index": 1, "type": "text", "text": {"value": " and"}}),
+    ]
+    content = streamed_content(events, {"msg_a"})
+    assert content == {"msg_a": [
+        {"type": "image_file", "image_file": {"file_id": "file_1", "detail": "auto"}},
+        {"type": "text", "text": {"value": "See sandbox:/mnt/data/a.csv and", "annotations": [
+            {k: v for k, v in path.items() if k != "index"}]}},
+    ]}
+    assert streamed_content(events, {"msg_c"}) == {}

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -142,3 +143,76 @@ def test_crash_mid_run_is_recovered(tmp_path: Path) -> None:
                 client.beta.threads.messages.create(t.id, role="user", content="still usable")
         finally:
             proc.stop()
+
+
+def frames_of(response: httpx.Response) -> Iterator[tuple[str, Any, str | None]]:
+    """(event, data, id) of each frame as it arrives."""
+    event = data = eid = None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line.startswith("id: "):
+            eid = line[4:]
+        elif line == "" and event is not None:
+            yield event, data if data == "[DONE]" else json.loads(data or "null"), eid
+            event = data = eid = None
+
+
+def delta_text(frames: list[tuple[str, Any, str | None]], message_id: str) -> str:
+    return "".join(c["text"]["value"] for e, d, _ in frames if e == "thread.message.delta" and d["id"] == message_id
+                   for c in d["delta"]["content"] if c["type"] == "text")
+
+
+def test_resume_after_a_crash_misses_no_event_and_keeps_the_streamed_text(tmp_path: Path) -> None:
+    with FakeUpstream(script, token_delay=0.02) as up:
+        proc = Proc(tmp_path, up.base_url, ASSISTANTD_EVENT_FLUSH_SECONDS="0.2")
+        proc.start()
+        try:
+            h = {"Authorization": f"Bearer {KEY}"}
+            with openai.OpenAI(base_url=proc.base_url, api_key=KEY, max_retries=0) as client:
+                a = client.beta.assistants.create(model="m")
+                t = client.beta.threads.create(messages=[{"role": "user", "content": "something long"}])
+            seen: list[tuple[str, Any, str | None]] = []
+            with httpx.stream("POST", f"{proc.base_url}/threads/{t.id}/runs", headers=h, timeout=60,
+                              json={"assistant_id": a.id, "stream": True}) as r:
+                for frame in frames_of(r):
+                    seen.append(frame)
+                    if [f[0] for f in seen].count("thread.message.delta") == 60:
+                        break  # the client's connection drops here
+            run_id = seen[0][1]["id"]
+            first = next(d for e, d, _ in seen if e == "thread.message.created")["id"]
+            time.sleep(0.6)  # the run goes on without the client, then the server dies
+            proc.kill()
+            proc.start()
+            last = seen[-1][2]
+            assert last is not None
+            with httpx.stream("GET", f"{proc.base_url}/threads/{t.id}/runs/{run_id}/events", timeout=60,
+                              headers=dict(h, **{"Last-Event-ID": last})) as r:
+                rest = list(frames_of(r))
+            with openai.OpenAI(base_url=proc.base_url, api_key=KEY, max_retries=0) as client:
+                msgs = client.beta.threads.messages.list(t.id, run_id=run_id, order="asc").data
+                run = client.beta.threads.runs.retrieve(run_id, thread_id=t.id)
+        finally:
+            proc.stop()
+    ids = [int(f[2]) for f in rest if f[2] is not None]
+    assert ids and ids[0] > int(last) and ids == sorted(set(ids)), ids[:5]
+    got = [f[0] for f in rest if f[0] != "thread.message.delta"]
+    # Everything after what the client saw: the end of the first message as far as it was
+    # written, its closing, then the resumed run from its first event.
+    assert got[:7] == ["thread.message.incomplete", "thread.run.step.failed", "thread.run.in_progress",
+                       "thread.run.step.created", "thread.run.step.in_progress", "thread.message.created",
+                       "thread.message.in_progress"], got
+    assert got[-4:] == ["thread.message.completed", "thread.run.step.completed", "thread.run.completed", "done"], got
+    announced = {d["id"] for e, d, _ in seen + rest if e == "thread.message.created"}
+    assert {d["id"] for e, d, _ in rest if e == "thread.message.delta"} <= announced
+    # The interrupted message keeps what was streamed: what the client saw, then what it
+    # gets on resuming, up to the crash.
+    assert run.status == "completed"
+    assert msgs[0].id == first and msgs[0].status == "incomplete"
+    kept = msgs[0].content[0].text.value
+    assert kept == delta_text(seen, first) + delta_text(rest, first)
+    assert len(kept.split()) > 60 and ("word " * 400).startswith(kept)
+    second = next(d for e, d, _ in rest if e == "thread.message.created")["id"]
+    assert msgs[-1].id == second and msgs[-1].content[0].text.value == "word " * 400 == delta_text(rest, second)

@@ -67,7 +67,8 @@ async def start_runs(ctx: AppContext) -> RunRuntime:
 
         bus = RedisEventBus(ctx.settings.redis_url, persist=store.persist_events, load=store.load_events)
     else:
-        bus = MemoryEventBus(persist=store.persist_events, load=store.load_events)
+        bus = MemoryEventBus(persist=store.persist_events, load=store.load_events,
+                             flush_seconds=ctx.settings.event_flush_seconds, persist_many=store.persist_event_logs)
     from assistantd.runs.bridges import AppFiles
 
     engine = RunEngine(store, bus, models, ctx.settings, tools=build_server_tools(ctx), files=AppFiles(ctx))

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     stream_keepalive_seconds: float = Field(
         15.0, description="A `: ping` comment is sent on a stream silent this long, so proxies keep it open."
     )
+    event_flush_seconds: float = Field(
+        1.0, ge=0, description="How often a single process writes its live runs' new events to the database; "
+        "a crash loses at most about this much of a run's stream. 0 = only when a run pauses or ends.",
+    )
     worker_enabled: bool = Field(
         True, description="Execute runs in the `serve` process; false = API only (run `assistantd worker` apart)."
     )

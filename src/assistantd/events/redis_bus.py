@@ -10,11 +10,14 @@ from the database, and its seq numbering continues where the database left off.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from assistantd.events.bus import DONE, EventBus, Load, Persist, RunEvent
 
@@ -33,17 +36,33 @@ end
 return seq
 """
 
-# How long one XREAD waits before the subscriber loops (and notices a closed client).
+log = logging.getLogger("assistantd.events")
+
+# The longest one XREAD waits before the subscriber loops (and notices a closed client).
 BLOCK_MS = 5000
+# A blocking XREAD is a read on the client's socket, bounded by its `socket_timeout`. With
+# redis-py's default (5 s, as long as BLOCK_MS) every block of a silent stream was cut by
+# it (`TimeoutError: Timeout reading from …`), and so was the stream. The bus sets its
+# own timeout (a `?socket_timeout=` in the URL wins) and blocks at most half of it.
+SOCKET_TIMEOUT_SECONDS = 10.0
+BLOCK_SHARE_OF_SOCKET_TIMEOUT = 0.5
+# Consecutive timed-out reads a subscriber retries (a loop stalled past the socket timeout,
+# a slow Redis) before it gives up.
+READ_RETRIES = 3
 
 
 class RedisEventBus(EventBus):
     def __init__(self, url: str, persist: Persist, load: Load, keep_seconds: int = 600) -> None:
-        self.redis: Any = aioredis.from_url(url)  # redis-py's stubs type replies as unions
+        # redis-py's stubs type replies as unions
+        self.redis: Any = aioredis.from_url(url, socket_timeout=SOCKET_TIMEOUT_SECONDS)
         self._persist = persist
         self._load = load
         self._keep = keep_seconds
         self._append = self.redis.register_script(_APPEND)
+        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self.block_ms = BLOCK_MS  # no socket timeout (`?socket_timeout=` empty): any block
+        if timeout:
+            self.block_ms = max(1, min(BLOCK_MS, int(float(timeout) * 1000 * BLOCK_SHARE_OF_SOCKET_TIMEOUT)))
 
     @staticmethod
     def _keys(run_id: str) -> tuple[str, str, str]:
@@ -88,6 +107,13 @@ class RedisEventBus(EventBus):
         await self._ensure_seq(run_id)
         return int(await self.redis.get(self._keys(run_id)[1]) or 0)
 
+    async def history(self, run_id: str) -> list[RunEvent]:
+        stream = self._keys(run_id)[0]
+        entries = await self.redis.xrange(stream, min="-", max="+")
+        if not entries:
+            return await self._load(run_id)
+        return [self._event(entry_id, fields) for entry_id, fields in entries]
+
     @staticmethod
     def _event(entry_id: Any, fields: Any) -> RunEvent:
         seq = int(entry_id.split(b"-", 1)[1])
@@ -105,13 +131,31 @@ class RedisEventBus(EventBus):
                 yield ev
                 if ev.event == DONE:
                     return
-        block = BLOCK_MS if idle is None else max(1, min(BLOCK_MS, int(idle * 1000)))
+        quiet_since = time.monotonic()  # the last event or keep-alive
+        timeouts = 0
         while True:
-            reply = await self.redis.xread({stream: f"0-{cursor}"}, block=block, count=512)
-            if not reply and idle is not None:
-                yield None
+            block = self.block_ms
+            if idle is not None:  # wake for the next keep-alive
+                block = max(1, min(block, int((quiet_since + idle - time.monotonic()) * 1000) + 1))
+            try:
+                reply = await self.redis.xread({stream: f"0-{cursor}"}, block=block, count=512)
+            except RedisTimeout:
+                # The read outlived the socket timeout (the loop or Redis stalled): the
+                # cursor says where to go on from, and a fresh connection is taken.
+                timeouts += 1
+                if timeouts > READ_RETRIES:
+                    raise
+                log.warning("run %s: event read timed out; retrying", run_id)
+                reply = None
+            else:
+                timeouts = 0
+            if not reply:
+                if idle is not None and time.monotonic() - quiet_since >= idle:
+                    quiet_since = time.monotonic()
+                    yield None
                 continue
-            for _, entries in reply or []:
+            quiet_since = time.monotonic()
+            for _, entries in reply:
                 for entry_id, fields in entries:
                     ev = self._event(entry_id, fields)
                     cursor = ev.seq

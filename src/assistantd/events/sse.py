@@ -13,14 +13,23 @@ from starlette.types import Receive, Scope, Send
 from assistantd.events.bus import DONE, EventBus
 
 KEEPALIVE_SECONDS = 15.0
-PING = b": ping\n\n"
+# A keep-alive is one comment line and never a blank line: a blank line ends an event, and
+# the official SDKs' decoders do not all agree on what an event is. The Python SDK's (1.x
+# to 3.x) remembers the last `id:` across events and dispatches at any blank line once it
+# has one, so `: ping` + blank line after a frame with an `id:` became an event with empty
+# data, whose `json.loads('')` failed the stream. A comment line alone is skipped, line by
+# line, by every decoder (the SDKs' and browsers' EventSource), and still keeps bytes
+# flowing through proxies. So every blank line a stream sends ends a frame with `event:`
+# and `data:`, and the frames' `id:` lines (for resuming) are harmless.
+PING = b": ping\n"
 # While frames flow, how often a stream checks that its client is still there.
 HANGUP_CHECK_SECONDS = 5.0
 
 
 async def frames(bus: EventBus, run_id: str, after: int, prefix: list[bytes] | None = None,
                  keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[bytes]:
-    """Frames of the run's events after `after` up to `done`, with comments while silent."""
+    """Frames of the run's events after `after` up to `done`, with a comment line (`PING`)
+    each `keepalive` seconds of silence."""
     for chunk in prefix or []:
         yield chunk
     # aclosing: a client that hangs up ends the subscription now, not at garbage collection.

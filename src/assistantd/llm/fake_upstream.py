@@ -51,6 +51,7 @@ class FakeReply:
     text: str = ""
     tool_calls: Sequence[FakeToolCall] = ()
     finish_reason: str | None = None  # default: "tool_calls" if any, else "stop"
+    pause: float = 0.0  # seconds of silence (the model thinking) before the first token
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,7 +401,7 @@ class FakeUpstream:
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = [_sse(c) for c in completion.chunks(include_usage)] + [_sse("[DONE]")]
-        if self.token_delay <= 0 and self.first_token_delay <= 0:
+        if self.token_delay <= 0 and self.first_token_delay <= 0 and reply.pause <= 0:
             payload = b"".join(events)
             writer.write(
                 _head(
@@ -424,8 +425,8 @@ class FakeUpstream:
                 },
             )
         )
-        if self.first_token_delay > 0:
-            await asyncio.sleep(self.first_token_delay)
+        if self.first_token_delay + reply.pause > 0:
+            await asyncio.sleep(self.first_token_delay + reply.pause)
         for i, event in enumerate(events):
             if reader.at_eof():
                 # The client hung up (closed the stream early): stop generating, as a real

@@ -617,23 +617,54 @@ class RunEngine:
             await self.bus.publish(ex.run["id"], event, data)
 
     async def _close_interrupted(self, run_id: str) -> None:
+        """Close what a dead process left open: its message keeps the content its stream
+        had sent (as far as the event log reached the database or Redis)."""
         open_steps, open_messages = await self.store.open_parts(run_id)
         row = await self.store.load_run(run_id)
         if row is None:
             return
         ex = _Exec(run=dict(row.body), project_id=row.project_id)
         error = {"code": "server_error", "message": "assistantd restarted while this step ran; the run resumed."}
-        for message in open_messages:
-            message = dict(message, status="incomplete", incomplete_at=now_seconds(),
-                           incomplete_details={"reason": "run_failed"})
-            await self._save(ex, "message", message)
-        for step in open_steps:
-            await self._finish_step(ex, dict(step), "failed", None, error)
+        streamed = streamed_content(await self.bus.history(run_id), {m["id"] for m in open_messages}) \
+            if open_messages else {}
+        async with self._batched(ex):
+            for message in open_messages:
+                message = dict(message, status="incomplete", incomplete_at=now_seconds(),
+                               incomplete_details={"reason": "run_failed"},
+                               content=streamed.get(message["id"]) or message["content"])
+                await self._save(ex, "message", message)
+                await self._emit(ex, "thread.message.incomplete", message)
+            for step in open_steps:
+                await self._finish_step(ex, dict(step), "failed", None, error)
 
     @staticmethod
     def _used(run: dict[str, Any]) -> tuple[int, int]:
         used = run.get("_usage") or [0, 0]
         return int(used[0]), int(used[1])
+
+
+def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The content that `thread.message.delta` events sent for each of `message_ids`."""
+    parts: dict[str, dict[int, dict[str, Any]]] = {}
+    texts: dict[tuple[str, int], list[str]] = {}
+    for ev in events:
+        if ev.event != "thread.message.delta":
+            continue
+        delta = orjson.loads(ev.data)
+        if delta.get("id") not in message_ids:
+            continue
+        slots = parts.setdefault(delta["id"], {})
+        for entry in delta["delta"].get("content") or []:
+            if entry["type"] == "text":
+                slot = slots.setdefault(entry["index"], {"type": "text", "text": {"value": "", "annotations": []}})
+                texts.setdefault((delta["id"], entry["index"]), []).append(entry["text"].get("value") or "")
+                slot["text"]["annotations"] += [{k: v for k, v in a.items() if k != "index"}
+                                                for a in entry["text"].get("annotations") or []]
+            else:
+                slots[entry["index"]] = {k: v for k, v in entry.items() if k != "index"}
+    for (message_id, index), values in texts.items():
+        parts[message_id][index]["text"]["value"] = "".join(values)
+    return {mid: [slots[k] for k in sorted(slots)] for mid, slots in parts.items()}
 
 
 def dumps(value: Any) -> str:

@@ -135,11 +135,23 @@ class RunStore:
         return [(r[0], r[1], r[2], r[3], (r[4] or {}).get("expires_at")) for r in rows]
 
     async def persist_events(self, run_id: str, events: Sequence[Any]) -> None:
-        if not events:
+        await self.persist_event_logs([(run_id, events)])
+
+    async def persist_event_logs(self, logs: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Append events to several runs' logs (`(run_id, events)`), in one transaction.
+
+        A seq already stored is left as it is: a process that is not executing a run (no
+        Redis, several processes) may have written a stray event of its own into the log."""
+        rows = [{"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()}
+                for run_id, events in logs for e in events]
+        if not rows:
             return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(EVENTS).on_conflict_do_nothing(index_elements=["run_id", "seq"])
         async with self.engine.begin() as conn:
-            await conn.execute(insert(EVENTS), [
-                {"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()} for e in events])
+            await conn.execute(statement, rows)
 
     async def load_events(self, run_id: str) -> list[Any]:
         from assistantd.events.bus import RunEvent
