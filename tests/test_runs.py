@@ -471,3 +471,30 @@ def test_async_concurrent_runs(server: Server, models: SwitchRouter) -> None:
             return await asyncio.gather(*(one(i) for i in range(12)))
 
     assert asyncio.run(main()) == ["completed"] * 12
+
+
+def test_empty_assistant_message_is_not_sent_to_the_model(client: openai.OpenAI, models: SwitchRouter) -> None:
+    """A run cancelled before its first token leaves an empty assistant message; later runs
+    do not send it upstream as an empty assistant turn."""
+    models.use(ScriptedBackend(lambda r: text_turn("too late"), delay=5.0))
+    a, t = setup(client)
+    run = client.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
+    deadline = time.monotonic() + 5
+    while not client.beta.threads.runs.steps.list(run.id, thread_id=t.id).data:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client.beta.threads.runs.cancel(run.id, thread_id=t.id)
+    assert client.beta.threads.runs.poll(run.id, thread_id=t.id).status == "cancelled"
+    empty = client.beta.threads.messages.list(t.id).data[0]
+    assert empty.role == "assistant" and empty.content == []
+    seen: list[list[tuple[str, Any]]] = []
+
+    def record(request: Any) -> Any:
+        seen.append([(m.role, m.content) for m in request.messages])
+        return text_turn("ok")
+
+    models.use(ScriptedBackend(record))
+    client.beta.threads.messages.create(t.id, role="user", content="again")
+    assert client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id).status == "completed"
+    roles = [role for role, _ in seen[0] if role != "system"]
+    assert roles == ["user", "user"], seen[0]

@@ -97,8 +97,11 @@ def _images_message(intro: str, images: list[ContentPart]) -> ChatMessage:
 def history_messages(messages: list[dict[str, Any]], *, images: bool = False) -> list[ChatMessage]:
     """Thread messages from before this run, as chat messages.
 
-    `images`: the model takes images (see the module docstring).
+    `images`: the model takes images (see the module docstring). A message with no content
+    (a run that failed or was cancelled before its first token) is left out: an empty
+    assistant turn tells the model nothing, and some upstreams refuse it.
     """
+    messages = [m for m in messages if m["content"]]
     if not images:
         return [ChatMessage(role=m["role"], content=message_text(m["content"])) for m in messages]
     out: list[ChatMessage] = []
