@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from assistantd.files.names import safe_filename
 from assistantd.llm.base import ToolSpec
 from assistantd.runs.gateways import FileGateway
 from assistantd.runs.tools import (
@@ -68,7 +69,7 @@ class CodeInterpreterTool(ServerTool):
         for file_id in env.resources.get("code_interpreter", []):
             found = await self.files.read(env.project_id, file_id)
             if found is not None:
-                inputs.append(InputFile(name=found[0].rsplit("/", 1)[-1], data=found[1]))
+                inputs.append(InputFile(name=safe_filename(found[0]), data=found[1]))
 
         outputs: list[dict[str, Any]] = []
         streamed_logs = ""
