@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 
 from assistantd.sandbox.base import SandboxUnavailable
-from assistantd.sandbox.limits import SessionLimits
+from assistantd.sandbox.limits import OutputLimits, SessionLimits
 from assistantd.sandbox.process import LaunchSpec
 from assistantd.sandbox.sessions import PooledKernelSandbox
 
@@ -79,6 +79,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
         pool_size: int = 2,
         cpu_seconds: int = 3600,
         max_output_chars: int = 20_000,
+        output_limits: OutputLimits | None = None,
         uid_base: int = 200_000,
         uid_count: int = 10_000,
         bwrap: str | None = None,
@@ -91,6 +92,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
                 max_processes=max_processes,
                 cpu_seconds=cpu_seconds,
                 max_output_chars=max_output_chars,
+                output=output_limits or OutputLimits(),
             ),
             idle_seconds=idle_seconds,
             pool_size=pool_size,
@@ -155,6 +157,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
         }
         config = {
             "max_output_chars": self.limits.max_output_chars,
+            **self.limits.output.kernel_config(),
             "mpl_cache": f"{venv}/share/assistantd-mplconfig",
             "warm": True,
         }
