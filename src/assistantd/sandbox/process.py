@@ -33,11 +33,16 @@ _STDERR_KEPT = 8192
 
 @dataclass(frozen=True, slots=True)
 class LaunchSpec:
-    """How to start one kernel: the full argv and, when the host runs as root, whom to run as."""
+    """How to start one kernel: the full argv and, when the host runs as root, whom to run as.
+
+    `pass_fds` are open fds the argv refers to (the seccomp filter); the launch hands them
+    to the child and closes them, whether or not the kernel started.
+    """
 
     argv: list[str]
     uid: int | None = None
     gid: int | None = None
+    pass_fds: tuple[int, ...] = ()
 
 
 class KernelProcess:
@@ -82,11 +87,15 @@ class KernelProcess:
                 env={"PATH": "/usr/bin:/bin"},
                 cwd="/",
                 start_new_session=True,
+                pass_fds=spec.pass_fds,
             )
         except OSError as exc:
             raise SandboxUnavailable(
                 f"cannot start the sandbox kernel {spec.argv[0]!r}: {exc}"
             ) from exc
+        finally:
+            for fd in spec.pass_fds:
+                os.close(fd)
         kernel = cls(proc, spec, limits)
         try:
             async with asyncio.timeout(start_timeout):
