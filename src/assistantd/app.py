@@ -51,7 +51,8 @@ def build_server_tools(ctx: AppContext) -> dict[str, Any]:
     )
     ctx.extras["sandbox"] = sandbox
     return {"file_search": FileSearchTool(AppSearch(ctx)),
-            "code_interpreter": CodeInterpreterTool(sandbox, AppFiles(ctx))}
+            "code_interpreter": CodeInterpreterTool(sandbox, AppFiles(ctx),
+                                                    output_storage_bytes=s.sandbox_output_storage_mb * 1024 * 1024)}
 
 
 async def start_runs(ctx: AppContext) -> RunRuntime:

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     sandbox_max_output_file_mb: int = Field(
         32, ge=1, description="Largest file (or figure) one code execution copies out, in MB."
     )
+    sandbox_output_storage_mb: int = Field(
+        1024, ge=0, description="Storage per project for code interpreter output files (`assistants_output`), in MB."
+    )
     sandbox_pool_size: int = Field(2, description="Pre-warmed code sessions kept ready.")
 
     @property

@@ -112,6 +112,11 @@ async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: s
     return public(body)
 
 
+async def output_bytes(s: SessionLike, project_id: str) -> int:
+    """Bytes the project's live `assistants_output` files (code interpreter outputs) take."""
+    return await FileRepository(_session(s)).bytes_used(project_id, OUTPUT_PURPOSES[0])
+
+
 async def get_row(s: SessionLike, project_id: str, file_id: str) -> FileRow:
     row = await FileRepository(_session(s)).get_live(project_id, file_id)
     if row is None:

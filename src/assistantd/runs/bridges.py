@@ -25,6 +25,12 @@ class AppFiles:
                 return None  # deleted or expired since it was attached: nothing to place
         return str(meta["filename"]), data
 
+    async def output_bytes(self, project_id: str) -> int:
+        from assistantd.files import service as files
+
+        async with self.ctx.sessions() as s:
+            return await files.output_bytes(s, project_id)
+
     async def store(self, project_id: str, filename: str, data: bytes, purpose: str) -> str:
         from assistantd.files import service as files
 
