@@ -110,3 +110,19 @@ def test_figures_count_against_the_project_storage(small_server: Server) -> None
             "plt.imshow(np.random.default_rng(0).random((600, 600))); plt.show()"))
         assert names == ["x.bin", "y.bin", "z.bin"]
         assert "[Not copied out for the user: 1 figure(s): this project's storage" in logs
+
+
+def test_forged_frames_through_a_run_keep_the_server_flat(small_server: Server) -> None:
+    from tests.sandbox.test_output_limits import ATTACKS, FORGE, rss_mb
+
+    with small_server.client() as client:
+        a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}])
+        t = client.beta.threads.create()
+        run_cell(client, small_server, t.id, a.id, "1")
+        before = rss_mb()
+        for _ in range(2):
+            logs, model_read, _ = run_cell(client, small_server, t.id, a.id,
+                                           FORGE + ATTACKS["100M characters of logs"])
+            assert "The session sent more than the server accepts (more than 20000 characters" in logs
+            assert len(logs) < 1000 and "The session was restarted" in model_read
+        assert rss_mb() - before < 50
