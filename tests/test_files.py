@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from assistantd.core.db import UnitOfWork, create_engine, session_maker
 from assistantd.files.models import FileRow
+from assistantd.files.names import safe_filename
 from assistantd.files.service import create_file_from_bytes
 from assistantd.files.storage import project_dir
 from tests.conftest import Server
@@ -189,3 +190,23 @@ def test_ids_and_projects(client: openai.OpenAI, other_client: openai.OpenAI) ->
             call(mine.id)
     assert mine.id not in [f.id for f in other_client.files.list()]
     assert client.files.retrieve(mine.id).id == mine.id
+
+
+@pytest.mark.parametrize(("sent", "stored"), [
+    ("..", "upload"), ("../x", "x"), ("a/b.csv", "b.csv"), (".", "upload"), ("dir/..", "upload"),
+    ("..\\evil.txt", "evil.txt"), ("  notes .txt ", "notes .txt"),
+])
+def test_upload_stores_a_safe_bare_filename(client: openai.OpenAI, sent: str, stored: str) -> None:
+    f = client.files.create(file=(sent, b"x"), purpose="assistants")
+    assert f.filename == stored
+    assert client.files.retrieve(f.id).filename == stored
+
+
+def test_the_filename_rule() -> None:
+    assert safe_filename(None) == "upload"
+    assert safe_filename("a\x00b\x07\x1b[31m.csv") == "ab[31m.csv"
+    assert safe_filename("\ud800report.csv") == "report.csv"  # lone surrogate dropped
+    assert safe_filename("a/") == "a"
+    long = safe_filename("é" * 300 + ".csv")
+    assert long.endswith(".csv") and len(long.encode()) <= 255 and long.startswith("é")
+    assert safe_filename("données 2024.xlsx") == "données 2024.xlsx"

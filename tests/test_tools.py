@@ -181,3 +181,19 @@ def test_attachment_creates_thread_store_and_streams_file_search(server: Server,
     assert len(anns) == 1 and anns[0]["file_citation"] == {"file_id": f.id} and anns[0]["index"] == 0
     completed = next(f[1] for f in frames if f[0] == "thread.run.step.completed")
     assert "content" not in json.dumps(completed["step_details"]["tool_calls"][0]["file_search"]["results"])
+
+
+def test_code_interpreter_mounts_files_uploaded_with_unsafe_names(
+        client: openai.OpenAI, models: SwitchRouter) -> None:
+    listing = "import os\nprint(sorted(os.listdir('/mnt/data')), open('/mnt/data/b.csv').read())"
+    models.use(ScriptedBackend([tool_call_turn("code_interpreter", {"code": listing}), text_turn("Listed.")]))
+    ids = [client.files.create(file=(name, io.BytesIO(data)), purpose="assistants").id
+           for name, data in [("..", b"dots"), ("../x", b"x"), ("a/b.csv", b"n\n1\n")]]
+    a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}],
+                                      tool_resources={"code_interpreter": {"file_ids": ids}})
+    run = client.beta.threads.create_and_run_poll(assistant_id=a.id, thread={
+        "messages": [{"role": "user", "content": "list"}]})
+    assert run.status == "completed", run.last_error
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id, order="asc").data[0]
+    logs = step.step_details.tool_calls[0].code_interpreter.outputs[0].logs
+    assert logs == "['b.csv', 'upload', 'x'] n\n1\n\n"

@@ -38,16 +38,21 @@ def build_server_tools(ctx: AppContext) -> dict[str, Any]:
     from assistantd.runs.code_interpreter import CodeInterpreterTool
     from assistantd.runs.file_search import FileSearchTool
     from assistantd.sandbox import BubblewrapSandbox
+    from assistantd.sandbox.limits import OutputLimits
 
     s = ctx.settings
+    output = OutputLimits(max_frame_bytes=s.sandbox_max_frame_bytes, max_frames=s.sandbox_max_frames,
+                          max_images=s.sandbox_max_images, max_files=s.sandbox_max_output_files,
+                          max_file_bytes=s.sandbox_max_output_file_mb * 1024 * 1024)
     sandbox = ctx.extras.get("sandbox") or BubblewrapSandbox(
         idle_seconds=s.sandbox_idle_seconds, timeout_seconds=s.sandbox_timeout_seconds,
         memory_mb=s.sandbox_memory_mb, disk_mb=s.sandbox_disk_mb, max_processes=s.sandbox_max_processes,
-        pool_size=s.sandbox_pool_size,
+        pool_size=s.sandbox_pool_size, max_output_chars=s.sandbox_max_output_chars, output_limits=output,
     )
     ctx.extras["sandbox"] = sandbox
     return {"file_search": FileSearchTool(AppSearch(ctx)),
-            "code_interpreter": CodeInterpreterTool(sandbox, AppFiles(ctx))}
+            "code_interpreter": CodeInterpreterTool(sandbox, AppFiles(ctx),
+                                                    output_storage_bytes=s.sandbox_output_storage_mb * 1024 * 1024)}
 
 
 async def start_runs(ctx: AppContext) -> RunRuntime:

@@ -13,7 +13,9 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,3 +361,119 @@ async def test_a_venv_behind_a_closed_directory_is_refused_with_the_fix(closed_v
     assert f"{closed} is closed to other users (mode 700)" in str(raised.value)
     assert f"chmod o+x {closed}" in str(raised.value)
     await box.close()
+
+
+# Each attempt prints the errno name it got, or "ok". A raw clone() that succeeds returns
+# 0 in a child running this same code, which must leave at once.
+SYSCALL_ATTEMPTS = r"""
+import ctypes, errno, json, os, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+out = {}
+def attempt(name, number, *args):
+    r = libc.syscall(number, *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+    if r == 0 and name.startswith("clone"):
+        pid = os.getpid()
+        if pid != kernel_pid:
+            os._exit(0)
+    out[name] = "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()]
+kernel_pid = os.getpid()
+"""
+
+USERNS_ATTEMPTS = SYSCALL_ATTEMPTS + r"""
+unshare = subprocess.run(["unshare", "-U", "-r", "true"], capture_output=True, text=True)
+out["unshare -U -r true"] = unshare.returncode
+# unshare(CLONE_NEWUSER) needs a single-threaded caller (the kernel has threads): a child.
+child = "import ctypes, errno; libc = ctypes.CDLL(None, use_errno=True); " \
+    "print('ok' if libc.syscall(272, 0x10000000) == 0 else errno.errorcode[ctypes.get_errno()])"
+import sys
+out["unshare(CLONE_NEWUSER)"] = subprocess.run([sys.executable, "-c", child], capture_output=True,
+                                               text=True).stdout.strip()
+attempt("clone(CLONE_NEWUSER)", 56, 0x10000000 | 17, 0, 0, 0, 0)
+print(json.dumps(out))
+"""
+
+
+class WithoutArgs(BubblewrapSandbox):
+    """The real sandbox minus its seccomp filter and/or --disable-userns, to test each alone."""
+
+    def __init__(self, *, seccomp: bool, disable_userns: bool) -> None:
+        super().__init__(pool_size=0, timeout_seconds=20)
+        self.seccomp, self.disable_userns = seccomp, disable_userns
+
+    def _launch_spec(self) -> Any:
+        spec = super()._launch_spec()
+        argv = list(spec.argv)
+        assert "--disable-userns" in argv, "this bwrap has no --disable-userns"
+        if not self.disable_userns:
+            argv.remove("--disable-userns")
+        if not self.seccomp:
+            at = argv.index("--seccomp")
+            del argv[at : at + 2]
+            for fd in spec.pass_fds:
+                os.close(fd)
+            return replace(spec, argv=argv, pass_fds=())
+        return replace(spec, argv=argv)
+
+
+@pytest.mark.parametrize(
+    ("seccomp", "disable_userns"), [(True, True), (False, True), (True, False)],
+    ids=["both", "--disable-userns alone", "seccomp alone"],
+)
+async def test_no_nested_user_namespaces(seccomp: bool, disable_userns: bool) -> None:
+    box = WithoutArgs(seccomp=seccomp, disable_userns=disable_userns)
+    try:
+        out = await run_json(box, "t", USERNS_ATTEMPTS)
+    finally:
+        await box.close()
+    assert isinstance(out, dict)
+    assert out["unshare -U -r true"] != 0
+    assert out["unshare(CLONE_NEWUSER)"] in ("EPERM", "ENOSPC"), out
+    assert out["clone(CLONE_NEWUSER)"] in ("EPERM", "ENOSPC"), out
+
+
+async def test_syscalls_a_data_session_never_needs_are_refused(sandbox: BubblewrapSandbox) -> None:
+    code = SYSCALL_ATTEMPTS + r"""
+buf = ctypes.create_string_buffer(64)
+attempt("ptrace", 101, 0, 0, 0, 0)  # PTRACE_TRACEME
+attempt("mount", 165, b"none", b"/mnt/data", b"tmpfs", 0, 0)
+attempt("umount2", 166, b"/proc", 2)
+attempt("pivot_root", 155, b"/mnt", b"/mnt/data")
+attempt("setns", 308, 0, 0)
+attempt("keyctl", 250, 0, -1, 0, 0)  # KEYCTL_GET_KEYRING_ID
+attempt("add_key", 248, b"user", b"k", buf, 1, -2)
+attempt("request_key", 249, b"user", b"k", 0, 0)
+attempt("bpf", 321, 0, buf, 64)
+attempt("perf_event_open", 298, buf, 0, -1, -1, 0)
+attempt("userfaultfd", 323, 0)
+attempt("io_uring_setup", 425, 1, buf)
+attempt("process_vm_readv", 310, 1, buf, 1, buf, 1, 0)
+attempt("open_by_handle_at", 304, -100, buf, 0)
+attempt("name_to_handle_at", 303, -100, b"/", buf, buf, 0)
+attempt("kexec_load", 246, 0, 0, 0, 0)
+attempt("init_module", 175, buf, 1, b"")
+attempt("delete_module", 176, b"x", 0)
+attempt("swapon", 167, b"/mnt/data/x", 0)
+attempt("reboot", 169, 0, 0, 0, 0)
+print(json.dumps(out))
+"""
+    out = await run_json(sandbox, "t", code)
+    assert out == dict.fromkeys(out, "EPERM") and len(out) == 20, out
+
+
+async def test_data_work_still_runs_under_the_filter(sandbox: BubblewrapSandbox) -> None:
+    code = """
+import json, os, subprocess, threading
+import numpy as np, pandas as pd, matplotlib.pyplot as plt
+df = pd.DataFrame({"a": np.arange(1000), "b": np.random.default_rng(0).random(1000)})
+df.to_csv("/mnt/data/d.csv")
+plt.plot(df["a"], df["b"]); plt.savefig("/mnt/data/p.png")
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+print(json.dumps({"sum": int(df["a"].sum()), "inv": float(np.linalg.inv(np.eye(3)).sum()),
+                  "echo": subprocess.run(["echo", "hi"], capture_output=True, text=True).stdout,
+                  "fork": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}))
+"""
+    out = await run_json(sandbox, "t", code)
+    assert out == {"sum": 499500, "inv": 3.0, "echo": "hi\n", "fork": 7}

@@ -108,6 +108,23 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = Field(1024, description="Memory limit of one code session.")
     sandbox_disk_mb: int = Field(512, description="Disk quota of one code session's /mnt/data.")
     sandbox_max_processes: int = Field(64, description="Process/thread limit inside one code session.")
+    sandbox_max_output_chars: int = Field(
+        20_000, ge=100, description="Characters of output (stdout, stderr, traceback) kept of one code execution."
+    )
+    sandbox_max_frame_bytes: int = Field(
+        1024 * 1024, ge=64 * 1024, description="Largest protocol frame header the server reads from a code session."
+    )
+    sandbox_max_frames: int = Field(20_000, ge=10, description="Most protocol frames the server reads in one code execution.")
+    sandbox_max_images: int = Field(10, ge=0, description="Most `plt.show()` figures kept of one code execution.")
+    sandbox_max_output_files: int = Field(
+        10, ge=0, description="Most files changed under /mnt/data that one code execution copies out as files."
+    )
+    sandbox_max_output_file_mb: int = Field(
+        32, ge=1, description="Largest file (or figure) one code execution copies out, in MB."
+    )
+    sandbox_output_storage_mb: int = Field(
+        1024, ge=0, description="Storage per project for code interpreter output files (`assistants_output`), in MB."
+    )
     sandbox_pool_size: int = Field(2, description="Pre-warmed code sessions kept ready.")
 
     @property

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from assistantd.core.ids import now_seconds
 from assistantd.core.repository import Repository
@@ -33,6 +33,14 @@ class FileRepository(Repository[FileRow]):
     async def existing_live(self, project_id: str, file_ids: Sequence[str]) -> set[str]:
         """The live files among `file_ids` (ids only: for checking references)."""
         return await self.existing_ids(project_id, file_ids, live())
+
+    async def bytes_used(self, project_id: str, purpose: str) -> int:
+        """The sum of the `bytes` of the project's live files of `purpose`."""
+        size = FileRow.body["bytes"].as_integer()
+        stmt = select(func.coalesce(func.sum(size), 0)).where(
+            FileRow.project_id == project_id, FileRow.purpose == purpose, live()
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def expired(self, limit: int) -> Sequence[FileRow]:
         """Files past their `expires_at`, oldest expiry first, for the sweep to delete."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from assistantd.core.errors import InvalidRequest
 
@@ -59,8 +58,3 @@ def parse_upload_form(fields: dict[str, str]) -> UploadForm:
         )
     return UploadForm(purpose, seconds)
 
-
-def clean_filename(name: str | None) -> str:
-    """The base name a client sent (no directories), never empty, at most 512 characters."""
-    base = PurePosixPath((name or "").replace("\\", "/")).name.strip()
-    return (base or "upload")[:512]

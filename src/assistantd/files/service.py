@@ -21,11 +21,11 @@ from assistantd.core.resources import public
 from assistantd.files import storage
 from assistantd.files.models import FileRow
 from assistantd.files.multipart import ReceivedUpload
+from assistantd.files.names import safe_filename
 from assistantd.files.repository import FileRepository, live
 from assistantd.files.schemas import (
     OUTPUT_PURPOSES,
     UPLOAD_PURPOSES,
-    clean_filename,
     parse_upload_form,
 )
 
@@ -76,7 +76,7 @@ async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
         created = now_seconds()
         file_id = new_file_id()
         expires = created + form.expires_after_seconds if form.expires_after_seconds else None
-        body = _body(file_id, clean_filename(upload.filename), upload.size, form.purpose, created, expires)
+        body = _body(file_id, safe_filename(upload.filename), upload.size, form.purpose, created, expires)
         # Bytes first, row second: a visible row always has its bytes. If the commit then
         # fails, the orphan bytes are removed below or, after a crash, never referenced.
         final = storage.file_path(data_dir, project_id, file_id)
@@ -102,7 +102,7 @@ async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: s
     if purpose not in UPLOAD_PURPOSES + OUTPUT_PURPOSES:
         raise ValueError(f"unknown file purpose {purpose!r}")
     file_id = new_file_id()
-    body = _body(file_id, clean_filename(filename), len(data), purpose, now_seconds(), None)
+    body = _body(file_id, safe_filename(filename), len(data), purpose, now_seconds(), None)
     final = await asyncio.to_thread(storage.write_atomic, data_dir, project_id, file_id, data)
     try:
         await _insert(_session(uow), project_id, body)
@@ -110,6 +110,11 @@ async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: s
         await asyncio.to_thread(storage.remove, final)
         raise
     return public(body)
+
+
+async def output_bytes(s: SessionLike, project_id: str) -> int:
+    """Bytes the project's live `assistants_output` files (code interpreter outputs) take."""
+    return await FileRepository(_session(s)).bytes_used(project_id, OUTPUT_PURPOSES[0])
 
 
 async def get_row(s: SessionLike, project_id: str, file_id: str) -> FileRow:

@@ -40,6 +40,12 @@ class AppFiles:
                 return None
         return str(meta["purpose"]), size, data
 
+    async def output_bytes(self, project_id: str) -> int:
+        from assistantd.files import service as files
+
+        async with self.ctx.sessions() as s:
+            return await files.output_bytes(s, project_id)
+
     async def store(self, project_id: str, filename: str, data: bytes, purpose: str) -> str:
         from assistantd.files import service as files
 

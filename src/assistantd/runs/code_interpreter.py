@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from assistantd.files.names import safe_filename
 from assistantd.llm.base import ToolSpec
 from assistantd.runs.gateways import FileGateway
 from assistantd.runs.tools import (
@@ -16,7 +17,14 @@ from assistantd.runs.tools import (
     ToolOutcome,
     parse_arguments,
 )
-from assistantd.sandbox import CodeSandbox, ExecutionResult, InputFile, LogChunk, SandboxError
+from assistantd.sandbox import (
+    CodeSandbox,
+    ExecutionResult,
+    InputFile,
+    LogChunk,
+    OutputFile,
+    SandboxError,
+)
 
 # What the model reads back of the logs; the step keeps the sandbox's (longer) output.
 MODEL_LOG_CHARS = 8000
@@ -33,9 +41,12 @@ DESCRIPTION = (
 class CodeInterpreterTool(ServerTool):
     type = "code_interpreter"
 
-    def __init__(self, sandbox: CodeSandbox, files: FileGateway) -> None:
+    def __init__(self, sandbox: CodeSandbox, files: FileGateway, *,
+                 output_storage_bytes: int = 1024 * 1024 * 1024) -> None:
         self.sandbox = sandbox
         self.files = files
+        # What a project's stored outputs (assistants_output files) may take in all.
+        self.output_storage_bytes = output_storage_bytes
 
     def spec(self, tool: dict[str, Any]) -> ToolSpec:
         return ToolSpec(
@@ -68,7 +79,7 @@ class CodeInterpreterTool(ServerTool):
         for file_id in env.resources.get("code_interpreter", []):
             found = await self.files.read(env.project_id, file_id)
             if found is not None:
-                inputs.append(InputFile(name=found[0].rsplit("/", 1)[-1], data=found[1]))
+                inputs.append(InputFile(name=safe_filename(found[0]), data=found[1]))
 
         outputs: list[dict[str, Any]] = []
         streamed_logs = ""
@@ -93,7 +104,8 @@ class CodeInterpreterTool(ServerTool):
         if result is None:
             raise ToolFailed("The code interpreter sandbox ended without a result.")
 
-        logs = result.logs
+        files, pngs, refused = await self._within_storage(env.project_id, result)
+        logs = result.logs + refused
         if logs:
             if not outputs:
                 outputs.append({"type": "logs", "logs": logs})
@@ -107,13 +119,13 @@ class CodeInterpreterTool(ServerTool):
 
         stored: dict[str, str] = {}
         by_hash: dict[str, str] = {}
-        for out in result.files:
+        for out in files:
             file_id = await self.files.store(env.project_id, out.name.rsplit("/", 1)[-1], out.data,
                                              "assistants_output")
             stored[out.name] = file_id
             by_hash[hashlib.sha256(out.data).hexdigest()] = file_id
         images: list[str] = []
-        for n, png in enumerate(result.images):
+        for n, png in enumerate(pngs):
             file_id = by_hash.get(hashlib.sha256(png).hexdigest()) or await self.files.store(
                 env.project_id, f"image_{call.id}_{n}.png", png, "assistants_output")
             images.append(file_id)
@@ -139,3 +151,45 @@ class CodeInterpreterTool(ServerTool):
             images=images,
             files=stored,
         )
+
+    async def _within_storage(self, project_id: str, result: ExecutionResult
+                              ) -> tuple[list[OutputFile], list[bytes], str]:
+        """The files and figures that fit the project's output storage, and a note on the rest.
+
+        Concurrent runs of one project each check against what is stored when they finish,
+        so together they may go past the limit by at most one execution's outputs each.
+        """
+        room = self.output_storage_bytes - await self.files.output_bytes(project_id)
+        files: list[OutputFile] = []
+        refused: list[str] = []
+        file_hashes: set[str] = set()
+        for out in result.files:
+            if len(out.data) <= room:
+                room -= len(out.data)
+                files.append(out)
+                file_hashes.add(hashlib.sha256(out.data).hexdigest())
+            else:
+                refused.append(f"{out.name} ({_mb(len(out.data))})")
+        pngs: list[bytes] = []
+        dropped_figures = 0
+        for png in result.images:
+            if hashlib.sha256(png).hexdigest() in file_hashes:
+                pngs.append(png)  # stored as the file above
+            elif len(png) <= room:
+                room -= len(png)
+                pngs.append(png)
+            elif not any(png is out.data for out in result.files):
+                dropped_figures += 1
+        if not refused and not dropped_figures:
+            return files, pngs, ""
+        what = ", ".join(refused) if refused else ""
+        if dropped_figures:
+            what += (", " if what else "") + f"{dropped_figures} figure(s)"
+        note = (f"\n[Not copied out for the user: {what}: this project's storage for code "
+                f"interpreter files ({_mb(self.output_storage_bytes)}) is full. The files are "
+                "still in the session's /mnt/data; files the user deletes make room.]\n")
+        return files, pngs, note
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"

@@ -25,6 +25,9 @@ class FileGateway(Protocol):
     async def store(self, project_id: str, filename: str, data: bytes, purpose: str) -> str:
         """Store bytes as a new file; returns its id."""
 
+    async def output_bytes(self, project_id: str) -> int:
+        """Bytes the project's code interpreter outputs (`assistants_output` files) take now."""
+
 
 class SearchGateway(Protocol):
     async def search(self, project_id: str, vector_store_ids: list[str], query: str,

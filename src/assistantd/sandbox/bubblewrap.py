@@ -8,6 +8,9 @@ Per kernel:
   (`uid_base + n`, never 0, no supplementary groups): the kernel is not root on the host
   even through the user namespace, and RLIMIT_NPROC, which the kernel counts per host uid,
   is one session's budget instead of one shared by every session;
+- no nested user namespaces (`--disable-userns`) and a seccomp filter (sandbox/seccomp.py)
+  that refuses the syscalls a Python data session never needs, installed by bwrap just
+  before it runs the kernel;
 - rlimits set by `prlimit` before bwrap starts, inherited by everything inside (address
   space, processes, CPU seconds, file size, no core dumps);
 - a filesystem of its own: /usr and the sandbox venv read-only, kernel.py read-only, a
@@ -24,14 +27,18 @@ fresh anyway. Its pages are memory, so the host must budget disk_mb per live ses
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from assistantd.sandbox.base import SandboxUnavailable
-from assistantd.sandbox.limits import SessionLimits
+from assistantd.sandbox.limits import OutputLimits, SessionLimits
 from assistantd.sandbox.process import LaunchSpec
+from assistantd.sandbox.seccomp import filter_fd
 from assistantd.sandbox.sessions import PooledKernelSandbox
 
 KERNEL_SOURCE = Path(__file__).with_name("kernel.py")
@@ -53,6 +60,17 @@ VENV_MOUNT = "/opt/venv"
 def default_venv() -> Path:
     """`<repo>/.venv-sandbox`, where scripts/install-sandbox.sh puts the sandbox Python."""
     return Path(__file__).resolve().parents[3] / ".venv-sandbox"
+
+
+@functools.cache
+def disables_userns(bwrap: str) -> bool:
+    """Whether this bwrap has `--disable-userns` (0.8.0 and later)."""
+    try:
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10)
+        version = tuple(int(n) for n in re.findall(r"\d+", out.stdout)[:2])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return False
+    return version >= (0, 8)
 
 
 def unsearchable_dir(path: Path) -> Path | None:
@@ -79,6 +97,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
         pool_size: int = 2,
         cpu_seconds: int = 3600,
         max_output_chars: int = 20_000,
+        output_limits: OutputLimits | None = None,
         uid_base: int = 200_000,
         uid_count: int = 10_000,
         bwrap: str | None = None,
@@ -91,6 +110,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
                 max_processes=max_processes,
                 cpu_seconds=cpu_seconds,
                 max_output_chars=max_output_chars,
+                output=output_limits or OutputLimits(),
             ),
             idle_seconds=idle_seconds,
             pool_size=pool_size,
@@ -155,10 +175,15 @@ class BubblewrapSandbox(PooledKernelSandbox):
         }
         config = {
             "max_output_chars": self.limits.max_output_chars,
+            **self.limits.output.kernel_config(),
             "mpl_cache": f"{venv}/share/assistantd-mplconfig",
             "warm": True,
         }
         argv = [self._prlimit, *self.limits.prlimit_args(), "--", self._bwrap]
+        # No nested user namespaces (bwrap >= 0.8; the seccomp filter refuses them anyway)
+        # and the seccomp filter itself, installed by bwrap right before it runs the kernel.
+        if disables_userns(self._bwrap):
+            argv += ["--unshare-user", "--disable-userns"]
         # fmt: off
         argv += [
             "--unshare-all",
@@ -195,8 +220,10 @@ class BubblewrapSandbox(PooledKernelSandbox):
         # fmt: on
         for key, value in env.items():
             argv += ["--setenv", key, value]
+        seccomp = filter_fd()
+        argv += ["--seccomp", str(seccomp)]
         argv += [f"{venv}/bin/python", "-I", KERNEL_PATH, json.dumps(config)]
-        return LaunchSpec(argv=argv, uid=uid, gid=uid)
+        return LaunchSpec(argv=argv, uid=uid, gid=uid, pass_fds=(seccomp,))
 
     def _claim_uid(self) -> int:
         """A uid no other kernel on this host uses, in this process or any other.

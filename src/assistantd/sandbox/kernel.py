@@ -6,7 +6,9 @@ uses only the standard library (numpy, pandas and matplotlib are pre-imported if
 
 Protocol on the kernel's stdin/stdout, both directions the same frame:
     4-byte big-endian length N, N bytes of UTF-8 JSON header, then the blobs whose byte
-    lengths the header lists under "blobs", back to back.
+    lengths the header lists under "blobs", back to back. The server enforces its own limits
+    on all of it (sandbox/limits.py OutputLimits, passed in the start-up config so that this
+    kernel stays within them: extra figures and files are reported in the output, not sent).
 host → kernel  {"op": "execute", "code": str, "files": [name, ...]}  + one blob per file
 kernel → host  {"op": "ready"}                          once, after start-up
                {"op": "stream", "text": str}            output as it is produced
@@ -108,7 +110,7 @@ class OutputPump(threading.Thread):
     output written before it has been forwarded, so the result frame follows the last log.
     """
 
-    def __init__(self, fd: int, channel: Channel, max_chars: int) -> None:
+    def __init__(self, fd: int, channel: Channel, max_chars: int, max_frames: int) -> None:
         super().__init__(daemon=True, name="output-pump")
         self._fd = fd
         self._channel = channel
@@ -116,11 +118,14 @@ class OutputPump(threading.Thread):
         self._synced = threading.Event()
         self._head_limit = max_chars - max_chars // 4
         self._tail_limit = max_chars // 4
+        # The server accepts max_frames per execution, the result frame included.
+        self._max_stream_frames = max_frames - 1
         self.reset()
 
     def reset(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.forwarded = 0
+        self.frames = 0
         self.omitted = 0
         self._tail = ""
 
@@ -138,9 +143,10 @@ class OutputPump(threading.Thread):
         if not text:
             return
         room = self._head_limit - self.forwarded
-        if room > 0:
+        if room > 0 and self.frames < self._max_stream_frames:
             head, text = text[:room], text[room:]
             self.forwarded += len(head)
+            self.frames += 1
             self._channel.send({"op": "stream", "text": head})
         if text:
             self.omitted += len(text)
@@ -179,8 +185,12 @@ class OutputPump(threading.Thread):
 class Kernel:
     """The persistent namespace and everything needed to run one cell in it."""
 
-    def __init__(self, channel: Channel, max_output_chars: int) -> None:
+    def __init__(self, channel: Channel, config: dict[str, Any]) -> None:
         self.channel = channel
+        self.max_images = int(config.get("max_images", 10))
+        self.max_files = int(config.get("max_files", 10))
+        self.max_file_bytes = int(config.get("max_file_bytes", 32 * 1024 * 1024))
+        self.images_dropped = 0
         self.pid = os.getpid()
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.images: list[bytes] = []
@@ -190,7 +200,12 @@ class Kernel:
         os.dup2(self.write_fd, 2)
         sys.stdout = self._text_stream(1)
         sys.stderr = self._text_stream(2)
-        self.pump = OutputPump(read_fd, channel, max_output_chars)
+        self.pump = OutputPump(
+            read_fd,
+            channel,
+            int(config.get("max_output_chars", 20000)),
+            int(config.get("max_frames", 20000)),
+        )
         self.pump.start()
 
     @staticmethod
@@ -223,7 +238,11 @@ class Kernel:
             for number in plt.get_fignums():
                 buffer = io.BytesIO()
                 plt.figure(number).savefig(buffer, format="png")
-                self.images.append(buffer.getvalue())
+                png = buffer.getvalue()
+                if len(self.images) < self.max_images and len(png) <= self.max_file_bytes:
+                    self.images.append(png)
+                else:
+                    self.images_dropped += 1
             plt.close("all")
 
         plt.show = show
@@ -306,9 +325,49 @@ class Kernel:
                 return
             time.sleep(0.005)
 
+    def outputs(
+        self, before: dict[str, tuple[int, int]]
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, int, str]]]:
+        """The changed files to send, and those the server's limits leave out (with why)."""
+        send: list[tuple[str, int]] = []
+        left: list[tuple[str, int, str]] = []
+        for name, meta in sorted(self.snapshot().items()):
+            if before.get(name) == meta:
+                continue
+            size = meta[1]
+            if size > self.max_file_bytes:
+                left.append((name, size, f"larger than the {_size(self.max_file_bytes)} limit per file"))
+            elif len(send) >= self.max_files:
+                left.append((name, size, f"over the limit of {self.max_files} files per execution"))
+            else:
+                send.append((name, size))
+        return send, left
+
+    def report_not_kept(self, not_kept: list[tuple[str, int, str]]) -> None:
+        """Tell the model, in the cell's output, which outputs the user will not get."""
+        notes = []
+        if not_kept:
+            listed = "; ".join(
+                f"{name[:120]} ({_size(size)}, {why})" for name, size, why in not_kept[:10]
+            )
+            more = f"; and {len(not_kept) - 10} more" if len(not_kept) > 10 else ""
+            notes.append(
+                f"\n[Not copied out of {DATA_DIR} for the user: {listed}{more}. "
+                "They are still in the session.]\n"
+            )
+        if self.images_dropped:
+            notes.append(
+                f"\n[{self.images_dropped} figure(s) from plt.show() were not kept: at most "
+                f"{self.max_images} per execution, each at most {_size(self.max_file_bytes)}.]\n"
+            )
+        # Straight to the pipe: the cell may have replaced sys.stdout.
+        for note in notes:
+            os.write(self.write_fd, note.encode("utf-8", "backslashreplace"))
+
     def execute(self, header: dict[str, Any], blobs: list[bytes]) -> None:
         self.pump.reset()
         self.images = []
+        self.images_dropped = 0
         exc_type: str | None = None
         try:
             for name, data in zip(header.get("files", []), blobs, strict=True):
@@ -323,12 +382,9 @@ class Kernel:
         sys.stdout.flush()
         sys.stderr.flush()
         self.kill_strays()
+        changed, not_kept = self.outputs(before)
+        self.report_not_kept(not_kept)
         self.pump.sync(self.write_fd)
-        changed = [
-            (name, meta[1])
-            for name, meta in sorted(self.snapshot().items())
-            if before.get(name) != meta
-        ]
         self.channel.send(
             {
                 "op": "result",
@@ -344,6 +400,11 @@ class Kernel:
         )
 
 
+def _size(n: int) -> str:
+    mb = n / (1024 * 1024)
+    return f"{mb:.1f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
 def main() -> None:
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     channel = Channel(os.dup(0), os.dup(1))
@@ -356,7 +417,7 @@ def main() -> None:
         shutil.copytree(mpl_seed, mpl_dir, dirs_exist_ok=True)
     os.makedirs(DATA_DIR, exist_ok=True)
     os.chdir(DATA_DIR)
-    kernel = Kernel(channel, int(config.get("max_output_chars", 20000)))
+    kernel = Kernel(channel, config)
     if config.get("warm", True):
         kernel.warm_up()
     channel.send({"op": "ready", "pid": os.getpid()})

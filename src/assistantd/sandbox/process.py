@@ -20,18 +20,29 @@ from assistantd.sandbox.base import (
     SandboxUnavailable,
 )
 from assistantd.sandbox.limits import SessionLimits
-from assistantd.sandbox.protocol import Frame, ProtocolError, encode, read_frame
+from assistantd.sandbox.protocol import (
+    Frame,
+    OutputLimitExceeded,
+    ProtocolError,
+    encode,
+    read_frame,
+)
 
 _STDERR_KEPT = 8192
 
 
 @dataclass(frozen=True, slots=True)
 class LaunchSpec:
-    """How to start one kernel: the full argv and, when the host runs as root, whom to run as."""
+    """How to start one kernel: the full argv and, when the host runs as root, whom to run as.
+
+    `pass_fds` are open fds the argv refers to (the seccomp filter); the launch hands them
+    to the child and closes them, whether or not the kernel started.
+    """
 
     argv: list[str]
     uid: int | None = None
     gid: int | None = None
+    pass_fds: tuple[int, ...] = ()
 
 
 class KernelProcess:
@@ -76,11 +87,15 @@ class KernelProcess:
                 env={"PATH": "/usr/bin:/bin"},
                 cwd="/",
                 start_new_session=True,
+                pass_fds=spec.pass_fds,
             )
         except OSError as exc:
             raise SandboxUnavailable(
                 f"cannot start the sandbox kernel {spec.argv[0]!r}: {exc}"
             ) from exc
+        finally:
+            for fd in spec.pass_fds:
+                os.close(fd)
         kernel = cls(proc, spec, limits)
         try:
             async with asyncio.timeout(start_timeout):
@@ -119,14 +134,18 @@ class KernelProcess:
 
     async def _read(self) -> Frame:
         assert self._proc.stdout is not None
-        # Output files are bounded by the disk quota, plus the images of plt.show().
-        limit = (self._limits.disk_mb + self._limits.memory_mb) * 1024 * 1024
-        return await read_frame(self._proc.stdout, limit)
+        return await read_frame(self._proc.stdout, self._limits.output)
 
     async def run(self, code: str, files: Sequence[InputFile]) -> AsyncIterator[ExecutionEvent]:
-        """Execute one cell, yielding `LogChunk`s and finally the `ExecutionResult`."""
+        """Execute one cell, yielding `LogChunk`s and finally the `ExecutionResult`.
+
+        What the kernel sends is counted here, not trusted: more frames or characters of
+        output than the limits allow ends the execution with an error and kills the kernel.
+        """
         assert self._proc.stdin is not None
         chunks: list[str] = []
+        chars = 0
+        frames = 0
         done = False
         try:
             self._proc.stdin.write(
@@ -141,6 +160,25 @@ class KernelProcess:
                     async with asyncio.timeout_at(_loop_deadline(deadline)):
                         await self._proc.stdin.drain()
                         frame = await self._read()
+                    frames += 1
+                    if frames > self._limits.output.max_frames:
+                        raise OutputLimitExceeded(
+                            f"more than {self._limits.output.max_frames} frames in one execution"
+                        )
+                    op = frame.header.get("op")
+                    if op == "stream":
+                        text = frame.header.get("text", "")
+                        if not isinstance(text, str):
+                            raise ProtocolError("a stream frame whose text is not a string")
+                        chars += len(text)
+                        self._check_chars(chars)
+                        if text:
+                            chunks.append(text)
+                            yield LogChunk(text)
+                        continue
+                    if op != "result":
+                        continue
+                    result = self._result(frame, chunks, chars)
                 except TimeoutError:
                     done = True
                     await self.kill()
@@ -156,43 +194,61 @@ class KernelProcess:
                 except (ProtocolError, ConnectionError) as exc:
                     done = True
                     status = await self.kill()
-                    text = f"\n[{_death_reason(status, exc)} The session was restarted: variables and files in /mnt/data are gone.]\n"
+                    if isinstance(exc, OutputLimitExceeded):
+                        reason = (
+                            f"The session sent more than the server accepts ({exc}) and was "
+                            "stopped."
+                        )
+                    else:
+                        reason = _death_reason(status, exc)
+                    text = f"\n[{reason} The session was restarted: variables and files in /mnt/data are gone.]\n"
                     yield LogChunk(text)
                     chunks.append(text)
                     yield ExecutionResult("".join(chunks), error=True, session_restarted=True)
                     return
-                op = frame.header.get("op")
-                if op == "stream":
-                    text = str(frame.header.get("text", ""))
-                    chunks.append(text)
-                    yield LogChunk(text)
-                elif op == "result":
-                    done = True
-                    result = self._result(frame, chunks)
-                    if result.logs != "".join(chunks):
-                        yield LogChunk(result.logs[len("".join(chunks)) :])
-                    yield result
-                    return
+                done = True
+                streamed = "".join(chunks)
+                if result.logs != streamed:
+                    yield LogChunk(result.logs[len(streamed) :])
+                yield result
+                return
         finally:
             if not done:
                 # The consumer stopped listening mid-cell: the kernel's state is unknown.
                 await self.kill()
 
-    def _result(self, frame: Frame, chunks: list[str]) -> ExecutionResult:
+    def _check_chars(self, chars: int) -> None:
+        if chars > self._limits.max_output_chars:
+            raise OutputLimitExceeded(
+                f"more than {self._limits.max_output_chars} characters of output in one execution"
+            )
+
+    def _result(self, frame: Frame, chunks: list[str], chars: int) -> ExecutionResult:
         header = frame.header
+        limits = self._limits.output
         logs = "".join(chunks)
         omitted = header.get("omitted", 0)
+        tail = header.get("tail", "")
+        if not isinstance(tail, str):
+            raise ProtocolError("a result frame whose tail is not a string")
+        self._check_chars(chars + len(tail))
         if isinstance(omitted, int) and omitted > 0:
             logs += f"\n[... {omitted} characters of output omitted ...]\n"
-        logs += str(header.get("tail", ""))
+        logs += tail
         n_images = header.get("images", 0)
         names = header.get("files", [])
         if (
             not isinstance(n_images, int)
             or not isinstance(names, list)
+            or n_images < 0
             or n_images + len(names) != len(frame.blobs)
         ):
             raise ProtocolError("result frame does not match its blobs")
+        if n_images > limits.max_images or len(names) > limits.max_files:
+            raise OutputLimitExceeded(
+                f"{n_images} images and {len(names)} files, over the limit of "
+                f"{limits.max_images} images and {limits.max_files} files"
+            )
         images = list(frame.blobs[:n_images])
         files: list[OutputFile] = []
         for name, data in zip(names, frame.blobs[n_images:], strict=True):
@@ -233,7 +289,11 @@ class KernelProcess:
                 os.killpg(self._proc.pid, signal.SIGKILL)
         if self._proc.stdin is not None:
             self._proc.stdin.close()
+        # wait() returns only once stdout is closed too, and a kernel that flooded it has
+        # left the reader paused (buffer full): read what is left to EOF, discarding it.
+        drain = asyncio.create_task(_discard(self._proc.stdout))
         status = await self._proc.wait()
+        await drain
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(self._stderr_task, 1)
         return status
@@ -258,6 +318,13 @@ def kill_uid_except(uid: int, spared: int) -> bool:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
     return found
+
+
+async def _discard(reader: asyncio.StreamReader | None) -> None:
+    if reader is not None:
+        with contextlib.suppress(Exception):
+            while await reader.read(1 << 16):
+                pass
 
 
 def _loop_deadline(monotonic_deadline: float) -> float:

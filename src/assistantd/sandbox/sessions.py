@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistantd.files.names import safe_filename
 from assistantd.sandbox.base import (
     CodeSandbox,
     ExecutionEvent,
@@ -34,10 +35,11 @@ class Session:
 
 
 def check_input_name(name: str) -> None:
-    """Input files land directly in /mnt/data, so only bare file names are accepted."""
-    if not name or name in {".", ".."} or "/" in name or "\0" in name:
+    """Input files land directly in /mnt/data: only names the upload rule would keep as they are."""
+    if safe_filename(name) != name:
         raise ValueError(
-            f"input file name {name!r} must be a bare file name (no '/', not '.' or '..')"
+            f"input file name {name!r} is not a safe bare file name; pass it through "
+            "assistantd.files.names.safe_filename first"
         )
 
 
