@@ -41,6 +41,7 @@ def build_server_tools(ctx: AppContext) -> dict[str, Any]:
 
     s = ctx.settings
     sandbox = ctx.extras.get("sandbox") or BubblewrapSandbox(
+        sandbox_dir=s.sandbox_dir,
         idle_seconds=s.sandbox_idle_seconds, timeout_seconds=s.sandbox_timeout_seconds,
         memory_mb=s.sandbox_memory_mb, disk_mb=s.sandbox_disk_mb, max_processes=s.sandbox_max_processes,
         pool_size=s.sandbox_pool_size,

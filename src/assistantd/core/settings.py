@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
 
     # -- code interpreter ------------------------------------------------------------------
+    sandbox_dir: Path | None = Field(
+        None,
+        description="Where scripts/install-sandbox.sh puts the sandbox's venv and kernel (root-owned, "
+        "readable by the sandbox uid); default `/opt/assistantd/sandbox`, or "
+        "`~/.local/share/assistantd/sandbox` for a user who is not root and has no root install there.",
+    )
     sandbox_idle_seconds: int = Field(3600, description="A thread's code session idle this long is discarded.")
     sandbox_timeout_seconds: float = Field(60.0, description="Wall time allowed for one code execution.")
     sandbox_memory_mb: int = Field(1024, description="Memory limit of one code session.")
