@@ -15,6 +15,8 @@ import pytest
 
 from assistantd.sandbox.bubblewrap import default_sandbox_dir
 
+from .conftest import SANDBOX_DIR
+
 REPO = Path(__file__).resolve().parents[2]
 
 # The server side, as the private checkout's own code runs it.
@@ -57,7 +59,7 @@ def private_checkout() -> Iterator[tuple[Path, Path]]:
         kernel.write_text(kernel.read_text() + f"\n# the private checkout {private}\n")
         sandbox_dir = public / "sandbox"
         sandbox_dir.mkdir()
-        (sandbox_dir / "venv").symlink_to(default_sandbox_dir() / "venv")
+        (sandbox_dir / "venv").symlink_to((SANDBOX_DIR or default_sandbox_dir()) / "venv")
         yield checkout, sandbox_dir
     finally:
         shutil.rmtree(private)

@@ -21,7 +21,7 @@ from assistantd.sandbox import BubblewrapSandbox
 from assistantd.sandbox.base import SandboxUnavailable
 from assistantd.sandbox.bubblewrap import KERNEL_PATH, KERNEL_SOURCE, kernel_name
 
-from .conftest import SECRET
+from .conftest import SANDBOX_DIR, SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -238,7 +238,7 @@ async def host_still_works(sandbox: BubblewrapSandbox) -> None:
 
 
 async def test_infinite_loop_times_out_and_next_call_is_fresh() -> None:
-    box = BubblewrapSandbox(timeout_seconds=2.0, pool_size=1)
+    box = BubblewrapSandbox(sandbox_dir=SANDBOX_DIR, timeout_seconds=2.0, pool_size=1)
     try:
         await box.start()
         await box.execute("t", "x = 1")
@@ -269,7 +269,7 @@ async def test_fork_bomb_is_contained(sandbox: BubblewrapSandbox) -> None:
 
 
 async def test_fork_bomb_that_ignores_errors_times_out() -> None:
-    box = BubblewrapSandbox(timeout_seconds=3.0, pool_size=0, max_processes=32)
+    box = BubblewrapSandbox(sandbox_dir=SANDBOX_DIR, timeout_seconds=3.0, pool_size=0, max_processes=32)
     try:
         code = (
             "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
