@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         None, description="GGUF file for the embedded llama.cpp backend; default: the bundled Gemma 3 270M."
     )
     llm_context_size: int = Field(8192, description="Context window (tokens) of the embedded model.")
+    llm_max_response_tokens: int = Field(
+        1024,
+        ge=1,
+        description="Most tokens the embedded model generates in one response (a run's "
+        "`max_completion_tokens` may lower it); a response cut there ends the run `incomplete`.",
+    )
     llm_threads: int | None = Field(None, description="CPU threads for the embedded model; default: all cores.")
 
     # -- runs ------------------------------------------------------------------------------
