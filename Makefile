@@ -23,5 +23,8 @@ bench: install
 bench-quick: install
 	$(VENV)/bin/python -m bench.run_all --quick
 
+# The sandbox (ASSISTANTD_SANDBOX_DIR, default /opt/assistantd/sandbox) lives outside the
+# checkout and may serve other checkouts, so it stays; .venv-sandbox is where it used to be.
 clean:
 	rm -rf $(VENV) .venv-sandbox data
+	@echo "make clean: kept the code_interpreter sandbox (ASSISTANTD_SANDBOX_DIR, default /opt/assistantd/sandbox); rm -rf it to remove it"

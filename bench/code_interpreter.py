@@ -20,6 +20,7 @@ import statistics
 import time
 from pathlib import Path
 
+from assistantd.core.settings import Settings
 from assistantd.sandbox import BubblewrapSandbox
 
 RESULTS = Path(__file__).with_name("results")
@@ -52,14 +53,15 @@ async def timed(box: BubblewrapSandbox, key: str) -> float:
 async def main(quick: bool) -> None:
     n_cold, n_pooled, n_warm = (3, 5, 50) if quick else (10, 20, 500)
     samples: dict[str, list[float]] = {"cold": [], "pooled": [], "warm": []}
-    cold = BubblewrapSandbox(pool_size=0)
+    sandbox_dir = Settings().sandbox_dir  # where the install put it
+    cold = BubblewrapSandbox(sandbox_dir=sandbox_dir, pool_size=0)
     try:
         for i in range(n_cold):
             samples["cold"].append(await timed(cold, f"cold-{i}"))
             await cold.reset(f"cold-{i}")
     finally:
         await cold.close()
-    pooled = BubblewrapSandbox(pool_size=2)
+    pooled = BubblewrapSandbox(sandbox_dir=sandbox_dir, pool_size=2)
     try:
         await pooled.start()
         for i in range(n_pooled):

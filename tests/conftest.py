@@ -164,6 +164,8 @@ def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
 
 def make_settings(data_dir: Path, database_url: str | None = None, **kw: Any) -> Settings:
     kw.setdefault("sandbox_pool_size", 1)  # many test servers: one warm kernel each is plenty
+    # The installed sandbox, wherever ASSISTANTD_SANDBOX_DIR (or .env) put it.
+    kw.setdefault("sandbox_dir", Settings().sandbox_dir)
     return Settings(data_dir=data_dir, database_url=database_url, _env_file=None, **kw)  # type: ignore[call-arg]
 
 

@@ -64,6 +64,31 @@ def test_v1_retrieval_tool_is_file_search(client: openai.OpenAI) -> None:
     assert a.tools[0].type == "file_search"
 
 
+def test_v1_only_endpoints_are_not_served(server: Server, client: openai.OpenAI) -> None:
+    a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}])
+    t = client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
+    m = client.beta.threads.messages.list(t.id).data[0]
+    h = {"Authorization": f"Bearer {server.keys['alpha']}", "OpenAI-Beta": "assistants=v1"}
+    for method, path in [("POST", f"/assistants/{a.id}/files"), ("GET", f"/assistants/{a.id}/files"),
+                         ("GET", f"/assistants/{a.id}/files/file-x"),
+                         ("DELETE", f"/assistants/{a.id}/files/file-x"),
+                         ("GET", f"/threads/{t.id}/messages/{m.id}/files"),
+                         ("GET", f"/threads/{t.id}/messages/{m.id}/files/file-x")]:
+        r = httpx.request(method, server.base_url + path, headers=h, json={"file_id": "file-x"})
+        assert r.status_code == 404, path
+        assert r.json()["error"]["message"] == "Invalid URL: no such endpoint.", path
+
+
+def test_v1_requests_are_answered_in_v2_shapes(server: Server) -> None:
+    h = {"Authorization": f"Bearer {server.keys['alpha']}", "OpenAI-Beta": "assistants=v1"}
+    f = httpx.post(f"{server.base_url}/files", headers=h, data={"purpose": "assistants"},
+                   files={"file": ("a.csv", b"x,y\n1,2\n")}).json()
+    a = httpx.post(f"{server.base_url}/assistants", headers=h, json={
+        "model": "m", "tools": [{"type": "code_interpreter"}], "file_ids": [f["id"]]}).json()
+    assert "file_ids" not in a
+    assert a["tool_resources"] == {"code_interpreter": {"file_ids": [f["id"]]}}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "param"),
     [

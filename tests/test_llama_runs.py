@@ -73,3 +73,27 @@ def test_bundled_model_file_is_found(tmp_path: Path) -> None:
     from assistantd.llm.llama_cpp import bundled_gguf_path
 
     assert bundled_gguf_path().stat().st_size > 100_000_000
+
+
+def test_a_run_without_a_budget_stops_at_the_response_bound(tmp_path: Path) -> None:
+    """A base model asked for something long may never end its turn; one response stops at
+    ASSISTANTD_LLM_MAX_RESPONSE_TOKENS and the run ends as the contract's length stop."""
+    settings = make_settings(tmp_path, llm_context_size=2048, llm_max_response_tokens=24)
+    srv, stop = start_server(settings, model_router=build_model_router(settings))
+    try:
+        with srv.client() as client:
+            a = client.beta.assistants.create(model="gemma", instructions="Write at great length.")
+            t = client.beta.threads.create(messages=[
+                {"role": "user", "content": "Tell me a very long story about a dragon, in ten chapters."}])
+            run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id,
+                                                           temperature=0)
+            assert run.status == "incomplete", run.last_error
+            assert run.incomplete_details is not None
+            assert run.incomplete_details.reason == "max_completion_tokens"
+            assert run.usage is not None and run.usage.completion_tokens == 24
+            msg = client.beta.threads.messages.list(t.id).data[0]
+            assert msg.status == "incomplete" and msg.incomplete_details is not None
+            assert msg.incomplete_details.reason == "max_tokens"
+            assert msg.content[0].text.value.strip()
+    finally:
+        stop()

@@ -45,6 +45,7 @@ def build_server_tools(ctx: AppContext) -> dict[str, Any]:
                           max_images=s.sandbox_max_images, max_files=s.sandbox_max_output_files,
                           max_file_bytes=s.sandbox_max_output_file_mb * 1024 * 1024)
     sandbox = ctx.extras.get("sandbox") or BubblewrapSandbox(
+        sandbox_dir=s.sandbox_dir,
         idle_seconds=s.sandbox_idle_seconds, timeout_seconds=s.sandbox_timeout_seconds,
         memory_mb=s.sandbox_memory_mb, disk_mb=s.sandbox_disk_mb, max_processes=s.sandbox_max_processes,
         pool_size=s.sandbox_pool_size, max_output_chars=s.sandbox_max_output_chars, output_limits=output,

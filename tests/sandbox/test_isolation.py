@@ -21,9 +21,9 @@ import pytest
 
 from assistantd.sandbox import BubblewrapSandbox
 from assistantd.sandbox.base import SandboxUnavailable
-from assistantd.sandbox.bubblewrap import KERNEL_PATH
+from assistantd.sandbox.bubblewrap import KERNEL_PATH, KERNEL_SOURCE, kernel_name
 
-from .conftest import SECRET
+from .conftest import SANDBOX_DIR, SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -240,7 +240,7 @@ async def host_still_works(sandbox: BubblewrapSandbox) -> None:
 
 
 async def test_infinite_loop_times_out_and_next_call_is_fresh() -> None:
-    box = BubblewrapSandbox(timeout_seconds=2.0, pool_size=1)
+    box = BubblewrapSandbox(sandbox_dir=SANDBOX_DIR, timeout_seconds=2.0, pool_size=1)
     try:
         await box.start()
         await box.execute("t", "x = 1")
@@ -271,7 +271,7 @@ async def test_fork_bomb_is_contained(sandbox: BubblewrapSandbox) -> None:
 
 
 async def test_fork_bomb_that_ignores_errors_times_out() -> None:
-    box = BubblewrapSandbox(timeout_seconds=3.0, pool_size=0, max_processes=32)
+    box = BubblewrapSandbox(sandbox_dir=SANDBOX_DIR, timeout_seconds=3.0, pool_size=0, max_processes=32)
     try:
         code = (
             "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
@@ -336,29 +336,34 @@ with open('/mnt/data/fill.bin', 'wb') as f:
 
 
 @pytest.fixture
-def closed_venv() -> Iterator[tuple[Path, Path]]:
-    """(a directory closed to other users, a venv inside it). Not under tmp_path: pytest's
-    own base directory is closed to other users too."""
+def closed_sandbox_dir() -> Iterator[tuple[Path, Path]]:
+    """(a directory closed to other users, a sandbox dir inside it). Not under tmp_path:
+    pytest's own base directory is closed to other users too."""
     base = Path(tempfile.mkdtemp(dir="/tmp"))
     try:
         base.chmod(0o755)
         closed = base / "private"
-        python = closed / "venv" / "bin" / "python"
+        sandbox_dir = closed / "sandbox"
+        python = sandbox_dir / "venv" / "bin" / "python"
         python.parent.mkdir(parents=True)
         python.symlink_to(sys.executable)
+        shutil.copy(KERNEL_SOURCE, sandbox_dir / kernel_name())
         closed.chmod(0o700)
-        yield closed, closed / "venv"
+        yield closed, sandbox_dir
     finally:
         shutil.rmtree(base)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root server drops to the sandbox uid")
-async def test_a_venv_behind_a_closed_directory_is_refused_with_the_fix(closed_venv: tuple[Path, Path]) -> None:
-    closed, venv = closed_venv
-    box = BubblewrapSandbox(venv=venv, pool_size=0)
+async def test_a_sandbox_dir_behind_a_closed_directory_is_refused_with_the_fix(
+    closed_sandbox_dir: tuple[Path, Path],
+) -> None:
+    closed, sandbox_dir = closed_sandbox_dir
+    box = BubblewrapSandbox(sandbox_dir=sandbox_dir, pool_size=0)
     with pytest.raises(SandboxUnavailable) as raised:
         await box.execute("t", "1")
     assert f"{closed} is closed to other users (mode 700)" in str(raised.value)
+    assert "ASSISTANTD_SANDBOX_DIR" in str(raised.value)
     assert f"chmod o+x {closed}" in str(raised.value)
     await box.close()
 
@@ -477,3 +482,11 @@ print(json.dumps({"sum": int(df["a"].sum()), "inv": float(np.linalg.inv(np.eye(3
 """
     out = await run_json(sandbox, "t", code)
     assert out == {"sum": 499500, "inv": 3.0, "echo": "hi\n", "fork": 7}
+
+
+async def test_a_sandbox_dir_without_an_install_says_how_to_install(tmp_path: Path) -> None:
+    box = BubblewrapSandbox(sandbox_dir=tmp_path / "none", pool_size=0)
+    with pytest.raises(SandboxUnavailable) as raised:
+        await box.execute("t", "1")
+    assert f"run scripts/install-sandbox.sh {tmp_path / 'none'}" in str(raised.value)
+    await box.close()

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         None, description="GGUF file for the embedded llama.cpp backend; default: the bundled Gemma 3 270M."
     )
     llm_context_size: int = Field(8192, description="Context window (tokens) of the embedded model.")
+    llm_max_response_tokens: int = Field(
+        1024,
+        ge=1,
+        description="Most tokens the embedded model generates in one response (a run's "
+        "`max_completion_tokens` may lower it); a response cut there ends the run `incomplete`.",
+    )
     llm_threads: int | None = Field(None, description="CPU threads for the embedded model; default: all cores.")
 
     # -- runs ------------------------------------------------------------------------------
@@ -103,6 +109,12 @@ class Settings(BaseSettings):
     )
 
     # -- code interpreter ------------------------------------------------------------------
+    sandbox_dir: Path | None = Field(
+        None,
+        description="Where scripts/install-sandbox.sh puts the sandbox's venv and kernel (root-owned, "
+        "readable by the sandbox uid); default `/opt/assistantd/sandbox`, or "
+        "`~/.local/share/assistantd/sandbox` for a user who is not root and has no root install there.",
+    )
     sandbox_idle_seconds: int = Field(3600, description="A thread's code session idle this long is discarded.")
     sandbox_timeout_seconds: float = Field(60.0, description="Wall time allowed for one code execution.")
     sandbox_memory_mb: int = Field(1024, description="Memory limit of one code session.")

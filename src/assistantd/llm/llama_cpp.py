@@ -105,6 +105,10 @@ class LlamaCppBackend(ModelBackend):
     `max_tool_calls` bounds the calls of one response when `parallel_tool_calls` is on. It
     defaults to 1: asked whether it wants another call, a small model tends to repeat the
     same call until the bound; raise it for a model that makes real parallel calls.
+
+    `max_response_tokens` bounds the tokens of one response (a request's `max_tokens` may
+    lower it): a base model may otherwise never say it is done, and fill the whole context
+    at a few tokens a second. A response cut there finishes with reason `length`.
     """
 
     def __init__(
@@ -114,8 +118,10 @@ class LlamaCppBackend(ModelBackend):
         n_threads: int | None = None,
         *,
         max_tool_calls: int = 1,
+        max_response_tokens: int = 1024,
     ) -> None:
         self.max_tool_calls = max(1, max_tool_calls)
+        self.max_response_tokens = max(1, max_response_tokens)
         self.gguf_path = Path(gguf_path).expanduser() if gguf_path else None
         self.context_window = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -277,7 +283,7 @@ class LlamaCppBackend(ModelBackend):
                 f"the prompt is {len(job.prompt)} tokens but the model's context window is "
                 f"{self.context_window}; shorten the thread or set a truncation strategy"
             )
-        job.budget = min(room, request.max_tokens) if request.max_tokens else room
+        job.budget = min(room, request.max_tokens or room, self.max_response_tokens)
 
         calls = 0
         if forced:

@@ -58,6 +58,7 @@ class LlamaModelEntry(_Entry):
     )
     n_ctx: int | None = None
     n_threads: int | None = None
+    max_response_tokens: int | None = Field(None, ge=1)
 
 
 ModelEntry = Annotated[OpenAIModelEntry | LlamaModelEntry, Field(discriminator="backend")]
@@ -151,15 +152,18 @@ def _openai_route(
     return _Route(backend_key=key, factory=build, model=model)
 
 
-def _llama_route(gguf_path: Path | None, n_ctx: int, n_threads: int | None) -> _Route:
+def _llama_route(
+    gguf_path: Path | None, n_ctx: int, n_threads: int | None, max_response_tokens: int
+) -> _Route:
     def build() -> ModelBackend:
         # Imported here: llama-cpp-python is an optional extra, loaded only when used.
         from .llama_cpp import LlamaCppBackend
 
-        return LlamaCppBackend(gguf_path, n_ctx, n_threads)
+        return LlamaCppBackend(gguf_path, n_ctx, n_threads, max_response_tokens=max_response_tokens)
 
     resolved = gguf_path.expanduser().resolve() if gguf_path else None
-    return _Route(backend_key=("llama", resolved, n_ctx, n_threads), factory=build, model=None)
+    key = ("llama", resolved, n_ctx, n_threads, max_response_tokens)
+    return _Route(backend_key=key, factory=build, model=None)
 
 
 def _route_for_entry(
@@ -170,6 +174,7 @@ def _route_for_entry(
             entry.gguf_path or settings.llm_gguf_path,
             entry.n_ctx or settings.llm_context_size,
             entry.n_threads or settings.llm_threads,
+            entry.max_response_tokens or settings.llm_max_response_tokens,
         )
     api_key = entry.api_key
     if entry.api_key_env:
@@ -212,7 +217,8 @@ def build_model_router(settings: Settings) -> ModelRouter:
             name: _route_for_entry(name, entry, settings, path) for name, entry in models.items()
         }
         return ConfiguredModelRouter(routes, source=f"the models file {path}")
-    route = _llama_route(settings.llm_gguf_path, settings.llm_context_size, settings.llm_threads)
+    route = _llama_route(settings.llm_gguf_path, settings.llm_context_size, settings.llm_threads,
+                         settings.llm_max_response_tokens)
     return ConfiguredModelRouter({DEFAULT_MODEL_KEY: route}, source="the embedded model")
 
 

@@ -342,8 +342,10 @@ class RunEngine:
                 await self._close_message(ex, "completed", usage_dict(0, 0))
             return await self._tool_calls_done(ex, calls, step_usage)
 
-        out_of_tokens = finished.reason == "length" and (
-            run.get("max_completion_tokens") and run["_usage"][1] >= run["max_completion_tokens"])
+        # Cut off by a token limit: the run's budget, or the backend's own bound on one
+        # response (the embedded model's ASSISTANTD_LLM_MAX_RESPONSE_TOKENS, an upstream's
+        # output limit). Either way the answer is unfinished: the contract's length stop.
+        out_of_tokens = finished.reason == "length"
         if ex.message is None:
             await self._open_message(ex)  # the model said nothing: still one (empty) message
         # `_end` closes the message, in the same transaction as the run.

@@ -13,7 +13,7 @@ Per kernel:
   before it runs the kernel;
 - rlimits set by `prlimit` before bwrap starts, inherited by everything inside (address
   space, processes, CPU seconds, file size, no core dumps);
-- a filesystem of its own: /usr and the sandbox venv read-only, kernel.py read-only, a
+- a filesystem of its own: /usr and the sandbox venv read-only, the kernel read-only, a
   fresh /proc and minimal /dev, and one size-limited tmpfs at /mnt holding /mnt/data and
   /tmp (a symlink to /mnt/tmp), which is the session's disk quota. The server's data dir,
   config, repo and other sessions' files are simply not in that mount namespace;
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import re
@@ -57,9 +58,26 @@ UID_LOCK_DIR = Path("/run/assistantd-sandbox")
 VENV_MOUNT = "/opt/venv"
 
 
-def default_venv() -> Path:
-    """`<repo>/.venv-sandbox`, where scripts/install-sandbox.sh puts the sandbox Python."""
-    return Path(__file__).resolve().parents[3] / ".venv-sandbox"
+# Where scripts/install-sandbox.sh installs the sandbox (`venv/` and `kernel-<hash>.py`) by
+# default: outside any checkout, owned by root and readable by the dropped sandbox uid wherever
+# the checkout lives (ASSISTANTD_SANDBOX_DIR chooses another place).
+SYSTEM_SANDBOX_DIR = Path("/opt/assistantd/sandbox")
+
+
+@functools.cache
+def kernel_name() -> str:
+    """The installed kernel's file name: one per version of kernel.py, so checkouts of
+    different versions can share one sandbox dir."""
+    return f"kernel-{hashlib.sha256(KERNEL_SOURCE.read_bytes()).hexdigest()[:16]}.py"
+
+
+def default_sandbox_dir() -> Path:
+    """SYSTEM_SANDBOX_DIR, or for a user who is not root and finds no root install of this
+    kernel there, `~/.local/share/assistantd/sandbox` (the rule scripts/install-sandbox.sh
+    follows too)."""
+    if os.geteuid() == 0 or (SYSTEM_SANDBOX_DIR / kernel_name()).is_file():
+        return SYSTEM_SANDBOX_DIR
+    return Path.home() / ".local" / "share" / "assistantd" / "sandbox"
 
 
 @functools.cache
@@ -88,7 +106,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
     def __init__(
         self,
         *,
-        venv: Path | None = None,
+        sandbox_dir: Path | None = None,
         idle_seconds: float = 3600,
         timeout_seconds: float = 60.0,
         memory_mb: int = 1024,
@@ -115,7 +133,9 @@ class BubblewrapSandbox(PooledKernelSandbox):
             idle_seconds=idle_seconds,
             pool_size=pool_size,
         )
-        self.venv = (venv or default_venv()).absolute()
+        self.sandbox_dir = (sandbox_dir or default_sandbox_dir()).absolute()
+        self.venv = self.sandbox_dir / "venv"
+        self.kernel = self.sandbox_dir / kernel_name()
         self._python = self.venv / "bin" / "python"
         self._bwrap = bwrap or shutil.which("bwrap")
         self._prlimit = shutil.which("prlimit")
@@ -133,18 +153,21 @@ class BubblewrapSandbox(PooledKernelSandbox):
             raise SandboxUnavailable(
                 "bubblewrap (bwrap) or prlimit is not installed; run scripts/install-sandbox.sh"
             )
-        if not os.access(self._python, os.X_OK):
+        if not os.access(self._python, os.X_OK) or not self.kernel.is_file():
+            missing = self.kernel if os.access(self._python, os.X_OK) else self._python
             raise SandboxUnavailable(
-                f"the sandbox Python {self._python} does not exist; run scripts/install-sandbox.sh {self.venv}"
+                f"the sandbox is not installed at {self.sandbox_dir} ({missing} does not exist); "
+                f"run scripts/install-sandbox.sh {self.sandbox_dir}"
             )
         if self._drop_privileges:
-            for path in (self.venv, KERNEL_SOURCE):
+            for path in (self.venv, self.kernel):
                 closed = unsearchable_dir(path)
                 if closed is not None:
                     raise SandboxUnavailable(
                         f"the sandbox user cannot reach {path}: {closed} is closed to other users "
-                        f"(mode {closed.stat().st_mode & 0o777:o}); keep the checkout and "
-                        f"{self.venv.name} under directories others may enter, or `chmod o+x {closed}`"
+                        f"(mode {closed.stat().st_mode & 0o777:o}); set ASSISTANTD_SANDBOX_DIR to a "
+                        f"directory every user may enter (default {SYSTEM_SANDBOX_DIR}), "
+                        f"or `chmod o+x {closed}`"
                     )
 
     def _launch_spec(self) -> LaunchSpec:
@@ -201,7 +224,7 @@ class BubblewrapSandbox(PooledKernelSandbox):
             "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
             "--ro-bind-try", "/etc/localtime", "/etc/localtime",
             "--ro-bind", str(self.venv), venv,
-            "--ro-bind", str(KERNEL_SOURCE), KERNEL_PATH,
+            "--ro-bind", str(self.kernel), KERNEL_PATH,
             "--proc", "/proc",
             "--dev", "/dev",
             "--size", str(self.limits.disk_mb * 1024 * 1024),
