@@ -83,6 +83,10 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
     param = format_loc(err.get("loc", ()), body)
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
+    if param is None and kind != "json_invalid" and (kind == "missing" or kind in _TYPE_NAMES):
+        # The body itself is wrong (`null`, an array, a string): there is no parameter to name.
+        got = _json_kind(err.get("input")) if kind != "missing" else "null"
+        return f"Invalid type for the request body: expected an object, but got {got} instead.", None
     if kind == "json_invalid":
         return (
             "We could not parse the JSON body of your request. (HINT: This likely means you "
@@ -134,7 +138,8 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
             f"Invalid value: {ctx.get('tag')!r}. Supported values are: {ctx.get('expected_tags')}.",
             f"{param}.type" if param else "type",
         )
-    return f"Invalid '{param}': {err.get('msg')}.", param
+    where = f"'{param}'" if param else "request body"
+    return f"Invalid {where}: {err.get('msg')}.", param
 
 
 def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
