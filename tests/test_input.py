@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import time
 from typing import Any
 
 import httpx
@@ -200,3 +202,121 @@ def test_null_values_are_shown_as_json(server: Server, objects: dict[str, str], 
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["param"] == param and "'None'" not in err["message"] and "False" not in err["message"], err
+
+
+# -- size limits, malformed uploads ----------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/threads/{t}/messages", {"role": "user", "content": "x" * 256_001}, "content"),
+    ("/threads/{t}/messages", {"role": "user", "content": [{"type": "text", "text": "x" * 256_001}]},
+     "content[0].text"),
+    ("/threads", {"messages": [{"role": "user", "content": "x" * 256_001}]}, "messages[0].content"),
+    ("/threads/runs", {"assistant_id": "{a}", "thread": {"messages": [
+        {"role": "user", "content": "é" * 256_001}]}}, "thread.messages[0].content"),
+    ("/threads/{t}/runs", {"assistant_id": "{a}", "additional_messages": [
+        {"role": "user", "content": "x" * 256_001}]}, "additional_messages[0].content"),
+    ("/assistants", {"model": "m", "instructions": "i" * 256_001}, "instructions"),
+    ("/assistants/{a}", {"name": "n" * 257}, "name"),
+    ("/assistants/{a}", {"description": "d" * 513}, "description"),
+    ("/assistants/{a}", {"tools": [{"type": "code_interpreter"}] * 129}, "tools"),
+    ("/vector_stores", {"name": "n" * 257}, "name"),
+    ("/vector_stores", {"description": "d" * 513}, "description"),
+    ("/assistants", {"model": "m", "tool_resources": "abc"}, "tool_resources"),
+    ("/assistants", {"model": "m", "tool_resources": []}, "tool_resources"),
+    ("/assistants/{a}", {"tool_resources": 3}, "tool_resources"),
+    ("/assistants/{a}", {"tool_resources": {"code_interpreter": "x"}}, "tool_resources.code_interpreter"),
+    ("/assistants/{a}", {"tool_resources": {"code_interpreter": {"file_ids": "file-x"}}},
+     "tool_resources.code_interpreter.file_ids"),
+    ("/threads", {"tool_resources": ["x"]}, "tool_resources"),
+    ("/threads/{t}", {"tool_resources": "x"}, "tool_resources"),
+    ("/threads/{t}", {"tool_resources": {"file_search": []}}, "tool_resources.file_search"),
+    ("/threads/runs", {"assistant_id": "{a}", "tool_resources": True}, "tool_resources"),
+    ("/threads/runs", {"assistant_id": "{a}", "thread": {"tool_resources": "x"}}, "thread.tool_resources"),
+])
+def test_limits_and_types_are_a_400_naming_the_parameter(
+        server: Server, objects: dict[str, str], path: str, body: dict[str, Any], param: str) -> None:
+    ids = {"a": objects["assistant_id"], "t": objects["thread_id"]}
+    body = json.loads(json.dumps(body).replace('"{a}"', f'"{ids["a"]}"'))
+    messages = _raw(server, f"/threads/{ids['t']}/messages?limit=100", b"", "GET").json()["data"]
+    r = _raw(server, path.format(**ids), body)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == param, err
+    if "too long" in err["message"]:
+        assert "maximum length" in err["message"] and f"Invalid '{param}'" in err["message"], err
+    assert _raw(server, f"/threads/{ids['t']}/messages?limit=100", b"", "GET").json()["data"] == messages
+
+
+def test_content_at_the_limit_is_accepted(server: Server, objects: dict[str, str]) -> None:
+    t = objects["thread_id"]
+    r = _raw(server, f"/threads/{t}/messages", {"role": "user", "content": "x" * 256_000})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["content"][0]["text"]["value"]) == 256_000
+    r = _raw(server, f"/threads/{t}/messages", {"role": "user", "content": [{"type": "text", "text": "é" * 256_000}]})
+    assert r.status_code == 200, r.text
+
+
+def test_a_body_past_the_limit_is_413(server: Server) -> None:
+    limit = server.settings.max_json_body_bytes
+    before = _raw(server, "/assistants?limit=100", b"", "GET").json()["data"]
+    big = json.dumps({"model": "m", "pad": "x" * limit}).encode()
+    for body in (big, iter([big[:1000], big[1000:]])):  # with a content-length, and chunked
+        r = httpx.post(f"{server.base_url}/assistants", content=body,
+                       headers=_headers(server, **{"Content-Type": "application/json"}))
+        assert r.status_code == 413, r.text
+        err = r.json()["error"]
+        assert err["type"] == "invalid_request_error" and "ASSISTANTD_MAX_JSON_BODY_BYTES" in err["message"]
+    assert _raw(server, "/assistants?limit=100", b"", "GET").json()["data"] == before
+    # Under the limit, unknown fields are ignored as always.
+    fits = _raw(server, "/assistants", {"model": "m", "pad": "x" * (limit - 100)})
+    assert fits.status_code == 200, fits.text[:300]
+
+
+def _multipart(boundary: str, content: bytes) -> bytes:
+    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nassistants\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+            "Content-Type: text/plain\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+
+
+def _stored_files(server: Server) -> tuple[list[str], set[str]]:
+    from assistantd.files.storage import project_dir
+
+    listed = [f["id"] for f in _raw(server, "/files", b"", "GET").json()["data"]]
+    directory = project_dir(server.settings.data_dir, "alpha")
+    return listed, {p.name for p in directory.rglob("*")} if directory.exists() else set()
+
+
+@pytest.mark.parametrize("cut", ["in the data", "before the closing boundary", "after a boundary",
+                                 "in the part headers", "in the first boundary", "no boundary at all"])
+def test_a_truncated_upload_stores_nothing(server: Server, cut: str) -> None:
+    whole = _multipart("XyZ", b"hello world, a file of some length")
+    body = {
+        "in the data": whole[: whole.index(b"hello") + 3],
+        "before the closing boundary": whole[: whole.rindex(b"\r\n--XyZ--")],
+        "after a boundary": whole[: whole.rindex(b"--XyZ--") + 5] + b"\r\n",
+        "in the part headers": whole[: whole.index(b"filename=") + 4],
+        "in the first boundary": whole[:4],
+        "no boundary at all": b"hello world",
+    }[cut]
+    before = _stored_files(server)
+    r = httpx.post(f"{server.base_url}/files", content=body, headers=_headers(
+        server, **{"Content-Type": "multipart/form-data; boundary=XyZ"}))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert _stored_files(server) == before
+    # The whole body is a file.
+    r = httpx.post(f"{server.base_url}/files", content=whole, headers=_headers(
+        server, **{"Content-Type": "multipart/form-data; boundary=XyZ"}))
+    assert r.status_code == 200 and r.json()["bytes"] == len(b"hello world, a file of some length")
+
+
+def test_an_upload_cut_by_the_client_stores_nothing(server: Server) -> None:
+    whole = _multipart("XyZ", b"x" * 100_000)
+    before = _stored_files(server)
+    host, port = server.base_url.removeprefix("http://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall((f"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.keys['alpha']}\r\n"
+                   "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+                   f"Content-Length: {len(whole)}\r\n\r\n").encode() + whole[:50_000])
+    time.sleep(0.5)  # the server sees the disconnect and cleans up
+    assert _stored_files(server) == before

@@ -150,7 +150,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
         openapi_url="/openapi.json",
     )
     install_handlers(app)
-    app.add_middleware(RequestGuard)  # inside RequestIdMiddleware: its errors carry the id too
+    # Inside RequestIdMiddleware, so that its errors carry the id too. The upload streams its
+    # multipart body to disk itself, bounded by ASSISTANTD_MAX_UPLOAD_BYTES.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_json_body_bytes,
+                       streamed_paths=("/v1/files",))
     app.add_middleware(RequestIdMiddleware)
 
     from assistantd.assistants.router import router as assistants

@@ -54,7 +54,8 @@ def format_loc(loc: Sequence[str | int], body: Any = None) -> str | None:
         nxt = parts[i + 1] if i + 1 < len(parts) else None
         if isinstance(node, dict) and node.get("type") == p and (not is_key or nxt == p):
             continue  # a tagged union's tag, placed before the real keys
-        if not is_key and ("[" in p or p in _BRANCH_LABELS or p[:1].isupper()):
+        if not is_key and ("[" in p or p in _BRANCH_LABELS or p[:1].isupper()
+                           or p.startswith("constrained-")):
             continue  # a union branch's label, not a parameter
         out += ("." if out else "") + p
         node = node.get(p) if isinstance(node, dict) else None

@@ -2,6 +2,7 @@
 
 `RequestGuard` sits in front of the routers (ASGI middleware):
 
+- a POST body is read into memory only up to `ASSISTANTD_MAX_JSON_BODY_BYTES` (413 past it);
 - a POST with no body at all is read as `{}` (the Node SDK sends no body for
   `vectorStores.create()` without arguments), so it is accepted exactly where `{}` is and
   otherwise the 400 names the real missing field;
@@ -20,17 +21,16 @@ import functools
 import json
 import math
 import re
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistantd.core.errors import InvalidRequest
+from assistantd.core.errors import InvalidRequest, PayloadTooLarge
 from assistantd.core.handlers import error_response, json_invalid_message
 from assistantd.core.schemas import MAX_JSON_DEPTH
-
-_FORM_TYPES = (b"multipart/form-data", b"application/x-www-form-urlencoded")
 
 #: Deepest nesting of a whole request body. The free-form values in it (a function's
 #: `parameters`, a response format's `schema`) are held to `MAX_JSON_DEPTH` by their
@@ -174,10 +174,17 @@ def _check_url(scope: Scope) -> InvalidRequest | None:
 
 
 class RequestGuard:
-    """ASGI middleware: normalizes and checks request input (see the module docstring)."""
+    """ASGI middleware: bounds, normalizes and checks request input (see the module docstring).
 
-    def __init__(self, app: ASGIApp) -> None:
+    `max_body_bytes` bounds every POST body read into memory (413 past it); the POST routes
+    in `streamed_paths` (the file upload) stream their body themselves, with their own limit.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int,
+                 streamed_paths: Collection[str] = ()) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.streamed_paths = frozenset(streamed_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -186,25 +193,28 @@ class RequestGuard:
         if (bad := _check_url(scope)) is not None:
             await error_response(bad)(scope, receive, send)
             return
-        if scope["method"] != "POST":
+        if scope["method"] != "POST" or scope["path"] in self.streamed_paths:
             await self.app(scope, receive, send)
             return
         content_type = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.split(b";", 1)[0].strip().lower()
-        if content_type in _FORM_TYPES:
-            await self.app(scope, receive, send)
-            return
 
         chunks: list[bytes] = []
+        size = 0
         disconnect: Message | None = None
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 disconnect = message  # the client left mid-body: the app sees it as it would
                 break
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(scope, receive, send, message)
+                return
+            chunks.append(chunk)
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
@@ -234,3 +244,13 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, message: Message) -> None:
+        """Answer 413; the rest of the body is read and dropped, so the client reads the answer
+        instead of a reset connection (the body timeout bounds a client that never ends)."""
+        while message.get("more_body") and message["type"] == "http.request":
+            message = await receive()
+        err = PayloadTooLarge(
+            f"Request body too large: the body exceeds the server's limit of {self.max_body_bytes} "
+            "bytes (ASSISTANTD_MAX_JSON_BODY_BYTES).")
+        await error_response(err)(scope, receive, send)

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
 
     # -- files and retrieval ---------------------------------------------------------------
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest file accepted by `POST /v1/files`.")
+    max_json_body_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest request body of every other POST (a JSON body); 413 past it."
+    )
     embedding_base_url: str | None = Field(
         None, description="OpenAI-compatible `/v1/embeddings` endpoint; unset = bundled all-MiniLM-L6-v2 on CPU."
     )
