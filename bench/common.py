@@ -239,6 +239,8 @@ class Server:
         env.update({
             "ASSISTANTD_DATA_DIR": self._dir,
             "ASSISTANTD_API_KEYS": API_KEY,
+            # Every benchmark client is one loopback address (1,000 open streams and more).
+            "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT": "0",
             **self.extra_env,
         })
         if self.llm_base_url:

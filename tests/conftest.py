@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 
 from assistantd.app import create_app
+from assistantd.core.server import uvicorn_options
 from assistantd.core.settings import Settings
 from assistantd.llm.base import ChatRequest, ModelBackend, ModelRouter
 from assistantd.llm.scripted import ScriptedBackend, text_turn
@@ -144,7 +145,8 @@ def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
     models = overrides.setdefault("model_router", SwitchRouter())
     app = create_app(settings, **overrides)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                            **uvicorn_options(settings))  # as `assistantd serve` runs it
     userver = uvicorn.Server(config)
     thread = threading.Thread(target=userver.run, daemon=True)
     thread.start()

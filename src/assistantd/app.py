@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
 from assistantd.core.http import JSONResponse, RequestIdMiddleware
+from assistantd.core.request_guard import RequestGuard
 from assistantd.core.settings import Settings
 from assistantd.migrations import upgrade
 from assistantd.runs.runtime import RunRuntime
@@ -158,6 +159,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
         openapi_url="/openapi.json",
     )
     install_handlers(app)
+    # Inside RequestIdMiddleware, so that its errors carry the id too. The upload streams its
+    # multipart body to disk itself, bounded by ASSISTANTD_MAX_UPLOAD_BYTES.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_json_body_bytes,
+                       streamed_paths=("/v1/files",))
     app.add_middleware(RequestIdMiddleware)
 
     from assistantd.assistants.router import router as assistants

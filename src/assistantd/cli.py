@@ -36,6 +36,8 @@ def _migrate(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from assistantd.core.server import uvicorn_options
+
     _migrate(settings)
     uvicorn.run(
         "assistantd.app:serve_app",
@@ -46,6 +48,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=args.log_level,
         # Streams must not be cut when the server stops: give runs time to reach a step end.
         timeout_graceful_shutdown=10,
+        # Header and body timeouts, connections per address (each worker process counts its own).
+        **uvicorn_options(settings),
     )
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -53,7 +54,8 @@ def format_loc(loc: Sequence[str | int], body: Any = None) -> str | None:
         nxt = parts[i + 1] if i + 1 < len(parts) else None
         if isinstance(node, dict) and node.get("type") == p and (not is_key or nxt == p):
             continue  # a tagged union's tag, placed before the real keys
-        if not is_key and ("[" in p or p in _BRANCH_LABELS or p[:1].isupper()):
+        if not is_key and ("[" in p or p in _BRANCH_LABELS or p[:1].isupper()
+                           or p.startswith("constrained-")):
             continue  # a union branch's label, not a parameter
         out += ("." if out else "") + p
         node = node.get(p) if isinstance(node, dict) else None
@@ -78,18 +80,38 @@ def _json_kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _literal(value: Any) -> str:
+    """A value as the client wrote it: `'text'`, `null`, `true`, `3`, `[1, 2]`."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None or isinstance(value, bool | int | float | list | dict):
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
+
+
+def json_invalid_message(detail: str = "") -> str:
+    """OpenAI's words for a body that is not JSON; `detail` says what the parser found."""
+    return ("We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            f"but what was sent was not valid JSON. {detail}".rstrip() + ")")
+
+
 def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str | None]:
     """One pydantic error → (OpenAI-style message, param)."""
     param = format_loc(err.get("loc", ()), body)
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
+    if param is None and kind != "json_invalid" and (kind == "missing" or kind in _TYPE_NAMES):
+        # The body itself is wrong (`null`, an array, a string): there is no parameter to name.
+        got = _json_kind(err.get("input")) if kind != "missing" else "null"
+        return f"Invalid type for the request body: expected an object, but got {got} instead.", None
     if kind == "json_invalid":
-        return (
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-            f"but what was sent was not valid JSON. {ctx.get('error', '')})".rstrip(),
-            None,
-        )
+        return json_invalid_message(str(ctx.get("error", ""))), None
+    if kind == "json_too_deep":
+        return f"Invalid '{param}': {err.get('msg')}.", param
     if kind == "missing":
         return f"Missing required parameter: '{param}'.", param
     if kind == "value_error":
@@ -103,7 +125,7 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
         )
     if kind in ("literal_error", "enum"):
         return (
-            f"Invalid value: {err.get('input')!r}. Supported values are: {ctx.get('expected')}.",
+            f"Invalid value: {_literal(err.get('input'))}. Supported values are: {ctx.get('expected')}.",
             param,
         )
     if kind in ("string_too_long", "too_long"):
@@ -130,11 +152,14 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
     if kind == "extra_forbidden":
         return f"Unrecognized request argument supplied: {param}", param
     if kind == "union_tag_invalid":
+        given = err.get("input")
+        tag = given.get("type") if isinstance(given, dict) else ctx.get("tag")
         return (
-            f"Invalid value: {ctx.get('tag')!r}. Supported values are: {ctx.get('expected_tags')}.",
+            f"Invalid value: {_literal(tag)}. Supported values are: {ctx.get('expected_tags')}.",
             f"{param}.type" if param else "type",
         )
-    return f"Invalid '{param}': {err.get('msg')}.", param
+    where = f"'{param}'" if param else "request body"
+    return f"Invalid {where}: {err.get('msg')}.", param
 
 
 def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -9,12 +9,39 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+#: Deepest nesting of a free-form JSON value we store (a function's `parameters`, a response
+#: format's `schema`, a chunking strategy), the value itself being level 1. Real JSON Schemas
+#: stay far below it; the bound keeps every stored object printable (orjson stops at 255).
+MAX_JSON_DEPTH = 64
 
 
 class Wire(BaseModel):
     """Base of request models: unknown fields are ignored (newer SDKs send newer fields)."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+def _check_depth(value: Any) -> Any:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    raise PydanticCustomError(
+                        "json_too_deep",
+                        "nested too deeply. Expected a JSON value at most {max_depth} levels deep",
+                        {"max_depth": MAX_JSON_DEPTH},
+                    )
+                stack.append((child, depth + 1))
+    return value
+
+
+#: A free-form JSON object we store, its nesting bounded by `MAX_JSON_DEPTH`.
+JSONObject = Annotated[dict[str, Any], AfterValidator(_check_depth)]
 
 
 def check_key_values(value: dict[str, Any] | None, param: str) -> dict[str, Any] | None:
@@ -61,7 +88,7 @@ def _check_function_name(name: str) -> str:
 class FunctionDefinition(Wire):
     name: Annotated[str, AfterValidator(_check_function_name)]
     description: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: JSONObject | None = None
     strict: bool | None = None
 
 
@@ -133,7 +160,7 @@ class VectorStoreHelper(Wire):
     """`tool_resources.file_search.vector_stores[]`: create a store for the thread/assistant."""
 
     file_ids: list[str] = Field(default_factory=list, max_length=10_000)
-    chunking_strategy: dict[str, Any] | None = None
+    chunking_strategy: JSONObject | None = None
     metadata: Metadata = None
 
 
@@ -150,7 +177,7 @@ class ToolResources(Wire):
 class JSONSchemaFormat(Wire):
     name: str = Field(max_length=64)
     description: str | None = None
-    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    schema_: JSONObject | None = Field(None, alias="schema")
     strict: bool | None = None
 
 

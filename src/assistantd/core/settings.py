@@ -36,6 +36,21 @@ class Settings(BaseSettings):
         "made with `assistantd keys create`.",
     )
 
+    # -- HTTP ------------------------------------------------------------------------------
+    http_header_timeout_seconds: float = Field(
+        10.0, description="A request's headers must arrive within this long of the connection opening "
+        "(or of the previous response ending); else the connection is closed.",
+    )
+    http_body_timeout_seconds: float = Field(
+        30.0, description="Longest pause while a request body is received; then the connection is "
+        "closed. Responses (streams, long polls) are not bounded by it.",
+    )
+    http_keep_alive_seconds: int = Field(5, description="An idle connection between requests is closed after this long.")
+    http_max_connections_per_client: int = Field(
+        256, description="Open connections allowed from one client address, per server process; past it a "
+        "new one is answered 429 and closed. 0 = no bound (behind a proxy every client has its address).",
+    )
+
     # -- model backends --------------------------------------------------------------------
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible endpoint (`http://host:8000/v1`); when set every model goes there."
@@ -100,6 +115,9 @@ class Settings(BaseSettings):
         60.0, description="Wall time allowed to parse one file (in a child process) before it fails."
     )
     ingest_parse_memory_mb: int = Field(1024, description="Address-space limit of the process parsing one file.")
+    max_json_body_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest request body of every other POST (a JSON body); 413 past it."
+    )
     embedding_base_url: str | None = Field(
         None, description="OpenAI-compatible `/v1/embeddings` endpoint; unset = bundled all-MiniLM-L6-v2 on CPU."
     )

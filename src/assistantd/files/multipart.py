@@ -48,6 +48,10 @@ class _Collector:
         self._name = ""
         self._is_file = False
         self._data = bytearray()
+        self.ended = False  # the closing boundary was seen
+
+    def on_end(self) -> None:
+        self.ended = True
 
     def on_part_begin(self) -> None:
         self._disposition, self._name, self._is_file = b"", "", False
@@ -113,6 +117,7 @@ async def receive_upload(
         "on_header_value": collector.on_header_value,
         "on_header_end": collector.on_header_end,
         "on_headers_finished": collector.on_headers_finished,
+        "on_end": collector.on_end,
     }
     parser = MultipartParser(params[b"boundary"], callbacks)
     out = ReceivedUpload()
@@ -140,6 +145,10 @@ async def receive_upload(
             parser.finalize()
         except FormParserError as exc:
             raise InvalidRequest(f"Malformed multipart body: {exc}") from None
+        if not collector.ended:
+            # python-multipart's finalize() does not check that the body is complete: a body
+            # cut short would leave a file of whatever part of it arrived.
+            raise InvalidRequest("Malformed multipart body: the body ends before its closing boundary.")
         if collector.file_seen and fh is None:
             fh = await asyncio.to_thread(part_path.open, "wb")  # an empty file is still a file
         if fh is not None:

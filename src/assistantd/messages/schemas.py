@@ -6,10 +6,13 @@ from pydantic import Field, field_validator
 
 from assistantd.core.schemas import Metadata, Wire
 
+#: OpenAI's cap on a message's text (CONTRACT §7), for a string and for each text part.
+MAX_MESSAGE_CHARS = 256_000
+
 
 class TextPart(Wire):
     type: Literal["text"]
-    text: str
+    text: str = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class ImageFile(Wire):
@@ -54,7 +57,7 @@ class Attachment(Wire):
 
 class MessageCreate(Wire):
     role: Literal["user", "assistant"]
-    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    content: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)] | Annotated[list[ContentPart], Field(min_length=1)]
     attachments: list[Attachment] | None = None
     metadata: Metadata = None
     # v1: files the message refers to; mapped to file_search attachments.

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from assistantd.core.schemas import Metadata, Wire, check_key_values
+from assistantd.core.schemas import JSONObject, Metadata, Wire, check_key_values
 
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
@@ -121,7 +121,7 @@ class SearchRequest(Wire):
     query: str | list[str]
     rewrite_query: bool = False
     max_num_results: int = Field(10, ge=1, le=50)
-    filters: dict[str, Any] | None = None
+    filters: JSONObject | None = None
     ranking_options: RankingOptions | None = None
 
     @field_validator("query")
