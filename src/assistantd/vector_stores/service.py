@@ -25,6 +25,7 @@ from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
 from assistantd.core.references import References
 from assistantd.core.resources import public
+from assistantd.core.schemas import ToolResources
 from assistantd.files import storage
 from assistantd.files.repository import FileRepository
 from assistantd.retrieval import (
@@ -590,6 +591,23 @@ async def create_store_with_files(rt: VectorStoreRuntime, uow: UnitOfWork, proje
     for file_id in ids:
         await _attach(rt, uow, row, file_id, strategy, None, None)
     return await _render_store(uow.session, row)
+
+
+async def resolve_store_helpers(uow: UnitOfWork, stores: VectorStoreRuntime, project_id: str,
+                                resources: ToolResources | None, *,
+                                expires_after_days: int | None) -> ToolResources | None:
+    """Turn `tool_resources.file_search.vector_stores` helpers into real stores (ids)."""
+    fs = resources.file_search if resources else None
+    if resources is None or fs is None or not fs.vector_stores:
+        return resources
+    ids = list(fs.vector_store_ids or [])
+    for helper in fs.vector_stores:
+        store = await create_store_with_files(
+            stores, uow, project_id, helper.file_ids, metadata=helper.metadata,
+            chunking_strategy=helper.chunking_strategy, expires_after_days=expires_after_days)
+        ids.append(store["id"])
+    new_fs = fs.model_copy(update={"vector_store_ids": ids, "vector_stores": None})
+    return resources.model_copy(update={"file_search": new_fs})
 
 
 async def add_files(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
