@@ -16,8 +16,12 @@ from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
 from assistantd.core.http import JSONResponse, RequestIdMiddleware
 from assistantd.core.settings import Settings
+from assistantd.files.expiry import FileExpiry
+from assistantd.files.service import FileDependents
 from assistantd.migrations import upgrade
 from assistantd.runs.runtime import RunRuntime
+from assistantd.vector_stores.runtime import start_ingestion
+from assistantd.vector_stores.service import VectorStoreDependents
 
 log = logging.getLogger("assistantd")
 
@@ -30,6 +34,8 @@ class AppContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     extras: dict[str, Any] = field(default_factory=dict)
+    #: What deleting a file must also update (its vector stores), for the files package.
+    file_dependents: FileDependents | None = None
 
 
 def build_server_tools(ctx: AppContext) -> dict[str, Any]:
@@ -103,16 +109,19 @@ async def running(settings: Settings, *, run_migrations: bool = True, **override
     engine = create_engine(url)
     ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
     ctx.extras.update(overrides)
-    from assistantd.vector_stores.ingest import start_ingestion
-
     # Stores first: runs the worker recovers at start-up may search them at once.
     stores = await start_ingestion(ctx)
+    ctx.file_dependents = VectorStoreDependents(stores)
+    expiry = FileExpiry(ctx.sessions, settings.data_dir, ctx.file_dependents)
+    if settings.worker_enabled:
+        await expiry.start()
     runtime = await start_runs(ctx)
     try:
         yield ctx
     finally:
         await runtime.worker.stop()
         await runtime.bus.aclose()
+        await expiry.stop()
         await stores.aclose()
         await ctx.extras["sandbox"].close()
         await ctx.extras["model_router"].aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,10 +29,17 @@ from assistantd.files.schemas import (
     parse_upload_form,
 )
 
-if TYPE_CHECKING:
-    from assistantd.vector_stores.runtime import VectorStoreRuntime
-
 SessionLike = AsyncSession | UnitOfWork
+
+
+class FileDependents(Protocol):
+    """What else holds files: told inside the deleting transaction, before the row goes.
+
+    Vector stores implement it (`vector_stores.service.VectorStoreDependents`); the app
+    passes it in, so files do not import the packages built on them.
+    """
+
+    async def file_deleted(self, uow: UnitOfWork, project_id: str, file_id: str) -> None: ...
 
 
 def _session(s: SessionLike) -> AsyncSession:
@@ -152,21 +159,18 @@ async def list_files(s: SessionLike, project_id: str, params: ListParams,
     return page([public(r.body) for r in rows], more)
 
 
-async def delete_file(uow: UnitOfWork, rt: VectorStoreRuntime, data_dir: Path, project_id: str,
+async def delete_file(uow: UnitOfWork, dependents: FileDependents, data_dir: Path, project_id: str,
                       file_id: str, *, include_expired: bool = False) -> dict[str, Any]:
     """Delete a file: detach it from every vector store, drop the row, then the bytes.
 
     The bytes go only after the commit, so a rolled-back delete loses nothing. An expired
     file is already gone for clients (404); the expiry sweep passes `include_expired`.
     """
-    # Imported here: vector_stores depends on files (it reads their bytes), not the reverse.
-    from assistantd.vector_stores.service import detach_file_everywhere
-
     repo = FileRepository(uow.session)
     row = await (repo.get(project_id, file_id) if include_expired else repo.get_live(project_id, file_id))
     if row is None:
         raise not_found("file", file_id)
-    await detach_file_everywhere(rt, uow, project_id, file_id)
+    await dependents.file_deleted(uow, project_id, file_id)
     await FileRepository(uow.session).delete(row)
     path = storage.file_path(data_dir, project_id, file_id)
     uow.after_commit(lambda: asyncio.to_thread(storage.remove, path))

@@ -374,6 +374,16 @@ async def detach_file_everywhere(rt: VectorStoreRuntime, uow: UnitOfWork, projec
     return stores
 
 
+class VectorStoreDependents:
+    """Vector stores as `files.service.FileDependents`: a deleted file leaves every store."""
+
+    def __init__(self, rt: VectorStoreRuntime) -> None:
+        self.rt = rt
+
+    async def file_deleted(self, uow: UnitOfWork, project_id: str, file_id: str) -> None:
+        await detach_file_everywhere(self.rt, uow, project_id, file_id)
+
+
 async def list_files(uow: UnitOfWork, project_id: str, vector_store_id: str, params: ListParams,
                      status: str | None, batch_id: str | None = None) -> dict[str, Any]:
     s = uow.session
