@@ -10,11 +10,11 @@ from assistantd.assistants.schemas import AssistantCreate, AssistantModify
 from assistantd.core.db import UnitOfWork
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
 from assistantd.core.resources import public, tool_resources_wire
 from assistantd.core.schemas import ToolResources, response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 from assistantd.vector_stores import service as vector_stores
+from assistantd.vector_stores.references import References
 
 
 def _apply(body: dict[str, Any], req: AssistantCreate | AssistantModify) -> None:

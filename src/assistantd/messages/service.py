@@ -8,7 +8,6 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
 from assistantd.keys.service import Principal
 from assistantd.messages.models import MessageRow
 from assistantd.messages.repository import MessageRepository
@@ -16,6 +15,7 @@ from assistantd.messages.schemas import MessageCreate, MessageModify, attachment
 from assistantd.runs.repository import RunRepository
 from assistantd.threads.repository import ThreadRepository
 from assistantd.vector_stores import service as vector_stores
+from assistantd.vector_stores.references import References
 
 
 def new_message(thread_id: str, role: str, content: list[dict[str, Any]], *,

@@ -16,7 +16,6 @@ from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
 from assistantd.core.http import after_response
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
 from assistantd.core.resources import public
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
@@ -37,6 +36,7 @@ from assistantd.runs.schemas import (
 from assistantd.threads import service as threads
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate
+from assistantd.vector_stores.references import References
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 

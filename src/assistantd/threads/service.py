@@ -8,7 +8,6 @@ from sqlalchemy import delete as sql_delete
 
 from assistantd.core.db import UnitOfWork
 from assistantd.core.ids import new_id, next_seq, now_seconds
-from assistantd.core.references import References
 from assistantd.core.resources import tool_resources_wire
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
@@ -18,6 +17,7 @@ from assistantd.threads.models import ThreadRow
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate, ThreadModify
 from assistantd.vector_stores import service as vector_stores
+from assistantd.vector_stores.references import References
 
 
 def references(req: ThreadCreate, prefix: str = "") -> References:

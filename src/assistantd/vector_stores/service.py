@@ -23,7 +23,6 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest, NotFound, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
 from assistantd.core.resources import public
 from assistantd.core.schemas import ToolResources
 from assistantd.files import storage
@@ -41,6 +40,7 @@ from assistantd.vector_stores.models import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from assistantd.vector_stores.references import References
 from assistantd.vector_stores.repository import (
     FileBatchRepository,
     FileCounts,
@@ -590,7 +590,7 @@ async def create_store_with_files(rt: VectorStoreRuntime, uow: UnitOfWork, proje
     """Create a store holding `file_ids` (the `tool_resources.file_search.vector_stores`
     helper and message attachments); 7-day expiry after last use by default.
 
-    The caller has checked the files (`core.references`: one query for the whole request).
+    The caller has checked the files (`vector_stores.references`: one query for the whole request).
     Ingestion starts after the caller's commit. Raises `InvalidRequest` for a bad
     `chunking_strategy` (wire dict, `auto` or `static`).
     """
@@ -625,7 +625,7 @@ async def add_files(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, ve
     """Attach files to an existing store (message attachments extending the thread's store).
 
     Files already in the store are left as they are; the caller has checked the files
-    (`core.references`). Returns the store object.
+    (`vector_stores.references`). Returns the store object.
     """
     strategy = _strategy(chunking_strategy)
     store = await _writable_store(rt, uow, project_id, vector_store_id)
