@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import FileResponse
 
-from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.api.deps import Caller, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, file_list_params
 from assistantd.core.settings import Settings
