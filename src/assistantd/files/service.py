@@ -119,21 +119,14 @@ async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: s
     return public(body)
 
 
-async def get_row(s: SessionLike, project_id: str, file_id: str) -> FileRow:
-    row = await FileRepository(_session(s)).get_live(project_id, file_id)
-    if row is None:
-        raise not_found("file", file_id)
-    return row
-
-
 async def get_file(s: SessionLike, project_id: str, file_id: str) -> dict[str, Any]:
     """The File object; `NotFound` (404) when unknown, another project's, or expired."""
-    return public((await get_row(s, project_id, file_id)).body)
+    return public((await FileRepository(_session(s)).require(project_id, file_id, live())).body)
 
 
 async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> bytes:
     """A file's content; `NotFound` (404) as `get_file`."""
-    await get_row(s, project_id, file_id)
+    await FileRepository(_session(s)).require(project_id, file_id, live())
     path = storage.file_path(data_dir, project_id, file_id)
     try:
         return await asyncio.to_thread(path.read_bytes)
@@ -143,7 +136,7 @@ async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_
 
 async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> tuple[Path, str]:
     """Where a file's bytes are, and its filename (for streaming the download)."""
-    row = await get_row(s, project_id, file_id)
+    row = await FileRepository(_session(s)).require(project_id, file_id, live())
     path = storage.file_path(data_dir, project_id, file_id)
     if not path.is_file():
         raise not_found("file", file_id)
