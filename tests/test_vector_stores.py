@@ -15,12 +15,14 @@ import pytest
 from sqlalchemy import inspect, update
 
 from assistantd.core.db import UnitOfWork, create_engine, session_maker
+from assistantd.files.expiry import FileExpiry
 from assistantd.files.models import FileRow
 from assistantd.files.storage import project_dir
 from assistantd.retrieval.tables import metadata as retrieval_metadata
 from assistantd.vector_stores import service
-from assistantd.vector_stores.ingest import start_ingestion
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
+from assistantd.vector_stores.runtime import start_ingestion
+from assistantd.vector_stores.service import VectorStoreDependents
 from tests.conftest import Server
 from tests.retrieval.documents import make_docx, make_pdf
 from tests.test_files import auth, run_db
@@ -497,6 +499,7 @@ def test_crash_recovery_and_expiry_sweep(client: openai.OpenAI, server: Server) 
                 await s.execute(update(FileRow).where(FileRow.id == short.id)
                                 .values(expires_at=int(time.time()) - 1))
             await rt.ingestion.expire()
+            await FileExpiry(rt.sessions, server.settings.data_dir, VectorStoreDependents(rt)).sweep()
             return ready
         finally:
             await rt.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,13 +13,35 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from assistantd.assistants.router import router as assistants_router
 from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
 from assistantd.core.http import JSONResponse, RequestIdMiddleware
 from assistantd.core.request_guard import RequestGuard
 from assistantd.core.settings import Settings
+from assistantd.events.bus import EventBus, MemoryEventBus
+from assistantd.events.redis_bus import RedisEventBus
+from assistantd.files.expiry import FileExpiry
+from assistantd.files.router import router as files_router
+from assistantd.files.service import FileDependents
+from assistantd.llm.router import build_model_router
+from assistantd.messages.router import router as messages_router
 from assistantd.migrations import upgrade
+from assistantd.models_api.router import router as models_router
+from assistantd.runs.bridges import AppFiles, AppSearch
+from assistantd.runs.code_interpreter import CodeInterpreterTool
+from assistantd.runs.engine import RunEngine
+from assistantd.runs.file_search import FileSearchTool
+from assistantd.runs.router import router as runs_router
 from assistantd.runs.runtime import RunRuntime
+from assistantd.runs.store import RunStore
+from assistantd.sandbox import BubblewrapSandbox
+from assistantd.sandbox.limits import OutputLimits
+from assistantd.threads.router import router as threads_router
+from assistantd.vector_stores.router import router as vector_stores_router
+from assistantd.vector_stores.runtime import start_ingestion
+from assistantd.vector_stores.service import VectorStoreDependents
+from assistantd.worker.worker import RunWorker
 
 log = logging.getLogger("assistantd")
 
@@ -31,16 +54,12 @@ class AppContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     extras: dict[str, Any] = field(default_factory=dict)
+    #: What deleting a file must also update (its vector stores), for the files package.
+    file_dependents: FileDependents | None = None
 
 
 def build_server_tools(ctx: AppContext) -> dict[str, Any]:
     """file_search and code_interpreter, on the vector stores, files and the sandbox."""
-    from assistantd.runs.bridges import AppFiles, AppSearch
-    from assistantd.runs.code_interpreter import CodeInterpreterTool
-    from assistantd.runs.file_search import FileSearchTool
-    from assistantd.sandbox import BubblewrapSandbox
-    from assistantd.sandbox.limits import OutputLimits
-
     s = ctx.settings
     output = OutputLimits(max_frame_bytes=s.sandbox_max_frame_bytes, max_frames=s.sandbox_max_frames,
                           max_images=s.sandbox_max_images, max_files=s.sandbox_max_output_files,
@@ -59,25 +78,15 @@ def build_server_tools(ctx: AppContext) -> dict[str, Any]:
 
 async def start_runs(ctx: AppContext) -> RunRuntime:
     """Build the run machinery: model router, event bus, engine, worker."""
-    from assistantd.events.bus import EventBus, MemoryEventBus
-    from assistantd.llm.router import build_model_router
-    from assistantd.runs.engine import RunEngine
-    from assistantd.runs.store import RunStore
-    from assistantd.worker.worker import RunWorker
-
     store = RunStore(ctx.engine)
     models = ctx.extras.setdefault("model_router", None) or build_model_router(ctx.settings)
     ctx.extras["model_router"] = models
     bus: EventBus
     if ctx.settings.redis_url:
-        from assistantd.events.redis_bus import RedisEventBus
-
         bus = RedisEventBus(ctx.settings.redis_url, persist=store.persist_events, load=store.load_events)
     else:
         bus = MemoryEventBus(persist=store.persist_events, load=store.load_events,
                              flush_seconds=ctx.settings.event_flush_seconds, persist_many=store.persist_event_logs)
-    from assistantd.runs.bridges import AppFiles
-
     engine = RunEngine(store, bus, models, ctx.settings, tools=build_server_tools(ctx), files=AppFiles(ctx))
     worker = RunWorker(engine, store, ctx.settings)
     runtime = RunRuntime(settings=ctx.settings, bus=bus, worker=worker, ctx=ctx)
@@ -110,16 +119,19 @@ async def running(settings: Settings, *, run_migrations: bool = True, **override
     engine = create_engine(url)
     ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
     ctx.extras.update(overrides)
-    from assistantd.vector_stores.ingest import start_ingestion
-
     # Stores first: runs the worker recovers at start-up may search them at once.
     stores = await start_ingestion(ctx)
+    ctx.file_dependents = VectorStoreDependents(stores)
+    expiry = FileExpiry(ctx.sessions, settings.data_dir, ctx.file_dependents)
+    if settings.worker_enabled:
+        await expiry.start()
     runtime = await start_runs(ctx)
     try:
         yield ctx
     finally:
         await runtime.worker.stop()
         await runtime.bus.aclose()
+        await expiry.stop()
         await stores.aclose()
         await ctx.extras["sandbox"].close()
         await ctx.extras["model_router"].aclose()
@@ -128,8 +140,6 @@ async def running(settings: Settings, *, run_migrations: bool = True, **override
 
 async def run_worker(settings: Settings) -> None:
     """`assistantd worker`: execute runs and ingest files, no HTTP, until SIGTERM/SIGINT."""
-    import signal
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -165,16 +175,9 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
                        streamed_paths=("/v1/files",))
     app.add_middleware(RequestIdMiddleware)
 
-    from assistantd.assistants.router import router as assistants
-    from assistantd.files.router import router as files
-    from assistantd.messages.router import router as messages
-    from assistantd.models_api.router import router as models
-    from assistantd.runs.router import router as runs
-    from assistantd.threads.router import router as threads
-    from assistantd.vector_stores.router import router as vector_stores
-
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
-    for router in (assistants, runs, threads, messages, files, vector_stores, models):
+    for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
+                   vector_stores_router, models_router):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

@@ -6,3 +6,4 @@ from assistantd.core.repository import Repository
 
 class AssistantRepository(Repository[AssistantRow]):
     model = AssistantRow
+    kind = "assistant"

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from assistantd.api.deps import Caller, Stores, UoW, check_id
 from assistantd.assistants import service
 from assistantd.assistants.schemas import AssistantCreate, AssistantModify
-from assistantd.core.deps import Caller, Stores, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
 

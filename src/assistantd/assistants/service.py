@@ -8,13 +8,13 @@ from assistantd.assistants.models import AssistantRow
 from assistantd.assistants.repository import AssistantRepository
 from assistantd.assistants.schemas import AssistantCreate, AssistantModify
 from assistantd.core.db import UnitOfWork
-from assistantd.core.errors import not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
-from assistantd.core.resources import public, resolve_store_helpers, tool_resources_wire
+from assistantd.core.resources import public, tool_resources_wire
 from assistantd.core.schemas import ToolResources, response_format_wire, tool_wire
 from assistantd.keys.service import Principal
+from assistantd.vector_stores import service as vector_stores
+from assistantd.vector_stores.references import References
 
 
 def _apply(body: dict[str, Any], req: AssistantCreate | AssistantModify) -> None:
@@ -49,13 +49,11 @@ async def _stores_for(uow: UnitOfWork, caller: Principal, req: AssistantCreate |
     `vector_stores` helpers and for v1 `file_ids` with `retrieval`."""
     await References().tool_resources(req.tool_resources).files("file_ids", req.file_ids).check(
         uow.session, caller.project_id)
-    resources = await resolve_store_helpers(uow, stores, caller.project_id, req.tool_resources,
-                                            expires_after_days=None)
+    resources = await vector_stores.resolve_store_helpers(
+        uow, stores, caller.project_id, req.tool_resources, expires_after_days=None)
     tools = {t.type for t in req.tools or []}
     if req.file_ids and "file_search" in tools and stores is not None and not (
             resources and resources.file_search and resources.file_search.vector_store_ids):
-        from assistantd.vector_stores import service as vector_stores
-
         store = await vector_stores.create_store_with_files(stores, uow, caller.project_id, req.file_ids,
                                                             expires_after_days=None)
         resources = ToolResources.model_validate({
@@ -90,23 +88,14 @@ async def create(uow: UnitOfWork, caller: Principal, req: AssistantCreate, store
     return public(body)
 
 
-async def get_row(uow: UnitOfWork, caller: Principal, assistant_id: str) -> AssistantRow:
-    row = await AssistantRepository(uow.session).get(caller.project_id, assistant_id)
-    if row is None:
-        raise not_found("assistant", assistant_id)
-    return row
-
-
 async def retrieve(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dict[str, Any]:
-    row = await AssistantRepository(uow.session).read(caller.project_id, assistant_id)
-    if row is None:
-        raise not_found("assistant", assistant_id)
+    row = await AssistantRepository(uow.session).require_read(caller.project_id, assistant_id)
     return public(row.body)
 
 
 async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: AssistantModify,
                  stores: Any = None) -> dict[str, Any]:
-    row = await get_row(uow, caller, assistant_id)
+    row = await AssistantRepository(uow.session).require(caller.project_id, assistant_id)
     req = await _stores_for(uow, caller, req, stores)  # type: ignore[assignment]
     body = dict(row.body)
     _apply(body, req)
@@ -115,7 +104,7 @@ async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: Ass
 
 
 async def delete(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dict[str, Any]:
-    row = await get_row(uow, caller, assistant_id)
+    row = await AssistantRepository(uow.session).require(caller.project_id, assistant_id)
     await AssistantRepository(uow.session).delete(row)
     return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}
 

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Row, Table, and_, delete, insert, or_, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.core.db import ObjectRow
+from assistantd.core.errors import not_found
 from assistantd.core.pagination import ListParams
 
 RowT = TypeVar("RowT", bound=ObjectRow)
@@ -18,6 +19,8 @@ class Repository(Generic[RowT]):
     """Queries on one table of API objects, always scoped to a project."""
 
     model: type[RowT]
+    #: What the API calls the object, for its 404: `No thread found with id 'thread_x'.`
+    kind: str
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -29,6 +32,21 @@ class Repository(Generic[RowT]):
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def require(self, project_id: str, object_id: str, *where: ColumnElement[bool],
+                      for_update: bool = False) -> RowT:
+        """The row, to change it; OpenAI's 404 (`not_found(kind, id)`) when there is none."""
+        row = await self.get(project_id, object_id, *where, for_update=for_update)
+        if row is None:
+            raise not_found(self.kind, object_id)
+        return row
+
+    async def require_read(self, project_id: str, object_id: str, *where: ColumnElement[bool]) -> Row[Any]:
+        """The row's columns, read-only, as `read`; the 404 as `require` when there is none."""
+        row = await self.read(project_id, object_id, *where)
+        if row is None:
+            raise not_found(self.kind, object_id)
+        return row
 
     async def existing_ids(self, project_id: str, object_ids: Sequence[str],
                            *where: ColumnElement[bool]) -> set[str]:

@@ -36,20 +36,3 @@ def tool_resources_wire(
         out["code_interpreter"] = {"file_ids": list(v1_file_ids)}
     return out
 
-
-async def resolve_store_helpers(uow: Any, stores: Any, project_id: str, resources: ToolResources | None,
-                                *, expires_after_days: int | None) -> ToolResources | None:
-    """Turn `tool_resources.file_search.vector_stores` helpers into real stores (ids)."""
-    fs = resources.file_search if resources else None
-    if resources is None or fs is None or not fs.vector_stores:
-        return resources
-    from assistantd.vector_stores import service as vector_stores
-
-    ids = list(fs.vector_store_ids or [])
-    for helper in fs.vector_stores:
-        store = await vector_stores.create_store_with_files(
-            stores, uow, project_id, helper.file_ids, metadata=helper.metadata,
-            chunking_strategy=helper.chunking_strategy, expires_after_days=expires_after_days)
-        ids.append(store["id"])
-    new_fs = fs.model_copy(update={"vector_store_ids": ids, "vector_stores": None})
-    return resources.model_copy(update={"file_search": new_fs})

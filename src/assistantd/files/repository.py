@@ -17,6 +17,7 @@ def live(now: int | None = None) -> ColumnElement[bool]:
 
 class FileRepository(Repository[FileRow]):
     model = FileRow
+    kind = "file"
 
     async def get_live(self, project_id: str, file_id: str) -> FileRow | None:
         return await self.get(project_id, file_id, live())

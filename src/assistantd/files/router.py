@@ -5,13 +5,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import FileResponse
 
-from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.api.deps import Caller, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, file_list_params
 from assistantd.core.settings import Settings
 from assistantd.files import service, storage
 from assistantd.files.multipart import receive_upload
-from assistantd.vector_stores.runtime import VectorStoreRuntime, vector_store_runtime
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
@@ -21,8 +20,13 @@ async def settings(request: Request) -> Settings:
     return s
 
 
+async def file_dependents(request: Request) -> service.FileDependents:
+    dependents: service.FileDependents = request.app.state.ctx.file_dependents
+    return dependents
+
+
 AppSettings = Annotated[Settings, Depends(settings)]
-Stores = Annotated[VectorStoreRuntime, Depends(vector_store_runtime)]
+Dependents = Annotated[service.FileDependents, Depends(file_dependents)]
 
 
 @router.post("")
@@ -46,9 +50,10 @@ async def retrieve_file(file_id: str, uow: UoW, caller: Caller) -> JSONResponse:
 
 
 @router.delete("/{file_id}")
-async def delete_file(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings, rt: Stores) -> JSONResponse:
+async def delete_file(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings,
+                      dependents: Dependents) -> JSONResponse:
     check_id(file_id, "file-", "file_id")
-    return JSONResponse(await service.delete_file(uow, rt, cfg.data_dir, caller.project_id, file_id))
+    return JSONResponse(await service.delete_file(uow, dependents, cfg.data_dir, caller.project_id, file_id))
 
 
 @router.get("/{file_id}/content")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,10 +29,17 @@ from assistantd.files.schemas import (
     parse_upload_form,
 )
 
-if TYPE_CHECKING:
-    from assistantd.vector_stores.runtime import VectorStoreRuntime
-
 SessionLike = AsyncSession | UnitOfWork
+
+
+class FileDependents(Protocol):
+    """What else holds files: told inside the deleting transaction, before the row goes.
+
+    Vector stores implement it (`vector_stores.service.VectorStoreDependents`); the app
+    passes it in, so files do not import the packages built on them.
+    """
+
+    async def file_deleted(self, uow: UnitOfWork, project_id: str, file_id: str) -> None: ...
 
 
 def _session(s: SessionLike) -> AsyncSession:
@@ -117,21 +124,15 @@ async def output_bytes(s: SessionLike, project_id: str) -> int:
     return await FileRepository(_session(s)).bytes_used(project_id, OUTPUT_PURPOSES[0])
 
 
-async def get_row(s: SessionLike, project_id: str, file_id: str) -> FileRow:
-    row = await FileRepository(_session(s)).get_live(project_id, file_id)
-    if row is None:
-        raise not_found("file", file_id)
-    return row
-
 
 async def get_file(s: SessionLike, project_id: str, file_id: str) -> dict[str, Any]:
     """The File object; `NotFound` (404) when unknown, another project's, or expired."""
-    return public((await get_row(s, project_id, file_id)).body)
+    return public((await FileRepository(_session(s)).require(project_id, file_id, live())).body)
 
 
 async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> bytes:
     """A file's content; `NotFound` (404) as `get_file`."""
-    await get_row(s, project_id, file_id)
+    await FileRepository(_session(s)).require(project_id, file_id, live())
     path = storage.file_path(data_dir, project_id, file_id)
     try:
         return await asyncio.to_thread(path.read_bytes)
@@ -141,7 +142,7 @@ async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_
 
 async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> tuple[Path, str]:
     """Where a file's bytes are, and its filename (for streaming the download)."""
-    row = await get_row(s, project_id, file_id)
+    row = await FileRepository(_session(s)).require(project_id, file_id, live())
     path = storage.file_path(data_dir, project_id, file_id)
     if not path.is_file():
         raise not_found("file", file_id)
@@ -157,21 +158,18 @@ async def list_files(s: SessionLike, project_id: str, params: ListParams,
     return page([public(r.body) for r in rows], more)
 
 
-async def delete_file(uow: UnitOfWork, rt: VectorStoreRuntime, data_dir: Path, project_id: str,
+async def delete_file(uow: UnitOfWork, dependents: FileDependents, data_dir: Path, project_id: str,
                       file_id: str, *, include_expired: bool = False) -> dict[str, Any]:
     """Delete a file: detach it from every vector store, drop the row, then the bytes.
 
     The bytes go only after the commit, so a rolled-back delete loses nothing. An expired
     file is already gone for clients (404); the expiry sweep passes `include_expired`.
     """
-    # Imported here: vector_stores depends on files (it reads their bytes), not the reverse.
-    from assistantd.vector_stores.service import detach_file_everywhere
-
     repo = FileRepository(uow.session)
     row = await (repo.get(project_id, file_id) if include_expired else repo.get_live(project_id, file_id))
     if row is None:
         raise not_found("file", file_id)
-    await detach_file_everywhere(rt, uow, project_id, file_id)
+    await dependents.file_deleted(uow, project_id, file_id)
     await FileRepository(uow.session).delete(row)
     path = storage.file_path(data_dir, project_id, file_id)
     uow.after_commit(lambda: asyncio.to_thread(storage.remove, path))

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.settings import Settings
 from .base import ModelBackend, ModelInvalidPrompt, ModelRouter
+from .openai_compat import OpenAICompatBackend
 
 DEFAULT_MODEL_KEY = "*"
 
@@ -141,8 +142,6 @@ def _openai_route(
     vision: bool = True,
 ) -> _Route:
     def build() -> ModelBackend:
-        from .openai_compat import OpenAICompatBackend
-
         return OpenAICompatBackend(
             base_url, api_key, timeout, max_retries, context_window=context_window,
             supports_images=vision,

@@ -6,3 +6,4 @@ from assistantd.messages.models import MessageRow
 
 class MessageRepository(Repository[MessageRow]):
     model = MessageRow
+    kind = "message"

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from assistantd.core.deps import Caller, Stores, UoW, check_id
+from assistantd.api.deps import Caller, Stores, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
 from assistantd.messages import service

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from assistantd.core.db import UnitOfWork
-from assistantd.core.errors import ActiveRunConflict, not_found
+from assistantd.core.errors import ActiveRunConflict
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
 from assistantd.keys.service import Principal
 from assistantd.messages.models import MessageRow
 from assistantd.messages.repository import MessageRepository
 from assistantd.messages.schemas import MessageCreate, MessageModify, attachments_wire, content_wire
 from assistantd.runs.repository import RunRepository
-from assistantd.threads import service as threads
+from assistantd.threads.repository import ThreadRepository
+from assistantd.vector_stores import service as vector_stores
+from assistantd.vector_stores.references import References
 
 
 def new_message(thread_id: str, role: str, content: list[dict[str, Any]], *,
@@ -67,8 +68,27 @@ async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
         search_files += [a["file_id"] for a in attachments
                          if any(t["type"] == "file_search" for t in a["tools"])]
     if search_files and stores is not None:
-        await threads.add_search_files(uow, caller, thread_id, list(dict.fromkeys(search_files)), stores)
+        await add_search_files(uow, caller, thread_id, list(dict.fromkeys(search_files)), stores)
     return out
+
+
+async def add_search_files(uow: UnitOfWork, caller: Principal, thread_id: str, file_ids: list[str],
+                           stores: Any) -> None:
+    """Message attachments for file_search: into the thread's store, made if it has none
+    (7-day expiry after last use, as OpenAI's thread stores). The files are checked."""
+    row = await ThreadRepository(uow.session).require(caller.project_id, thread_id)
+    body = dict(row.body)
+    resources = dict(body.get("tool_resources") or {})
+    ids = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
+    if ids:
+        await vector_stores.add_files(stores, uow, caller.project_id, ids[0], file_ids)
+        return
+    store = await vector_stores.create_store_with_files(
+        stores, uow, caller.project_id, file_ids,
+        expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS)
+    resources["file_search"] = {"vector_store_ids": [store["id"]]}
+    body["tool_resources"] = resources
+    await ThreadRepository(uow.session).save_body(row, body)
 
 
 async def ensure_unlocked(uow: UnitOfWork, thread_id: str) -> None:
@@ -79,29 +99,24 @@ async def ensure_unlocked(uow: UnitOfWork, thread_id: str) -> None:
 
 async def create(uow: UnitOfWork, caller: Principal, thread_id: str, req: MessageCreate,
                  stores: Any = None) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     await ensure_unlocked(uow, thread_id)
     await References().message(req).check(uow.session, caller.project_id)
     (body,) = await add_user_messages(uow, caller, thread_id, [req], stores)
     return body
 
 
-async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> MessageRow:
-    row = await MessageRepository(uow.session).get(caller.project_id, message_id, MessageRow.thread_id == thread_id)
-    if row is None:
-        raise not_found("message", message_id)
-    return row
-
-
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
-    return (await get_row(uow, caller, thread_id, message_id)).body
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    return (await MessageRepository(uow.session).require(
+        caller.project_id, message_id, MessageRow.thread_id == thread_id)).body
 
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str,
                  req: MessageModify) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
-    row = await get_row(uow, caller, thread_id, message_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    row = await MessageRepository(uow.session).require(
+        caller.project_id, message_id, MessageRow.thread_id == thread_id)
     body = dict(row.body)
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}
@@ -110,15 +125,16 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, message_id:
 
 
 async def delete(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
-    row = await get_row(uow, caller, thread_id, message_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    row = await MessageRepository(uow.session).require(
+        caller.project_id, message_id, MessageRow.thread_id == thread_id)
     await MessageRepository(uow.session).delete(row)
     return {"id": message_id, "object": "thread.message.deleted", "deleted": True}
 
 
 async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams,
                 run_id: str | None) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     where = [MessageRow.thread_id == thread_id]
     if run_id:
         where.append(MessageRow.run_id == run_id)

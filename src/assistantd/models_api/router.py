@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from assistantd.core.deps import Caller
+from assistantd.api.deps import Caller
 from assistantd.core.errors import NotFound
 from assistantd.core.http import JSONResponse
 from assistantd.core.ids import now_seconds

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from assistantd.core.errors import APIError
+from assistantd.files import service as files
 from assistantd.runs.gateways import SearchHit
+from assistantd.runs.tools import ToolFailed
+from assistantd.vector_stores import service as stores
 
 
 class AppFiles:
@@ -15,8 +18,6 @@ class AppFiles:
         self.ctx = ctx
 
     async def read(self, project_id: str, file_id: str) -> tuple[str, bytes] | None:
-        from assistantd.files import service as files
-
         async with self.ctx.sessions() as s:
             try:
                 meta = await files.get_file(s, project_id, file_id)
@@ -27,8 +28,6 @@ class AppFiles:
 
     async def image(self, project_id: str, file_id: str, max_bytes: int) -> tuple[str, int, bytes | None] | None:
         """(purpose, size, bytes or None when over `max_bytes`), for image_file parts."""
-        from assistantd.files import service as files
-
         async with self.ctx.sessions() as s:
             try:
                 meta = await files.get_file(s, project_id, file_id)
@@ -47,8 +46,6 @@ class AppFiles:
             return await files.output_bytes(s, project_id)
 
     async def store(self, project_id: str, filename: str, data: bytes, purpose: str) -> str:
-        from assistantd.files import service as files
-
         async with self.ctx.sessions() as s:
             body = await files.create_file_from_bytes(s, self.ctx.settings.data_dir, project_id, filename,
                                                       data, purpose)
@@ -64,9 +61,6 @@ class AppSearch:
 
     async def search(self, project_id: str, vector_store_ids: list[str], query: str,
                      max_num_results: int, score_threshold: float) -> list[SearchHit]:
-        from assistantd.runs.tools import ToolFailed
-        from assistantd.vector_stores import service as stores
-
         rt = self.ctx.extras["vector_stores"]
         async with self.ctx.sessions() as s:
             try:
@@ -78,8 +72,6 @@ class AppSearch:
         return [SearchHit(h.file_id, h.filename, h.score, h.text) for h in hits]
 
     async def wait_ready(self, project_id: str, vector_store_ids: list[str], within: float) -> None:
-        from assistantd.vector_stores import service as stores
-
         if vector_store_ids:
             await stores.wait_ready(self.ctx.extras["vector_stores"], project_id, vector_store_ids, within)
 

@@ -8,6 +8,7 @@ from assistantd.runs.models import RunRow, RunStepRow
 
 class RunRepository(Repository[RunRow]):
     model = RunRow
+    kind = "run"
 
     async def active_for_thread(self, thread_id: str) -> str | None:
         """The id of the thread's active run, if it has one."""
@@ -17,3 +18,4 @@ class RunRepository(Repository[RunRow]):
 
 class RunStepRepository(Repository[RunStepRow]):
     model = RunStepRow
+    kind = "run step"

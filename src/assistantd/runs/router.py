@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from assistantd.core.deps import Caller, UoW, check_id
+from assistantd.api.deps import Caller, UoW, check_id
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
-
-if TYPE_CHECKING:
-    from assistantd.worker.worker import RunWorker
+from assistantd.worker.worker import RunWorker
 
 
 @dataclass

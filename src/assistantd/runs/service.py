@@ -16,7 +16,6 @@ from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
 from assistantd.core.http import after_response
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
 from assistantd.core.resources import public
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
@@ -35,6 +34,9 @@ from assistantd.runs.schemas import (
     tool_choice_wire,
 )
 from assistantd.threads import service as threads
+from assistantd.threads.repository import ThreadRepository
+from assistantd.threads.schemas import ThreadCreate
+from assistantd.vector_stores.references import References
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
@@ -132,7 +134,7 @@ def _announce(uow: UnitOfWork, rt: RunRuntime, row: RunRow, run: dict[str, Any],
 async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str, req: RunCreate,
                  include: list[str]) -> dict[str, Any]:
     include_content = _validate_include(include)
-    await threads.require(uow, caller, thread_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     active = await RunRepository(uow.session).active_for_thread(thread_id)
     if active is not None:
         raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active}.")
@@ -150,8 +152,6 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
 
 async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime,
                                 req: ThreadAndRunCreate) -> tuple[dict[str, Any], dict[str, Any]]:
-    from assistantd.threads.schemas import ThreadCreate
-
     assistant = await assistants.retrieve(uow, caller, req.assistant_id)
     treq = req.thread or ThreadCreate()
     await threads.references(treq, "thread").tool_resources(req.tool_resources).check(
@@ -166,33 +166,26 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
     return thread, run
 
 
-async def get_row(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str) -> RunRow:
-    row = await RunRepository(uow.session).get(caller.project_id, run_id, RunRow.thread_id == thread_id)
-    if row is None:
-        raise not_found("run", run_id)
-    return row
-
-
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str) -> dict[str, Any]:
     # A run is deleted with its thread, so finding it proves the thread; only a miss needs
     # the thread looked up, to say which of the two is not there. (Polls hit this.)
     row = await RunRepository(uow.session).read(caller.project_id, run_id, RunRow.thread_id == thread_id)
     if row is None:
-        await threads.require(uow, caller, thread_id)
+        await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
         raise not_found("run", run_id)
     return public(row.body)
 
 
 async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     rows, more = await RunRepository(uow.session).list_page(caller.project_id, params, RunRow.thread_id == thread_id)
     return page([public(r.body) for r in rows], more)
 
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str,
                  req: RunModify) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
-    row = await get_row(uow, caller, thread_id, run_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    row = await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
     body = dict(row.body)
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}
@@ -202,8 +195,8 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str
 
 async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                  run_id: str) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
-    row = await get_row(uow, caller, thread_id, run_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    row = await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
     if row.status in TERMINAL:
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
     if row.status == "cancelling":
@@ -223,8 +216,8 @@ async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
 
 async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                               run_id: str, req: SubmitToolOutputs) -> dict[str, Any]:
-    await threads.require(uow, caller, thread_id)
-    row = await get_row(uow, caller, thread_id, run_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    row = await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
     if row.status != "requires_action":
         raise InvalidRequest(
             f'Runs in status "{row.status}" do not accept tool outputs.'
@@ -272,8 +265,8 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
 async def list_steps(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, params: ListParams,
                      include: list[str]) -> dict[str, Any]:
     include_content = _validate_include(include)
-    await threads.require(uow, caller, thread_id)
-    await get_row(uow, caller, thread_id, run_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
     rows, more = await RunStepRepository(uow.session).list_page(caller.project_id, params, RunStepRow.run_id == run_id)
     return page([step_view(r.body, include_content) for r in rows], more)
 
@@ -281,11 +274,9 @@ async def list_steps(uow: UnitOfWork, caller: Principal, thread_id: str, run_id:
 async def retrieve_step(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, step_id: str,
                         include: list[str]) -> dict[str, Any]:
     include_content = _validate_include(include)
-    await threads.require(uow, caller, thread_id)
-    await get_row(uow, caller, thread_id, run_id)
-    row = await RunStepRepository(uow.session).get(caller.project_id, step_id, RunStepRow.run_id == run_id)
-    if row is None:
-        raise not_found("run step", step_id)
+    await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
+    await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    row = await RunStepRepository(uow.session).require(caller.project_id, step_id, RunStepRow.run_id == run_id)
     return step_view(row.body, include_content)
 
 

@@ -13,11 +13,14 @@ from typing import Any
 from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from assistantd.assistants.models import AssistantRow
 from assistantd.core.ids import next_seq
 from assistantd.core.resources import public
+from assistantd.events.bus import RunEvent
 from assistantd.messages.models import MessageRow
 from assistantd.runs.models import RunEventRow, RunRow, RunStepRow
 from assistantd.runs.objects import TERMINAL
+from assistantd.threads.models import ThreadRow
 
 RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 STEPS: Table = RunStepRow.__table__  # type: ignore[assignment]
@@ -58,9 +61,6 @@ class RunStore:
 
     @staticmethod
     async def _context(conn: Any, run: dict[str, Any]) -> RunContext:
-        from assistantd.assistants.models import AssistantRow
-        from assistantd.threads.models import ThreadRow
-
         threads: Table = ThreadRow.__table__  # type: ignore[assignment]
         assistants: Table = AssistantRow.__table__  # type: ignore[assignment]
         thread = (await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))).scalar()
@@ -154,8 +154,6 @@ class RunStore:
             await conn.execute(statement, rows)
 
     async def load_events(self, run_id: str) -> list[Any]:
-        from assistantd.events.bus import RunEvent
-
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(EVENTS.c.seq, EVENTS.c.event, EVENTS.c.data)
                                        .where(EVENTS.c.run_id == run_id).order_by(EVENTS.c.seq))).all()

@@ -6,3 +6,4 @@ from assistantd.threads.models import ThreadRow
 
 class ThreadRepository(Repository[ThreadRow]):
     model = ThreadRow
+    kind = "thread"

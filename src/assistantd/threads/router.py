@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from assistantd.core.deps import Caller, Stores, UoW, check_id
+from assistantd.api.deps import Caller, Stores, UoW, check_id
 from assistantd.core.http import JSONResponse
 from assistantd.threads import service
 from assistantd.threads.schemas import ThreadCreate, ThreadModify

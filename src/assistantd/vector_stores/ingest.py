@@ -11,7 +11,7 @@ re-attached meanwhile simply drops the work.
 Recovery: at start the worker takes over files whose lease holder on this host is dead
 (a crash), and every `SWEEP_SECONDS` it claims in-progress files with no live lease
 (unclaimed ones, or those of a process that died elsewhere). The same loop marks stores
-past their `expires_at` `expired` and deletes files past theirs.
+past their `expires_at` `expired` (expired files are `files/expiry.py`'s).
 """
 
 from __future__ import annotations
@@ -26,18 +26,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistantd.core.db import UnitOfWork
 from assistantd.core.ids import now_seconds
 from assistantd.core.leases import owner_alive, owner_name
 from assistantd.core.periodic import every
 from assistantd.files import storage
 from assistantd.files.models import FileRow
-from assistantd.files.repository import FileRepository
 from assistantd.retrieval import (
     ChunkIndex,
     ChunkingStrategy,
     Embedder,
-    HybridSearcher,
     InvalidFile,
     PreparedFile,
     UnsupportedFile,
@@ -46,7 +43,6 @@ from assistantd.retrieval import (
 from assistantd.retrieval.chunk import chunk_bounded
 from assistantd.retrieval.parse import ParseLimits, parse_bounded
 from assistantd.vector_stores.repository import VectorStoreFileRepository, VectorStoreRepository
-from assistantd.vector_stores.runtime import VectorStoreRuntime, build_embedder
 
 log = logging.getLogger("assistantd.ingest")
 
@@ -78,7 +74,6 @@ class IngestionWorker:
         self._closing = False
         self._started = False
         self._last_expiry_sweep = 0.0
-        self.runtime: VectorStoreRuntime | None = None
 
     async def start(self) -> None:
         self._started = True
@@ -221,7 +216,7 @@ class IngestionWorker:
         await self.sweep()
 
     async def sweep(self) -> None:
-        """Claim unleased in-progress files; now and then expire stores and files."""
+        """Claim unleased in-progress files; now and then expire stores."""
         async with self.sessions() as s:
             pending = await VectorStoreFileRepository(s).claimable(time.time(), 200)
         for vs_id, file_id in pending:
@@ -231,48 +226,8 @@ class IngestionWorker:
             await self.expire()
 
     async def expire(self) -> None:
-        """Mark stores past `expires_at` expired; delete files past theirs."""
+        """Mark stores past `expires_at` expired."""
         async with self.sessions() as s, s.begin():
             now = now_seconds()
             for store in await VectorStoreRepository(s).due_for_expiry(now, 500):
                 store.expired_at = now
-        if self.runtime is None:
-            return
-        from assistantd.files.service import delete_file
-
-        async with self.sessions() as s:
-            expired = [(r.project_id, r.id) for r in await FileRepository(s).expired(200)]
-        for project_id, file_id in expired:
-            async with self.sessions() as s:
-                uow = UnitOfWork(s)
-                try:
-                    await delete_file(uow, self.runtime, self.data_dir, project_id, file_id,
-                                      include_expired=True)
-                    await uow.commit()
-                except Exception:
-                    await s.rollback()
-                    log.exception("could not delete expired file %s", file_id)
-
-async def start_ingestion(ctx: Any) -> VectorStoreRuntime:
-    """Build the vector-store runtime for the app lifespan and start its worker.
-
-    `ctx.extras["embedder"]` may hold an embedder to use instead of the configured one.
-    The worker runs only where runs do (`ASSISTANTD_WORKER_ENABLED`); an API-only process
-    leaves files to the worker process's sweep.
-    """
-    settings = ctx.settings
-    embedder: Embedder = ctx.extras.get("embedder") or build_embedder(settings)
-    index = ChunkIndex()
-    limits = ParseLimits(max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
-                         max_paragraphs=settings.ingest_max_paragraphs,
-                         timeout_seconds=settings.ingest_parse_timeout_seconds,
-                         memory_mb=settings.ingest_parse_memory_mb)
-    worker = IngestionWorker(ctx.sessions, index, embedder, settings.data_dir, limits=limits,
-                             max_chunks=settings.ingest_max_chunks)
-    rt = VectorStoreRuntime(settings=settings, sessions=ctx.sessions, index=index, embedder=embedder,
-                            searcher=HybridSearcher(index, embedder), ingestion=worker)
-    worker.runtime = rt
-    ctx.extras["vector_stores"] = rt
-    if settings.worker_enabled:
-        await worker.start()
-    return rt

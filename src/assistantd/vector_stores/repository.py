@@ -37,6 +37,7 @@ class FileCounts:
 
 class VectorStoreRepository(Repository[VectorStoreRow]):
     model = VectorStoreRow
+    kind = "vector store"
 
     async def due_for_expiry(self, now: int, limit: int) -> Sequence[VectorStoreRow]:
         stmt = (
@@ -50,6 +51,7 @@ class VectorStoreRepository(Repository[VectorStoreRow]):
 
 class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
     model = VectorStoreFileRow
+    kind = "vector store file"
 
     async def get_in_store(self, project_id: str, vector_store_id: str, file_id: str,
                            *, for_update: bool = False) -> VectorStoreFileRow | None:
@@ -158,6 +160,7 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
 
 class FileBatchRepository(Repository[VectorStoreFileBatchRow]):
     model = VectorStoreFileBatchRow
+    kind = "vector store file batch"
 
     async def delete_store_batches(self, vector_store_id: str) -> None:
         await self.session.execute(

@@ -1,10 +1,10 @@
 """What vector stores need from the process: the chunk index, the embedder, the searcher,
-the ingestion worker. Built once by the app lifespan (`ingest.start_ingestion`)."""
+the ingestion worker. Built once by the app lifespan (`start_ingestion`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,9 +17,8 @@ from assistantd.retrieval import (
     MiniLMEmbedder,
     OpenAIEmbedder,
 )
-
-if TYPE_CHECKING:
-    from assistantd.vector_stores.ingest import IngestionWorker
+from assistantd.retrieval.parse import ParseLimits
+from assistantd.vector_stores.ingest import IngestionWorker
 
 #: Model asked of `ASSISTANTD_EMBEDDING_BASE_URL` when `ASSISTANTD_EMBEDDING_MODEL` is unset.
 DEFAULT_REMOTE_EMBEDDING_MODEL = "text-embedding-3-small"
@@ -50,4 +49,28 @@ def build_embedder(settings: Settings) -> Embedder:
 async def vector_store_runtime(request: Request) -> VectorStoreRuntime:
     """FastAPI dependency: the runtime the lifespan stored in `ctx.extras["vector_stores"]`."""
     rt: VectorStoreRuntime = request.app.state.ctx.extras["vector_stores"]
+    return rt
+
+
+async def start_ingestion(ctx: Any) -> VectorStoreRuntime:
+    """Build the vector-store runtime for the app lifespan and start its worker.
+
+    `ctx.extras["embedder"]` may hold an embedder to use instead of the configured one.
+    The worker runs only where runs do (`ASSISTANTD_WORKER_ENABLED`); an API-only process
+    leaves files to the worker process's sweep.
+    """
+    settings = ctx.settings
+    embedder: Embedder = ctx.extras.get("embedder") or build_embedder(settings)
+    index = ChunkIndex()
+    limits = ParseLimits(max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
+                         max_paragraphs=settings.ingest_max_paragraphs,
+                         timeout_seconds=settings.ingest_parse_timeout_seconds,
+                         memory_mb=settings.ingest_parse_memory_mb)
+    worker = IngestionWorker(ctx.sessions, index, embedder, settings.data_dir, limits=limits,
+                             max_chunks=settings.ingest_max_chunks)
+    rt = VectorStoreRuntime(settings=settings, sessions=ctx.sessions, index=index, embedder=embedder,
+                            searcher=HybridSearcher(index, embedder), ingestion=worker)
+    ctx.extras["vector_stores"] = rt
+    if settings.worker_enabled:
+        await worker.start()
     return rt

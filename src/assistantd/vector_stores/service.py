@@ -23,8 +23,8 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest, NotFound, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.references import References
 from assistantd.core.resources import public
+from assistantd.core.schemas import ToolResources
 from assistantd.files import storage
 from assistantd.files.repository import FileRepository
 from assistantd.retrieval import (
@@ -40,6 +40,7 @@ from assistantd.vector_stores.models import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from assistantd.vector_stores.references import References
 from assistantd.vector_stores.repository import (
     FileBatchRepository,
     FileCounts,
@@ -373,6 +374,16 @@ async def detach_file_everywhere(rt: VectorStoreRuntime, uow: UnitOfWork, projec
     return stores
 
 
+class VectorStoreDependents:
+    """Vector stores as `files.service.FileDependents`: a deleted file leaves every store."""
+
+    def __init__(self, rt: VectorStoreRuntime) -> None:
+        self.rt = rt
+
+    async def file_deleted(self, uow: UnitOfWork, project_id: str, file_id: str) -> None:
+        await detach_file_everywhere(self.rt, uow, project_id, file_id)
+
+
 async def list_files(uow: UnitOfWork, project_id: str, vector_store_id: str, params: ListParams,
                      status: str | None, batch_id: str | None = None) -> dict[str, Any]:
     s = uow.session
@@ -579,7 +590,7 @@ async def create_store_with_files(rt: VectorStoreRuntime, uow: UnitOfWork, proje
     """Create a store holding `file_ids` (the `tool_resources.file_search.vector_stores`
     helper and message attachments); 7-day expiry after last use by default.
 
-    The caller has checked the files (`core.references`: one query for the whole request).
+    The caller has checked the files (`vector_stores.references`: one query for the whole request).
     Ingestion starts after the caller's commit. Raises `InvalidRequest` for a bad
     `chunking_strategy` (wire dict, `auto` or `static`).
     """
@@ -592,12 +603,29 @@ async def create_store_with_files(rt: VectorStoreRuntime, uow: UnitOfWork, proje
     return await _render_store(uow.session, row)
 
 
+async def resolve_store_helpers(uow: UnitOfWork, stores: VectorStoreRuntime, project_id: str,
+                                resources: ToolResources | None, *,
+                                expires_after_days: int | None) -> ToolResources | None:
+    """Turn `tool_resources.file_search.vector_stores` helpers into real stores (ids)."""
+    fs = resources.file_search if resources else None
+    if resources is None or fs is None or not fs.vector_stores:
+        return resources
+    ids = list(fs.vector_store_ids or [])
+    for helper in fs.vector_stores:
+        store = await create_store_with_files(
+            stores, uow, project_id, helper.file_ids, metadata=helper.metadata,
+            chunking_strategy=helper.chunking_strategy, expires_after_days=expires_after_days)
+        ids.append(store["id"])
+    new_fs = fs.model_copy(update={"vector_store_ids": ids, "vector_stores": None})
+    return resources.model_copy(update={"file_search": new_fs})
+
+
 async def add_files(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
                     file_ids: list[str], *, chunking_strategy: dict[str, Any] | None = None) -> dict[str, Any]:
     """Attach files to an existing store (message attachments extending the thread's store).
 
     Files already in the store are left as they are; the caller has checked the files
-    (`core.references`). Returns the store object.
+    (`vector_stores.references`). Returns the store object.
     """
     strategy = _strategy(chunking_strategy)
     store = await _writable_store(rt, uow, project_id, vector_store_id)

@@ -1,4 +1,7 @@
-"""FastAPI dependencies every router uses: the request's unit of work and the caller."""
+"""FastAPI dependencies every router uses: the request's unit of work and the caller.
+
+The top floor beside the routers: it reads API keys (`keys/`), which `core/` may not.
+"""
 
 from __future__ import annotations
 

@@ -11,15 +11,15 @@ back, so nothing it made before the check is kept.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.core.errors import not_found
 from assistantd.core.schemas import ToolResources
-
-if TYPE_CHECKING:
-    from assistantd.messages.schemas import MessageCreate
+from assistantd.files.repository import FileRepository
+from assistantd.messages.schemas import ImageFilePart, MessageCreate
+from assistantd.vector_stores.repository import VectorStoreRepository
 
 Kind = Literal["file", "vector store"]
 
@@ -57,8 +57,6 @@ class References:
 
     def message(self, req: MessageCreate, prefix: str = "") -> References:
         """A message's `image_file` parts, `attachments` and v1 `file_ids`."""
-        from assistantd.messages.schemas import ImageFilePart
-
         dot = f"{prefix}." if prefix else ""
         if not isinstance(req.content, str):
             for i, part in enumerate(req.content):
@@ -77,9 +75,6 @@ class References:
         """404 for the first id the project has no such object for: one query per kind."""
         if not self._refs:
             return
-        from assistantd.files.repository import FileRepository
-        from assistantd.vector_stores.repository import VectorStoreRepository
-
         found: dict[Kind, set[str]] = {}
         for kind in dict.fromkeys(k for k, _, _ in self._refs):
             ids = [i for k, _, i in self._refs if k == kind]
