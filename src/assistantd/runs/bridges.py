@@ -40,8 +40,6 @@ class AppFiles:
         return str(meta["purpose"]), size, data
 
     async def output_bytes(self, project_id: str) -> int:
-        from assistantd.files import service as files
-
         async with self.ctx.sessions() as s:
             return await files.output_bytes(s, project_id)
 
