@@ -305,6 +305,25 @@ def test_events_replay_with_last_event_id(server: Server, models: SwitchRouter) 
     assert rest[0][2] == "9" and names(rest) == names(original)[8:]
 
 
+def test_events_resume_bounds(server: Server, models: SwitchRouter) -> None:
+    """A resume past the end of a finished run ends at once; ids out of range are a 400."""
+    models.use(ScriptedBackend([text_turn("all of it")]))
+    a, t = make(server)
+    with httpx.stream("POST", f"{server.base_url}/threads/{t}/runs", headers=auth(server),
+                      json={"assistant_id": a, "stream": True}) as r:
+        original = read_sse(r)
+    run_id, last = original[0][1]["id"], original[-1][2]
+    url = f"{server.base_url}/threads/{t}/runs/{run_id}/events"
+    for after in (last, "99999999"):
+        with httpx.stream("GET", url, headers=dict(auth(server), **{"Last-Event-ID": after}), timeout=5) as r:
+            assert r.status_code == 200 and read_sse(r) == []
+    for bad in ("-5", "x", str(2**64)):
+        r = httpx.get(url, headers=dict(auth(server), **{"Last-Event-ID": bad}), timeout=5)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "Last-Event-ID", r.text
+    r = httpx.get(url, params={"after": str(10**23)}, headers=auth(server), timeout=5)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "after", r.text
+
+
 def test_events_replay_follows_a_live_run(server: Server, models: SwitchRouter) -> None:
     models.use(ScriptedBackend(lambda r: text_turn("live " * 30), delay=0.01))
     a, t = make(server)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -10,6 +11,7 @@ from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
 from assistantd.events.sse import frames, sse_response
 from assistantd.runs import service
+from assistantd.runs.objects import TERMINAL
 from assistantd.runs.runtime import RunRuntime
 from assistantd.runs.schemas import RunCreate, RunModify, SubmitToolOutputs, ThreadAndRunCreate
 
@@ -17,6 +19,8 @@ router = APIRouter(tags=["runs"])
 
 # How long a poll-helper GET of a moving run may wait for it to settle.
 LONG_POLL_SECONDS = 2.0
+# Largest event id a resume may name (JavaScript's safe integers; no log comes near it).
+MAX_EVENT_ID = 2**53 - 1
 
 
 async def runtime(request: Request) -> RunRuntime:
@@ -134,15 +138,27 @@ async def retrieve_run_step(thread_id: str, run_id: str, step_id: str, uow: UoW,
 @router.get("/v1/threads/{thread_id}/runs/{run_id}/events")
 async def run_events(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: Runtime,
                      last_event_id: Annotated[str | None, Header()] = None,
-                     after: Annotated[int | None, Query(ge=0)] = None) -> Any:
+                     after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)] = None) -> Any:
     """Extension: replay the run's events (from `Last-Event-ID` or `after`) and follow live ones."""
     _ids(thread_id, run_id)
-    await service.retrieve(uow, caller, thread_id, run_id)
+    run = await service.retrieve(uow, caller, thread_id, run_id)
     start = after or 0
     if last_event_id is not None:
         try:
             start = int(last_event_id)
         except ValueError:
-            raise InvalidRequest(f"Invalid 'Last-Event-ID': {last_event_id!r}; expected an event id.") from None
+            start = -1
+        if not 0 <= start <= MAX_EVENT_ID:
+            raise InvalidRequest(f"Invalid 'Last-Event-ID': {last_event_id!r}; expected an event id.",
+                                 param="Last-Event-ID")
     await uow.commit()
+    if run["status"] in TERMINAL and start >= await rt.bus.position(run_id):
+        # The client has seen every event of a run that will publish no more: nothing to
+        # follow, so the stream ends at once instead of waiting for a `done` that never comes.
+        return sse_response(_nothing())
     return sse_response(frames(rt.bus, run_id, start, keepalive=rt.settings.stream_keepalive_seconds))
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
