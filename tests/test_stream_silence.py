@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,49 @@ def test_redis_stream_silent_longer_than_the_socket_timeout_goes_on(tmp_path: Pa
                 assert "".join(stream.text_deltas) == "It is sunny after all."
     finally:
         stop()
+
+
+@pytest.mark.node
+def test_both_sdks_through_a_20_second_silence_at_the_default_keepalive(tmp_path: Path) -> None:
+    """The issue's own reproduction, unscaled: the default 15 s keep-alive, a model silent for
+    20 s before its first token, the Python and the Node SDK at once, on both buses."""
+    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "openai").exists():
+        pytest.fail("node and tests/node/node_modules/openai are required: run `make install`")
+    servers: dict[str, tuple[Server, Any]] = {}
+    for bus in ("memory", "redis"):
+        (tmp_path / bus).mkdir()
+        settings = make_settings(tmp_path / bus, sandbox_pool_size=0,
+                                 redis_url=REDIS if bus == "redis" else None)
+        assert settings.stream_keepalive_seconds == 15
+        servers[bus] = start_server(settings)
+    results: dict[tuple[str, str], Any] = {}
+
+    def python_sdk(bus: str, srv: Server) -> None:
+        with srv.client(timeout=120) as client:
+            a = client.beta.assistants.create(model="m")
+            with client.beta.threads.create_and_run_stream(
+                    assistant_id=a.id, thread={"messages": [{"role": "user", "content": "hi"}]}) as stream:
+                text = "".join(stream.text_deltas)
+                results[(bus, "python")] = (text, stream.get_final_run().status)
+
+    def node_sdk(bus: str, srv: Server) -> None:
+        env = dict(os.environ, BASE_URL=srv.base_url, API_KEY=srv.keys["alpha"], FIRST_ONLY="1")
+        proc = subprocess.run(["node", "silent_stream.mjs"], cwd=NODE_DIR, env=env,
+                              capture_output=True, text=True, timeout=120)
+        out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else proc.stderr
+        results[(bus, "node")] = (out["texts"][0], out["statuses"][0]) if isinstance(out, dict) else out
+
+    try:
+        for srv, _ in servers.values():
+            srv.models.use(Pausing(lambda r: text_turn("It is sunny after all."), pause=20.0))
+        workers = [threading.Thread(target=fn, args=(bus, srv))
+                   for bus, (srv, _) in servers.items() for fn in (python_sdk, node_sdk)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=150)
+    finally:
+        for _, stop in servers.values():
+            stop()
+    expected = ("It is sunny after all.", "completed")
+    assert results == {(bus, sdk): expected for bus in servers for sdk in ("python", "node")}, results

@@ -20,6 +20,10 @@ const first = client.beta.threads
 const run = await first.finalRun();
 out.statuses.push(run.status);
 out.texts.push(text);
+if (process.env.FIRST_ONLY) {
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
 
 text = "";
 const second = client.beta.threads.runs
