@@ -136,6 +136,14 @@ class TextDelta:
 
 
 @dataclass(slots=True)
+class RefusalDelta:
+    """A fragment of the model's refusal (chat completions' `delta.refusal`, sent e.g. when a
+    strict `json_schema` answer is declined): it becomes a `refusal` content part, not text."""
+
+    text: str
+
+
+@dataclass(slots=True)
 class ToolCallStarted:
     """The model began tool call number `index` (0-based, contiguous) of this response."""
 
@@ -163,7 +171,7 @@ class Finished:
     usage: Usage
 
 
-ModelEvent = TextDelta | ToolCallStarted | ToolCallArgumentsDelta | Finished
+ModelEvent = TextDelta | RefusalDelta | ToolCallStarted | ToolCallArgumentsDelta | Finished
 
 
 class ModelError(Exception):

@@ -28,6 +28,7 @@ from assistantd.llm.base import (
     Finished,
     ModelError,
     ModelRouter,
+    RefusalDelta,
     TextDelta,
     ToolCallArgumentsDelta,
     ToolCallStarted,
@@ -78,6 +79,10 @@ class _Exec:
     message_step: dict[str, Any] | None = None
     tool_step: dict[str, Any] | None = None
     text: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    # The open message's text and refusal parts, in the order they began: the part `kind`
+    # has content index `len(images) + parts.index(kind)`.
+    parts: list[str] = field(default_factory=list)
     annotator: Annotator = field(default_factory=Annotator)
     pending_images: list[str] = field(default_factory=list)  # shown in the next message
     resources: dict[str, list[str]] = field(default_factory=dict)
@@ -310,6 +315,9 @@ class RunEngine:
             if calls:  # text after tool calls: keep it out of the call's step
                 return
             await self._text(ex, event.text)
+        elif isinstance(event, RefusalDelta):
+            if event.text and not calls:
+                await self._refusal(ex, event.text)
         elif isinstance(event, ToolCallStarted):
             if not run.get("parallel_tool_calls", True) and calls:
                 return
@@ -365,7 +373,7 @@ class RunEngine:
         step = new_step(run, "message_creation",
                         {"type": "message_creation", "message_creation": {"message_id": message["id"]}})
         await self.store.insert_step(ex.project_id, step, message)
-        ex.message, ex.message_step, ex.text = message, step, []
+        ex.message, ex.message_step, ex.text, ex.refusal, ex.parts = message, step, [], [], []
         await self.bus.publish(run["id"], "thread.run.step.created", step_view(step, False))
         await self.bus.publish(run["id"], "thread.run.step.in_progress", step_view(step, False))
         await self.bus.publish(run["id"], "thread.message.created", message)
@@ -395,8 +403,27 @@ class RunEngine:
             text["annotations"] = [*text.get("annotations", []), *found]
         await self.bus.publish(ex.run["id"], "thread.message.delta", {
             "id": ex.message["id"], "object": "thread.message.delta",
-            "delta": {"content": [{"index": len(ex.message["_images"]), "type": "text", "text": text}]},
+            "delta": {"content": [{"index": self._part_index(ex, "text"), "type": "text", "text": text}]},
         })
+
+    async def _refusal(self, ex: _Exec, fragment: str) -> None:
+        """A fragment of the model's refusal: a `refusal` part of the message, after its text."""
+        if ex.message is None:
+            await self._open_message(ex)
+        assert ex.message is not None
+        ex.refusal.append(fragment)
+        await self.bus.publish(ex.run["id"], "thread.message.delta", {
+            "id": ex.message["id"], "object": "thread.message.delta",
+            "delta": {"content": [{"index": self._part_index(ex, "refusal"), "type": "refusal",
+                                   "refusal": fragment}]},
+        })
+
+    @staticmethod
+    def _part_index(ex: _Exec, kind: str) -> int:
+        assert ex.message is not None
+        if kind not in ex.parts:
+            ex.parts.append(kind)
+        return len(ex.message["_images"]) + ex.parts.index(kind)
 
     async def _close_message(self, ex: _Exec, status: str, usage: dict[str, int] | None,
                              reason: str | None = None) -> None:
@@ -407,10 +434,13 @@ class RunEngine:
         content: list[dict[str, Any]] = [
             {"type": "image_file", "image_file": {"file_id": fid, "detail": "auto"}}
             for fid in message.pop("_images", [])]
-        if ex.text:
-            value = "".join(ex.text)
-            ex.annotator.scan(value, final=True)
-            content.append({"type": "text", "text": {"value": value, "annotations": ex.annotator.all()}})
+        for kind in ex.parts:
+            if kind == "text":
+                value = "".join(ex.text)
+                ex.annotator.scan(value, final=True)
+                content.append({"type": "text", "text": {"value": value, "annotations": ex.annotator.all()}})
+            else:
+                content.append({"type": "refusal", "refusal": "".join(ex.refusal)})
         message["content"] = content
         message["status"] = status
         if status == "completed":
@@ -429,7 +459,7 @@ class RunEngine:
         elif reason == "run_expired":
             step_status = "expired"
         await self._finish_step(ex, step, step_status, usage)
-        ex.message, ex.message_step, ex.text = None, None, []
+        ex.message, ex.message_step, ex.text, ex.refusal, ex.parts = None, None, [], [], []
 
     # -- tool calls --------------------------------------------------------------------
 
@@ -649,6 +679,7 @@ def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list
     """The content that `thread.message.delta` events sent for each of `message_ids`."""
     parts: dict[str, dict[int, dict[str, Any]]] = {}
     texts: dict[tuple[str, int], list[str]] = {}
+    refusals: dict[tuple[str, int], list[str]] = {}
     for ev in events:
         if ev.event != "thread.message.delta":
             continue
@@ -662,10 +693,15 @@ def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list
                 texts.setdefault((delta["id"], entry["index"]), []).append(entry["text"].get("value") or "")
                 slot["text"]["annotations"] += [{k: v for k, v in a.items() if k != "index"}
                                                 for a in entry["text"].get("annotations") or []]
+            elif entry["type"] == "refusal":
+                slots.setdefault(entry["index"], {"type": "refusal", "refusal": ""})
+                refusals.setdefault((delta["id"], entry["index"]), []).append(entry.get("refusal") or "")
             else:
                 slots[entry["index"]] = {k: v for k, v in entry.items() if k != "index"}
     for (message_id, index), values in texts.items():
         parts[message_id][index]["text"]["value"] = "".join(values)
+    for (message_id, index), values in refusals.items():
+        parts[message_id][index]["refusal"] = "".join(values)
     return {mid: [slots[k] for k in sorted(slots)] for mid, slots in parts.items()}
 
 

@@ -1,0 +1,130 @@
+"""How an OpenAI-compatible upstream's answer ends up in the run: refusals, content filters.
+
+Real parts: the in-process server, the `OpenAICompatBackend`, and `FakeUpstream` (a real
+HTTP server streaming chat-completion chunks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from assistantd.events.bus import RunEvent
+from assistantd.llm.base import ChatRequest, ModelEvent
+from assistantd.llm.fake_upstream import FakeReply, FakeUpstream, Reply
+from assistantd.llm.openai_compat import OpenAICompatBackend
+from assistantd.runs.engine import streamed_content
+from tests.conftest import Server, SwitchRouter
+from tests.test_streaming import TEXT_RUN, auth, make, names, read_sse
+
+REFUSAL = "I'm sorry, I can't help with that request."
+
+
+class Backend(OpenAICompatBackend):
+    """The real upstream backend, remembering the server loop it ran on to close it there."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:  # type: ignore[override]
+        self.loop = asyncio.get_running_loop()
+        async for event in super().stream(request):
+            yield event
+
+
+@pytest.fixture
+def upstream_of(models: SwitchRouter) -> Iterator[Callable[[Callable[[dict[str, Any]], Reply]], FakeUpstream]]:
+    """Start a FakeUpstream answering with `script` and route every model to it."""
+    ups: list[FakeUpstream] = []
+    backends: list[Backend] = []
+
+    def start(script: Callable[[dict[str, Any]], Reply]) -> FakeUpstream:
+        up = FakeUpstream(script).start()
+        ups.append(up)
+        backends.append(Backend(up.base_url, max_retries=0))
+        models.use(backends[-1])
+        return up
+
+    yield start
+    for b in backends:
+        if b.loop is not None:
+            asyncio.run_coroutine_threadsafe(b.aclose(), b.loop).result(10)
+    for up in ups:
+        up.stop()
+
+
+def stream_run(server: Server, assistant_id: str, thread_id: str) -> list[tuple[str, Any, str | None]]:
+    with httpx.stream("POST", f"{server.base_url}/threads/{thread_id}/runs", headers=auth(server),
+                      json={"assistant_id": assistant_id, "stream": True}) as r:
+        assert r.status_code == 200
+        return read_sse(r)
+
+
+def test_refusal_streams_as_a_refusal_part(server: Server, upstream_of: Any) -> None:
+    upstream_of(lambda body: FakeReply(refusal=REFUSAL))
+    a, t = make(server)
+    frames = stream_run(server, a, t)
+    deltas = [f[1]["delta"]["content"] for f in frames if f[0] == "thread.message.delta"]
+    assert names(frames) == TEXT_RUN + ["thread.message.delta"] * len(deltas) + [
+        "thread.message.completed", "thread.run.step.completed", "thread.run.completed", "done"]
+    assert len(deltas) > 1
+    for content in deltas:
+        assert len(content) == 1 and content[0]["index"] == 0 and content[0]["type"] == "refusal"
+        assert set(content[0]) == {"index", "type", "refusal"}
+    assert "".join(c[0]["refusal"] for c in deltas) == REFUSAL
+    completed = next(f[1] for f in frames if f[0] == "thread.message.completed")
+    assert completed["content"] == [{"type": "refusal", "refusal": REFUSAL}]
+    assert completed["status"] == "completed"
+    stored = httpx.get(f"{server.base_url}/threads/{t}/messages/{completed['id']}", headers=auth(server)).json()
+    assert stored["content"] == [{"type": "refusal", "refusal": REFUSAL}]
+
+
+def test_refusal_after_text_is_its_own_part(server: Server, upstream_of: Any) -> None:
+    upstream_of(lambda body: FakeReply(text="Let me see.", refusal=REFUSAL))
+    a, t = make(server)
+    frames = stream_run(server, a, t)
+    parts = [(c["index"], c["type"]) for f in frames if f[0] == "thread.message.delta"
+             for c in f[1]["delta"]["content"]]
+    assert sorted(set(parts)) == [(0, "text"), (1, "refusal")]
+    assert parts.index((1, "refusal")) > max(i for i, p in enumerate(parts) if p == (0, "text"))
+    completed = next(f[1] for f in frames if f[0] == "thread.message.completed")
+    assert completed["content"] == [{"type": "text", "text": {"value": "Let me see.", "annotations": []}},
+                                    {"type": "refusal", "refusal": REFUSAL}]
+
+
+def test_sdk_stream_helpers_accumulate_the_refusal(client: openai.OpenAI, upstream_of: Any) -> None:
+    up = upstream_of(lambda body: FakeReply(refusal=REFUSAL) if len(body["messages"]) < 3 else "Fine.")
+    a = client.beta.assistants.create(model="gpt-4o")
+    t = client.beta.threads.create(messages=[{"role": "user", "content": "do something bad"}])
+    with client.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+        messages = stream.get_final_messages()
+    assert run.status == "completed"
+    assert len(messages) == 1 and messages[0].content[0].type == "refusal"
+    assert messages[0].content[0].refusal == REFUSAL  # type: ignore[union-attr]
+
+    # A later run's prompt shows the refusal as what the assistant said.
+    client.beta.threads.messages.create(thread_id=t.id, role="user", content="then something else")
+    again = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert again.status == "completed"
+    assert [(m["role"], m["content"]) for m in up.requests[-1]["messages"]] == [
+        ("user", "do something bad"), ("assistant", REFUSAL), ("user", "then something else")]
+
+
+def test_an_interrupted_refusal_is_rebuilt_from_its_deltas() -> None:
+    def delta(entry: dict[str, Any]) -> RunEvent:
+        return RunEvent(0, "thread.message.delta", orjson.dumps(
+            {"id": "msg_a", "object": "thread.message.delta", "delta": {"content": [entry]}}))
+
+    events = [delta({"index": 0, "type": "text", "text": {"value": "Hm.", "annotations": []}}),
+              delta({"index": 1, "type": "refusal", "refusal": "I can't"}),
+              delta({"index": 1, "type": "refusal", "refusal": " do that."})]
+    assert streamed_content(events, {"msg_a"}) == {"msg_a": [
+        {"type": "text", "text": {"value": "Hm.", "annotations": []}},
+        {"type": "refusal", "refusal": "I can't do that."}]}
