@@ -128,3 +128,27 @@ def test_an_interrupted_refusal_is_rebuilt_from_its_deltas() -> None:
     assert streamed_content(events, {"msg_a"}) == {"msg_a": [
         {"type": "text", "text": {"value": "Hm.", "annotations": []}},
         {"type": "refusal", "refusal": "I can't do that."}]}
+
+
+def test_content_filter_ends_the_message_incomplete_and_the_run_completed(server: Server,
+                                                                          upstream_of: Any) -> None:
+    upstream_of(lambda body: FakeReply(text="Here is how", finish_reason="content_filter")
+                if len(body["messages"]) < 3 else "Something else.")
+    a, t = make(server)
+    frames = stream_run(server, a, t)
+    assert names(frames)[-4:] == ["thread.message.incomplete", "thread.run.step.completed",
+                                  "thread.run.completed", "done"]
+    message = next(f[1] for f in frames if f[0] == "thread.message.incomplete")
+    assert message["status"] == "incomplete" and message["incomplete_details"] == {"reason": "content_filter"}
+    assert message["incomplete_at"] is not None and message["completed_at"] is None
+    assert message["content"] == [{"type": "text", "text": {"value": "Here is how", "annotations": []}}]
+    run = next(f[1] for f in frames if f[0] == "thread.run.completed")
+    assert run["status"] == "completed" and run["incomplete_details"] is None and run["last_error"] is None
+    h = auth(server)
+    stored = httpx.get(f"{server.base_url}/threads/{t}/messages/{message['id']}", headers=h).json()
+    assert stored["status"] == "incomplete" and stored["incomplete_details"] == {"reason": "content_filter"}
+    steps = httpx.get(f"{server.base_url}/threads/{t}/runs/{run['id']}/steps", headers=h).json()["data"]
+    assert [s["status"] for s in steps] == ["completed"]
+    # The thread goes on.
+    httpx.post(f"{server.base_url}/threads/{t}/messages", headers=h, json={"role": "user", "content": "ok"})
+    assert names(stream_run(server, a, t))[-2:] == ["thread.run.completed", "done"]

@@ -361,6 +361,11 @@ class RunEngine:
         if out_of_tokens:
             ex.close_as = ("incomplete", step_usage, "max_tokens")
             raise RunOutcome("incomplete", incomplete_details={"reason": "max_completion_tokens"})
+        if finished.reason == "content_filter":
+            # The upstream's filter stopped the answer: the message says so, and the run
+            # completes (its incomplete_details can only name a token limit).
+            ex.close_as = ("incomplete", step_usage, "content_filter")
+            return "done"
         ex.close_as = ("completed", step_usage, None)
         return "done"
 
