@@ -1,4 +1,4 @@
-"""How an OpenAI-compatible upstream's answer ends up in the run: refusals, content filters.
+"""How a model's answer ends up in the run: refusals, content filters, failures mid-stream.
 
 Real parts: the in-process server, the `OpenAICompatBackend`, and `FakeUpstream` (a real
 HTTP server streaming chat-completion chunks).
@@ -16,7 +16,15 @@ import orjson
 import pytest
 
 from assistantd.events.bus import RunEvent
-from assistantd.llm.base import ChatRequest, ModelEvent
+from assistantd.llm.base import (
+    ChatRequest,
+    ModelBackend,
+    ModelEvent,
+    ModelInvalidPrompt,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallStarted,
+)
 from assistantd.llm.fake_upstream import FakeReply, FakeUpstream, Reply
 from assistantd.llm.openai_compat import OpenAICompatBackend
 from assistantd.runs.engine import streamed_content
@@ -152,3 +160,37 @@ def test_content_filter_ends_the_message_incomplete_and_the_run_completed(server
     # The thread goes on.
     httpx.post(f"{server.base_url}/threads/{t}/messages", headers=h, json={"role": "user", "content": "ok"})
     assert names(stream_run(server, a, t))[-2:] == ["thread.run.completed", "done"]
+
+
+class FailsMidStream(ModelBackend):
+    """Streams `events`, then fails the call with `invalid_prompt`."""
+
+    def __init__(self, events: list[ModelEvent]) -> None:
+        self.events = events
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:
+        for event in self.events:
+            yield event
+        raise ModelInvalidPrompt("the prompt was rejected mid-answer")
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("open_step", ["message_creation", "tool_calls"])
+def test_a_step_open_when_the_run_fails_gets_a_step_error_code(server: Server, models: SwitchRouter,
+                                                               open_step: str) -> None:
+    events: list[ModelEvent] = [TextDelta("Let me")] if open_step == "message_creation" else [
+        ToolCallStarted(0, "call_abc", "get_weather"), ToolCallArgumentsDelta(0, '{"ci')]
+    models.use(FailsMidStream(events))
+    a, t = make(server, tools=[WEATHER] if open_step == "tool_calls" else None)
+    frames = stream_run(server, a, t)
+    assert names(frames)[-3:] == ["thread.run.step.failed", "thread.run.failed", "done"]
+    run = next(f[1] for f in frames if f[0] == "thread.run.failed")
+    assert run["last_error"] == {"code": "invalid_prompt", "message": "the prompt was rejected mid-answer"}
+    streamed = next(f[1] for f in frames if f[0] == "thread.run.step.failed")
+    steps = httpx.get(f"{server.base_url}/threads/{t}/runs/{run['id']}/steps", headers=auth(server)).json()["data"]
+    assert [s["type"] for s in steps] == [open_step]
+    for step in (streamed, steps[0]):
+        assert step["status"] == "failed" and step["failed_at"] is not None
+        assert step["last_error"] == {"code": "server_error", "message": "the prompt was rejected mid-answer"}

@@ -45,6 +45,16 @@ log = logging.getLogger("assistantd.engine")
 
 # Tokens kept free for the answer when `truncation_strategy: auto` fits a prompt.
 COMPLETION_RESERVE = 1024
+# The codes a run step's `last_error` may carry (a run's may also say `invalid_prompt`).
+STEP_ERROR_CODES = ("server_error", "rate_limit_exceeded")
+
+
+def step_error(error: dict[str, str] | None) -> dict[str, str] | None:
+    """The run's `last_error` as the step that was open when it failed carries it."""
+    if error is None:
+        return None
+    code = error.get("code")
+    return {"code": code if code in STEP_ERROR_CODES else "server_error", "message": error.get("message", "")}
 
 
 @dataclass
@@ -431,7 +441,7 @@ class RunEngine:
         return len(ex.message["_images"]) + ex.parts.index(kind)
 
     async def _close_message(self, ex: _Exec, status: str, usage: dict[str, int] | None,
-                             reason: str | None = None) -> None:
+                             reason: str | None = None, last_error: dict[str, str] | None = None) -> None:
         if ex.message is None or ex.message_step is None:
             return
         now = now_seconds()
@@ -463,7 +473,7 @@ class RunEngine:
             step_status = "failed"
         elif reason == "run_expired":
             step_status = "expired"
-        await self._finish_step(ex, step, step_status, usage)
+        await self._finish_step(ex, step, step_status, usage, last_error if step_status == "failed" else None)
         ex.message, ex.message_step, ex.text, ex.refusal, ex.parts = None, None, [], [], []
 
     # -- tool calls --------------------------------------------------------------------
@@ -586,12 +596,14 @@ class RunEngine:
         run = ex.run
         async with self._batched(ex):
             reason = {"cancelled": "run_cancelled", "failed": "run_failed", "expired": "run_expired"}.get(status)
+            error = step_error(fields.get("last_error")) if status == "failed" else None
             if ex.message is not None:
                 how = ex.close_as if status in ("completed", "incomplete") and ex.close_as else None
                 if how is not None:
                     await self._close_message(ex, how[0], how[1], reason=how[2])
                 else:
-                    await self._close_message(ex, "incomplete", None, reason=reason or "max_tokens")
+                    await self._close_message(ex, "incomplete", None, reason=reason or "max_tokens",
+                                              last_error=error)
             if not (ex.tracked and status == "completed"):
                 # Steps and messages this engine did not open (a paused run's tool step, a
                 # crash's leftovers) or may have lost track of on an error path.
@@ -607,7 +619,7 @@ class RunEngine:
                 step_status = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}.get(
                     status, "completed")
                 for step in open_steps:
-                    await self._finish_step(ex, dict(step), step_status, None, fields.get("last_error"))
+                    await self._finish_step(ex, dict(step), step_status, None, error)
             now = now_seconds()
             run.update(status=status, required_action=None, **fields)
             run.pop("_pending_step_id", None)
