@@ -7,6 +7,7 @@ HTTP server streaming chat-completion chunks).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from assistantd.llm.base import (
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
-from assistantd.llm.fake_upstream import FakeReply, FakeUpstream, Reply
+from assistantd.llm.fake_upstream import FakeError, FakeReply, FakeUpstream, Reply
 from assistantd.llm.openai_compat import OpenAICompatBackend
 from assistantd.runs.engine import streamed_content
 from tests.conftest import Server, SwitchRouter
@@ -51,10 +52,10 @@ def upstream_of(models: SwitchRouter) -> Iterator[Callable[[Callable[[dict[str, 
     ups: list[FakeUpstream] = []
     backends: list[Backend] = []
 
-    def start(script: Callable[[dict[str, Any]], Reply]) -> FakeUpstream:
+    def start(script: Callable[[dict[str, Any]], Reply], **kw: Any) -> FakeUpstream:
         up = FakeUpstream(script).start()
         ups.append(up)
-        backends.append(Backend(up.base_url, max_retries=0))
+        backends.append(Backend(up.base_url, **{"max_retries": 0, **kw}))
         models.use(backends[-1])
         return up
 
@@ -194,3 +195,19 @@ def test_a_step_open_when_the_run_fails_gets_a_step_error_code(server: Server, m
     for step in (streamed, steps[0]):
         assert step["status"] == "failed" and step["failed_at"] is not None
         assert step["last_error"] == {"code": "server_error", "message": "the prompt was rejected mid-answer"}
+
+
+def test_a_failed_run_does_not_show_the_upstream_url(client: openai.OpenAI, upstream_of: Any,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    up = upstream_of(lambda body: FakeError(500, "upstream boom"), max_retries=3, initial_backoff=0.01)
+    a = client.beta.assistants.create(model="gpt-4o")
+    t = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    with caplog.at_level(logging.WARNING, logger="assistantd.engine"):
+        run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "failed" and run.last_error is not None
+    assert run.last_error.code == "server_error"
+    assert run.last_error.message == "The model backend answered 500 after 4 attempts: upstream boom"
+    steps = client.beta.threads.runs.steps.list(thread_id=t.id, run_id=run.id).data
+    assert all(up.host not in (s.last_error.message if s.last_error else "") for s in steps)
+    # The server's log keeps the detail.
+    assert f"upstream {up.base_url}/chat/completions answered 500 after 4 attempts: upstream boom" in caplog.text

@@ -175,13 +175,18 @@ ModelEvent = TextDelta | RefusalDelta | ToolCallStarted | ToolCallArgumentsDelta
 
 
 class ModelError(Exception):
-    """A model call failed; `code` is what the run's `last_error.code` will say."""
+    """A model call failed; `code` is what the run's `last_error.code` will say.
+
+    `message` is what the client sees (`last_error.message`); `detail`, for the server log
+    and `str()`, may also name internal things such as the upstream's URL.
+    """
 
     code: str = "server_error"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(detail or message)
         self.message = message
+        self.detail = detail or message
 
 
 class ModelRateLimited(ModelError):

@@ -181,6 +181,8 @@ class RunEngine:
             except RunOutcome as end:
                 await self._end(ex, end.status, **end.fields)
             except ModelError as err:
+                # The client sees `message`; the log gets `detail` (e.g. the upstream's URL).
+                log.warning("run %s failed (%s): %s", run_id, err.code, err.detail)
                 await self._end(ex, "failed", last_error={"code": err.code, "message": err.message})
             except Exception as err:  # a fault of ours: say so, never leave the run stuck
                 log.exception("run %s crashed", run_id)
