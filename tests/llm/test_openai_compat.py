@@ -224,6 +224,9 @@ async def test_5xx_after_retries_is_server_error() -> None:
     assert type(info.value) is ModelError
     assert info.value.code == "server_error"
     assert "502" in info.value.message and "bad gateway" in info.value.message
+    # What the client sees does not name the upstream; the log's copy (`detail`) does.
+    assert info.value.message == "The model backend answered 502 after 2 attempts: bad gateway"
+    assert info.value.detail == f"upstream {up.base_url}/chat/completions answered 502 after 2 attempts: bad gateway"
 
 
 async def test_unreachable_upstream_is_retried_then_reported() -> None:
@@ -234,20 +237,24 @@ async def test_unreachable_upstream_is_retried_then_reported() -> None:
         f"http://127.0.0.1:{port}/v1", max_retries=2, initial_backoff=0.01
     )
     try:
-        with pytest.raises(ModelError, match=r"could not reach upstream .* \(3 attempts\)"):
+        with pytest.raises(ModelError, match=r"could not reach upstream .* \(3 attempts\)") as info:
             await collect(backend, ask("hi"))
     finally:
         await backend.aclose()
+    assert info.value.message == "Could not reach the model backend (3 attempts): ConnectError"
+    assert f"127.0.0.1:{port}" in info.value.detail
 
 
 async def test_silent_upstream_times_out_with_a_clear_message() -> None:
     with FakeUpstream(first_token_delay=2.0) as up:
         backend = OpenAICompatBackend(up.base_url, timeout=0.2)
         try:
-            with pytest.raises(ModelError, match=r"timed out after 0.2s"):
+            with pytest.raises(ModelError, match=r"timed out after 0.2s") as info:
                 await collect(backend, ask("hi"))
         finally:
             await backend.aclose()
+        assert info.value.message.startswith("The model backend timed out after 0.2s")
+        assert up.base_url in info.value.detail
 
 
 async def test_estimates_usage_when_upstream_sends_none() -> None:

@@ -136,6 +136,14 @@ class TextDelta:
 
 
 @dataclass(slots=True)
+class RefusalDelta:
+    """A fragment of the model's refusal (chat completions' `delta.refusal`, sent e.g. when a
+    strict `json_schema` answer is declined): it becomes a `refusal` content part, not text."""
+
+    text: str
+
+
+@dataclass(slots=True)
 class ToolCallStarted:
     """The model began tool call number `index` (0-based, contiguous) of this response."""
 
@@ -163,17 +171,22 @@ class Finished:
     usage: Usage
 
 
-ModelEvent = TextDelta | ToolCallStarted | ToolCallArgumentsDelta | Finished
+ModelEvent = TextDelta | RefusalDelta | ToolCallStarted | ToolCallArgumentsDelta | Finished
 
 
 class ModelError(Exception):
-    """A model call failed; `code` is what the run's `last_error.code` will say."""
+    """A model call failed; `code` is what the run's `last_error.code` will say.
+
+    `message` is what the client sees (`last_error.message`); `detail`, for the server log
+    and `str()`, may also name internal things such as the upstream's URL.
+    """
 
     code: str = "server_error"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(detail or message)
         self.message = message
+        self.detail = detail or message
 
 
 class ModelRateLimited(ModelError):

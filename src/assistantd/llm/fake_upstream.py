@@ -46,9 +46,14 @@ class FakeToolCall:
 
 @dataclass(frozen=True, slots=True)
 class FakeReply:
-    """A full reply: optional text, then tool calls, then `finish_reason`."""
+    """A full reply: optional text, then a refusal, then tool calls, then `finish_reason`.
+
+    `refusal` streams as `delta.refusal` fragments, the way OpenAI declines e.g. a strict
+    `json_schema` answer (its first chunk then carries `content: null, refusal: ""`).
+    """
 
     text: str = ""
+    refusal: str = ""
     tool_calls: Sequence[FakeToolCall] = ()
     finish_reason: str | None = None  # default: "tool_calls" if any, else "stop"
     pause: float = 0.0  # seconds of silence (the model thinking) before the first token
@@ -145,10 +150,16 @@ class _Completion:
         }
 
     def chunks(self, include_usage: bool) -> Iterator[dict[str, Any]]:
-        yield self._chunk({"role": "assistant", "content": ""})
+        if self.reply.refusal and not self.reply.text:
+            yield self._chunk({"role": "assistant", "content": None, "refusal": ""})
+        else:
+            yield self._chunk({"role": "assistant", "content": ""})
         for fragment in _fragments(self.reply.text):
             self.completion_tokens += 1
             yield self._chunk({"content": fragment})
+        for fragment in _fragments(self.reply.refusal):
+            self.completion_tokens += 1
+            yield self._chunk({"refusal": fragment})
         for index, call in enumerate(self.reply.tool_calls):
             yield self._chunk(
                 {
@@ -175,10 +186,14 @@ class _Completion:
             yield final
 
     def whole(self) -> dict[str, Any]:
-        self.completion_tokens = len(_fragments(self.reply.text)) + sum(
+        self.completion_tokens = len(_fragments(self.reply.text)) + len(_fragments(self.reply.refusal)) + sum(
             len(_arguments_fragments(c.arguments_json)) for c in self.reply.tool_calls
         )
-        message: dict[str, Any] = {"role": "assistant", "content": self.reply.text or None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": self.reply.text or None,
+            "refusal": self.reply.refusal or None,
+        }
         if self.reply.tool_calls:
             message["tool_calls"] = [
                 {

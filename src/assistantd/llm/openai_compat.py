@@ -99,8 +99,8 @@ class OpenAICompatBackend(ModelBackend):
                     for event in parser.feed(chunk):
                         yield event
                 if parser.finish_reason is None:
-                    raise ModelError(
-                        f"upstream {self._url} ended the stream before the response finished "
+                    raise self._error(
+                        "ended the stream before the response finished "
                         "(no finish_reason and no [DONE]); the upstream may have crashed"
                     )
             for event in parser.finish(self._estimate_usage(request, parser)):
@@ -134,13 +134,13 @@ class OpenAICompatBackend(ModelBackend):
                 if data is not None and data.strip() != "[DONE]":
                     yield self._decode(data)
         except httpx.TimeoutException as exc:
-            raise ModelError(
-                f"upstream {self._url} timed out after {self.timeout:g}s waiting for the next "
-                "chunk of the response"
+            raise self._error(
+                f"timed out after {self.timeout:g}s waiting for the next chunk of the response"
             ) from exc
         except httpx.TransportError as exc:
             raise ModelError(
-                f"connection to upstream {self._url} broke mid-response: {exc!r}"
+                f"The connection to the model backend broke mid-response ({type(exc).__name__})",
+                detail=f"connection to upstream {self._url} broke mid-response: {exc!r}",
             ) from exc
 
     @staticmethod
@@ -157,22 +157,21 @@ class OpenAICompatBackend(ModelBackend):
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise ModelError(
-                f"upstream {self._url} sent a chunk that is not JSON: {data[:200]!r}"
-            ) from exc
+            raise self._error(f"sent a chunk that is not JSON: {data[:200]!r}") from exc
         if not isinstance(chunk, dict):
-            raise ModelError(
-                f"upstream {self._url} sent a chunk that is not an object: {data[:200]!r}"
-            )
+            raise self._error(f"sent a chunk that is not an object: {data[:200]!r}")
         return chunk
 
     async def _read_json(self, response: httpx.Response) -> dict[str, Any]:
         try:
             raw = await response.aread()
         except httpx.TimeoutException as exc:
-            raise ModelError(f"upstream {self._url} timed out after {self.timeout:g}s") from exc
+            raise self._error(f"timed out after {self.timeout:g}s") from exc
         except httpx.TransportError as exc:
-            raise ModelError(f"connection to upstream {self._url} broke: {exc!r}") from exc
+            raise ModelError(
+                f"The connection to the model backend broke ({type(exc).__name__})",
+                detail=f"connection to upstream {self._url} broke: {exc!r}",
+            ) from exc
         return self._decode(raw.decode("utf-8", errors="replace"))
 
     async def _open(self, body: dict[str, Any]) -> httpx.Response:
@@ -189,22 +188,23 @@ class OpenAICompatBackend(ModelBackend):
                 )
             except httpx.ConnectTimeout as exc:
                 if last:
+                    waited = f"timed out after {self.timeout:g}s ({attempts} attempts)"
                     raise ModelError(
-                        f"could not connect to upstream {self._url}: timed out after "
-                        f"{self.timeout:g}s ({attempts} attempts)"
+                        f"Could not connect to the model backend: {waited}",
+                        detail=f"could not connect to upstream {self._url}: {waited}",
                     ) from exc
                 await asyncio.sleep(self._backoff(attempt))
                 continue
             except httpx.TimeoutException as exc:
                 # The upstream accepted the request but said nothing for `timeout` seconds;
                 # trying again would multiply the wait, so fail now.
-                raise ModelError(
-                    f"upstream {self._url} timed out after {self.timeout:g}s without answering"
-                ) from exc
+                raise self._error(f"timed out after {self.timeout:g}s without answering") from exc
             except httpx.TransportError as exc:
                 if last:
                     raise ModelError(
-                        f"could not reach upstream {self._url} ({attempts} attempts): {exc!r}"
+                        f"Could not reach the model backend ({attempts} attempts): "
+                        f"{type(exc).__name__}",
+                        detail=f"could not reach upstream {self._url} ({attempts} attempts): {exc!r}",
                     ) from exc
                 await asyncio.sleep(self._backoff(attempt))
                 continue
@@ -222,24 +222,25 @@ class OpenAICompatBackend(ModelBackend):
             raise self._status_error(status, detail, attempt + 1)
         raise AssertionError("unreachable")  # the last attempt always returns or raises
 
+    def _error(self, what: str, kind: type[ModelError] = ModelError) -> ModelError:
+        """`what` happened at the upstream: the client reads "The model backend <what>", the
+        server log (`detail`) also names the upstream's URL, which clients must not see."""
+        return kind(f"The model backend {what}", detail=f"upstream {self._url} {what}")
+
     def _status_error(self, status: int, detail: str, attempts: int) -> ModelError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         if status == 429:
-            return ModelRateLimited(
-                f"upstream {self._url} answered 429 (rate limited){tries}: {detail}"
-            )
+            return self._error(f"answered 429 (rate limited){tries}: {detail}", ModelRateLimited)
         if status in (400, 413, 422):
-            return ModelInvalidPrompt(f"upstream rejected the request ({status}): {detail}")
+            return self._error(f"rejected the request ({status}): {detail}", ModelInvalidPrompt)
         if status in (401, 403):
-            return ModelError(
-                f"upstream {self._url} refused our credentials ({status}): {detail}; "
+            return self._error(
+                f"refused our credentials ({status}): {detail}; "
                 "check the API key configured for this model"
             )
         if status == 404:
-            return ModelError(
-                f"upstream {self._url} answered 404: {detail}; check the base URL and model name"
-            )
-        return ModelError(f"upstream {self._url} answered {status}{tries}: {detail}")
+            return self._error(f"answered 404: {detail}; check the base URL and model name")
+        return self._error(f"answered {status}{tries}: {detail}")
 
     @staticmethod
     async def _error_detail(response: httpx.Response) -> str:

@@ -22,6 +22,7 @@ from .base import (
     ImagePart,
     ModelError,
     ModelEvent,
+    RefusalDelta,
     TextDelta,
     ToolCallArgumentsDelta,
     ToolCallStarted,
@@ -186,17 +187,24 @@ class ChunkParser:
             delta = choice.get("delta") or choice.get("message") or {}
             content = delta.get("content")
             if content:
-                self.text_parts.append(content)
-                if len(self.text_parts) >= _JOIN_EVERY:
-                    # One string instead of a small object per token: held for the whole
-                    # answer (only to estimate usage an upstream does not report).
-                    self.text_parts[:] = ["".join(self.text_parts)]
+                self._keep_text(content)
                 yield TextDelta(content)
+            refusal = delta.get("refusal")
+            if refusal and isinstance(refusal, str):
+                self._keep_text(refusal)
+                yield RefusalDelta(refusal)
             for call in delta.get("tool_calls") or ():
                 yield from self._feed_tool_call(call)
             reason = choice.get("finish_reason")
             if reason:
                 self.finish_reason = _FINISH_REASONS.get(reason, "stop")
+
+    def _keep_text(self, text: str) -> None:
+        self.text_parts.append(text)
+        if len(self.text_parts) >= _JOIN_EVERY:
+            # One string instead of a small object per token: held for the whole answer
+            # (only to estimate usage an upstream does not report).
+            self.text_parts[:] = ["".join(self.text_parts)]
 
     def _feed_tool_call(self, fragment: dict[str, Any]) -> Iterator[ModelEvent]:
         upstream_index = fragment.get("index")

@@ -28,6 +28,7 @@ from assistantd.llm.base import (
     Finished,
     ModelError,
     ModelRouter,
+    RefusalDelta,
     TextDelta,
     ToolCallArgumentsDelta,
     ToolCallStarted,
@@ -44,6 +45,16 @@ log = logging.getLogger("assistantd.engine")
 
 # Tokens kept free for the answer when `truncation_strategy: auto` fits a prompt.
 COMPLETION_RESERVE = 1024
+# The codes a run step's `last_error` may carry (a run's may also say `invalid_prompt`).
+STEP_ERROR_CODES = ("server_error", "rate_limit_exceeded")
+
+
+def step_error(error: dict[str, str] | None) -> dict[str, str] | None:
+    """The run's `last_error` as the step that was open when it failed carries it."""
+    if error is None:
+        return None
+    code = error.get("code")
+    return {"code": code if code in STEP_ERROR_CODES else "server_error", "message": error.get("message", "")}
 
 
 @dataclass
@@ -78,6 +89,10 @@ class _Exec:
     message_step: dict[str, Any] | None = None
     tool_step: dict[str, Any] | None = None
     text: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    # The open message's text and refusal parts, in the order they began: the part `kind`
+    # has content index `len(images) + parts.index(kind)`.
+    parts: list[str] = field(default_factory=list)
     annotator: Annotator = field(default_factory=Annotator)
     pending_images: list[str] = field(default_factory=list)  # shown in the next message
     resources: dict[str, list[str]] = field(default_factory=dict)
@@ -166,6 +181,8 @@ class RunEngine:
             except RunOutcome as end:
                 await self._end(ex, end.status, **end.fields)
             except ModelError as err:
+                # The client sees `message`; the log gets `detail` (e.g. the upstream's URL).
+                log.warning("run %s failed (%s): %s", run_id, err.code, err.detail)
                 await self._end(ex, "failed", last_error={"code": err.code, "message": err.message})
             except Exception as err:  # a fault of ours: say so, never leave the run stuck
                 log.exception("run %s crashed", run_id)
@@ -310,6 +327,9 @@ class RunEngine:
             if calls:  # text after tool calls: keep it out of the call's step
                 return
             await self._text(ex, event.text)
+        elif isinstance(event, RefusalDelta):
+            if event.text and not calls:
+                await self._refusal(ex, event.text)
         elif isinstance(event, ToolCallStarted):
             if not run.get("parallel_tool_calls", True) and calls:
                 return
@@ -353,6 +373,11 @@ class RunEngine:
         if out_of_tokens:
             ex.close_as = ("incomplete", step_usage, "max_tokens")
             raise RunOutcome("incomplete", incomplete_details={"reason": "max_completion_tokens"})
+        if finished.reason == "content_filter":
+            # The upstream's filter stopped the answer: the message says so, and the run
+            # completes (its incomplete_details can only name a token limit).
+            ex.close_as = ("incomplete", step_usage, "content_filter")
+            return "done"
         ex.close_as = ("completed", step_usage, None)
         return "done"
 
@@ -365,7 +390,7 @@ class RunEngine:
         step = new_step(run, "message_creation",
                         {"type": "message_creation", "message_creation": {"message_id": message["id"]}})
         await self.store.insert_step(ex.project_id, step, message)
-        ex.message, ex.message_step, ex.text = message, step, []
+        ex.message, ex.message_step, ex.text, ex.refusal, ex.parts = message, step, [], [], []
         await self.bus.publish(run["id"], "thread.run.step.created", step_view(step, False))
         await self.bus.publish(run["id"], "thread.run.step.in_progress", step_view(step, False))
         await self.bus.publish(run["id"], "thread.message.created", message)
@@ -395,11 +420,30 @@ class RunEngine:
             text["annotations"] = [*text.get("annotations", []), *found]
         await self.bus.publish(ex.run["id"], "thread.message.delta", {
             "id": ex.message["id"], "object": "thread.message.delta",
-            "delta": {"content": [{"index": len(ex.message["_images"]), "type": "text", "text": text}]},
+            "delta": {"content": [{"index": self._part_index(ex, "text"), "type": "text", "text": text}]},
         })
 
+    async def _refusal(self, ex: _Exec, fragment: str) -> None:
+        """A fragment of the model's refusal: a `refusal` part of the message, after its text."""
+        if ex.message is None:
+            await self._open_message(ex)
+        assert ex.message is not None
+        ex.refusal.append(fragment)
+        await self.bus.publish(ex.run["id"], "thread.message.delta", {
+            "id": ex.message["id"], "object": "thread.message.delta",
+            "delta": {"content": [{"index": self._part_index(ex, "refusal"), "type": "refusal",
+                                   "refusal": fragment}]},
+        })
+
+    @staticmethod
+    def _part_index(ex: _Exec, kind: str) -> int:
+        assert ex.message is not None
+        if kind not in ex.parts:
+            ex.parts.append(kind)
+        return len(ex.message["_images"]) + ex.parts.index(kind)
+
     async def _close_message(self, ex: _Exec, status: str, usage: dict[str, int] | None,
-                             reason: str | None = None) -> None:
+                             reason: str | None = None, last_error: dict[str, str] | None = None) -> None:
         if ex.message is None or ex.message_step is None:
             return
         now = now_seconds()
@@ -407,10 +451,13 @@ class RunEngine:
         content: list[dict[str, Any]] = [
             {"type": "image_file", "image_file": {"file_id": fid, "detail": "auto"}}
             for fid in message.pop("_images", [])]
-        if ex.text:
-            value = "".join(ex.text)
-            ex.annotator.scan(value, final=True)
-            content.append({"type": "text", "text": {"value": value, "annotations": ex.annotator.all()}})
+        for kind in ex.parts:
+            if kind == "text":
+                value = "".join(ex.text)
+                ex.annotator.scan(value, final=True)
+                content.append({"type": "text", "text": {"value": value, "annotations": ex.annotator.all()}})
+            else:
+                content.append({"type": "refusal", "refusal": "".join(ex.refusal)})
         message["content"] = content
         message["status"] = status
         if status == "completed":
@@ -428,8 +475,8 @@ class RunEngine:
             step_status = "failed"
         elif reason == "run_expired":
             step_status = "expired"
-        await self._finish_step(ex, step, step_status, usage)
-        ex.message, ex.message_step, ex.text = None, None, []
+        await self._finish_step(ex, step, step_status, usage, last_error if step_status == "failed" else None)
+        ex.message, ex.message_step, ex.text, ex.refusal, ex.parts = None, None, [], [], []
 
     # -- tool calls --------------------------------------------------------------------
 
@@ -551,12 +598,14 @@ class RunEngine:
         run = ex.run
         async with self._batched(ex):
             reason = {"cancelled": "run_cancelled", "failed": "run_failed", "expired": "run_expired"}.get(status)
+            error = step_error(fields.get("last_error")) if status == "failed" else None
             if ex.message is not None:
                 how = ex.close_as if status in ("completed", "incomplete") and ex.close_as else None
                 if how is not None:
                     await self._close_message(ex, how[0], how[1], reason=how[2])
                 else:
-                    await self._close_message(ex, "incomplete", None, reason=reason or "max_tokens")
+                    await self._close_message(ex, "incomplete", None, reason=reason or "max_tokens",
+                                              last_error=error)
             if not (ex.tracked and status == "completed"):
                 # Steps and messages this engine did not open (a paused run's tool step, a
                 # crash's leftovers) or may have lost track of on an error path.
@@ -572,7 +621,7 @@ class RunEngine:
                 step_status = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}.get(
                     status, "completed")
                 for step in open_steps:
-                    await self._finish_step(ex, dict(step), step_status, None, fields.get("last_error"))
+                    await self._finish_step(ex, dict(step), step_status, None, error)
             now = now_seconds()
             run.update(status=status, required_action=None, **fields)
             run.pop("_pending_step_id", None)
@@ -649,6 +698,7 @@ def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list
     """The content that `thread.message.delta` events sent for each of `message_ids`."""
     parts: dict[str, dict[int, dict[str, Any]]] = {}
     texts: dict[tuple[str, int], list[str]] = {}
+    refusals: dict[tuple[str, int], list[str]] = {}
     for ev in events:
         if ev.event != "thread.message.delta":
             continue
@@ -662,10 +712,15 @@ def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list
                 texts.setdefault((delta["id"], entry["index"]), []).append(entry["text"].get("value") or "")
                 slot["text"]["annotations"] += [{k: v for k, v in a.items() if k != "index"}
                                                 for a in entry["text"].get("annotations") or []]
+            elif entry["type"] == "refusal":
+                slots.setdefault(entry["index"], {"type": "refusal", "refusal": ""})
+                refusals.setdefault((delta["id"], entry["index"]), []).append(entry.get("refusal") or "")
             else:
                 slots[entry["index"]] = {k: v for k, v in entry.items() if k != "index"}
     for (message_id, index), values in texts.items():
         parts[message_id][index]["text"]["value"] = "".join(values)
+    for (message_id, index), values in refusals.items():
+        parts[message_id][index]["refusal"] = "".join(values)
     return {mid: [slots[k] for k in sorted(slots)] for mid, slots in parts.items()}
 
 
