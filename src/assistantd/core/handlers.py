@@ -195,16 +195,14 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            message = "Invalid URL: no such endpoint."
-        elif exc.status_code == 405:
-            message = "Method not allowed for this endpoint."
-        else:
-            message = str(exc.detail)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status, message = exc.status_code, str(exc.detail)
+        if status in (404, 405):
+            # OpenAI answers an unknown path and a known path's wrong method alike.
+            status, message = 404, f"Invalid URL ({request.method} {request.url.path})"
         return JSONResponse(
             {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
-            status_code=exc.status_code,
+            status_code=status,
         )
 
     @app.exception_handler(Exception)
