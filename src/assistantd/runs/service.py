@@ -69,6 +69,11 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
                 f"Invalid 'tool_choice': function '{wanted}' is not one of the run's tools.",
                 param="tool_choice",
             )
+    elif isinstance(tool_choice, dict) and tool_choice["type"] not in {t["type"] for t in tools}:
+        raise InvalidRequest(
+            f"Invalid 'tool_choice': tool '{tool_choice['type']}' is not one of the run's tools.",
+            param="tool_choice",
+        )
     body = new_run_body(
         thread_id=thread_id,
         assistant_id=req.assistant_id,
