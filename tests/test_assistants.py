@@ -76,7 +76,7 @@ def test_v1_only_endpoints_are_not_served(server: Server, client: openai.OpenAI)
                          ("GET", f"/threads/{t.id}/messages/{m.id}/files/file-x")]:
         r = httpx.request(method, server.base_url + path, headers=h, json={"file_id": "file-x"})
         assert r.status_code == 404, path
-        assert r.json()["error"]["message"] == "Invalid URL: no such endpoint.", path
+        assert r.json()["error"]["message"] == f"Invalid URL ({method} /v1{path})", path
 
 
 def test_v1_requests_are_answered_in_v2_shapes(server: Server) -> None:

@@ -45,20 +45,25 @@ def format_loc(loc: Sequence[str | int], body: Any = None) -> str | None:
         parts = parts[1:]
     out = ""
     node = body
+    tag_seen = False  # this level's tag was skipped: what follows is a real key, even if equal
     for i, p in enumerate(parts):
         if isinstance(p, int):
             out += f"[{p}]"
             node = node[p] if isinstance(node, list) and -len(node) <= p < len(node) else None
+            tag_seen = False
             continue
         is_key = isinstance(node, dict) and p in node
         nxt = parts[i + 1] if i + 1 < len(parts) else None
-        if isinstance(node, dict) and node.get("type") == p and (not is_key or nxt == p):
+        if (isinstance(node, dict) and node.get("type") == p and not tag_seen
+                and (not is_key or nxt == p)):
+            tag_seen = True
             continue  # a tagged union's tag, placed before the real keys
         if not is_key and ("[" in p or p in _BRANCH_LABELS or p[:1].isupper()
                            or p.startswith("constrained-")):
             continue  # a union branch's label, not a parameter
         out += ("." if out else "") + p
         node = node.get(p) if isinstance(node, dict) else None
+        tag_seen = False
     return out or None
 
 
@@ -195,16 +200,14 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            message = "Invalid URL: no such endpoint."
-        elif exc.status_code == 405:
-            message = "Method not allowed for this endpoint."
-        else:
-            message = str(exc.detail)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status, message = exc.status_code, str(exc.detail)
+        if status in (404, 405):
+            # OpenAI answers an unknown path and a known path's wrong method alike.
+            status, message = 404, f"Invalid URL ({request.method} {request.url.path})"
         return JSONResponse(
             {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
-            status_code=exc.status_code,
+            status_code=status,
         )
 
     @app.exception_handler(Exception)

@@ -234,9 +234,11 @@ class RunEngine:
         history, steps, own_messages = context.history, context.steps, context.own_messages
         thread, assistant = context.thread, context.assistant
         used_prompt, used_completion = self._used(run)
-        ex.resources = merged_resources(assistant, thread, history)
-        ex.thread_stores = list(((thread or {}).get("tool_resources") or {}).get("file_search", {})
-                                .get("vector_store_ids") or [])
+        ex.resources = merged_resources(assistant, thread, history, run)
+        # The thread's and the run's own stores may still be ingesting (helpers just made them).
+        ex.thread_stores = [vs for owner in (thread, run)
+                            for vs in (((owner or {}).get("tool_resources") or {}).get("file_search") or {})
+                            .get("vector_store_ids") or []]
         ex.last_user_text = next((prompts.message_text(m["content"]) for m in reversed(history)
                                   if m["role"] == "user"), "")
         ex.file_search_calls = 0

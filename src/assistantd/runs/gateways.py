@@ -42,12 +42,18 @@ class SearchGateway(Protocol):
 
 
 def merged_resources(assistant: dict[str, Any] | None, thread: dict[str, Any] | None,
-                     messages: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Files and stores a run's tools see: the assistant's, the thread's, and attachments."""
+                     messages: list[dict[str, Any]], run: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """Files and stores a run's tools see: the assistant's, the thread's, and attachments.
+
+    A run's own `tool_resources` (create-thread-and-run's top-level ones) replace the
+    assistant's for that tool, for this run only.
+    """
+    own = (run or {}).get("tool_resources") or {}
+    base = dict((assistant or {}).get("tool_resources") or {})
+    base.update({tool: res for tool, res in own.items() if res is not None})
     code: list[str] = []
     stores: list[str] = []
-    for owner in (assistant, thread):
-        res = (owner or {}).get("tool_resources") or {}
+    for res in (base, (thread or {}).get("tool_resources") or {}):
         code += (res.get("code_interpreter") or {}).get("file_ids") or []
         stores += (res.get("file_search") or {}).get("vector_store_ids") or []
     for message in messages:

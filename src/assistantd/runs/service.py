@@ -16,7 +16,7 @@ from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
 from assistantd.core.http import after_response
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.resources import public
+from assistantd.core.resources import public, tool_resources_wire
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
@@ -36,6 +36,7 @@ from assistantd.runs.schemas import (
 from assistantd.threads import service as threads
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate
+from assistantd.vector_stores import service as vector_stores
 from assistantd.vector_stores.references import References
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -53,7 +54,7 @@ def _validate_include(include: list[str]) -> bool:
 
 async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                      req: RunOptions, assistant: dict[str, Any], *, instructions_extra: str | None,
-                     include_content: bool) -> RunRow:
+                     include_content: bool, tool_resources: dict[str, Any] | None = None) -> RunRow:
     fields = req.model_fields_set
     instructions = req.instructions if req.instructions is not None else (assistant.get("instructions") or "")
     if instructions_extra:
@@ -68,13 +69,18 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
                 f"Invalid 'tool_choice': function '{wanted}' is not one of the run's tools.",
                 param="tool_choice",
             )
+    elif isinstance(tool_choice, dict) and tool_choice["type"] not in {t["type"] for t in tools}:
+        raise InvalidRequest(
+            f"Invalid 'tool_choice': tool '{tool_choice['type']}' is not one of the run's tools.",
+            param="tool_choice",
+        )
     body = new_run_body(
         thread_id=thread_id,
         assistant_id=req.assistant_id,
         model=req.model or assistant["model"],
         instructions=instructions,
         tools=tools,
-        tool_resources={},
+        tool_resources=tool_resources or {},
         metadata=req.metadata or {},
         temperature=req.temperature if "temperature" in fields and req.temperature is not None
         else assistant.get("temperature", 1.0),
@@ -156,11 +162,14 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
     treq = req.thread or ThreadCreate()
     await threads.references(treq, "thread").tool_resources(req.tool_resources).check(
         uow.session, caller.project_id)
-    if req.tool_resources is not None and treq.tool_resources is None:
-        treq = treq.model_copy(update={"tool_resources": req.tool_resources})
     thread = await threads.create(uow, caller, treq, rt.stores, checked=True)
+    # The top-level resources are this run's (they replace the assistant's for it); the
+    # thread keeps only its own.
+    resources = await vector_stores.resolve_store_helpers(
+        uow, rt.stores, caller.project_id, req.tool_resources,
+        expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS)
     row = await _build_run(uow, caller, rt, thread["id"], req, assistant, instructions_extra=None,
-                           include_content=False)
+                           include_content=False, tool_resources=tool_resources_wire(resources))
     run = public(row.body)
     _announce(uow, rt, row, run, thread)
     return thread, run
