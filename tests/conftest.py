@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 
 from assistantd.app import create_app
+from assistantd.context import Overrides
 from assistantd.core.server import uvicorn_options
 from assistantd.core.settings import Settings
 from assistantd.llm.base import ChatRequest, ModelBackend, ModelRouter
@@ -139,11 +140,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) ->
         time.sleep(0.1)
 
 
-def start_server(settings: Settings, **overrides: Any) -> tuple[Server, Any]:
+def start_server(settings: Settings, models: ModelRouter | None = None) -> tuple[Server, Any]:
     """Start uvicorn in a thread; returns the Server and a stop function."""
     keys = asyncio.run(_create_keys(settings))
-    models = overrides.setdefault("model_router", SwitchRouter())
-    app = create_app(settings, **overrides)
+    models = models or SwitchRouter()
+    app = create_app(settings, overrides=Overrides(models=models))
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             **uvicorn_options(settings))  # as `assistantd serve` runs it

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.llama
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = make_settings(tmp_path_factory.mktemp("llama"), llm_context_size=2048)
-    srv, stop = start_server(settings, model_router=build_model_router(settings))
+    srv, stop = start_server(settings, models=build_model_router(settings))
     yield srv
     stop()
 
@@ -79,7 +79,7 @@ def test_a_run_without_a_budget_stops_at_the_response_bound(tmp_path: Path) -> N
     """A base model asked for something long may never end its turn; one response stops at
     ASSISTANTD_LLM_MAX_RESPONSE_TOKENS and the run ends as the contract's length stop."""
     settings = make_settings(tmp_path, llm_context_size=2048, llm_max_response_tokens=24)
-    srv, stop = start_server(settings, model_router=build_model_router(settings))
+    srv, stop = start_server(settings, models=build_model_router(settings))
     try:
         with srv.client() as client:
             a = client.beta.assistants.create(model="gemma", instructions="Write at great length.")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -434,8 +433,7 @@ def test_service_functions_for_the_run_engine(client: openai.OpenAI, server: Ser
 
     async def main() -> tuple[dict[str, Any], bool, list[service.StoreHit], bool, list[service.StoreHit]]:
         engine = create_engine(server.settings.resolved_database_url)
-        ctx = SimpleNamespace(settings=server.settings, sessions=session_maker(engine), extras={})
-        rt = await start_ingestion(ctx)
+        rt = await start_ingestion(server.settings, session_maker(engine))
         try:
             async with rt.sessions() as s:
                 uow = UnitOfWork(s)
@@ -489,8 +487,7 @@ def test_crash_recovery_and_expiry_sweep(client: openai.OpenAI, server: Server) 
 
     async def restart() -> bool:
         engine = create_engine(server.settings.resolved_database_url)
-        rt = await start_ingestion(SimpleNamespace(settings=server.settings, sessions=session_maker(engine),
-                                                   extras={}))
+        rt = await start_ingestion(server.settings, session_maker(engine))
         try:
             ready = await service.wait_ready(rt, "alpha", [vs.id])
             async with rt.sessions() as s, s.begin():

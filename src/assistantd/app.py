@@ -7,13 +7,12 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from assistantd.assistants.router import router as assistants_router
+from assistantd.context import AppContext, Overrides
 from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
 from assistantd.core.http import JSONResponse, RequestIdMiddleware
@@ -23,7 +22,7 @@ from assistantd.events.bus import EventBus, MemoryEventBus
 from assistantd.events.redis_bus import RedisEventBus
 from assistantd.files.expiry import FileExpiry
 from assistantd.files.router import router as files_router
-from assistantd.files.service import FileDependents
+from assistantd.llm.base import ModelRouter
 from assistantd.llm.router import build_model_router
 from assistantd.messages.router import router as messages_router
 from assistantd.migrations import upgrade
@@ -35,71 +34,62 @@ from assistantd.runs.file_search import FileSearchTool
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.runtime import RunRuntime
 from assistantd.runs.store import RunStore
+from assistantd.runs.tools import ServerTool
 from assistantd.sandbox import BubblewrapSandbox
+from assistantd.sandbox.base import CodeSandbox
 from assistantd.sandbox.limits import OutputLimits
 from assistantd.threads.router import router as threads_router
 from assistantd.vector_stores.router import router as vector_stores_router
-from assistantd.vector_stores.runtime import start_ingestion
+from assistantd.vector_stores.runtime import VectorStoreRuntime, start_ingestion
 from assistantd.vector_stores.service import VectorStoreDependents
 from assistantd.worker.worker import RunWorker
 
 log = logging.getLogger("assistantd")
 
 
-@dataclass
-class AppContext:
-    """What the lifespan owns: settings, the database, and the engines built on them."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    extras: dict[str, Any] = field(default_factory=dict)
-    #: What deleting a file must also update (its vector stores), for the files package.
-    file_dependents: FileDependents | None = None
-
-
-def build_server_tools(ctx: AppContext) -> dict[str, Any]:
-    """file_search and code_interpreter, on the vector stores, files and the sandbox."""
-    s = ctx.settings
+def build_sandbox(settings: Settings) -> CodeSandbox:
+    """The configured code-interpreter sandbox (bubblewrap, a warm pool of kernels)."""
+    s = settings
     output = OutputLimits(max_frame_bytes=s.sandbox_max_frame_bytes, max_frames=s.sandbox_max_frames,
                           max_images=s.sandbox_max_images, max_files=s.sandbox_max_output_files,
                           max_file_bytes=s.sandbox_max_output_file_mb * 1024 * 1024)
-    sandbox = ctx.extras.get("sandbox") or BubblewrapSandbox(
+    return BubblewrapSandbox(
         sandbox_dir=s.sandbox_dir,
         idle_seconds=s.sandbox_idle_seconds, timeout_seconds=s.sandbox_timeout_seconds,
         memory_mb=s.sandbox_memory_mb, disk_mb=s.sandbox_disk_mb, max_processes=s.sandbox_max_processes,
         pool_size=s.sandbox_pool_size, max_output_chars=s.sandbox_max_output_chars, output_limits=output,
     )
-    ctx.extras["sandbox"] = sandbox
-    return {"file_search": FileSearchTool(AppSearch(ctx)),
-            "code_interpreter": CodeInterpreterTool(sandbox, AppFiles(ctx),
-                                                    output_storage_bytes=s.sandbox_output_storage_mb * 1024 * 1024)}
 
 
-async def start_runs(ctx: AppContext) -> RunRuntime:
-    """Build the run machinery: model router, event bus, engine, worker."""
-    store = RunStore(ctx.engine)
-    models = ctx.extras.setdefault("model_router", None) or build_model_router(ctx.settings)
-    ctx.extras["model_router"] = models
+def build_server_tools(settings: Settings, stores: VectorStoreRuntime, sandbox: CodeSandbox,
+                       files: AppFiles) -> dict[str, ServerTool]:
+    """file_search and code_interpreter, on the vector stores, files and the sandbox."""
+    return {"file_search": FileSearchTool(AppSearch(stores)),
+            "code_interpreter": CodeInterpreterTool(
+                sandbox, files, output_storage_bytes=settings.sandbox_output_storage_mb * 1024 * 1024)}
+
+
+async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
+                     stores: VectorStoreRuntime, models: ModelRouter, sandbox: CodeSandbox) -> RunRuntime:
+    """Build the run machinery (event bus, engine, worker) and start the worker."""
+    store = RunStore(engine)
     bus: EventBus
-    if ctx.settings.redis_url:
-        bus = RedisEventBus(ctx.settings.redis_url, persist=store.persist_events, load=store.load_events)
+    if settings.redis_url:
+        bus = RedisEventBus(settings.redis_url, persist=store.persist_events, load=store.load_events)
     else:
         bus = MemoryEventBus(persist=store.persist_events, load=store.load_events,
-                             flush_seconds=ctx.settings.event_flush_seconds, persist_many=store.persist_event_logs)
-    engine = RunEngine(store, bus, models, ctx.settings, tools=build_server_tools(ctx), files=AppFiles(ctx))
-    worker = RunWorker(engine, store, ctx.settings)
-    runtime = RunRuntime(settings=ctx.settings, bus=bus, worker=worker, ctx=ctx)
-    ctx.extras["runtime"] = runtime
-    if ctx.settings.worker_enabled:
+                             flush_seconds=settings.event_flush_seconds, persist_many=store.persist_event_logs)
+    files = AppFiles(sessions, settings.data_dir)
+    run_engine = RunEngine(store, bus, models, settings, tools=build_server_tools(settings, stores, sandbox, files),
+                           files=files)
+    worker = RunWorker(run_engine, store, settings)
+    runtime = RunRuntime(settings=settings, bus=bus, worker=worker, stores=stores)
+    if settings.worker_enabled:
         await worker.start()
-        if ctx.settings.sandbox_pool_size > 0:
-            # Warm the code-interpreter pool in the background: start-up does not wait for it.
-            ctx.extras["sandbox_warmup"] = asyncio.create_task(_warm(ctx.extras["sandbox"]))
     return runtime
 
 
-async def _warm(sandbox: Any) -> None:
+async def _warm(sandbox: CodeSandbox) -> None:
     try:
         await sandbox.start()
     except Exception as err:  # the sandbox is optional until a run uses code_interpreter
@@ -107,25 +97,36 @@ async def _warm(sandbox: Any) -> None:
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, run_migrations: bool = True, **overrides: Any) -> AsyncIterator[AppContext]:
+async def running(settings: Settings, *, run_migrations: bool = True,
+                  overrides: Overrides | None = None) -> AsyncIterator[AppContext]:
     """Everything the process runs besides HTTP: database, ingestion, run worker, sandbox.
 
-    The API's lifespan and `assistantd worker` both live inside it.
+    The API's lifespan and `assistantd worker` both live inside it. `overrides` replace
+    engines the settings would build (tests pass a scripted model router).
     """
+    overrides = overrides or Overrides()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     if run_migrations:
         await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
-    ctx = AppContext(settings=settings, engine=engine, sessions=session_maker(engine))
-    ctx.extras.update(overrides)
+    sessions = session_maker(engine)
     # Stores first: runs the worker recovers at start-up may search them at once.
-    stores = await start_ingestion(ctx)
-    ctx.file_dependents = VectorStoreDependents(stores)
-    expiry = FileExpiry(ctx.sessions, settings.data_dir, ctx.file_dependents)
+    stores = await start_ingestion(settings, sessions, overrides.embedder)
+    file_dependents = VectorStoreDependents(stores)
+    expiry = FileExpiry(sessions, settings.data_dir, file_dependents)
     if settings.worker_enabled:
         await expiry.start()
-    runtime = await start_runs(ctx)
+    sandbox = overrides.sandbox or build_sandbox(settings)
+    models = overrides.models or build_model_router(settings)
+    runtime = await start_runs(settings, engine, sessions, stores, models, sandbox)
+    warmup = None
+    if settings.worker_enabled and settings.sandbox_pool_size > 0:
+        # Warm the code-interpreter pool in the background: start-up does not wait for it.
+        warmup = asyncio.create_task(_warm(sandbox))
+    ctx = AppContext(settings=settings, engine=engine, sessions=sessions, stores=stores,
+                     file_dependents=file_dependents, models=models, sandbox=sandbox, runs=runtime,
+                     sandbox_warmup=warmup)
     try:
         yield ctx
     finally:
@@ -133,8 +134,8 @@ async def running(settings: Settings, *, run_migrations: bool = True, **override
         await runtime.bus.aclose()
         await expiry.stop()
         await stores.aclose()
-        await ctx.extras["sandbox"].close()
-        await ctx.extras["model_router"].aclose()
+        await sandbox.close()
+        await models.aclose()
         await engine.dispose()
 
 
@@ -150,13 +151,13 @@ async def run_worker(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
-               **overrides: Any) -> FastAPI:
+               overrides: Overrides | None = None) -> FastAPI:
     """Build the API. `overrides` replace lifespan-built engines (tests pass a scripted model)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, run_migrations=run_migrations, **overrides) as ctx:
+        async with running(settings, run_migrations=run_migrations, overrides=overrides) as ctx:
             app.state.ctx = ctx
             yield
 

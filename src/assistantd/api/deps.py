@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from assistantd.context import app_context
 from assistantd.core.db import UnitOfWork, unit_of_work
 from assistantd.core.errors import InvalidRequest
 from assistantd.keys.service import Principal, authenticate
+from assistantd.runs.runtime import RunRuntime
+from assistantd.vector_stores.runtime import VectorStoreRuntime
 
 
 async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    async for uow in unit_of_work(request.app.state.ctx.sessions):
+    async for uow in unit_of_work(app_context(request).sessions):
         yield uow
 
 
@@ -35,7 +38,7 @@ async def _principal(request: Request, uow: UoW,
             "(the default) and 'assistants=v1'.",
             code="invalid_beta",
         )
-    principal = await authenticate(uow.session, authorization, request.app.state.ctx.settings.static_api_keys)
+    principal = await authenticate(uow.session, authorization, app_context(request).settings.static_api_keys)
     # End the key lookup's transaction now: the handler may read a long upload or wait on
     # a stream before it touches the database again, and must not hold a lock meanwhile.
     await uow.session.commit()
@@ -55,9 +58,18 @@ def check_id(value: str, prefix: str, param: str) -> None:
         )
 
 
-async def _vector_stores(request: Request) -> Any:
-    return request.app.state.ctx.extras.get("vector_stores")
+async def _vector_stores(request: Request) -> VectorStoreRuntime:
+    return app_context(request).stores
 
 
-# The vector-store runtime, for requests whose tool_resources or attachments create stores.
-Stores = Annotated[Any, Depends(_vector_stores)]
+# The vector-store runtime: the vector-store endpoints, and requests whose tool_resources or
+# attachments create stores.
+Stores = Annotated[VectorStoreRuntime, Depends(_vector_stores)]
+
+
+async def _runs(request: Request) -> RunRuntime:
+    return app_context(request).runs
+
+
+# The API side of runs: the event bus and the worker.
+Runtime = Annotated[RunRuntime, Depends(_runs)]

@@ -15,6 +15,7 @@ from assistantd.core.schemas import ToolResources, response_format_wire, tool_wi
 from assistantd.keys.service import Principal
 from assistantd.vector_stores import service as vector_stores
 from assistantd.vector_stores.references import References
+from assistantd.vector_stores.runtime import VectorStoreRuntime
 
 
 def _apply(body: dict[str, Any], req: AssistantCreate | AssistantModify) -> None:
@@ -44,7 +45,7 @@ def _apply(body: dict[str, Any], req: AssistantCreate | AssistantModify) -> None
 
 
 async def _stores_for(uow: UnitOfWork, caller: Principal, req: AssistantCreate | AssistantModify,
-                      stores: Any) -> AssistantCreate | AssistantModify:
+                      stores: VectorStoreRuntime) -> AssistantCreate | AssistantModify:
     """Check the files and stores the request names, then create stores for
     `vector_stores` helpers and for v1 `file_ids` with `retrieval`."""
     await References().tool_resources(req.tool_resources).files("file_ids", req.file_ids).check(
@@ -52,7 +53,7 @@ async def _stores_for(uow: UnitOfWork, caller: Principal, req: AssistantCreate |
     resources = await vector_stores.resolve_store_helpers(
         uow, stores, caller.project_id, req.tool_resources, expires_after_days=None)
     tools = {t.type for t in req.tools or []}
-    if req.file_ids and "file_search" in tools and stores is not None and not (
+    if req.file_ids and "file_search" in tools and not (
             resources and resources.file_search and resources.file_search.vector_store_ids):
         store = await vector_stores.create_store_with_files(stores, uow, caller.project_id, req.file_ids,
                                                             expires_after_days=None)
@@ -64,7 +65,8 @@ async def _stores_for(uow: UnitOfWork, caller: Principal, req: AssistantCreate |
     return req.model_copy(update={"tool_resources": resources})
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: AssistantCreate, stores: Any = None) -> dict[str, Any]:
+async def create(uow: UnitOfWork, caller: Principal, req: AssistantCreate,
+                 stores: VectorStoreRuntime) -> dict[str, Any]:
     req = await _stores_for(uow, caller, req, stores)  # type: ignore[assignment]
     created = now_seconds()
     body: dict[str, Any] = {
@@ -94,7 +96,7 @@ async def retrieve(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dic
 
 
 async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: AssistantModify,
-                 stores: Any = None) -> dict[str, Any]:
+                 stores: VectorStoreRuntime) -> dict[str, Any]:
     row = await AssistantRepository(uow.session).require(caller.project_id, assistant_id)
     req = await _stores_for(uow, caller, req, stores)  # type: ignore[assignment]
     body = dict(row.body)

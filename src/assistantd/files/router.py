@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import FileResponse
 
 from assistantd.api.deps import Caller, UoW, check_id
+from assistantd.context import app_context
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, file_list_params
 from assistantd.core.settings import Settings
@@ -16,13 +17,11 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
 
 
 async def settings(request: Request) -> Settings:
-    s: Settings = request.app.state.ctx.settings
-    return s
+    return app_context(request).settings
 
 
 async def file_dependents(request: Request) -> service.FileDependents:
-    dependents: service.FileDependents = request.app.state.ctx.file_dependents
-    return dependents
+    return app_context(request).file_dependents
 
 
 AppSettings = Annotated[Settings, Depends(settings)]

@@ -16,6 +16,7 @@ from assistantd.runs.repository import RunRepository
 from assistantd.threads.repository import ThreadRepository
 from assistantd.vector_stores import service as vector_stores
 from assistantd.vector_stores.references import References
+from assistantd.vector_stores.runtime import VectorStoreRuntime
 
 
 def new_message(thread_id: str, role: str, content: list[dict[str, Any]], *,
@@ -49,7 +50,7 @@ async def insert(uow: UnitOfWork, project_id: str, body: dict[str, Any]) -> Mess
 
 
 async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
-                            reqs: list[MessageCreate], stores: Any = None) -> list[dict[str, Any]]:
+                            reqs: list[MessageCreate], stores: VectorStoreRuntime) -> list[dict[str, Any]]:
     """Append request messages to a thread (creation, `additional_messages`); no lock check.
 
     The caller has checked the files they name (`References.message`).
@@ -67,13 +68,13 @@ async def add_user_messages(uow: UnitOfWork, caller: Principal, thread_id: str,
         out.append(body)
         search_files += [a["file_id"] for a in attachments
                          if any(t["type"] == "file_search" for t in a["tools"])]
-    if search_files and stores is not None:
+    if search_files:
         await add_search_files(uow, caller, thread_id, list(dict.fromkeys(search_files)), stores)
     return out
 
 
 async def add_search_files(uow: UnitOfWork, caller: Principal, thread_id: str, file_ids: list[str],
-                           stores: Any) -> None:
+                           stores: VectorStoreRuntime) -> None:
     """Message attachments for file_search: into the thread's store, made if it has none
     (7-day expiry after last use, as OpenAI's thread stores). The files are checked."""
     row = await ThreadRepository(uow.session).require(caller.project_id, thread_id)
@@ -98,7 +99,7 @@ async def ensure_unlocked(uow: UnitOfWork, thread_id: str) -> None:
 
 
 async def create(uow: UnitOfWork, caller: Principal, thread_id: str, req: MessageCreate,
-                 stores: Any = None) -> dict[str, Any]:
+                 stores: VectorStoreRuntime) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     await ensure_unlocked(uow, thread_id)
     await References().message(req).check(uow.session, caller.project_id)

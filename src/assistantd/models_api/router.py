@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from assistantd.api.deps import Caller
+from assistantd.context import app_context
 from assistantd.core.errors import NotFound
 from assistantd.core.http import JSONResponse
 from assistantd.core.ids import now_seconds
@@ -20,11 +21,10 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 def _catalog(request: Request) -> tuple[ModelCatalog, int]:
-    extras = request.app.state.ctx.extras
-    cached: tuple[ModelCatalog, int] | None = extras.get("model_catalog")
-    if cached is None:
-        cached = extras["model_catalog"] = (model_catalog(request.app.state.ctx.settings), now_seconds())
-    return cached
+    ctx = app_context(request)
+    if ctx.model_catalog is None:
+        ctx.model_catalog = (model_catalog(ctx.settings), now_seconds())
+    return ctx.model_catalog
 
 
 def _wire(model: ServedModel, created: int) -> dict[str, object]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 
-from assistantd.api.deps import Caller, UoW, check_id
+from assistantd.api.deps import Caller, Runtime, UoW, check_id
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
@@ -21,14 +21,6 @@ router = APIRouter(tags=["runs"])
 LONG_POLL_SECONDS = 2.0
 # Largest event id a resume may name (JavaScript's safe integers; no log comes near it).
 MAX_EVENT_ID = 2**53 - 1
-
-
-async def runtime(request: Request) -> RunRuntime:
-    rt: RunRuntime = request.app.state.ctx.extras["runtime"]
-    return rt
-
-
-Runtime = Annotated[RunRuntime, Depends(runtime)]
 
 
 async def include_param(

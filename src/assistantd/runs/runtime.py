@@ -1,12 +1,13 @@
-"""What the API side of runs needs from the process: the event bus and the worker."""
+"""What the API side of runs needs from the process: the event bus, the worker, and the
+vector stores (attachments and `tool_resources` helpers create stores)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
+from assistantd.vector_stores.runtime import VectorStoreRuntime
 from assistantd.worker.worker import RunWorker
 
 
@@ -15,9 +16,4 @@ class RunRuntime:
     settings: Settings
     bus: EventBus
     worker: RunWorker
-    ctx: Any = None
-
-    @property
-    def stores(self) -> Any:
-        """The vector-store runtime (attachments and helpers create stores)."""
-        return self.ctx.extras.get("vector_stores") if self.ctx is not None else None
+    stores: VectorStoreRuntime

@@ -103,6 +103,11 @@ class CodeSandbox(abc.ABC):
                 return event
         raise SandboxError("the execution ended without a result")  # pragma: no cover
 
+    async def start(self) -> None:
+        """Prepare ahead of the first execution (a warm pool, say); the app's lifespan calls
+        it in the background. Nothing to prepare by default."""
+        return None
+
     @abc.abstractmethod
     async def reset(self, session_key: str) -> None:
         """Discard the session of `session_key`; the next execution starts fresh."""

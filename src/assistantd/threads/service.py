@@ -18,6 +18,7 @@ from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate, ThreadModify
 from assistantd.vector_stores import service as vector_stores
 from assistantd.vector_stores.references import References
+from assistantd.vector_stores.runtime import VectorStoreRuntime
 
 
 def references(req: ThreadCreate, prefix: str = "") -> References:
@@ -27,7 +28,7 @@ def references(req: ThreadCreate, prefix: str = "") -> References:
         req.messages, f"{dot}messages")
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: Any = None, *,
+async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: VectorStoreRuntime, *,
                  checked: bool = False) -> dict[str, Any]:
     """`checked`: the caller has already checked `references(req)` (create-and-run)."""
     if not checked:

@@ -4,12 +4,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from assistantd.api.deps import Caller, UoW, check_id
+from assistantd.api.deps import Caller, Stores, UoW, check_id
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
 from assistantd.vector_stores import service
-from assistantd.vector_stores.runtime import VectorStoreRuntime, vector_store_runtime
 from assistantd.vector_stores.schemas import (
     FILE_STATUSES,
     FileBatchCreate,
@@ -22,7 +21,6 @@ from assistantd.vector_stores.schemas import (
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"])
 
-Stores = Annotated[VectorStoreRuntime, Depends(vector_store_runtime)]
 Params = Annotated[ListParams, Depends(list_params)]
 
 # Ingestion takes seconds, not milliseconds: the SDK poll helpers need not hammer the

@@ -4,9 +4,7 @@ the ingestion worker. Built once by the app lifespan (`start_ingestion`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.core.settings import Settings
@@ -46,31 +44,25 @@ def build_embedder(settings: Settings) -> Embedder:
     return MiniLMEmbedder()
 
 
-async def vector_store_runtime(request: Request) -> VectorStoreRuntime:
-    """FastAPI dependency: the runtime the lifespan stored in `ctx.extras["vector_stores"]`."""
-    rt: VectorStoreRuntime = request.app.state.ctx.extras["vector_stores"]
-    return rt
-
-
-async def start_ingestion(ctx: Any) -> VectorStoreRuntime:
+async def start_ingestion(settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                          embedder: Embedder | None = None) -> VectorStoreRuntime:
     """Build the vector-store runtime for the app lifespan and start its worker.
 
-    `ctx.extras["embedder"]` may hold an embedder to use instead of the configured one.
+    `embedder` is used instead of the configured one when given.
     The worker runs only where runs do (`ASSISTANTD_WORKER_ENABLED`); an API-only process
     leaves files to the worker process's sweep.
     """
-    settings = ctx.settings
-    embedder: Embedder = ctx.extras.get("embedder") or build_embedder(settings)
+    if embedder is None:
+        embedder = build_embedder(settings)
     index = ChunkIndex()
     limits = ParseLimits(max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
                          max_paragraphs=settings.ingest_max_paragraphs,
                          timeout_seconds=settings.ingest_parse_timeout_seconds,
                          memory_mb=settings.ingest_parse_memory_mb)
-    worker = IngestionWorker(ctx.sessions, index, embedder, settings.data_dir, limits=limits,
+    worker = IngestionWorker(sessions, index, embedder, settings.data_dir, limits=limits,
                              max_chunks=settings.ingest_max_chunks)
-    rt = VectorStoreRuntime(settings=settings, sessions=ctx.sessions, index=index, embedder=embedder,
+    rt = VectorStoreRuntime(settings=settings, sessions=sessions, index=index, embedder=embedder,
                             searcher=HybridSearcher(index, embedder), ingestion=worker)
-    ctx.extras["vector_stores"] = rt
     if settings.worker_enabled:
         await worker.start()
     return rt

@@ -4,8 +4,8 @@
 store-file rows whenever an object is rendered, so they can never drift from the truth
 however many ingestion tasks finish at once.
 
-Functions for the run engine (each takes the `VectorStoreRuntime` in
-`ctx.extras["vector_stores"]`): `search_stores`, `create_store_with_files`, `add_files`,
+Functions for the run engine (each takes the `VectorStoreRuntime`,
+`AppContext.stores`): `search_stores`, `create_store_with_files`, `add_files`,
 `wait_ready`, `store_status`.
 """
 
