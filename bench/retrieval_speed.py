@@ -42,7 +42,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from assistantd.retrieval import (
     ChunkIndex,
     ChunkingStrategy,
-    HashingEmbedder,
     HybridSearcher,
     MiniLMEmbedder,
     prepare_file,
@@ -52,7 +51,8 @@ from assistantd.retrieval.tables import (
     retrieval_files,
     retrieval_stores,
 )
-from tests.retrieval.documents import make_pdf  # the same small PDF writer the tests use
+from assistantd.testing.documents import make_pdf  # the same small PDF writer the tests use
+from assistantd.testing.embedders import HashingEmbedder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The search configurations measured at each size, in table order.

@@ -188,3 +188,10 @@ def test_no_deferred_imports_outside_the_list() -> None:
     used = {(e.source, e.target) for e in deferred} | {(e.source, "*") for e in deferred}
     stale = set(DEFERRED) - used
     assert not stale, f"DEFERRED names imports that are gone: {sorted(stale)}"
+
+
+def test_the_runtime_does_not_import_the_test_helpers() -> None:
+    """`assistantd.testing` (fakes and test helpers) may import anything; nothing imports it."""
+    into = [_where(e) for e in EDGES if e.target.startswith("assistantd.testing")
+            and not e.source.startswith("assistantd.testing")]
+    assert not into, "the runtime imports assistantd.testing:\n" + "\n".join(into)

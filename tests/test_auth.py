@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Server
+from assistantd.testing.server import Server
 
 ENDPOINTS = [
     ("GET", "/assistants"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import make_settings, start_server
+from assistantd.testing.server import make_settings, start_server
 
 
 def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,33 +12,12 @@ import openai
 import pytest
 from sqlalchemy import update
 
-from assistantd.core.db import UnitOfWork, create_engine, session_maker
+from assistantd.core.db import UnitOfWork
 from assistantd.files.models import FileRow
 from assistantd.files.names import safe_filename
 from assistantd.files.service import create_file_from_bytes
 from assistantd.files.storage import project_dir
-from tests.conftest import Server
-
-
-def run_db(server: Server, fn: Any) -> Any:
-    """Run `fn(session)` in a transaction of the server's database, from the test thread."""
-
-    async def main() -> Any:
-        engine = create_engine(server.settings.resolved_database_url)
-        try:
-            async with session_maker(engine)() as session:
-                uow = UnitOfWork(session)
-                result = await fn(uow)
-                await uow.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
-
-
-def auth(server: Server, project: str = "alpha") -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.keys[project]}"}
+from assistantd.testing.server import Server, auth, run_db
 
 
 def test_upload_wait_retrieve_content_delete(client: openai.OpenAI, server: Server) -> None:

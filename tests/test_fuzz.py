@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistantd.llm.base import ChatRequest
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
-from tests.conftest import Server, echo
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, echo
 
 EXAMPLES = 25
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -18,11 +18,11 @@ import pytest
 
 from assistantd.core.settings import Settings
 from assistantd.llm.base import ChatRequest, ModelEvent
-from assistantd.llm.fake_upstream import FakeToolCall, FakeUpstream
 from assistantd.llm.openai_compat import OpenAICompatBackend
 from assistantd.llm.router import build_model_router
 from assistantd.runs.engine import COMPLETION_RESERVE
-from tests.conftest import Server, SwitchRouter
+from assistantd.testing.fake_upstream import FakeToolCall, FakeUpstream
+from assistantd.testing.server import Server, SwitchRouter
 
 
 def png(width: int = 2, height: int = 1) -> bytes:

@@ -18,7 +18,7 @@ from assistantd.retrieval.chunk import ChunkingStrategy, chunk_bounded
 from assistantd.retrieval.errors import InvalidFile
 from assistantd.retrieval.parse import ParseLimits, check_zip, parse_bounded
 from assistantd.retrieval.tokens import minilm_tokenizer
-from tests.conftest import Server
+from assistantd.testing.server import Server
 
 W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 CONTENT_TYPES = (

@@ -14,7 +14,7 @@ import pytest
 
 from assistantd.app import create_app
 from assistantd.core.settings import Settings
-from tests.conftest import Server
+from assistantd.testing.server import Server
 
 
 def _post_paths() -> list[str]:

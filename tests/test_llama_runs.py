@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from assistantd.llm.router import build_model_router
-from tests.conftest import Server, make_settings, start_server
+from assistantd.testing.server import Server, make_settings, start_server
 
 pytestmark = pytest.mark.llama
 

@@ -11,7 +11,7 @@ import pytest
 
 from assistantd.core.settings import Settings
 from assistantd.llm.router import BUNDLED_MODEL_ID, ModelCatalog, ServedModel, model_catalog
-from tests.conftest import Server, make_settings, start_server
+from assistantd.testing.server import Server, make_settings, start_server
 
 MODELS_TOML = """
 [models."gpt-4o"]

@@ -17,10 +17,9 @@ import httpx
 import openai
 import pytest
 
-from assistantd.llm.fake_upstream import FakeReply, FakeToolCall, FakeUpstream
-from tests.conftest import free_port, pg_database, wait_http
-from tests.test_streaming import names, read_sse
-from tests.test_upstream_e2e import frames_of
+from assistantd.testing.fake_upstream import FakeReply, FakeToolCall, FakeUpstream
+from assistantd.testing.server import free_port, pg_database, wait_http
+from assistantd.testing.sse import frames_of, names, read_sse
 
 KEY = "sk-multi-process"
 REDIS = os.environ.get("ASSISTANTD_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
-from tests.conftest import Server, SwitchRouter
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, SwitchRouter
 
 NODE_DIR = Path(__file__).parent / "node"
 

@@ -12,8 +12,9 @@ import openai
 import pytest
 
 from assistantd.files.storage import project_dir
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
-from tests.conftest import Server, make_settings, pg_database, start_server
+from assistantd.testing.sandbox import ATTACKS, FORGE, rss_mb
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, make_settings, pg_database, start_server
 
 MB = 1024 * 1024
 
@@ -113,7 +114,6 @@ def test_figures_count_against_the_project_storage(small_server: Server) -> None
 
 
 def test_forged_frames_through_a_run_keep_the_server_flat(small_server: Server) -> None:
-    from tests.sandbox.test_output_limits import ATTACKS, FORGE, rss_mb
 
     with small_server.client() as client:
         a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}])

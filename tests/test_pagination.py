@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import Server
+from assistantd.testing.server import Server
 
 
 def test_walk_many_in_same_second(client: openai.OpenAI) -> None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from tests.conftest import Server
+from assistantd.testing.server import Server
 
 TABLES = ("assistants", "threads", "messages", "runs", "run_steps", "vector_stores",
           "vector_store_files", "vector_store_file_batches")

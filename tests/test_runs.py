@@ -20,8 +20,8 @@ from assistantd.llm.base import (
     TextDelta,
     Usage,
 )
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
-from tests.conftest import Server, SwitchRouter, echo
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, SwitchRouter, echo, make_settings, start_server
 
 WEATHER = {
     "type": "function",
@@ -399,7 +399,6 @@ def test_run_messages_filter(client: openai.OpenAI, models: SwitchRouter) -> Non
 
 
 def test_expiry_of_unanswered_requires_action(tmp_path: Any) -> None:
-    from tests.conftest import make_settings, start_server
 
     srv, stop = start_server(make_settings(tmp_path, run_expires_seconds=2))
     try:
@@ -427,7 +426,6 @@ def test_expiry_of_unanswered_requires_action(tmp_path: Any) -> None:
 
 
 def test_overlong_run_expires(tmp_path: Any) -> None:
-    from tests.conftest import make_settings, start_server
 
     srv, stop = start_server(make_settings(tmp_path, run_expires_seconds=2))
     try:

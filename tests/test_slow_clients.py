@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from assistantd.core import server as server_module
-from assistantd.llm.scripted import ScriptedBackend, text_turn
-from tests.conftest import Server, free_port, make_settings, start_server, wait_http
+from assistantd.testing.scripted import ScriptedBackend, text_turn
+from assistantd.testing.server import Server, free_port, make_settings, start_server, wait_http
 
 HEADER_TIMEOUT = 1.5
 BODY_TIMEOUT = 1.0

@@ -20,8 +20,8 @@ from openai._streaming import SSEDecoder
 from typing_extensions import override
 
 from assistantd.llm.base import ChatRequest, ModelEvent
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
-from tests.conftest import Server, make_settings, start_server
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, make_settings, start_server
 
 REDIS = os.environ.get("ASSISTANTD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 NODE_DIR = Path(__file__).parent / "node"

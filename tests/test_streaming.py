@@ -13,41 +13,15 @@ from openai import AssistantEventHandler, AsyncAssistantEventHandler
 from typing_extensions import override
 
 from assistantd.llm.base import ModelError, TextDelta
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
-from tests.conftest import Server, SwitchRouter, make_settings, start_server
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, SwitchRouter, auth, make_settings, start_server
+from assistantd.testing.sse import names, read_sse
 
 WEATHER = {
     "type": "function",
     "function": {"name": "get_weather", "parameters": {
         "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
 }
-
-
-def read_sse(response: httpx.Response) -> list[tuple[str, Any, str | None]]:
-    """(event, data, id) for every frame; comment lines are checked to be pings."""
-    out: list[tuple[str, Any, str | None]] = []
-    event = data = eid = None
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            out.append((":", line, None))
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line.startswith("id: "):
-            eid = line[4:]
-        elif line == "" and event is not None:
-            out.append((event, data if data == "[DONE]" else json.loads(data or "null"), eid))
-            event = data = eid = None
-    return out
-
-
-def names(frames: list[tuple[str, Any, str | None]]) -> list[str]:
-    return [f[0] for f in frames if f[0] != ":"]
-
-
-def auth(server: Server) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.keys['alpha']}"}
 
 
 def make(server: Server, tools: list[Any] | None = None) -> tuple[str, str]:

@@ -10,9 +10,9 @@ import httpx
 import openai
 
 from assistantd.llm.base import ChatRequest
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
-from tests.conftest import Server, SwitchRouter
-from tests.test_streaming import auth, names, read_sse
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, SwitchRouter, auth
+from assistantd.testing.sse import names, read_sse
 
 CODE = (
     "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"

@@ -18,8 +18,9 @@ import httpx
 import openai
 import pytest
 
-from assistantd.llm.fake_upstream import FakeError, FakeReply, FakeToolCall, FakeUpstream
-from tests.conftest import free_port, wait_http
+from assistantd.testing.fake_upstream import FakeError, FakeReply, FakeToolCall, FakeUpstream
+from assistantd.testing.server import free_port, wait_http
+from assistantd.testing.sse import frames_of
 
 KEY = "sk-e2e-static-key"
 
@@ -143,21 +144,6 @@ def test_crash_mid_run_is_recovered(tmp_path: Path) -> None:
                 client.beta.threads.messages.create(t.id, role="user", content="still usable")
         finally:
             proc.stop()
-
-
-def frames_of(response: httpx.Response) -> Iterator[tuple[str, Any, str | None]]:
-    """(event, data, id) of each frame as it arrives."""
-    event = data = eid = None
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line.startswith("id: "):
-            eid = line[4:]
-        elif line == "" and event is not None:
-            yield event, data if data == "[DONE]" else json.loads(data or "null"), eid
-            event = data = eid = None
 
 
 def delta_text(frames: list[tuple[str, Any, str | None]], message_id: str) -> str:

@@ -19,13 +19,12 @@ from assistantd.files.expiry import FileExpiry
 from assistantd.files.models import FileRow
 from assistantd.files.storage import project_dir
 from assistantd.retrieval.tables import metadata as retrieval_metadata
+from assistantd.testing.documents import make_docx, make_pdf
+from assistantd.testing.server import Server, auth, run_db
 from assistantd.vector_stores import service
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
 from assistantd.vector_stores.runtime import start_ingestion
 from assistantd.vector_stores.service import VectorStoreDependents
-from tests.conftest import Server
-from tests.retrieval.documents import make_docx, make_pdf
-from tests.test_files import auth, run_db
 
 ZEPHYR = [
     ["Zephyr X2 headphones: warranty terms.", "The Zephyr X2 carries a 24 month warranty.",

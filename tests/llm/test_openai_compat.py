@@ -25,7 +25,8 @@ from assistantd.llm.base import (
     ToolCallStarted,
     ToolSpec,
 )
-from assistantd.llm.fake_upstream import (
+from assistantd.llm.openai_compat import OpenAICompatBackend
+from assistantd.testing.fake_upstream import (
     FakeError,
     FakeReply,
     FakeToolCall,
@@ -33,7 +34,6 @@ from assistantd.llm.fake_upstream import (
     Reply,
     sequence,
 )
-from assistantd.llm.openai_compat import OpenAICompatBackend
 
 WEATHER = ToolSpec(
     name="get_weather",

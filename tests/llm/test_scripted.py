@@ -19,7 +19,7 @@ from assistantd.llm.base import (
     ToolCallStarted,
     Usage,
 )
-from assistantd.llm.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
 
 
 def ask(text: str) -> ChatRequest:

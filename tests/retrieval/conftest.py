@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from assistantd.retrieval import MiniLMEmbedder
 from assistantd.retrieval.tables import metadata
-from tests.conftest import pg_database
+from assistantd.testing.server import pg_database
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from assistantd.retrieval import HashingEmbedder, MiniLMEmbedder, OpenAIEmbedder, embed_chunks
+from assistantd.retrieval import MiniLMEmbedder, OpenAIEmbedder, embed_chunks
 from assistantd.retrieval.chunk import ChunkingStrategy, chunk_offsets
+from assistantd.testing.embedders import HashingEmbedder
 
 
 async def test_minilm_is_offline_normalized_and_semantic(minilm: MiniLMEmbedder) -> None:

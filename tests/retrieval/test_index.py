@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistantd.retrieval import ChunkIndex, ChunkingStrategy, HashingEmbedder, HybridSearcher
-
-from .helpers import add_text
+from assistantd.retrieval import ChunkIndex, ChunkingStrategy, HybridSearcher
+from assistantd.testing.embedders import HashingEmbedder
+from assistantd.testing.indexing import add_text
 
 EMB = HashingEmbedder()
 

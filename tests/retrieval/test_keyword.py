@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistantd.retrieval import ChunkIndex, HashingEmbedder
+from assistantd.retrieval import ChunkIndex
 from assistantd.retrieval.search import _stems_in
-
-from .helpers import add_text
+from assistantd.testing.embedders import HashingEmbedder
+from assistantd.testing.indexing import add_text
 
 EMB = HashingEmbedder()
 

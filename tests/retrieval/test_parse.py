@@ -8,8 +8,7 @@ import pytest
 
 from assistantd.retrieval import InvalidFile, UnsupportedFile, parse_document
 from assistantd.retrieval.parse import detect_kind
-
-from .documents import make_docx, make_pdf, make_pptx
+from assistantd.testing.documents import make_docx, make_pdf, make_pptx
 
 
 def test_plain_text_and_markdown_keep_their_text() -> None:

@@ -12,8 +12,7 @@ from assistantd.retrieval import (
     MiniLMEmbedder,
     rewrite_query,
 )
-
-from .helpers import add_text
+from assistantd.testing.indexing import add_text
 
 DOCS = {
     "file-refund": (

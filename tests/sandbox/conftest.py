@@ -6,15 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from assistantd.core.settings import Settings
 from assistantd.sandbox import BubblewrapSandbox
-
-# The installed sandbox, where the server would look (ASSISTANTD_SANDBOX_DIR or .env; None =
-# the default).
-SANDBOX_DIR = Settings().sandbox_dir
-
-# Planted in the server's environment before any kernel starts; must never be seen inside.
-SECRET = "sk-assistantd-test-secret-3f9c"
+from assistantd.testing.sandbox import SANDBOX_DIR, SECRET
 
 
 @pytest.fixture

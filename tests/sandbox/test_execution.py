@@ -6,8 +6,7 @@ import asyncio
 
 from assistantd.sandbox import BubblewrapSandbox, ExecutionResult, InputFile, LogChunk
 from assistantd.sandbox.base import PNG_SIGNATURE
-
-from .conftest import SANDBOX_DIR
+from assistantd.testing.sandbox import SANDBOX_DIR
 
 
 async def test_state_persists_between_executions(sandbox: BubblewrapSandbox) -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from assistantd.sandbox.bubblewrap import default_sandbox_dir
-
-from .conftest import SANDBOX_DIR
+from assistantd.testing.sandbox import SANDBOX_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 

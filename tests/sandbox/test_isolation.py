@@ -22,8 +22,7 @@ import pytest
 from assistantd.sandbox import BubblewrapSandbox
 from assistantd.sandbox.base import SandboxUnavailable
 from assistantd.sandbox.bubblewrap import KERNEL_PATH, KERNEL_SOURCE, kernel_name
-
-from .conftest import SANDBOX_DIR, SECRET
+from assistantd.testing.sandbox import SANDBOX_DIR, SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ against it is our overhead, not a web framework's.
     with FakeUpstream(script=lambda body: "Hello there!", token_delay=0.01) as up:
         backend = OpenAICompatBackend(up.base_url)
 
-    python -m assistantd.llm.fake_upstream --port 8090 --token-delay 0.02
+    python -m assistantd.testing.fake_upstream --port 8090 --token-delay 0.02
 """
 
 from __future__ import annotations

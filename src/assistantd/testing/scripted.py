@@ -19,7 +19,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from .base import (
+from assistantd.llm.base import (
     ChatRequest,
     Finished,
     ModelBackend,
@@ -30,7 +30,7 @@ from .base import (
     ToolCallStarted,
     Usage,
 )
-from .openai_wire import new_tool_call_id, prompt_text
+from assistantd.llm.openai_wire import new_tool_call_id, prompt_text
 
 Turn = list[ModelEvent] | Exception
 Script = Callable[[ChatRequest], Turn] | Sequence[Turn]
