@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.retrieval
 
 from retrieval_corpus import build_corpus, scratch_engine
 from sqlalchemy import insert, text

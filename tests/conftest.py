@@ -3,6 +3,9 @@
 Every test that takes `server` runs twice: on a SQLite file and on the PostgreSQL at
 127.0.0.1:5432 (a fresh database per session, built by running the migrations). The
 helpers behind these fixtures are in `assistantd.testing`.
+
+`--sqlite-only` (`make test-fast`) deselects every test parameter that needs PostgreSQL or
+Redis (a `postgres` or `redis` param of any fixture), so what remains runs without either.
 """
 
 from __future__ import annotations
@@ -21,6 +24,29 @@ from assistantd.testing.server import (
     pg_database,
     start_server,
 )
+
+#: Fixture params that need a service `--sqlite-only` does without.
+SERVICE_PARAMS = {"postgres", "redis"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--sqlite-only", action="store_true",
+                     help="deselect tests parametrized on PostgreSQL or Redis (make test-fast)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--sqlite-only"):
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        values = callspec.params.values() if callspec else ()
+        needs = any(isinstance(v, str) and v in SERVICE_PARAMS for v in values)
+        (dropped if needs else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

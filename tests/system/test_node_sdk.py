@@ -13,7 +13,7 @@ import pytest
 from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
 from assistantd.testing.server import Server, SwitchRouter
 
-NODE_DIR = Path(__file__).parent / "node"
+NODE_DIR = Path(__file__).parents[1] / "node"
 
 pytestmark = pytest.mark.node
 

@@ -24,7 +24,7 @@ from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_tu
 from assistantd.testing.server import Server, make_settings, start_server
 
 REDIS = os.environ.get("ASSISTANTD_TEST_REDIS", "redis://127.0.0.1:6379/0")
-NODE_DIR = Path(__file__).parent / "node"
+NODE_DIR = Path(__file__).parents[1] / "node"
 KEEPALIVE = 0.2  # seconds; the model below is silent five times as long
 PAUSE = 1.0
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {

@@ -13,7 +13,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent / "src" / "assistantd"
+ROOT = Path(__file__).resolve().parents[2] / "src" / "assistantd"
 
 #: The only `assistantd` imports allowed inside a function (or under TYPE_CHECKING), as
 #: (importer, imported or "*"): why each is there.

@@ -8,7 +8,7 @@ import pytest
 
 from assistantd.core.settings import Settings
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+README = (Path(__file__).parents[2] / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", sorted(Settings.model_fields))

@@ -16,7 +16,7 @@ import pytest
 from assistantd.sandbox.bubblewrap import default_sandbox_dir
 from assistantd.testing.sandbox import SANDBOX_DIR
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # The server side, as the private checkout's own code runs it.
 RUN_CODE = """

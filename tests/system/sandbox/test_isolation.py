@@ -24,7 +24,7 @@ from assistantd.sandbox.base import SandboxUnavailable
 from assistantd.sandbox.bubblewrap import KERNEL_PATH, KERNEL_SOURCE, kernel_name
 from assistantd.testing.sandbox import SANDBOX_DIR, SECRET
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 async def run_json(sandbox: BubblewrapSandbox, key: str, code: str) -> object:
