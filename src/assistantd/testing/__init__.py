@@ -13,5 +13,6 @@ documents.py      small real PDF, DOCX and PPTX files built in memory
 indexing.py       `add_text`: put a text into a retrieval index as the service would
 sandbox.py        the installed sandbox, a planted secret, forged kernel frames
 
-Nothing under `assistantd` outside this package may import it (tests/unit/test_architecture.py).
+Nothing under `assistantd` outside this package may import it (tests/unit/test_architecture.py);
+`server.py` needs the `dev` extra (the `openai` SDK).
 """
