@@ -2,7 +2,7 @@
 VENV ?= .venv
 export VENV
 
-.PHONY: install run test lint bench bench-quick clean
+.PHONY: install run test test-fast lint bench bench-quick clean
 
 install:
 	@scripts/install.sh
@@ -12,6 +12,10 @@ run: install
 
 test: install
 	$(VENV)/bin/pytest
+
+# The unit tier and the api tier on SQLite: needs neither PostgreSQL nor Redis.
+test-fast: install
+	$(VENV)/bin/pytest --sqlite-only tests/unit tests/api
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

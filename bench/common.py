@@ -278,7 +278,7 @@ class Server:
 class Upstream:
     """An OpenAI-compatible upstream in a subprocess.
 
-    `stamped=False`: assistantd's own fake upstream (`assistantd.llm.fake_upstream`), answering
+    `stamped=False`: assistantd's own fake upstream (`assistantd.testing.fake_upstream`), answering
     every request with `reply`. `stamped=True`: `StampedUpstream` below, `tokens` tokens each
     carrying the time it was written.
     """
@@ -306,7 +306,7 @@ class Upstream:
             cmd = [sys.executable, "-m", "bench.common", "upstream", "--port", str(self.port),
                    "--token-delay", str(self.token_delay), "--tokens", str(self.tokens)]
         else:
-            cmd = [sys.executable, "-m", "assistantd.llm.fake_upstream", "--port", str(self.port),
+            cmd = [sys.executable, "-m", "assistantd.testing.fake_upstream", "--port", str(self.port),
                    "--token-delay", str(self.token_delay), "--reply", self.reply]
         self.proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_http(f"{self.base_url}/models", self.proc, 30, "upstream")
@@ -379,7 +379,7 @@ def print_hot_spots(collapsed: Path, top: int) -> None:
 def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for one benchmark (the tests' scratch-database helper);
     dropped afterwards. Yields its URL."""
-    from tests.conftest import pg_database
+    from assistantd.testing.server import pg_database
 
     url, drop = pg_database("assistantd_bench")
     try:
@@ -398,7 +398,7 @@ def postgres_available() -> bool:
 
 
 def _stamped_upstream_main(argv: Sequence[str]) -> None:
-    from assistantd.llm import fake_upstream as fu
+    from assistantd.testing import fake_upstream as fu
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.retrieval
 
 from retrieval_corpus import build_corpus, scratch_engine
 from sqlalchemy import insert, text
@@ -42,7 +41,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from assistantd.retrieval import (
     ChunkIndex,
     ChunkingStrategy,
-    HashingEmbedder,
     HybridSearcher,
     MiniLMEmbedder,
     prepare_file,
@@ -52,7 +50,8 @@ from assistantd.retrieval.tables import (
     retrieval_files,
     retrieval_stores,
 )
-from tests.retrieval.documents import make_pdf  # the same small PDF writer the tests use
+from assistantd.testing.documents import make_pdf  # the same small PDF writer the tests use
+from assistantd.testing.embedders import HashingEmbedder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The search configurations measured at each size, in table order.

@@ -1,6 +1,6 @@
 """Run overhead: what a run through assistantd adds to one chat completion (issue 7, item 1).
 
-A zero-latency upstream (`assistantd.llm.fake_upstream`, whole answer in one write) and
+A zero-latency upstream (`assistantd.testing.fake_upstream`, whole answer in one write) and
 `assistantd serve` (SQLite, temporary data dir) run as subprocesses. In one loop, in a
 rotating order, the same process measures with the official `openai` SDK (sync client):
 

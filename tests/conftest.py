@@ -1,175 +1,52 @@
 """Fixtures: a real assistantd server (uvicorn on loopback) per database, and SDK clients.
 
 Every test that takes `server` runs twice: on a SQLite file and on the PostgreSQL at
-127.0.0.1:5432 (a fresh database per session, built by running the migrations).
+127.0.0.1:5432 (a fresh database per session, built by running the migrations). The
+helpers behind these fixtures are in `assistantd.testing`.
+
+`--sqlite-only` (`make test-fast`) deselects every test parameter that needs PostgreSQL or
+Redis (a `postgres` or `redis` param of any fixture), so what remains runs without either.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import httpx
 import openai
 import pytest
-import uvicorn
 
-from assistantd.app import create_app
-from assistantd.context import Overrides
-from assistantd.core.server import uvicorn_options
-from assistantd.core.settings import Settings
-from assistantd.llm.base import ChatRequest, ModelBackend, ModelRouter
-from assistantd.llm.scripted import ScriptedBackend, text_turn
+from assistantd.testing.scripted import ScriptedBackend
+from assistantd.testing.server import (
+    Server,
+    SwitchRouter,
+    echo,
+    make_settings,
+    pg_database,
+    start_server,
+)
 
-PG_ADMIN_URL = os.environ.get("ASSISTANTD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: Fixture params that need a service `--sqlite-only` does without.
+SERVICE_PARAMS = {"postgres", "redis"}
 
 
-def echo(request: ChatRequest) -> Any:
-    last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-    return text_turn(f"You said: {last}")
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--sqlite-only", action="store_true",
+                     help="deselect tests parametrized on PostgreSQL or Redis (make test-fast)")
 
 
-class SwitchRouter(ModelRouter):
-    """Routes every model to one backend that a test may swap (tests run one at a time)."""
-
-    def __init__(self) -> None:
-        self.backend: ModelBackend = ScriptedBackend(echo)
-        self.requested: list[str] = []
-
-    def use(self, backend: ModelBackend) -> ModelBackend:
-        self.backend = backend
-        return backend
-
-    def resolve(self, requested_model: str) -> tuple[ModelBackend, str]:
-        self.requested.append(requested_model)
-        return self.backend, requested_model
-
-
-@dataclass
-class Server:
-    """A running assistantd: its URL, settings, and one API key per project."""
-
-    base_url: str
-    settings: Settings
-    app: Any
-    keys: dict[str, str] = field(default_factory=dict)
-    dialect: str = "sqlite"
-    models: SwitchRouter = field(default_factory=SwitchRouter)
-
-    def client(self, project: str = "alpha", **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
-
-    def async_client(self, project: str = "alpha", **kw: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
-
-    @property
-    def ctx(self) -> Any:
-        return self.app.state.ctx
-
-
-async def _create_keys(settings: Settings) -> dict[str, str]:
-    from assistantd.core.db import create_engine, session_maker
-    from assistantd.keys.service import create_key
-    from assistantd.migrations import upgrade
-
-    await asyncio.to_thread(upgrade, settings.resolved_database_url)
-    engine = create_engine(settings.resolved_database_url)
-    keys = {}
-    async with session_maker(engine)() as session:
-        for project in ("alpha", "beta"):
-            _, secret = await create_key(session, f"test-{project}", project)
-            keys[project] = secret
-        await session.commit()
-    await engine.dispose()
-    return keys
-
-
-def pg_database(prefix: str = "assistantd_test") -> tuple[str, Any]:
-    """Create a fresh database on the local PostgreSQL; returns (async URL, dropper).
-
-    The admin statements run on their own loop in a thread, so this works from inside a
-    running event loop (async fixtures) as well as from plain code.
-    """
-    import asyncpg
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    def run(sql: str) -> None:
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, admin(sql)).result()
-
-    run(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}", lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Wait until a started `assistantd serve` answers `url` (its /health)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, "assistantd serve exited"
-        assert time.monotonic() < deadline, "assistantd serve did not start"
-        time.sleep(0.1)
-
-
-def start_server(settings: Settings, models: ModelRouter | None = None) -> tuple[Server, Any]:
-    """Start uvicorn in a thread; returns the Server and a stop function."""
-    keys = asyncio.run(_create_keys(settings))
-    models = models or SwitchRouter()
-    app = create_app(settings, overrides=Overrides(models=models))
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            **uvicorn_options(settings))  # as `assistantd serve` runs it
-    userver = uvicorn.Server(config)
-    thread = threading.Thread(target=userver.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not userver.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("assistantd test server did not start")
-        time.sleep(0.02)
-
-    def stop() -> None:
-        userver.should_exit = True
-        thread.join(timeout=30)
-
-    dialect = "postgresql" if settings.resolved_database_url.startswith("postgresql") else "sqlite"
-    return Server(f"http://127.0.0.1:{port}/v1", settings, app, keys, dialect, models), stop
-
-
-def make_settings(data_dir: Path, database_url: str | None = None, **kw: Any) -> Settings:
-    kw.setdefault("sandbox_pool_size", 1)  # many test servers: one warm kernel each is plenty
-    # The installed sandbox, wherever ASSISTANTD_SANDBOX_DIR (or .env) put it.
-    kw.setdefault("sandbox_dir", Settings().sandbox_dir)
-    return Settings(data_dir=data_dir, database_url=database_url, _env_file=None, **kw)  # type: ignore[call-arg]
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--sqlite-only"):
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        values = callspec.params.values() if callspec else ()
+        needs = any(isinstance(v, str) and v in SERVICE_PARAMS for v in values)
+        (dropped if needs else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

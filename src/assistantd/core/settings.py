@@ -2,7 +2,7 @@
 
 One class, built once by the app factory or the CLI and passed down; nothing reads the
 environment anywhere else. Every field here has a row in the README's settings table
-(tests/test_docs.py fails otherwise).
+(tests/unit/test_docs.py fails otherwise).
 """
 
 from __future__ import annotations

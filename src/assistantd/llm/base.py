@@ -1,7 +1,8 @@
 """The model backend interface: the only thing the run engine knows about models.
 
-Every backend (OpenAI-compatible upstream, llama.cpp in-process, the scripted test backend)
-turns its own wire format into the one stream of `ModelEvent`s defined here.
+Every backend (OpenAI-compatible upstream, llama.cpp in-process, the scripted one in
+`assistantd.testing`) turns its own wire format into the one stream of `ModelEvent`s
+defined here.
 
 Exceptions:
 

