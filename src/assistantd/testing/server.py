@@ -74,7 +74,7 @@ class Server:
     app: Any
     keys: dict[str, str] = field(default_factory=dict)
     dialect: str = "sqlite"
-    models: SwitchRouter = field(default_factory=SwitchRouter)
+    models: ModelRouter = field(default_factory=SwitchRouter)  # a SwitchRouter unless a test passed its own
 
     def client(self, project: str = "alpha", **kw: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
