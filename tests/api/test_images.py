@@ -9,7 +9,7 @@ import base64
 import io
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,9 @@ import openai
 import pytest
 
 from assistantd.core.settings import Settings
-from assistantd.llm.base import ChatRequest, ModelEvent
-from assistantd.llm.openai_compat import OpenAICompatBackend
 from assistantd.llm.router import build_model_router
 from assistantd.runs.engine import COMPLETION_RESERVE
-from assistantd.testing.fake_upstream import FakeToolCall, FakeUpstream
+from assistantd.testing.fake_upstream import FakeToolCall, FakeUpstream, LoopTrackingBackend
 from assistantd.testing.server import Server, SwitchRouter
 
 
@@ -51,15 +49,7 @@ def upstream() -> Iterator[FakeUpstream]:
         yield up
 
 
-class Backend(OpenAICompatBackend):
-    """The real upstream backend, remembering the server loop it ran on to close it there."""
-
-    loop: asyncio.AbstractEventLoop | None = None
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:  # type: ignore[override]
-        self.loop = asyncio.get_running_loop()
-        async for event in super().stream(request):
-            yield event
+Backend = LoopTrackingBackend
 
 
 @pytest.fixture

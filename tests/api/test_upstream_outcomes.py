@@ -26,24 +26,21 @@ from assistantd.llm.base import (
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
-from assistantd.llm.openai_compat import OpenAICompatBackend
 from assistantd.runs.engine import streamed_content
-from assistantd.testing.fake_upstream import FakeError, FakeReply, FakeUpstream, Reply
+from assistantd.testing.fake_upstream import (
+    FakeError,
+    FakeReply,
+    FakeUpstream,
+    LoopTrackingBackend,
+    Reply,
+)
 from assistantd.testing.server import Server, SwitchRouter, auth, make
 from assistantd.testing.sse import TEXT_RUN, names, read_sse
 
 REFUSAL = "I'm sorry, I can't help with that request."
 
 
-class Backend(OpenAICompatBackend):
-    """The real upstream backend, remembering the server loop it ran on to close it there."""
-
-    loop: asyncio.AbstractEventLoop | None = None
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:  # type: ignore[override]
-        self.loop = asyncio.get_running_loop()
-        async for event in super().stream(request):
-            yield event
+Backend = LoopTrackingBackend
 
 
 @pytest.fixture

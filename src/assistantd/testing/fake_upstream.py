@@ -21,10 +21,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
+
+from assistantd.llm.base import ChatRequest, ModelEvent
+from assistantd.llm.openai_compat import OpenAICompatBackend
 
 _TOKEN_RE = re.compile(r"\s*\S+|\s+")
 
@@ -526,3 +529,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class LoopTrackingBackend(OpenAICompatBackend):
+    """The real upstream backend, remembering the server loop it ran on so that a test can
+    close it there."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:
+        self.loop = asyncio.get_running_loop()
+        async for event in super().stream(request):
+            yield event
