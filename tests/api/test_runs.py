@@ -201,14 +201,19 @@ def test_concurrent_creates_exactly_one_wins(server: Server, models: SwitchRoute
         assert len(runs) == 1
 
 
+def wait_for_a_step(client: openai.OpenAI, run: Any) -> None:
+    """Until the run has its first step (the model is being called), at most 5 s."""
+    deadline = time.monotonic() + 5
+    while not client.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id).data:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
 def test_cancel_mid_generation(client: openai.OpenAI, models: SwitchRouter) -> None:
     backend = models.use(ScriptedBackend(lambda r: text_turn("word " * 500), delay=0.01))
     a, t = setup(client)
     run = client.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
-    deadline = time.monotonic() + 5
-    while not client.beta.threads.runs.steps.list(run.id, thread_id=t.id).data:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_a_step(client, run)
     cancelling = client.beta.threads.runs.cancel(run.id, thread_id=t.id)
     assert cancelling.status == "cancelling"
     final = client.beta.threads.runs.poll(run.id, thread_id=t.id)
@@ -477,10 +482,7 @@ def test_empty_assistant_message_is_not_sent_to_the_model(client: openai.OpenAI,
     models.use(ScriptedBackend(lambda r: text_turn("too late"), delay=5.0))
     a, t = setup(client)
     run = client.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
-    deadline = time.monotonic() + 5
-    while not client.beta.threads.runs.steps.list(run.id, thread_id=t.id).data:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_a_step(client, run)
     client.beta.threads.runs.cancel(run.id, thread_id=t.id)
     assert client.beta.threads.runs.poll(run.id, thread_id=t.id).status == "cancelled"
     empty = client.beta.threads.messages.list(t.id).data[0]

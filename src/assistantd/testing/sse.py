@@ -10,33 +10,23 @@ import httpx
 
 
 def read_sse(response: httpx.Response) -> list[tuple[str, Any, str | None]]:
-    """(event, data, id) for every frame; comment lines are checked to be pings."""
-    out: list[tuple[str, Any, str | None]] = []
-    event = data = eid = None
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            out.append((":", line, None))
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line.startswith("id: "):
-            eid = line[4:]
-        elif line == "" and event is not None:
-            out.append((event, data if data == "[DONE]" else json.loads(data or "null"), eid))
-            event = data = eid = None
-    return out
+    """(event, data, id) for every frame, and `(":", line, None)` for each comment line."""
+    return list(frames_of(response, comments=True))
 
 
 def names(frames: list[tuple[str, Any, str | None]]) -> list[str]:
     return [f[0] for f in frames if f[0] != ":"]
 
 
-def frames_of(response: httpx.Response) -> Iterator[tuple[str, Any, str | None]]:
-    """(event, data, id) of each frame as it arrives."""
+def frames_of(response: httpx.Response, *, comments: bool = False) -> Iterator[tuple[str, Any, str | None]]:
+    """(event, data, id) of each frame as it arrives; with `comments`, also `(":", line, None)`
+    for each comment line (a keep-alive)."""
     event = data = eid = None
     for line in response.iter_lines():
-        if line.startswith("event: "):
+        if line.startswith(":"):
+            if comments:
+                yield ":", line, None
+        elif line.startswith("event: "):
             event = line[7:]
         elif line.startswith("data: "):
             data = line[6:]
