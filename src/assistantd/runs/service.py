@@ -1,7 +1,8 @@
 """Rules and state changes for runs and run steps, on the API side.
 
-Runs execute in the worker (`worker/`, `runs/engine.py`); here they are created, read,
-modified, cancelled and given tool outputs. Every change publishes its events after commit.
+Runs execute in the worker (`worker/`); here they are created, read, modified, cancelled
+and given tool outputs. Each change hands its events to the dispatcher (`runs/dispatch.py`),
+which publishes them after the commit and starts or stops the run.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from assistantd.assistants import service as assistants
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
-from assistantd.core.http import after_response
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
 from assistantd.core.resources import public, tool_resources_wire
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
+from assistantd.runs.dispatch import Announcement
 from assistantd.runs.models import RunRow, RunStepRow
 from assistantd.runs.objects import ACTIVE, TERMINAL, step_view
 from assistantd.runs.objects import new_run as new_run_body
@@ -101,7 +102,7 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
     row = RunRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=body["created_at"],
                  thread_id=thread_id, status="queued", active_thread_id=thread_id, body=body)
     # This process's worker takes the run in the same transaction (no separate claim).
-    lease = rt.worker.lease_for_new_run()
+    lease = rt.dispatcher.lease_for_create()
     if lease is not None:
         row.lease_owner, row.lease_expires_at = lease
     repo = RunRepository(uow.session)
@@ -125,16 +126,10 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
 
 def _announce(uow: UnitOfWork, rt: RunRuntime, row: RunRow, run: dict[str, Any],
               thread: dict[str, Any] | None = None) -> None:
-    async def go() -> None:
-        await rt.bus.open(run["id"])
-        if thread is not None:
-            await rt.bus.publish(run["id"], "thread.created", thread)
-        await rt.bus.publish(run["id"], "thread.run.created", run)
-        await rt.bus.publish(run["id"], "thread.run.queued", run)
-        # The worker starts from the row as created (it holds the lease): no read back.
-        after_response(lambda: rt.worker.submit(run["id"], claimed=True, created=(row.project_id, row.body)))
-
-    uow.after_commit(go)
+    events: list[Announcement] = [] if thread is None else [("thread.created", thread)]
+    events += [("thread.run.created", run), ("thread.run.queued", run)]
+    # The worker starts from the row as created (it holds the lease): no read back.
+    rt.dispatcher.submit(uow, run["id"], events, created=(row.project_id, row.body))
 
 
 async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str, req: RunCreate,
@@ -214,12 +209,7 @@ async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
     row.status = "cancelling"
     await RunRepository(uow.session).save_body(row, body)
     run = public(body)
-
-    async def go() -> None:
-        await rt.bus.publish(run_id, "thread.run.cancelling", run)
-        rt.worker.cancel(run_id)
-
-    uow.after_commit(go)
+    rt.dispatcher.cancel(uow, run_id, [("thread.run.cancelling", run)])
     return run
 
 
@@ -260,14 +250,9 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
     row.status = "queued"
     await RunRepository(uow.session).save_body(row, body)
     run = public(body)
-
-    async def go() -> None:
-        await rt.bus.publish(run_id, "thread.run.step.completed",
-                             step_view(step, bool(row.body.get("_include_content"))))
-        await rt.bus.publish(run_id, "thread.run.queued", run)
-        after_response(lambda: rt.worker.submit(run_id))
-
-    uow.after_commit(go)
+    rt.dispatcher.submit(uow, run_id, [
+        ("thread.run.step.completed", step_view(step, bool(row.body.get("_include_content")))),
+        ("thread.run.queued", run)])
     return run
 
 

@@ -7,16 +7,6 @@ from typing import Any
 
 from assistantd.files.names import safe_filename
 from assistantd.llm.base import ToolSpec
-from assistantd.runs.gateways import FileGateway
-from assistantd.runs.tools import (
-    JSONStringField,
-    ServerTool,
-    ToolCallState,
-    ToolEnv,
-    ToolFailed,
-    ToolOutcome,
-    parse_arguments,
-)
 from assistantd.sandbox import (
     CodeSandbox,
     ExecutionResult,
@@ -25,6 +15,16 @@ from assistantd.sandbox import (
     OutputFile,
     SandboxError,
 )
+from assistantd.worker.tools.base import (
+    JSONStringField,
+    ServerTool,
+    ToolCallState,
+    ToolEnv,
+    ToolFailed,
+    ToolOutcome,
+    parse_arguments,
+)
+from assistantd.worker.tools.gateways import FileGateway
 
 # What the model reads back of the logs; the step keeps the sandbox's (longer) output.
 MODEL_LOG_CHARS = 8000

@@ -34,12 +34,12 @@ from assistantd.llm.base import (
     ToolCallStarted,
 )
 from assistantd.messages.service import new_message
-from assistantd.runs import prompt as prompts
-from assistantd.runs.annotations import Annotator
-from assistantd.runs.gateways import merged_resources
 from assistantd.runs.objects import TERMINAL, new_step, step_view, usage_dict
-from assistantd.runs.store import RunContext, RunStore, wire
-from assistantd.runs.tools import ServerTool, ToolCallState, ToolEnv, ToolFailed
+from assistantd.worker import prompt as prompts
+from assistantd.worker.annotations import Annotator
+from assistantd.worker.store import RunContext, RunStore, wire
+from assistantd.worker.tools.base import ServerTool, ToolCallState, ToolEnv, ToolFailed
+from assistantd.worker.tools.gateways import merged_resources
 
 log = logging.getLogger("assistantd.engine")
 
