@@ -25,8 +25,14 @@ class RunDispatcher(Protocol):
         """The lease to insert with a new run, if this process will execute it (so it needs
         no separate claim); None when another process will."""
 
-    def submit(self, uow: UnitOfWork, run_id: str, events: Sequence[Announcement], *,
-               created: tuple[str, dict[str, Any]] | None = None) -> None:
+    def submit(
+        self,
+        uow: UnitOfWork,
+        run_id: str,
+        events: Sequence[Announcement],
+        *,
+        created: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Once `uow` has committed: publish `events` on the run's log, in order, then have
         the run executed (after the response has gone out).
 

@@ -20,10 +20,11 @@ from assistantd.core.resources import public, tool_resources_wire
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
+from assistantd.runs import lifecycle
 from assistantd.runs.dispatch import Announcement
 from assistantd.runs.models import RunRow, RunStepRow
-from assistantd.runs.objects import ACTIVE, TERMINAL, step_view
 from assistantd.runs.objects import new_run as new_run_body
+from assistantd.runs.objects import step_view
 from assistantd.runs.repository import RunRepository, RunStepRepository
 from assistantd.runs.runtime import RunRuntime
 from assistantd.runs.schemas import (
@@ -200,14 +201,15 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str
 async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                  run_id: str) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    row = await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
-    if row.status in TERMINAL:
+    repo = RunRepository(uow.session)
+    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    decision = lifecycle.cancel_decision(row.status)
+    if decision == "refuse":
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
-    if row.status == "cancelling":
+    if decision == "already":
         return public(row.body)
     body = dict(row.body, status="cancelling")
-    row.status = "cancelling"
-    await RunRepository(uow.session).save_body(row, body)
+    await repo.write("run", body)
     run = public(body)
     rt.dispatcher.cancel(uow, run_id, [("thread.run.cancelling", run)])
     return run
@@ -216,39 +218,26 @@ async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
 async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                               run_id: str, req: SubmitToolOutputs) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    row = await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
-    if row.status != "requires_action":
+    repo = RunRepository(uow.session)
+    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    if not lifecycle.accepts_tool_outputs(row.status):
         raise InvalidRequest(
             f'Runs in status "{row.status}" do not accept tool outputs.'
         )
     if row.body.get("expires_at") and now_seconds() >= row.body["expires_at"]:
         raise InvalidRequest(f"Run {run_id} has expired; its tool outputs can no longer be submitted.")
-    pending = [c["id"] for c in row.body["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    pending = lifecycle.pending_call_ids(row.body)
     given = [o.tool_call_id for o in req.tool_outputs]
     if sorted(given) != sorted(pending) or len(set(given)) != len(given):
         raise InvalidRequest(f"Expected tool outputs for call_ids {pending}, got {given}")
     outputs = {o.tool_call_id: o.output for o in req.tool_outputs}
 
-    steps = RunStepRepository(uow.session)
-    step_row = await steps.get(caller.project_id, row.body["_pending_step_id"])
+    step_row = await RunStepRepository(uow.session).read(caller.project_id, row.body["_pending_step_id"])
     if step_row is None:  # pragma: no cover - the engine always records it
         raise InvalidRequest(f"Run {run_id} has no pending tool step.")
-    step = dict(step_row.body)
-    calls = []
-    for call in step["step_details"]["tool_calls"]:
-        if call["type"] == "function" and call["id"] in outputs:
-            call = {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
-        calls.append(call)
-    now = now_seconds()
-    step.update(step_details={"type": "tool_calls", "tool_calls": calls}, status="completed",
-                completed_at=now, usage=step.get("_usage") or step.get("usage"))
-    step.pop("_usage", None)
-    await steps.save_body(step_row, step)
-
-    body = dict(row.body, status="queued", required_action=None)
-    body.pop("_pending_step_id", None)
-    row.status = "queued"
-    await RunRepository(uow.session).save_body(row, body)
+    step, body = lifecycle.resume_with_outputs(row.body, step_row.body, outputs, now_seconds())
+    await repo.write("step", step)
+    await repo.write("run", body)
     run = public(body)
     rt.dispatcher.submit(uow, run_id, [
         ("thread.run.step.completed", step_view(step, bool(row.body.get("_include_content")))),
@@ -272,10 +261,6 @@ async def retrieve_step(uow: UnitOfWork, caller: Principal, thread_id: str, run_
     await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
     row = await RunStepRepository(uow.session).require(caller.project_id, step_id, RunStepRow.run_id == run_id)
     return step_view(row.body, include_content)
-
-
-def is_active(status: str) -> bool:
-    return status in ACTIVE
 
 
 # Statuses a poll helper keeps polling through (the SDKs stop on every other one).

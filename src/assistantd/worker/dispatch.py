@@ -14,6 +14,7 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.http import after_response
 from assistantd.events.bus import EventBus
 from assistantd.runs.dispatch import Announcement, Lease
+from assistantd.worker.journal import RunJournal
 from assistantd.worker.worker import RunWorker
 
 
@@ -33,8 +34,14 @@ class LocalDispatcher:
     def lease_for_create(self) -> Lease | None:
         return self.worker.lease_for_new_run()
 
-    def submit(self, uow: UnitOfWork, run_id: str, events: Sequence[Announcement], *,
-               created: tuple[str, dict[str, Any]] | None = None) -> None:
+    def submit(
+        self,
+        uow: UnitOfWork,
+        run_id: str,
+        events: Sequence[Announcement],
+        *,
+        created: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
         async def committed() -> None:
             await self._announce(run_id, events, new=created is not None)
             after_response(lambda: self._start(run_id, created))
@@ -48,11 +55,10 @@ class LocalDispatcher:
 
         uow.after_commit(committed)
 
-    async def _announce(self, run_id: str, events: Sequence[Announcement], new: bool = False) -> None:
-        if new:
-            await self.bus.open(run_id)
-        for event, data in events:
-            await self.bus.publish(run_id, event, data)
+    async def _announce(
+        self, run_id: str, events: Sequence[Announcement], new: bool = False
+    ) -> None:
+        await RunJournal(self.worker.store, self.bus, run_id).committed(events, new=new)
 
     def _start(self, run_id: str, created: tuple[str, dict[str, Any]] | None) -> None:
         # A created run holds this worker's lease already; a resumed one is claimed.

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +33,11 @@ from assistantd.llm.base import (
     ToolCallStarted,
 )
 from assistantd.messages.service import new_message
+from assistantd.runs import lifecycle
 from assistantd.runs.objects import TERMINAL, new_step, step_view, usage_dict
 from assistantd.worker import prompt as prompts
 from assistantd.worker.annotations import Annotator
+from assistantd.worker.journal import RunJournal
 from assistantd.worker.store import RunContext, RunStore, wire
 from assistantd.worker.tools.base import ServerTool, ToolCallState, ToolEnv, ToolFailed
 from assistantd.worker.tools.gateways import merged_resources
@@ -45,18 +46,6 @@ log = logging.getLogger("assistantd.engine")
 
 # Tokens kept free for the answer when `truncation_strategy: auto` fits a prompt.
 COMPLETION_RESERVE = 1024
-# The codes a run step's `last_error` may carry (a run's may also say `invalid_prompt`).
-STEP_ERROR_CODES = ("server_error", "rate_limit_exceeded")
-
-
-def step_error(error: dict[str, str] | None) -> dict[str, str] | None:
-    """The run's `last_error` as the step that was open when it failed carries it."""
-    if error is None:
-        return None
-    code = error.get("code")
-    return {"code": code if code in STEP_ERROR_CODES else "server_error", "message": error.get("message", "")}
-
-
 @dataclass
 class _Call:
     """A tool call as it streams in; `tool` is set for server-side tools."""
@@ -85,6 +74,7 @@ class _Exec:
 
     run: dict[str, Any]
     project_id: str
+    journal: RunJournal  # every write and event of the run
     message: dict[str, Any] | None = None
     message_step: dict[str, Any] | None = None
     tool_step: dict[str, Any] | None = None
@@ -104,9 +94,6 @@ class _Exec:
     context: RunContext | None = None  # read with the run's start, for its first model call
     close_as: tuple[str, dict[str, int] | None, str | None] | None = None  # how `_end` closes the message
     tracked: bool = False  # this engine opened every open step and message itself
-    # While set, writes and events wait here; `_batched` commits the writes in one
-    # transaction, then publishes the events.
-    batch: tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, Any]]] | None = None
 
 
 class RunOutcome(Exception):
@@ -149,7 +136,7 @@ class RunEngine:
             return
         if run["status"] not in ("queued", "in_progress"):
             return
-        ex = _Exec(run=run, project_id=project_id)
+        ex = _Exec(run=run, project_id=project_id, journal=self._journal(run_id))
         if run["expires_at"] and now_seconds() >= run["expires_at"]:
             await self.finalize(run_id, "expired")
             return
@@ -159,8 +146,7 @@ class RunEngine:
             # failed and go on from the thread's state.
             await self._close_interrupted(run_id)
         run.update(status="in_progress", started_at=now_seconds())
-        ex.context = await self.store.start(run)
-        await self.bus.publish(run_id, "thread.run.in_progress", wire(run))
+        ex.context = await ex.journal.start(run, "thread.run.in_progress", wire(run))
 
         deadline = (run["expires_at"] - time.time()) if run["expires_at"] else None
         ex.cancel = cancel
@@ -204,7 +190,8 @@ class RunEngine:
         row = await self.store.load_run(run_id)
         if row is None or row.status in TERMINAL:
             return
-        await self._end(_Exec(run=dict(row.body), project_id=row.project_id), status, **fields)
+        await self._end(_Exec(run=dict(row.body), project_id=row.project_id, journal=self._journal(run_id)),
+                        status, **fields)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -233,7 +220,7 @@ class RunEngine:
         context, ex.context = ex.context or await self.store.context(run), None
         history, steps, own_messages = context.history, context.steps, context.own_messages
         thread, assistant = context.thread, context.assistant
-        used_prompt, used_completion = self._used(run)
+        used_prompt, used_completion = lifecycle.used_tokens(run)
         ex.resources = merged_resources(assistant, thread, history, run)
         # The thread's and the run's own stores may still be ingesting (helpers just made them).
         ex.thread_stores = [vs for owner in (thread, run)
@@ -391,17 +378,17 @@ class RunEngine:
                               run_id=run["id"], status="in_progress")
         step = new_step(run, "message_creation",
                         {"type": "message_creation", "message_creation": {"message_id": message["id"]}})
-        await self.store.insert_step(ex.project_id, step, message)
+        await ex.journal.insert(ex.project_id, step, message)
         ex.message, ex.message_step, ex.text, ex.refusal, ex.parts = message, step, [], [], []
-        await self.bus.publish(run["id"], "thread.run.step.created", step_view(step, False))
-        await self.bus.publish(run["id"], "thread.run.step.in_progress", step_view(step, False))
-        await self.bus.publish(run["id"], "thread.message.created", message)
-        await self.bus.publish(run["id"], "thread.message.in_progress", message)
+        await ex.journal.publish("thread.run.step.created", step_view(step, False))
+        await ex.journal.publish("thread.run.step.in_progress", step_view(step, False))
+        await ex.journal.publish("thread.message.created", message)
+        await ex.journal.publish("thread.message.in_progress", message)
         # Figures from code run earlier in this run lead the message, as OpenAI showed them.
         images, ex.pending_images = ex.pending_images, []
         ex.message["_images"] = images
         for k, file_id in enumerate(images):
-            await self.bus.publish(run["id"], "thread.message.delta", {
+            await ex.journal.delta("thread.message.delta", {
                 "id": message["id"], "object": "thread.message.delta",
                 "delta": {"content": [{"index": k, "type": "image_file",
                                        "image_file": {"file_id": file_id, "detail": "auto"}}]},
@@ -420,7 +407,7 @@ class RunEngine:
         found = ex.annotator.scan("".join(ex.text)) if ex.annotator.active else []
         if found:
             text["annotations"] = [*text.get("annotations", []), *found]
-        await self.bus.publish(ex.run["id"], "thread.message.delta", {
+        await ex.journal.delta("thread.message.delta", {
             "id": ex.message["id"], "object": "thread.message.delta",
             "delta": {"content": [{"index": self._part_index(ex, "text"), "type": "text", "text": text}]},
         })
@@ -431,7 +418,7 @@ class RunEngine:
             await self._open_message(ex)
         assert ex.message is not None
         ex.refusal.append(fragment)
-        await self.bus.publish(ex.run["id"], "thread.message.delta", {
+        await ex.journal.delta("thread.message.delta", {
             "id": ex.message["id"], "object": "thread.message.delta",
             "delta": {"content": [{"index": self._part_index(ex, "refusal"), "type": "refusal",
                                    "refusal": fragment}]},
@@ -461,22 +448,10 @@ class RunEngine:
             else:
                 content.append({"type": "refusal", "refusal": "".join(ex.refusal)})
         message["content"] = content
-        message["status"] = status
-        if status == "completed":
-            message["completed_at"] = now
-        else:
-            message["incomplete_at"] = now
-            message["incomplete_details"] = {"reason": reason}
-        await self._save(ex, "message", message)
-        await self._emit(ex, f"thread.message.{status}", message)
+        lifecycle.end_message(message, status, now, reason)
+        await ex.journal.record("message", message, f"thread.message.{status}")
         step = dict(ex.message_step)
-        step_status = {"completed": "completed", "incomplete": "completed"}.get(status, status)
-        if reason in ("run_cancelled",):
-            step_status = "cancelled"
-        elif reason == "run_failed":
-            step_status = "failed"
-        elif reason == "run_expired":
-            step_status = "expired"
+        step_status = lifecycle.step_status_for_message(status, reason)
         await self._finish_step(ex, step, step_status, usage, last_error if step_status == "failed" else None)
         ex.message, ex.message_step, ex.text, ex.refusal, ex.parts = None, None, [], [], []
 
@@ -493,10 +468,10 @@ class RunEngine:
         if ex.tool_step is None:
             step = new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
             step["_joins_previous"] = joins
-            await self.store.insert_step(ex.project_id, step)
+            await ex.journal.insert(ex.project_id, step)
             ex.tool_step = step
-            await self.bus.publish(run["id"], "thread.run.step.created", step_view(step, False))
-            await self.bus.publish(run["id"], "thread.run.step.in_progress", step_view(step, False))
+            await ex.journal.publish("thread.run.step.created", step_view(step, False))
+            await ex.journal.publish("thread.run.step.in_progress", step_view(step, False))
         state = ToolCallState(index=len(calls), id=event.id, name=event.name)
         run_tool = next((t for t in run.get("tools") or []
                          if t["type"] in self.tools and self.tools[t["type"]].spec(t).name == event.name), None)
@@ -519,7 +494,7 @@ class RunEngine:
 
     async def _publish_step_delta(self, ex: _Exec, tool_call: dict[str, Any]) -> None:
         assert ex.tool_step is not None
-        await self.bus.publish(ex.run["id"], "thread.run.step.delta", {
+        await ex.journal.delta("thread.run.step.delta", {
             "id": ex.tool_step["id"], "object": "thread.run.step.delta",
             "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}},
         })
@@ -564,43 +539,29 @@ class RunEngine:
         if not functions:
             await self._finish_step(ex, step, "completed", usage)
             return "more"
-        step["_usage"] = usage
-        run.update(
-            status="requires_action",
-            required_action={"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in functions]}},
-            _pending_step_id=step["id"],
-        )
-        async with self._batched(ex):
-            await self._save(ex, "step", step)
-            await self._save(ex, "run", run)
-            await self._emit(ex, "thread.run.requires_action", wire(run))
-        await self.bus.finish(run["id"])
+        lifecycle.pause_for_outputs(run, step, usage, [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in functions])
+        async with ex.journal.batch():
+            await ex.journal.record("step", step)
+            await ex.journal.record("run", run, "thread.run.requires_action", wire(run))
+        await ex.journal.finish()
         return "pause"
 
     # -- endings -----------------------------------------------------------------------
 
     async def _finish_step(self, ex: _Exec, step: dict[str, Any], status: str,
                            usage: dict[str, int] | None, last_error: dict[str, str] | None = None) -> None:
-        now = now_seconds()
-        step["status"] = status
-        stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at",
-                 "expired": "expired_at"}[status]
-        step[stamp] = now
-        step["usage"] = usage if usage is not None else step.pop("_usage", None) or usage_dict(0, 0)
-        step.pop("_usage", None)
-        if last_error is not None:
-            step["last_error"] = last_error
-        await self._save(ex, "step", step)
-        await self._emit(ex, f"thread.run.step.{status}", step_view(step, bool(ex.run.get("_include_content"))))
+        lifecycle.end_step(step, status, usage, now_seconds(), last_error)
+        await ex.journal.record("step", step, f"thread.run.step.{status}",
+                                step_view(step, bool(ex.run.get("_include_content"))))
 
     async def _end(self, ex: _Exec, status: str, **fields: Any) -> None:
         """Close what is open, then give the run its terminal status and announce it."""
         run = ex.run
-        async with self._batched(ex):
-            reason = {"cancelled": "run_cancelled", "failed": "run_failed", "expired": "run_expired"}.get(status)
-            error = step_error(fields.get("last_error")) if status == "failed" else None
+        async with ex.journal.batch():
+            reason = lifecycle.message_reason(status)
+            error = lifecycle.step_error(fields.get("last_error")) if status == "failed" else None
             if ex.message is not None:
                 how = ex.close_as if status in ("completed", "incomplete") and ex.close_as else None
                 if how is not None:
@@ -612,62 +573,21 @@ class RunEngine:
                 # Steps and messages this engine did not open (a paused run's tool step, a
                 # crash's leftovers) or may have lost track of on an error path.
                 open_steps, open_messages = await self.store.open_parts(run["id"])
-                closed = {body["id"] for _, body in ex.batch[0]} if ex.batch else set()
+                closed = ex.journal.batched_ids()
                 open_steps = [st for st in open_steps if st["id"] not in closed]
                 open_messages = [m for m in open_messages if m["id"] not in closed]
                 for message in open_messages:
-                    message = dict(message, status="incomplete", incomplete_at=now_seconds(),
-                                   incomplete_details={"reason": reason or "max_tokens"})
-                    await self._save(ex, "message", message)
-                    await self._emit(ex, "thread.message.incomplete", message)
-                step_status = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}.get(
-                    status, "completed")
+                    message = lifecycle.left_open_message(message, reason or "max_tokens", now_seconds())
+                    await ex.journal.record("message", message, "thread.message.incomplete")
+                step_status = lifecycle.step_status_for_run(status)
                 for step in open_steps:
                     await self._finish_step(ex, dict(step), step_status, None, error)
-            now = now_seconds()
-            run.update(status=status, required_action=None, **fields)
-            run.pop("_pending_step_id", None)
-            stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}.get(status)
-            if stamp:
-                run[stamp] = now
-            if status != "expired":
-                run["expires_at"] = None
-            prompt_used, completion_used = self._used(run)
-            run["usage"] = usage_dict(prompt_used, completion_used)
-            await self._save(ex, "run", run)
-            await self._emit(ex, f"thread.run.{status}", wire(run))
-        await self.bus.finish(run["id"])
+            lifecycle.end_run(run, status, now_seconds(), **fields)
+            await ex.journal.record("run", run, f"thread.run.{status}", wire(run))
+        await ex.journal.finish()
 
-    # -- writes and events -------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _batched(self, ex: _Exec) -> AsyncIterator[None]:
-        """Collect the writes and events of the block; commit the writes in one transaction,
-        then publish the events in order (also when the block fails part-way)."""
-        if ex.batch is not None:
-            yield
-            return
-        ex.batch = ([], [])
-        try:
-            yield
-        finally:
-            writes, events = ex.batch
-            ex.batch = None
-            await self.store.write(writes)
-            for event, data in events:
-                await self.bus.publish(ex.run["id"], event, data)
-
-    async def _save(self, ex: _Exec, kind: str, body: dict[str, Any]) -> None:
-        if ex.batch is not None:
-            ex.batch[0].append((kind, body))
-        else:
-            await self.store.write([(kind, body)])
-
-    async def _emit(self, ex: _Exec, event: str, data: Any) -> None:
-        if ex.batch is not None:
-            ex.batch[1].append((event, data))
-        else:
-            await self.bus.publish(ex.run["id"], event, data)
+    def _journal(self, run_id: str) -> RunJournal:
+        return RunJournal(self.store, self.bus, run_id)
 
     async def _close_interrupted(self, run_id: str) -> None:
         """Close what a dead process left open: its message keeps the content its stream
@@ -676,24 +596,18 @@ class RunEngine:
         row = await self.store.load_run(run_id)
         if row is None:
             return
-        ex = _Exec(run=dict(row.body), project_id=row.project_id)
+        ex = _Exec(run=dict(row.body), project_id=row.project_id, journal=self._journal(run_id))
         error = {"code": "server_error", "message": "assistantd restarted while this step ran; the run resumed."}
         streamed = streamed_content(await self.bus.history(run_id), {m["id"] for m in open_messages}) \
             if open_messages else {}
-        async with self._batched(ex):
+        async with ex.journal.batch():
             for message in open_messages:
                 message = dict(message, status="incomplete", incomplete_at=now_seconds(),
                                incomplete_details={"reason": "run_failed"},
                                content=streamed.get(message["id"]) or message["content"])
-                await self._save(ex, "message", message)
-                await self._emit(ex, "thread.message.incomplete", message)
+                await ex.journal.record("message", message, "thread.message.incomplete")
             for step in open_steps:
                 await self._finish_step(ex, dict(step), "failed", None, error)
-
-    @staticmethod
-    def _used(run: dict[str, Any]) -> tuple[int, int]:
-        used = run.get("_usage") or [0, 0]
-        return int(used[0]), int(used[1])
 
 
 def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
