@@ -27,14 +27,8 @@ from assistantd.llm.router import build_model_router
 from assistantd.messages.router import router as messages_router
 from assistantd.migrations import upgrade
 from assistantd.models_api.router import router as models_router
-from assistantd.runs.bridges import AppFiles, AppSearch
-from assistantd.runs.code_interpreter import CodeInterpreterTool
-from assistantd.runs.engine import RunEngine
-from assistantd.runs.file_search import FileSearchTool
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.runtime import RunRuntime
-from assistantd.runs.store import RunStore
-from assistantd.runs.tools import ServerTool
 from assistantd.sandbox import BubblewrapSandbox
 from assistantd.sandbox.base import CodeSandbox
 from assistantd.sandbox.limits import OutputLimits
@@ -42,6 +36,14 @@ from assistantd.threads.router import router as threads_router
 from assistantd.vector_stores.router import router as vector_stores_router
 from assistantd.vector_stores.runtime import VectorStoreRuntime, start_ingestion
 from assistantd.vector_stores.service import VectorStoreDependents
+from assistantd.worker.dispatch import LocalDispatcher
+from assistantd.worker.engine import RunEngine
+from assistantd.worker.redis_dispatch import RedisDispatcher
+from assistantd.worker.store import RunStore
+from assistantd.worker.tools.base import ServerTool
+from assistantd.worker.tools.bridges import AppFiles, AppSearch
+from assistantd.worker.tools.code_interpreter import CodeInterpreterTool
+from assistantd.worker.tools.file_search import FileSearchTool
 from assistantd.worker.worker import RunWorker
 
 log = logging.getLogger("assistantd")
@@ -70,8 +72,9 @@ def build_server_tools(settings: Settings, stores: VectorStoreRuntime, sandbox: 
 
 
 async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
-                     stores: VectorStoreRuntime, models: ModelRouter, sandbox: CodeSandbox) -> RunRuntime:
-    """Build the run machinery (event bus, engine, worker) and start the worker."""
+                     stores: VectorStoreRuntime, models: ModelRouter,
+                     sandbox: CodeSandbox) -> tuple[RunRuntime, LocalDispatcher]:
+    """Build the run machinery (event bus, engine, worker, dispatcher) and start the worker."""
     store = RunStore(engine)
     bus: EventBus
     if settings.redis_url:
@@ -83,10 +86,10 @@ async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_se
     run_engine = RunEngine(store, bus, models, settings, tools=build_server_tools(settings, stores, sandbox, files),
                            files=files)
     worker = RunWorker(run_engine, store, settings)
-    runtime = RunRuntime(settings=settings, bus=bus, worker=worker, stores=stores)
-    if settings.worker_enabled:
-        await worker.start()
-    return runtime
+    dispatcher = (RedisDispatcher(worker, bus, settings.redis_url) if settings.redis_url
+                  else LocalDispatcher(worker, bus))
+    await dispatcher.start()
+    return RunRuntime(settings=settings, bus=bus, dispatcher=dispatcher, stores=stores), dispatcher
 
 
 async def _warm(sandbox: CodeSandbox) -> None:
@@ -119,7 +122,7 @@ async def running(settings: Settings, *, run_migrations: bool = True,
         await expiry.start()
     sandbox = overrides.sandbox or build_sandbox(settings)
     models = overrides.models or build_model_router(settings)
-    runtime = await start_runs(settings, engine, sessions, stores, models, sandbox)
+    runtime, dispatcher = await start_runs(settings, engine, sessions, stores, models, sandbox)
     warmup = None
     if settings.worker_enabled and settings.sandbox_pool_size > 0:
         # Warm the code-interpreter pool in the background: start-up does not wait for it.
@@ -130,7 +133,7 @@ async def running(settings: Settings, *, run_migrations: bool = True,
     try:
         yield ctx
     finally:
-        await runtime.worker.stop()
+        await dispatcher.aclose()
         await runtime.bus.aclose()
         await expiry.stop()
         await stores.aclose()

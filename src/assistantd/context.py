@@ -49,7 +49,7 @@ class AppContext:
     models: ModelRouter
     #: The code interpreter's sessions.
     sandbox: CodeSandbox
-    #: The API side of runs: the event bus and the worker.
+    #: The API side of runs: the event bus and the run dispatcher.
     runs: RunRuntime
     #: Filling the sandbox's warm pool in the background (when this process runs runs).
     sandbox_warmup: asyncio.Task[None] | None = None

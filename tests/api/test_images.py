@@ -18,9 +18,9 @@ import pytest
 
 from assistantd.core.settings import Settings
 from assistantd.llm.router import build_model_router
-from assistantd.runs.engine import COMPLETION_RESERVE
 from assistantd.testing.fake_upstream import FakeToolCall, FakeUpstream, LoopTrackingBackend
 from assistantd.testing.server import Server, SwitchRouter
+from assistantd.worker.request import COMPLETION_RESERVE
 
 
 def png(width: int = 2, height: int = 1) -> bytes:

@@ -26,7 +26,6 @@ from assistantd.llm.base import (
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
-from assistantd.runs.engine import streamed_content
 from assistantd.testing.fake_upstream import (
     FakeError,
     FakeReply,
@@ -36,6 +35,7 @@ from assistantd.testing.fake_upstream import (
 )
 from assistantd.testing.server import Server, SwitchRouter, auth, make
 from assistantd.testing.sse import TEXT_RUN, names, read_sse
+from assistantd.worker.engine import streamed_content
 
 REFUSAL = "I'm sorry, I can't help with that request."
 

@@ -195,3 +195,18 @@ def test_the_runtime_does_not_import_the_test_helpers() -> None:
     into = [_where(e) for e in EDGES if e.target.startswith("assistantd.testing")
             and not e.source.startswith("assistantd.testing")]
     assert not into, "the runtime imports assistantd.testing:\n" + "\n".join(into)
+
+
+#: The only modules outside `worker/` that may import it: the composition root builds the
+#: worker, the engine and the dispatcher; everything else reaches execution through the
+#: `RunDispatcher` Protocol (`runs/dispatch.py`).
+EXECUTION_BUILDERS = frozenset({"assistantd.app"})
+
+
+def test_execution_is_reached_only_through_the_dispatcher() -> None:
+    """`runs/` is the API side: no module but the composition root imports `worker/`."""
+    assert any(e.source in EXECUTION_BUILDERS and e.target.startswith("assistantd.worker") for e in EDGES)
+    into = [_where(e) for e in EDGES if e.target.startswith("assistantd.worker")
+            and not e.source.startswith(("assistantd.worker", "assistantd.testing"))
+            and e.source not in EXECUTION_BUILDERS]
+    assert not into, "imports of run execution (worker/) from outside it:\n" + "\n".join(into)

@@ -219,7 +219,7 @@ async def test_stream_goes_on_while_the_client_is_connected() -> None:
 
 
 def test_streamed_content_rebuilds_an_interrupted_message_from_its_deltas() -> None:
-    from assistantd.runs.engine import streamed_content
+    from assistantd.worker.engine import streamed_content
 
     def delta(mid: str, entry: dict[str, Any]) -> RunEvent:
         return RunEvent(0, "thread.message.delta", orjson.dumps(

@@ -71,5 +71,5 @@ async def _runs(request: Request) -> RunRuntime:
     return app_context(request).runs
 
 
-# The API side of runs: the event bus and the worker.
+# The API side of runs: the event bus and the run dispatcher.
 Runtime = Annotated[RunRuntime, Depends(_runs)]

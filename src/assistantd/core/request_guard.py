@@ -66,8 +66,8 @@ def _shown(n: int) -> str:
     return digits if len(digits) <= 40 else f"an integer of {len(digits.lstrip('-'))} digits"
 
 
-def _walk(value: Any, depth: int) -> None:
-    """Raise `_BadValue` for the first value in `value` that the body may not carry."""
+def _check_scalar(value: Any) -> None:
+    """Raise `_BadValue` if a string, number, boolean or null may not be carried."""
     if isinstance(value, str):
         if (problem := _text_problem(value)) is not None:
             raise _BadValue(problem)
@@ -83,25 +83,25 @@ def _walk(value: Any, depth: int) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise _BadValue("number out of range. Expected a finite number")
-    elif depth >= MAX_BODY_DEPTH:
+
+
+def _walk(value: Any, depth: int) -> None:
+    """Raise `_BadValue` for the first value in `value` that the body may not carry."""
+    if not isinstance(value, (dict, list)):
+        _check_scalar(value)
+        return
+    if depth >= MAX_BODY_DEPTH:
         raise _BadValue(f"nested too deeply. A request body may be nested at most "
                         f"{MAX_BODY_DEPTH} levels deep")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if (problem := _text_problem(key)) is not None:
-                raise _BadValue(f"a key is not valid: {problem}")
-            try:
-                _walk(item, depth + 1)
-            except _BadValue as exc:
-                exc.path.append(key)
-                raise
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            try:
-                _walk(item, depth + 1)
-            except _BadValue as exc:
-                exc.path.append(i)
-                raise
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(key, str) and (problem := _text_problem(key)) is not None:
+            raise _BadValue(f"a key is not valid: {problem}")
+        try:
+            _walk(item, depth + 1)
+        except _BadValue as exc:
+            exc.path.append(key)
+            raise
 
 
 def _param(path: list[str | int]) -> str | None:
@@ -201,23 +201,10 @@ class RequestGuard:
             if name == b"content-type":
                 content_type = value.split(b";", 1)[0].strip().lower()
 
-        chunks: list[bytes] = []
-        size = 0
-        disconnect: Message | None = None
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                disconnect = message  # the client left mid-body: the app sees it as it would
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._too_large(scope, receive, send, message)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        read = await self._read_body(scope, receive, send)
+        if read is None:
+            return
+        body, disconnect = read
         if not body and disconnect is None:
             # No body at all: the same as `{}` sent as JSON.
             body = b"{}"
@@ -244,6 +231,26 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send
+                         ) -> tuple[bytes, Message | None] | None:
+        """The whole body and the disconnect that cut it short, if one did; None when it was
+        too large (the 413 has been sent)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                # The client left mid-body: the app sees it as it would.
+                return b"".join(chunks), message
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(scope, receive, send, message)
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks), None
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, message: Message) -> None:
         """Answer 413; the rest of the body is read and dropped, so the client reads the answer

@@ -3,9 +3,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from assistantd.api.deps import Caller, Runtime, UoW, check_id
+from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import ListParams, list_params
@@ -45,12 +46,22 @@ def _ids(thread_id: str, run_id: str | None = None) -> None:
         check_id(run_id, "run_", "run_id")
 
 
+async def stream_run(uow: UnitOfWork, rt: RunRuntime, run_id: str, after: int = 0) -> Response:
+    """Commit (the dispatcher then announces and starts the run), and stream the run's
+    events after seq `after`."""
+    await uow.commit()
+    return _follow(rt, run_id, after)
+
+
+def _follow(rt: RunRuntime, run_id: str, after: int) -> Response:
+    return sse_response(frames(rt.bus, run_id, after, keepalive=rt.settings.stream_keepalive_seconds))
+
+
 @router.post("/v1/threads/runs")
 async def create_thread_and_run(body: ThreadAndRunCreate, uow: UoW, caller: Caller, rt: Runtime) -> Any:
     _thread, run = await service.create_thread_and_run(uow, caller, rt, body)
     if body.stream:
-        await uow.commit()
-        return sse_response(frames(rt.bus, run["id"], 0, keepalive=rt.settings.stream_keepalive_seconds))
+        return await stream_run(uow, rt, run["id"])
     return run_response(rt, run)
 
 
@@ -60,8 +71,7 @@ async def create_run(thread_id: str, body: RunCreate, uow: UoW, caller: Caller, 
     _ids(thread_id)
     run = await service.create(uow, caller, rt, thread_id, body, include)
     if body.stream:
-        await uow.commit()
-        return sse_response(frames(rt.bus, run["id"], 0, keepalive=rt.settings.stream_keepalive_seconds))
+        return await stream_run(uow, rt, run["id"])
     return run_response(rt, run)
 
 
@@ -107,8 +117,7 @@ async def submit_tool_outputs(thread_id: str, run_id: str, body: SubmitToolOutpu
     start = await rt.bus.position(run_id)
     run = await service.submit_tool_outputs(uow, caller, rt, thread_id, run_id, body)
     if body.stream:
-        await uow.commit()
-        return sse_response(frames(rt.bus, run_id, start, keepalive=rt.settings.stream_keepalive_seconds))
+        return await stream_run(uow, rt, run_id, start)
     return run_response(rt, run)
 
 
@@ -148,7 +157,7 @@ async def run_events(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: 
         # The client has seen every event of a run that will publish no more: nothing to
         # follow, so the stream ends at once instead of waiting for a `done` that never comes.
         return sse_response(_nothing())
-    return sse_response(frames(rt.bus, run_id, start, keepalive=rt.settings.stream_keepalive_seconds))
+    return _follow(rt, run_id, start)
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -1,5 +1,6 @@
-"""What the API side of runs needs from the process: the event bus, the worker, and the
-vector stores (attachments and `tool_resources` helpers create stores)."""
+"""What the API side of runs needs from the process: the event bus (streams read it), the
+dispatcher (runs start and stop through it), and the vector stores (attachments and
+`tool_resources` helpers create stores)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from dataclasses import dataclass
 
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
+from assistantd.runs.dispatch import RunDispatcher
 from assistantd.vector_stores.runtime import VectorStoreRuntime
-from assistantd.worker.worker import RunWorker
 
 
 @dataclass
 class RunRuntime:
     settings: Settings
     bus: EventBus
-    worker: RunWorker
+    dispatcher: RunDispatcher
     stores: VectorStoreRuntime

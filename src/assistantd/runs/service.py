@@ -1,7 +1,8 @@
 """Rules and state changes for runs and run steps, on the API side.
 
-Runs execute in the worker (`worker/`, `runs/engine.py`); here they are created, read,
-modified, cancelled and given tool outputs. Every change publishes its events after commit.
+Runs execute in the worker (`worker/`); here they are created, read, modified, cancelled
+and given tool outputs. Each change hands its events to the dispatcher (`runs/dispatch.py`),
+which publishes them after the commit and starts or stops the run.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from sqlalchemy.exc import IntegrityError
 from assistantd.assistants import service as assistants
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
-from assistantd.core.http import after_response
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
 from assistantd.core.resources import public, tool_resources_wire
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
+from assistantd.runs import lifecycle
+from assistantd.runs.dispatch import Announcement
 from assistantd.runs.models import RunRow, RunStepRow
-from assistantd.runs.objects import ACTIVE, TERMINAL, step_view
 from assistantd.runs.objects import new_run as new_run_body
+from assistantd.runs.objects import step_view
 from assistantd.runs.repository import RunRepository, RunStepRepository
 from assistantd.runs.runtime import RunRuntime
 from assistantd.runs.schemas import (
@@ -101,7 +103,7 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
     row = RunRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=body["created_at"],
                  thread_id=thread_id, status="queued", active_thread_id=thread_id, body=body)
     # This process's worker takes the run in the same transaction (no separate claim).
-    lease = rt.worker.lease_for_new_run()
+    lease = rt.dispatcher.lease_for_create()
     if lease is not None:
         row.lease_owner, row.lease_expires_at = lease
     repo = RunRepository(uow.session)
@@ -125,16 +127,10 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
 
 def _announce(uow: UnitOfWork, rt: RunRuntime, row: RunRow, run: dict[str, Any],
               thread: dict[str, Any] | None = None) -> None:
-    async def go() -> None:
-        await rt.bus.open(run["id"])
-        if thread is not None:
-            await rt.bus.publish(run["id"], "thread.created", thread)
-        await rt.bus.publish(run["id"], "thread.run.created", run)
-        await rt.bus.publish(run["id"], "thread.run.queued", run)
-        # The worker starts from the row as created (it holds the lease): no read back.
-        after_response(lambda: rt.worker.submit(run["id"], claimed=True, created=(row.project_id, row.body)))
-
-    uow.after_commit(go)
+    events: list[Announcement] = [] if thread is None else [("thread.created", thread)]
+    events += [("thread.run.created", run), ("thread.run.queued", run)]
+    # The worker starts from the row as created (it holds the lease): no read back.
+    rt.dispatcher.submit(uow, run["id"], events, created=(row.project_id, row.body))
 
 
 async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str, req: RunCreate,
@@ -205,69 +201,47 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str
 async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                  run_id: str) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    row = await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
-    if row.status in TERMINAL:
+    repo = RunRepository(uow.session)
+    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    decision = lifecycle.cancel_decision(row.status)
+    if decision == "refuse":
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
-    if row.status == "cancelling":
+    if decision == "already":
         return public(row.body)
     body = dict(row.body, status="cancelling")
-    row.status = "cancelling"
-    await RunRepository(uow.session).save_body(row, body)
+    await repo.write("run", body)
     run = public(body)
-
-    async def go() -> None:
-        await rt.bus.publish(run_id, "thread.run.cancelling", run)
-        rt.worker.cancel(run_id)
-
-    uow.after_commit(go)
+    rt.dispatcher.cancel(uow, run_id, [("thread.run.cancelling", run)])
     return run
 
 
 async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                               run_id: str, req: SubmitToolOutputs) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    row = await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
-    if row.status != "requires_action":
+    repo = RunRepository(uow.session)
+    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    if not lifecycle.accepts_tool_outputs(row.status):
         raise InvalidRequest(
             f'Runs in status "{row.status}" do not accept tool outputs.'
         )
     if row.body.get("expires_at") and now_seconds() >= row.body["expires_at"]:
         raise InvalidRequest(f"Run {run_id} has expired; its tool outputs can no longer be submitted.")
-    pending = [c["id"] for c in row.body["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    pending = lifecycle.pending_call_ids(row.body)
     given = [o.tool_call_id for o in req.tool_outputs]
     if sorted(given) != sorted(pending) or len(set(given)) != len(given):
         raise InvalidRequest(f"Expected tool outputs for call_ids {pending}, got {given}")
     outputs = {o.tool_call_id: o.output for o in req.tool_outputs}
 
-    steps = RunStepRepository(uow.session)
-    step_row = await steps.get(caller.project_id, row.body["_pending_step_id"])
+    step_row = await RunStepRepository(uow.session).read(caller.project_id, row.body["_pending_step_id"])
     if step_row is None:  # pragma: no cover - the engine always records it
         raise InvalidRequest(f"Run {run_id} has no pending tool step.")
-    step = dict(step_row.body)
-    calls = []
-    for call in step["step_details"]["tool_calls"]:
-        if call["type"] == "function" and call["id"] in outputs:
-            call = {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
-        calls.append(call)
-    now = now_seconds()
-    step.update(step_details={"type": "tool_calls", "tool_calls": calls}, status="completed",
-                completed_at=now, usage=step.get("_usage") or step.get("usage"))
-    step.pop("_usage", None)
-    await steps.save_body(step_row, step)
-
-    body = dict(row.body, status="queued", required_action=None)
-    body.pop("_pending_step_id", None)
-    row.status = "queued"
-    await RunRepository(uow.session).save_body(row, body)
+    step, body = lifecycle.resume_with_outputs(row.body, step_row.body, outputs, now_seconds())
+    await repo.write("step", step)
+    await repo.write("run", body)
     run = public(body)
-
-    async def go() -> None:
-        await rt.bus.publish(run_id, "thread.run.step.completed",
-                             step_view(step, bool(row.body.get("_include_content"))))
-        await rt.bus.publish(run_id, "thread.run.queued", run)
-        after_response(lambda: rt.worker.submit(run_id))
-
-    uow.after_commit(go)
+    rt.dispatcher.submit(uow, run_id, [
+        ("thread.run.step.completed", step_view(step, bool(row.body.get("_include_content")))),
+        ("thread.run.queued", run)])
     return run
 
 
@@ -287,10 +261,6 @@ async def retrieve_step(uow: UnitOfWork, caller: Principal, thread_id: str, run_
     await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
     row = await RunStepRepository(uow.session).require(caller.project_id, step_id, RunStepRow.run_id == run_id)
     return step_view(row.body, include_content)
-
-
-def is_active(status: str) -> bool:
-    return status in ACTIVE
 
 
 # Statuses a poll helper keeps polling through (the SDKs stop on every other one).

@@ -17,26 +17,21 @@ from typing import Any
 from assistantd.core.leases import owner_alive, owner_name
 from assistantd.core.periodic import every
 from assistantd.core.settings import Settings
-from assistantd.runs.engine import RunEngine
-from assistantd.runs.store import RunStore
+from assistantd.worker.engine import RunEngine
+from assistantd.worker.store import RunStore
 
 log = logging.getLogger("assistantd.worker")
 
 LEASE_SECONDS = 30.0
-CHANNEL = "assistantd:runs"
 SWEEP_SECONDS = 1.0
 
 
 class RunWorker:
-    def __init__(self, engine: RunEngine, store: RunStore, settings: Settings) -> None:
-        self._redis: Any = None
-        if settings.redis_url:
-            import redis.asyncio as aioredis
+    """This process's executor: one task per run it holds the lease of.
 
-            # Tells worker processes about new and cancelled runs at once, rather than at
-            # their next one-second sweep.
-            self._redis = aioredis.from_url(settings.redis_url)
-        self._listener: asyncio.Task[None] | None = None
+    The API reaches it only through a `RunDispatcher` (`worker/dispatch.py`)."""
+
+    def __init__(self, engine: RunEngine, store: RunStore, settings: Settings) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings
@@ -45,51 +40,22 @@ class RunWorker:
         self._signals: dict[str, asyncio.Event] = {}
         self._limit = asyncio.Semaphore(settings.run_concurrency)
         self._sweeper: asyncio.Task[None] | None = None
-        self._notes: set[asyncio.Task[Any]] = set()
         self._closing = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this process executes runs (`ASSISTANTD_WORKER_ENABLED`)."""
+        return self.settings.worker_enabled
 
     async def start(self) -> None:
         await self.sweep()
         self._sweeper = asyncio.create_task(every(SWEEP_SECONDS, self.sweep, log, "run sweep"))
-        if self._redis is not None:
-            self._listener = asyncio.create_task(self._listen())
-
-    async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                if message is None:
-                    continue
-                kind, _, run_id = message["data"].decode().partition(":")
-                if kind == "submit":
-                    self.submit(run_id)
-                elif kind == "cancel" and run_id in self._signals:
-                    log.info("run %s: cancel announced", run_id)
-                    self._signals[run_id].set()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("run notifications stopped; sweeps still find runs every second")
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-    def _notify(self, kind: str, run_id: str) -> None:
-        if self._redis is None:
-            return
-        task = asyncio.create_task(self._redis.publish(CHANNEL, f"{kind}:{run_id}"))
-        self._notes.add(task)
-        task.add_done_callback(self._notes.discard)
 
     async def stop(self) -> None:
         """Stop executing; runs in flight keep their (soon stale) leases and are resumed later."""
         self._closing = True
         if self._sweeper:
             self._sweeper.cancel()
-        if self._listener:
-            self._listener.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -98,8 +64,6 @@ class RunWorker:
                 await task
         for run_id in list(self._tasks):
             await self.store.release(run_id, self.owner)
-        if self._redis is not None:
-            await self._redis.aclose()
 
     def lease_for_new_run(self) -> tuple[str, float] | None:
         """(owner, until) to store with a run created in this process, if it will execute it."""
@@ -109,28 +73,29 @@ class RunWorker:
 
     def submit(self, run_id: str, steal_from: str | None = None, claimed: bool = False,
                created: tuple[str, dict[str, Any]] | None = None) -> None:
-        """Execute a queued run here (if nobody else holds it), or tell the workers.
+        """Execute a queued run here (if nobody else holds it).
 
         `claimed`: the run was created with this worker's lease (`lease_for_new_run`);
         `created`: its (project id, body) as just committed.
         """
-        if not self.settings.worker_enabled:
-            self._notify("submit", run_id)
-            return
-        if self._closing or run_id in self._tasks:
+        if not self.enabled or self._closing or run_id in self._tasks:
             return
         self._signals[run_id] = asyncio.Event()
         self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from, claimed, created))
 
-    def cancel(self, run_id: str) -> None:
-        """Ask the run to stop; it ends `cancelled` within a token or two."""
+    def signal_cancel(self, run_id: str) -> bool:
+        """Ask the run to stop if it executes here (it ends `cancelled` within a token or
+        two); False if it does not."""
         signal = self._signals.get(run_id)
-        if signal is not None:
-            signal.set()
-            return
-        self._notify("cancel", run_id)
-        # Not executing here: waiting for tool outputs, queued, or running in another
-        # process (whose sweep sees `cancelling` in the database and stops it).
+        if signal is None:
+            return False
+        signal.set()
+        return True
+
+    def cancel_elsewhere(self, run_id: str) -> None:
+        """End `cancelled` a run not executing here: waiting for tool outputs, queued, or
+        running in another process (left to it when its lease is live: its sweep sees
+        `cancelling` in the database and stops it)."""
         self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "cancelled", unless_leased=True))
 
     def executing(self) -> list[str]:

@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.core.errors import APIError
 from assistantd.files import service as files
-from assistantd.runs.gateways import SearchHit
-from assistantd.runs.tools import ToolFailed
 from assistantd.vector_stores import service as stores
 from assistantd.vector_stores.runtime import VectorStoreRuntime
+from assistantd.worker.tools.base import ToolFailed
+from assistantd.worker.tools.gateways import SearchHit
 
 
 class AppFiles:

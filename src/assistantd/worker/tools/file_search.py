@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from assistantd.llm.base import ToolSpec
-from assistantd.runs.gateways import SearchGateway, SearchHit
-from assistantd.runs.tools import ServerTool, ToolCallState, ToolEnv, ToolOutcome, parse_arguments
+from assistantd.worker.tools.base import (
+    ServerTool,
+    ToolCallState,
+    ToolEnv,
+    ToolOutcome,
+    parse_arguments,
+)
+from assistantd.worker.tools.gateways import SearchGateway, SearchHit
 
 DEFAULT_MAX_RESULTS = 20
 # Roughly OpenAI's 16k-token budget for search results in the prompt.

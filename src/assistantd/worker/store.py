@@ -17,19 +17,18 @@ from assistantd.assistants.models import AssistantRow
 from assistantd.core.ids import next_seq
 from assistantd.core.resources import public
 from assistantd.events.bus import RunEvent
-from assistantd.messages.models import MessageRow
-from assistantd.runs.models import RunEventRow, RunRow, RunStepRow
-from assistantd.runs.objects import TERMINAL
+from assistantd.runs.models import RunEventRow
+from assistantd.runs.repository import MESSAGES, RUNS, STEPS, body_update
 from assistantd.threads.models import ThreadRow
 
-RUNS: Table = RunRow.__table__  # type: ignore[assignment]
-STEPS: Table = RunStepRow.__table__  # type: ignore[assignment]
-MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
 EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
 
 
 class RunStore:
-    """Persistence for runs in flight: the run, its steps and messages, its event log."""
+    """Persistence for runs in flight: the run, its steps and messages, its event log.
+
+    The engine's only way to the database; its changes of run, step and message bodies are
+    `runs/repository.py::body_update`, the same statement the API's changes use."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -45,13 +44,13 @@ class RunStore:
             return
         async with self.engine.begin() as conn:
             for kind, body in bodies:
-                await conn.execute(_update(kind, body))
+                await conn.execute(body_update(kind, body))
 
     async def start(self, run: dict[str, Any]) -> RunContext:
         """Write the run (now `in_progress`) and read what its first model call needs, in
         one transaction."""
         async with self.engine.begin() as conn:
-            await conn.execute(_update("run", run))
+            await conn.execute(body_update("run", run))
             return await self._context(conn, run)
 
     async def context(self, run: dict[str, Any]) -> RunContext:
@@ -169,22 +168,6 @@ class RunContext:
     own_messages: dict[str, dict[str, Any]]  # this run's messages by id
     thread: dict[str, Any] | None
     assistant: dict[str, Any] | None
-
-
-def _update(kind: str, body: dict[str, Any]) -> Any:
-    """The UPDATE that stores `body`. A run's terminal status releases the thread lock and
-    the lease; `requires_action` releases the lease."""
-    if kind == "step":
-        return update(STEPS).where(STEPS.c.id == body["id"]).values(body=body)
-    if kind == "message":
-        return update(MESSAGES).where(MESSAGES.c.id == body["id"]).values(body=body)
-    status = body["status"]
-    values: dict[str, Any] = {"status": status, "body": body}
-    if status in TERMINAL:
-        values.update(active_thread_id=None, lease_owner=None, lease_expires_at=None)
-    elif status == "requires_action":
-        values.update(lease_owner=None, lease_expires_at=None)
-    return update(RUNS).where(RUNS.c.id == body["id"]).values(**values)
 
 
 def wire(body: dict[str, Any]) -> dict[str, Any]:

@@ -7,16 +7,6 @@ from typing import Any
 
 from assistantd.files.names import safe_filename
 from assistantd.llm.base import ToolSpec
-from assistantd.runs.gateways import FileGateway
-from assistantd.runs.tools import (
-    JSONStringField,
-    ServerTool,
-    ToolCallState,
-    ToolEnv,
-    ToolFailed,
-    ToolOutcome,
-    parse_arguments,
-)
 from assistantd.sandbox import (
     CodeSandbox,
     ExecutionResult,
@@ -25,6 +15,16 @@ from assistantd.sandbox import (
     OutputFile,
     SandboxError,
 )
+from assistantd.worker.tools.base import (
+    JSONStringField,
+    ServerTool,
+    ToolCallState,
+    ToolEnv,
+    ToolFailed,
+    ToolOutcome,
+    parse_arguments,
+)
+from assistantd.worker.tools.gateways import FileGateway
 
 # What the model reads back of the logs; the step keeps the sandbox's (longer) output.
 MODEL_LOG_CHARS = 8000
@@ -67,6 +67,23 @@ class CodeInterpreterTool(ServerTool):
             await env.emit({"type": "code_interpreter", "code_interpreter": {"input": text}})
 
     async def execute(self, env: ToolEnv, call: ToolCallState, tool: dict[str, Any]) -> ToolOutcome:
+        code = await self._code(env, call)
+        inputs = await self._inputs(env)
+        outputs, streamed_logs, result = await self._run(env, code, inputs)
+        files, pngs, refused = await self._within_storage(env.project_id, result)
+        logs = result.logs + refused
+        await self._final_logs(env, outputs, logs, streamed_logs)
+        stored, images = await self._store_outputs(env, call, outputs, files, pngs)
+        return ToolOutcome(
+            call={"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}},
+            output=_model_output(logs, result, images, stored),
+            images=images,
+            files=stored,
+        )
+
+    @staticmethod
+    async def _code(env: ToolEnv, call: ToolCallState) -> str:
+        """The code to run; the part of it the arguments' stream has not shown yet is sent."""
         args = parse_arguments(call)
         code = next((args[k] for k in ("code", "input") if isinstance(args.get(k), str)), None)
         if code is None:
@@ -74,49 +91,56 @@ class CodeInterpreterTool(ServerTool):
         streamed = call.scratch.get("streamed_input", "")
         if code != streamed and code.startswith(streamed) and code[len(streamed):]:
             await env.emit({"type": "code_interpreter", "code_interpreter": {"input": code[len(streamed):]}})
+        return code
 
+    async def _inputs(self, env: ToolEnv) -> list[InputFile]:
         inputs = []
         for file_id in env.resources.get("code_interpreter", []):
             found = await self.files.read(env.project_id, file_id)
             if found is not None:
                 inputs.append(InputFile(name=safe_filename(found[0]), data=found[1]))
+        return inputs
 
+    async def _run(self, env: ToolEnv, code: str, inputs: list[InputFile]
+                   ) -> tuple[list[dict[str, Any]], str, ExecutionResult]:
+        """Run the code, streaming its logs as they come: (outputs so far, logs streamed, result)."""
         outputs: list[dict[str, Any]] = []
         streamed_logs = ""
         result: ExecutionResult | None = None
         try:
             async for event in self.sandbox.execute_stream(env.run["thread_id"], code, inputs):
-                if isinstance(event, LogChunk):
-                    if not event.text:
-                        continue
-                    if not outputs:
-                        outputs.append({"type": "logs", "logs": ""})
-                        await env.emit({"type": "code_interpreter", "code_interpreter": {
-                            "outputs": [{"index": 0, "type": "logs", "logs": event.text}]}})
-                    else:
-                        await env.emit({"type": "code_interpreter", "code_interpreter": {
-                            "outputs": [{"index": 0, "type": "logs", "logs": event.text}]}})
-                    streamed_logs += event.text
-                else:
+                if not isinstance(event, LogChunk):
                     result = event
+                    continue
+                if not event.text:
+                    continue
+                if not outputs:
+                    outputs.append({"type": "logs", "logs": ""})
+                await env.emit(_output_entry(0, {"type": "logs", "logs": event.text}))
+                streamed_logs += event.text
         except SandboxError as err:
             raise ToolFailed(f"The code interpreter sandbox failed: {err}") from err
         if result is None:
             raise ToolFailed("The code interpreter sandbox ended without a result.")
+        return outputs, streamed_logs, result
 
-        files, pngs, refused = await self._within_storage(env.project_id, result)
-        logs = result.logs + refused
-        if logs:
-            if not outputs:
-                outputs.append({"type": "logs", "logs": logs})
-                await env.emit({"type": "code_interpreter", "code_interpreter": {
-                    "outputs": [{"index": 0, "type": "logs", "logs": logs}]}})
-            else:
-                outputs[0]["logs"] = logs
-                if logs.startswith(streamed_logs) and len(logs) > len(streamed_logs):
-                    await env.emit({"type": "code_interpreter", "code_interpreter": {
-                        "outputs": [{"index": 0, "type": "logs", "logs": logs[len(streamed_logs):]}]}})
+    @staticmethod
+    async def _final_logs(env: ToolEnv, outputs: list[dict[str, Any]], logs: str, streamed_logs: str) -> None:
+        """The logs output as the result has them; what the stream has not shown is sent."""
+        if not logs:
+            return
+        if not outputs:
+            outputs.append({"type": "logs", "logs": logs})
+            await env.emit(_output_entry(0, {"type": "logs", "logs": logs}))
+            return
+        outputs[0]["logs"] = logs
+        if logs.startswith(streamed_logs) and len(logs) > len(streamed_logs):
+            await env.emit(_output_entry(0, {"type": "logs", "logs": logs[len(streamed_logs):]}))
 
+    async def _store_outputs(self, env: ToolEnv, call: ToolCallState, outputs: list[dict[str, Any]],
+                             files: list[OutputFile], pngs: list[bytes]) -> tuple[dict[str, str], list[str]]:
+        """Store the files and figures as `assistants_output` files: (sandbox path -> file id,
+        the figures' file ids); each figure becomes an image output."""
         stored: dict[str, str] = {}
         by_hash: dict[str, str] = {}
         for out in files:
@@ -130,27 +154,8 @@ class CodeInterpreterTool(ServerTool):
                 env.project_id, f"image_{call.id}_{n}.png", png, "assistants_output")
             images.append(file_id)
             outputs.append({"type": "image", "image": {"file_id": file_id}})
-            await env.emit({"type": "code_interpreter", "code_interpreter": {
-                "outputs": [{"index": len(outputs) - 1, "type": "image", "image": {"file_id": file_id}}]}})
-
-        model_out = logs if len(logs) <= MODEL_LOG_CHARS else logs[: MODEL_LOG_CHARS // 2] + \
-            "\n…[output truncated]…\n" + logs[-MODEL_LOG_CHARS // 2:]
-        notes = []
-        if result.error:
-            notes.append("The code raised an error (traceback above).")
-        if result.session_restarted:
-            notes.append("The session was restarted: variables and files from before are gone.")
-        if images:
-            notes.append(f"{len(images)} image(s) were shown to the user.")
-        if stored:
-            notes.append("Files written: " + ", ".join(f"sandbox:/mnt/data/{n}" for n in stored))
-        output = (model_out or "(no output)") + ("\n" + "\n".join(notes) if notes else "")
-        return ToolOutcome(
-            call={"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}},
-            output=output,
-            images=images,
-            files=stored,
-        )
+            await env.emit(_output_entry(len(outputs) - 1, {"type": "image", "image": {"file_id": file_id}}))
+        return stored, images
 
     async def _within_storage(self, project_id: str, result: ExecutionResult
                               ) -> tuple[list[OutputFile], list[bytes], str]:
@@ -189,6 +194,27 @@ class CodeInterpreterTool(ServerTool):
                 f"interpreter files ({_mb(self.output_storage_bytes)}) is full. The files are "
                 "still in the session's /mnt/data; files the user deletes make room.]\n")
         return files, pngs, note
+
+
+def _output_entry(index: int, output: dict[str, Any]) -> dict[str, Any]:
+    """A step delta's code_interpreter entry that adds to (or starts) output `index`."""
+    return {"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": index, **output}]}}
+
+
+def _model_output(logs: str, result: ExecutionResult, images: list[str], stored: dict[str, str]) -> str:
+    """What the model reads back: the logs (middle cut when long) and notes on the rest."""
+    model_out = logs if len(logs) <= MODEL_LOG_CHARS else logs[: MODEL_LOG_CHARS // 2] + \
+        "\n…[output truncated]…\n" + logs[-MODEL_LOG_CHARS // 2:]
+    notes = []
+    if result.error:
+        notes.append("The code raised an error (traceback above).")
+    if result.session_restarted:
+        notes.append("The session was restarted: variables and files from before are gone.")
+    if images:
+        notes.append(f"{len(images)} image(s) were shown to the user.")
+    if stored:
+        notes.append("Files written: " + ", ".join(f"sandbox:/mnt/data/{n}" for n in stored))
+    return (model_out or "(no output)") + ("\n" + "\n".join(notes) if notes else "")
 
 
 def _mb(n: int) -> str:

@@ -6,6 +6,7 @@ objects with these methods (see `app.py`), so each side can change on its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,7 +43,7 @@ class SearchGateway(Protocol):
 
 
 def merged_resources(assistant: dict[str, Any] | None, thread: dict[str, Any] | None,
-                     messages: list[dict[str, Any]], run: dict[str, Any] | None = None) -> dict[str, list[str]]:
+                     messages: list[dict[str, Any]], run: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
     """Files and stores a run's tools see: the assistant's, the thread's, and attachments.
 
     A run's own `tool_resources` (create-thread-and-run's top-level ones) replace the

@@ -1,0 +1,110 @@
+"""One run's way into the database and onto its event log: write, commit, then publish,
+in order.
+
+Every event of a run goes through a `RunJournal`, so the order of CONTRACT.md §5 (a
+change is in the database before a stream shows it) is kept in this one file:
+
+- `record(kind, body, event, data)`: a durable change of the run, a step or a message,
+  and the event that announces it. Inside `batch()` the changes are committed together
+  at the block's end and their events published after, in order; outside one, each is
+  written and then published at once.
+- `publish(event, data)`: an event whose change is already in the database (a step
+  inserted, or a change the API's request committed, see `committed`), queued behind the
+  batch's events when a batch is open.
+- `delta(event, data)`: a token, or another event that changes nothing durable, published
+  at once (also inside a batch: deltas never wait for a commit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from assistantd.events.bus import EventBus
+from assistantd.runs.dispatch import Announcement
+from assistantd.worker.store import RunContext, RunStore
+
+Write = tuple[str, dict[str, Any]]
+
+
+class RunJournal:
+    def __init__(self, store: RunStore, bus: EventBus, run_id: str) -> None:
+        self.store = store
+        self.bus = bus
+        self.run_id = run_id
+        # While set, writes and events wait here until the batch's end.
+        self._batch: tuple[list[Write], list[Announcement]] | None = None
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Collect the block's writes and events; commit the writes in one transaction, then
+        publish the events in order (also when the block fails part-way). Nested blocks
+        join the outer one."""
+        if self._batch is not None:
+            yield
+            return
+        self._batch = ([], [])
+        try:
+            yield
+        finally:
+            writes, events = self._batch
+            self._batch = None
+            await self.store.write(writes)
+            for event, data in events:
+                await self.bus.publish(self.run_id, event, data)
+
+    def batched_ids(self) -> set[str]:
+        """The ids of the bodies the open batch writes (none outside a batch)."""
+        return {body["id"] for _, body in self._batch[0]} if self._batch else set()
+
+    async def record(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        event: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Write `body` (`"run" | "step" | "message"`), then publish `event` with `data`
+        (default: the body itself)."""
+        if self._batch is not None:
+            self._batch[0].append((kind, body))
+        else:
+            await self.store.write([(kind, body)])
+        if event is not None:
+            await self.publish(event, body if data is None else data)
+
+    async def publish(self, event: str, data: dict[str, Any]) -> None:
+        if self._batch is not None:
+            self._batch[1].append((event, data))
+        else:
+            await self.bus.publish(self.run_id, event, data)
+
+    async def delta(self, event: str, data: dict[str, Any]) -> None:
+        await self.bus.publish(self.run_id, event, data)
+
+    async def insert(
+        self, project_id: str, step: dict[str, Any], message: dict[str, Any] | None = None
+    ) -> None:
+        """Insert a step (and the message it creates) now, in its own transaction: `publish`
+        its events next."""
+        await self.store.insert_step(project_id, step, message)
+
+    async def start(self, run: dict[str, Any], event: str, data: dict[str, Any]) -> RunContext:
+        """Write the run as it starts, read what its first model call needs (one
+        transaction), then publish `event`."""
+        context = await self.store.start(run)
+        await self.bus.publish(self.run_id, event, data)
+        return context
+
+    async def committed(self, events: Sequence[Announcement], *, new: bool = False) -> None:
+        """Publish the events of changes a request's transaction has committed (create,
+        cancel, tool outputs); `new`: the run was just created, its log starts here."""
+        if new:
+            await self.bus.open(self.run_id)
+        for event, data in events:
+            await self.bus.publish(self.run_id, event, data)
+
+    async def finish(self) -> None:
+        """The run pauses or ends: its log says `done`."""
+        await self.bus.finish(self.run_id)

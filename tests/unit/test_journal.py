@@ -1,0 +1,124 @@
+"""The run journal (`worker/journal.py`): a change is written before its event is
+published, a batch commits once and then publishes in order, deltas never wait."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from assistantd.events.bus import MemoryEventBus
+from assistantd.worker.journal import RunJournal
+from assistantd.worker.store import RunStore
+
+RUN = "run_1"
+
+
+class RecordingStore(RunStore):
+    """A RunStore whose transactions are noted with how many events the log had then."""
+
+    def __init__(self, bus: MemoryEventBus) -> None:
+        super().__init__(create_async_engine("sqlite+aiosqlite://"))
+        self.bus = bus
+        self.transactions: list[tuple[list[str], int]] = []
+        self.fail = False
+
+    async def write(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        if not bodies:
+            return
+        if self.fail:
+            raise RuntimeError("database gone")
+        self.transactions.append(
+            ([f"{kind}:{body['id']}" for kind, body in bodies], await self.bus.position(RUN))
+        )
+
+    async def insert_step(
+        self, project_id: str, step: dict[str, Any], message: dict[str, Any] | None = None
+    ) -> None:
+        self.transactions.append(([f"insert:{step['id']}"], await self.bus.position(RUN)))
+
+
+async def _log(bus: MemoryEventBus) -> list[str]:
+    return [e.event for e in await bus.history(RUN)]
+
+
+@pytest.fixture
+def bus() -> MemoryEventBus:
+    return MemoryEventBus()
+
+
+async def test_outside_a_batch_each_change_is_written_then_published(bus: MemoryEventBus) -> None:
+    store = RecordingStore(bus)
+    journal = RunJournal(store, bus, RUN)
+    await journal.record("step", {"id": "step_1"}, "thread.run.step.completed")
+    await journal.record("run", {"id": RUN}, "thread.run.completed", {"id": RUN, "shown": True})
+    assert store.transactions == [(["step:step_1"], 0), ([f"run:{RUN}"], 1)]
+    assert await _log(bus) == ["thread.run.step.completed", "thread.run.completed"]
+    events = await bus.history(RUN)
+    assert b'"shown":true' in events[1].data
+
+
+async def test_a_batch_commits_once_then_publishes_in_order(bus: MemoryEventBus) -> None:
+    store = RecordingStore(bus)
+    journal = RunJournal(store, bus, RUN)
+    async with journal.batch():
+        await journal.record("message", {"id": "msg_1"}, "thread.message.completed")
+        async with journal.batch():  # joins the outer one
+            await journal.record("step", {"id": "step_1"}, "thread.run.step.completed")
+        await journal.delta("thread.message.delta", {"id": "msg_1"})  # at once
+        assert journal.batched_ids() == {"msg_1", "step_1"}
+        await journal.record("run", {"id": RUN}, "thread.run.completed")
+        assert store.transactions == []
+    assert store.transactions == [(["message:msg_1", "step:step_1", f"run:{RUN}"], 1)]
+    assert await _log(bus) == [
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+    ]
+    assert journal.batched_ids() == set()
+
+
+async def test_a_batch_that_fails_part_way_still_writes_and_publishes_what_it_had(
+    bus: MemoryEventBus,
+) -> None:
+    store = RecordingStore(bus)
+    journal = RunJournal(store, bus, RUN)
+    with pytest.raises(ValueError):
+        async with journal.batch():
+            await journal.record("message", {"id": "msg_1"}, "thread.message.incomplete")
+            raise ValueError("a fault part-way")
+    assert store.transactions == [(["message:msg_1"], 0)]
+    assert await _log(bus) == ["thread.message.incomplete"]
+
+
+async def test_nothing_is_published_when_the_write_fails(bus: MemoryEventBus) -> None:
+    store = RecordingStore(bus)
+    store.fail = True
+    journal = RunJournal(store, bus, RUN)
+    with pytest.raises(RuntimeError):
+        await journal.record("run", {"id": RUN}, "thread.run.completed")
+    with pytest.raises(RuntimeError):
+        async with journal.batch():
+            await journal.record("run", {"id": RUN}, "thread.run.failed")
+    assert await _log(bus) == []
+
+
+async def test_inserts_and_committed_changes_then_done(bus: MemoryEventBus) -> None:
+    store = RecordingStore(bus)
+    journal = RunJournal(store, bus, RUN)
+    await journal.committed(
+        [("thread.run.created", {"id": RUN}), ("thread.run.queued", {"id": RUN})], new=True
+    )
+    await journal.insert("proj_1", {"id": "step_1"})
+    await journal.publish("thread.run.step.created", {"id": "step_1"})
+    await journal.finish()
+    assert store.transactions == [(["insert:step_1"], 2)]
+    assert await _log(bus) == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.step.created",
+        "done",
+    ]
