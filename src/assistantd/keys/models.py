@@ -1,5 +1,6 @@
 """API keys: project keys (each belongs to a project, maybe to a service account of it) and
 admin keys (for `/v1/organization/*` only). Only a hash of a secret is stored."""
+
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Integer, String

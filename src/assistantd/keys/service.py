@@ -19,8 +19,17 @@ from assistantd.keys.repository import ApiKeyRepository
 from assistantd.projects.models import DEFAULT_PROJECT, Project
 from assistantd.projects.repository import ProjectRepository
 
-__all__ = ["DEFAULT_PROJECT", "AdminPrincipal", "Principal", "authenticate", "create_admin_key",
-           "create_key", "hash_secret", "list_keys", "revoke_key"]
+__all__ = [
+    "DEFAULT_PROJECT",
+    "AdminPrincipal",
+    "Principal",
+    "authenticate",
+    "create_admin_key",
+    "create_key",
+    "hash_secret",
+    "list_keys",
+    "revoke_key",
+]
 
 #: Secrets of admin keys start so, as OpenAI's do; project keys start with `sk-ad-`.
 ADMIN_PREFIX = "sk-admin-"
@@ -52,9 +61,14 @@ def _redact(secret: str, shown: int) -> str:
     return secret[:shown] + "…" + secret[-4:]
 
 
-async def create_key(session: AsyncSession, name: str | None, project: str | None, *,
-                     service_account_id: str | None = None,
-                     admin_key_id: str | None = None) -> tuple[ApiKey, str]:
+async def create_key(
+    session: AsyncSession,
+    name: str | None,
+    project: str | None,
+    *,
+    service_account_id: str | None = None,
+    admin_key_id: str | None = None,
+) -> tuple[ApiKey, str]:
     """Make a project key; returns the row and the secret, which is not stored and never shown again.
 
     A project named by id that does not exist yet is made (the CLI's `--project NAME`); an
@@ -62,7 +76,9 @@ async def create_key(session: AsyncSession, name: str | None, project: str | Non
     """
     target = await ProjectRepository(session).ensure(project or DEFAULT_PROJECT)
     if not target.active:
-        raise InvalidRequest(f"Project '{target.id}' is archived: it cannot have new keys.", param="project_id")
+        raise InvalidRequest(
+            f"Project '{target.id}' is archived: it cannot have new keys.", param="project_id"
+        )
     secret = PROJECT_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         id=new_id("key_"),
@@ -76,26 +92,47 @@ async def create_key(session: AsyncSession, name: str | None, project: str | Non
         last_used_at=None,
     )
     await ApiKeyRepository(session).insert(key)
-    await record(session, "api_key.created", resource_id=key.id, admin_key_id=admin_key_id,
-                 project=(target.id, target.name), details={"data": {"scopes": []}})
+    await record(
+        session,
+        "api_key.created",
+        resource_id=key.id,
+        admin_key_id=admin_key_id,
+        project=(target.id, target.name),
+        details={"data": {"scopes": []}},
+    )
     return key, secret
 
 
-async def create_admin_key(session: AsyncSession, name: str | None, *, expires_in_seconds: int | None = None,
-                           admin_key_id: str | None = None) -> tuple[AdminApiKey, str]:
+async def create_admin_key(
+    session: AsyncSession,
+    name: str | None,
+    *,
+    expires_in_seconds: int | None = None,
+    admin_key_id: str | None = None,
+) -> tuple[AdminApiKey, str]:
     """Make an admin key (`sk-admin-…`); the secret is returned once."""
     secret = ADMIN_PREFIX + secrets.token_urlsafe(32)
     now = now_seconds()
     key = AdminApiKey(
-        id=new_id("key_"), name=name, secret_hash=hash_secret(secret), redacted=_redact(secret, 12),
-        seq=next_seq(), created_at=now,
+        id=new_id("key_"),
+        name=name,
+        secret_hash=hash_secret(secret),
+        redacted=_redact(secret, 12),
+        seq=next_seq(),
+        created_at=now,
         expires_at=now + expires_in_seconds if expires_in_seconds is not None else None,
-        last_used_at=None, revoked_at=None,
+        last_used_at=None,
+        revoked_at=None,
     )
     session.add(key)
     await session.flush()
-    await record(session, "api_key.created", resource_id=key.id, admin_key_id=admin_key_id,
-                 details={"data": {"scopes": ["api.management.read", "api.management.write"]}})
+    await record(
+        session,
+        "api_key.created",
+        resource_id=key.id,
+        admin_key_id=admin_key_id,
+        details={"data": {"scopes": ["api.management.read", "api.management.write"]}},
+    )
     return key, secret
 
 
@@ -103,7 +140,9 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
     return await ApiKeyRepository(session).all()
 
 
-async def revoke_key(session: AsyncSession, key_id: str, *, admin_key_id: str | None = None) -> ApiKey:
+async def revoke_key(
+    session: AsyncSession, key_id: str, *, admin_key_id: str | None = None
+) -> ApiKey:
     key = await ApiKeyRepository(session).get(key_id)
     if key is None:
         raise InvalidRequest(f"No API key found with id '{key_id}'.")
@@ -111,8 +150,13 @@ async def revoke_key(session: AsyncSession, key_id: str, *, admin_key_id: str | 
         key.revoked_at = now_seconds()
         await session.flush()
         project = await ProjectRepository(session).get(key.project_id)
-        await record(session, "api_key.deleted", resource_id=key.id, admin_key_id=admin_key_id,
-                     project=(key.project_id, project.name if project else key.project_id))
+        await record(
+            session,
+            "api_key.deleted",
+            resource_id=key.id,
+            admin_key_id=admin_key_id,
+            project=(key.project_id, project.name if project else key.project_id),
+        )
     return key
 
 
@@ -126,9 +170,7 @@ def _bearer(authorization: str | None) -> str:
     scheme, _, secret = authorization.partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
-        raise AuthenticationFailed(
-            "The Authorization header must be 'Bearer YOUR_KEY'.", code=None
-        )
+        raise AuthenticationFailed("The Authorization header must be 'Bearer YOUR_KEY'.", code=None)
     return secret
 
 
@@ -137,22 +179,36 @@ def _incorrect(secret: str) -> AuthenticationFailed:
     return AuthenticationFailed(f"Incorrect API key provided: {shown}.")
 
 
-async def _touch(session: AsyncSession, model: type[ApiKey] | type[AdminApiKey], key_id: str,
-                 last_used_at: int | None, now: int) -> None:
+async def _touch(
+    session: AsyncSession,
+    model: type[ApiKey] | type[AdminApiKey],
+    key_id: str,
+    last_used_at: int | None,
+    now: int,
+) -> None:
     """Record use, at most once a `LAST_USED_RESOLUTION` per key (the common case writes nothing)."""
     if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
         return
     stale = now - LAST_USED_RESOLUTION
-    await session.execute(update(model).where(model.id == key_id).where(
-        (model.last_used_at.is_(None)) | (model.last_used_at <= stale)).values(last_used_at=now))
+    await session.execute(
+        update(model)
+        .where(model.id == key_id)
+        .where((model.last_used_at.is_(None)) | (model.last_used_at <= stale))
+        .values(last_used_at=now)
+    )
 
 
 async def _admin(session: AsyncSession, secret: str) -> AdminPrincipal:
-    stmt = select(AdminApiKey.id, AdminApiKey.revoked_at, AdminApiKey.expires_at, AdminApiKey.last_used_at).where(
-        AdminApiKey.secret_hash == hash_secret(secret))
+    stmt = select(
+        AdminApiKey.id, AdminApiKey.revoked_at, AdminApiKey.expires_at, AdminApiKey.last_used_at
+    ).where(AdminApiKey.secret_hash == hash_secret(secret))
     key = (await session.execute(stmt)).first()
     now = now_seconds()
-    if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+    if (
+        key is None
+        or key.revoked_at is not None
+        or (key.expires_at is not None and key.expires_at <= now)
+    ):
         raise _incorrect(secret)
     await _touch(session, AdminApiKey, key.id, key.last_used_at, now)
     return AdminPrincipal(key_id=key.id)
@@ -161,22 +217,32 @@ async def _admin(session: AsyncSession, secret: str) -> AdminPrincipal:
 async def _project_key(session: AsyncSession, secret: str) -> Principal:
     # One read: the key and whether its project is archived (a key of a project that has no
     # row, from before projects existed, counts as active).
-    stmt = (select(ApiKey.id, ApiKey.project_id, ApiKey.revoked_at, ApiKey.last_used_at, Project.archived_at)
-            .outerjoin(Project, Project.id == ApiKey.project_id)
-            .where(ApiKey.secret_hash == hash_secret(secret)))
+    stmt = (
+        select(
+            ApiKey.id,
+            ApiKey.project_id,
+            ApiKey.revoked_at,
+            ApiKey.last_used_at,
+            Project.archived_at,
+        )
+        .outerjoin(Project, Project.id == ApiKey.project_id)
+        .where(ApiKey.secret_hash == hash_secret(secret))
+    )
     key = (await session.execute(stmt)).first()
     if key is None or key.revoked_at is not None:
         raise _incorrect(secret)
     if key.archived_at is not None:
         raise AuthenticationFailed(
             f"The project '{key.project_id}' of this API key is archived: its keys no longer work.",
-            code="project_archived")
+            code="project_archived",
+        )
     await _touch(session, ApiKey, key.id, key.last_used_at, now_seconds())
     return Principal(key_id=key.id, project_id=key.project_id)
 
 
-async def authenticate(session: AsyncSession, authorization: str | None,
-                       static_keys: Sequence[str]) -> Principal | AdminPrincipal:
+async def authenticate(
+    session: AsyncSession, authorization: str | None, static_keys: Sequence[str]
+) -> Principal | AdminPrincipal:
     """Check a `Bearer` header against the static keys and the stored hashes.
 
     The static keys (`ASSISTANTD_API_KEYS`) are keys of the default project.

@@ -33,8 +33,10 @@ class ProjectRepository:
         """The project, to change it or what belongs to it: 404 if none, 400 if archived."""
         project = await self.require(project_id, for_update=for_update)
         if not project.active:
-            raise InvalidRequest(f"Project '{project_id}' is archived and cannot be used or updated.",
-                                 param="project_id")
+            raise InvalidRequest(
+                f"Project '{project_id}' is archived and cannot be used or updated.",
+                param="project_id",
+            )
         return project
 
     async def is_active(self, project_id: str) -> bool:
@@ -48,10 +50,17 @@ class ProjectRepository:
         await self.session.flush()
         return project
 
-    async def create(self, name: str, *, project_id: str | None = None,
-                     external_key_id: str | None = None) -> Project:
-        project = Project(id=project_id or new_id("proj_"), name=name, seq=next_seq(),
-                          created_at=now_seconds(), archived_at=None, external_key_id=external_key_id)
+    async def create(
+        self, name: str, *, project_id: str | None = None, external_key_id: str | None = None
+    ) -> Project:
+        project = Project(
+            id=project_id or new_id("proj_"),
+            name=name,
+            seq=next_seq(),
+            created_at=now_seconds(),
+            archived_at=None,
+            external_key_id=external_key_id,
+        )
         return await self.insert(project)
 
     async def ensure(self, project_id: str) -> Project:

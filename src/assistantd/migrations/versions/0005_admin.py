@@ -85,10 +85,17 @@ def upgrade() -> None:
     named = {row[0] for row in conn.execute(sa.text("SELECT DISTINCT project_id FROM api_keys"))}
     now = int(time.time())
     seq = time.time_ns() // 1000
-    projects = sa.table("projects", sa.column("id", sa.String), sa.column("name", sa.String),
-                        sa.column("seq", sa.BigInteger), sa.column("created_at", sa.Integer))
-    rows = [{"id": pid, "name": pid, "seq": seq + i, "created_at": now}
-            for i, pid in enumerate(["default", *sorted(named - {"default"})])]
+    projects = sa.table(
+        "projects",
+        sa.column("id", sa.String),
+        sa.column("name", sa.String),
+        sa.column("seq", sa.BigInteger),
+        sa.column("created_at", sa.Integer),
+    )
+    rows = [
+        {"id": pid, "name": pid, "seq": seq + i, "created_at": now}
+        for i, pid in enumerate(["default", *sorted(named - {"default"})])
+    ]
     op.bulk_insert(projects, rows)
 
 
