@@ -68,6 +68,7 @@ async def create_key(
     *,
     service_account_id: str | None = None,
     admin_key_id: str | None = None,
+    scopes: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Make a project key; returns the row and the secret, which is not stored and never shown again.
 
@@ -98,7 +99,7 @@ async def create_key(
         resource_id=key.id,
         admin_key_id=admin_key_id,
         project=(target.id, target.name),
-        details={"data": {"scopes": []}},
+        details={"data": {"scopes": scopes or []}},
     )
     return key, secret
 
