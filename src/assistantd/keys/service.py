@@ -141,12 +141,18 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
     return await ApiKeyRepository(session).all()
 
 
+async def list_admin_keys(session: AsyncSession) -> Sequence[AdminApiKey]:
+    stmt = select(AdminApiKey).order_by(AdminApiKey.seq, AdminApiKey.id)
+    return (await session.execute(stmt)).scalars().all()
+
+
 async def revoke_key(
     session: AsyncSession, key_id: str, *, admin_key_id: str | None = None
-) -> ApiKey:
+) -> ApiKey | AdminApiKey:
+    """Revoke a project key or an admin key by id (recorded as `api_key.deleted`)."""
     key = await ApiKeyRepository(session).get(key_id)
     if key is None:
-        raise InvalidRequest(f"No API key found with id '{key_id}'.")
+        return await _revoke_admin_key(session, key_id, admin_key_id)
     if key.revoked_at is None:
         key.revoked_at = now_seconds()
         await session.flush()
@@ -159,6 +165,19 @@ async def revoke_key(
             project=(key.project_id, project.name if project else key.project_id),
         )
     return key
+
+
+async def _revoke_admin_key(
+    session: AsyncSession, key_id: str, admin_key_id: str | None
+) -> AdminApiKey:
+    admin = await session.get(AdminApiKey, key_id)
+    if admin is None:
+        raise InvalidRequest(f"No API key found with id '{key_id}'.")
+    if admin.revoked_at is None:
+        admin.revoked_at = now_seconds()
+        await session.flush()
+        await record(session, "api_key.deleted", resource_id=admin.id, admin_key_id=admin_key_id)
+    return admin
 
 
 def _bearer(authorization: str | None) -> str:
