@@ -11,6 +11,8 @@ import httpx
 import openai
 import pytest
 
+from assistantd.core.ids import now_seconds
+from assistantd.keys.models import AdminApiKey
 from assistantd.keys.service import create_key
 from assistantd.testing.server import Server, run_db
 
@@ -234,6 +236,22 @@ def test_admin_keys(server: Server, admin: openai.OpenAI) -> None:
         keys.retrieve(made.id)
     with pytest.raises(openai.BadRequestError):
         keys.create(name="too long", expires_in_seconds=31_536_001)
+
+
+def test_an_expired_admin_key_stops(server: Server, admin: openai.OpenAI) -> None:
+    made = admin.admin.organization.admin_api_keys.create(name="brief", expires_in_seconds=60)
+    with openai.OpenAI(
+        base_url=server.base_url, admin_api_key=made.value, api_key=None, max_retries=0
+    ) as brief:
+        assert brief.admin.organization.projects.list().object == "list"
+
+        async def expire(uow: Any) -> None:
+            key = await uow.session.get(AdminApiKey, made.id)
+            key.expires_at = now_seconds() - 1
+
+        run_db(server, expire)
+        with pytest.raises(openai.AuthenticationError):
+            brief.admin.organization.projects.list()
 
 
 def test_audit_log_records_and_filters(admin: openai.OpenAI) -> None:
