@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from assistantd.admin import render
 from assistantd.admin.pagination import Cursor, envelope, keyset_page
 from assistantd.admin.schemas import (
@@ -24,6 +22,11 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.keys.models import AdminApiKey, ApiKey, ServiceAccount
+from assistantd.keys.repository import (
+    AdminKeyRepository,
+    ApiKeyRepository,
+    ServiceAccountRepository,
+)
 from assistantd.keys.service import AdminPrincipal, create_admin_key, create_key, revoke_key
 from assistantd.projects.models import Project
 from assistantd.projects.repository import ProjectRepository
@@ -53,7 +56,7 @@ async def create_admin(
 
 
 async def _admin_key(uow: UnitOfWork, key_id: str) -> AdminApiKey:
-    key = await uow.session.get(AdminApiKey, key_id)
+    key = await AdminKeyRepository(uow.session).get(key_id)
     if key is None or key.revoked_at is not None:
         raise not_found("admin API key", key_id)
     return key
@@ -75,12 +78,7 @@ async def delete_admin(uow: UnitOfWork, caller: AdminPrincipal, key_id: str) -> 
 
 
 async def _account(uow: UnitOfWork, project_id: str, account_id: str) -> ServiceAccount:
-    stmt = select(ServiceAccount).where(
-        ServiceAccount.id == account_id,
-        ServiceAccount.project_id == project_id,
-        ServiceAccount.deleted_at.is_(None),
-    )
-    sa = (await uow.session.execute(stmt)).scalar_one_or_none()
+    sa = await ServiceAccountRepository(uow.session).get_live(project_id, account_id)
     if sa is None:
         raise not_found("service account", account_id)
     return sa
@@ -124,8 +122,7 @@ async def create_account(
         created_at=now_seconds(),
         deleted_at=None,
     )
-    uow.session.add(sa)
-    await uow.session.flush()
+    await ServiceAccountRepository(uow.session).insert(sa)
     await record(
         uow.session,
         "service_account.created",
@@ -175,8 +172,7 @@ async def delete_account(
     project = await ProjectRepository(uow.session).require_active(project_id)
     sa = await _account(uow, project_id, account_id)
     sa.deleted_at = now_seconds()
-    stmt = select(ApiKey.id).where(ApiKey.service_account_id == sa.id, ApiKey.revoked_at.is_(None))
-    for key_id in (await uow.session.execute(stmt)).scalars().all():
+    for key_id in await ApiKeyRepository(uow.session).live_ids_of_account(sa.id):
         await revoke_key(uow.session, key_id, admin_key_id=caller.key_id)
     await record(
         uow.session,
@@ -207,12 +203,7 @@ ACCESS = ("active", "inactive", "any")
 
 async def _owners(uow: UnitOfWork, keys: list[ApiKey]) -> dict[str, ServiceAccount]:
     ids = {k.service_account_id for k in keys if k.service_account_id}
-    if not ids:
-        return {}
-    rows = (
-        await uow.session.execute(select(ServiceAccount).where(ServiceAccount.id.in_(ids)))
-    ).scalars()
-    return {sa.id: sa for sa in rows}
+    return await ServiceAccountRepository(uow.session).by_ids(ids)
 
 
 async def list_project_keys(
@@ -238,7 +229,7 @@ async def list_project_keys(
 
 async def _project_key(uow: UnitOfWork, project_id: str, key_id: str) -> tuple[ApiKey, Project]:
     project = await ProjectRepository(uow.session).require(project_id)
-    key = await uow.session.get(ApiKey, key_id)
+    key = await ApiKeyRepository(uow.session).get(key_id)
     if key is None or key.project_id != project_id or key.revoked_at is not None:
         raise not_found("API key", key_id)
     return key, project

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.audit.models import AuditLog
+from assistantd.audit.repository import AuditLogRepository
 from assistantd.core.ids import new_id, next_seq, now_seconds
 
 #: The organization's one user: whoever holds the admin keys and runs the CLI.
@@ -69,6 +70,4 @@ async def record(
         resource_id=resource_id,
         body=body,
     )
-    session.add(row)
-    await session.flush()
-    return row
+    return await AuditLogRepository(session).insert(row)

@@ -8,15 +8,14 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.audit.service import record
 from assistantd.core.errors import AuthenticationFailed, InvalidRequest
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.keys.models import AdminApiKey, ApiKey
-from assistantd.keys.repository import ApiKeyRepository
-from assistantd.projects.models import DEFAULT_PROJECT, Project
+from assistantd.keys.repository import AdminKeyRepository, ApiKeyRepository, touch
+from assistantd.projects.models import DEFAULT_PROJECT
 from assistantd.projects.repository import ProjectRepository
 
 __all__ = [
@@ -125,8 +124,7 @@ async def create_admin_key(
         last_used_at=None,
         revoked_at=None,
     )
-    session.add(key)
-    await session.flush()
+    await AdminKeyRepository(session).insert(key)
     await record(
         session,
         "api_key.created",
@@ -142,8 +140,7 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
 
 
 async def list_admin_keys(session: AsyncSession) -> Sequence[AdminApiKey]:
-    stmt = select(AdminApiKey).order_by(AdminApiKey.seq, AdminApiKey.id)
-    return (await session.execute(stmt)).scalars().all()
+    return await AdminKeyRepository(session).all()
 
 
 async def revoke_key(
@@ -170,7 +167,7 @@ async def revoke_key(
 async def _revoke_admin_key(
     session: AsyncSession, key_id: str, admin_key_id: str | None
 ) -> AdminApiKey:
-    admin = await session.get(AdminApiKey, key_id)
+    admin = await AdminKeyRepository(session).get(key_id)
     if admin is None:
         raise InvalidRequest(f"No API key found with id '{key_id}'.")
     if admin.revoked_at is None:
@@ -199,30 +196,13 @@ def _incorrect(secret: str) -> AuthenticationFailed:
     return AuthenticationFailed(f"Incorrect API key provided: {shown}.")
 
 
-async def _touch(
-    session: AsyncSession,
-    model: type[ApiKey] | type[AdminApiKey],
-    key_id: str,
-    last_used_at: int | None,
-    now: int,
-) -> None:
-    """Record use, at most once a `LAST_USED_RESOLUTION` per key (the common case writes nothing)."""
-    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
-        return
-    stale = now - LAST_USED_RESOLUTION
-    await session.execute(
-        update(model)
-        .where(model.id == key_id)
-        .where((model.last_used_at.is_(None)) | (model.last_used_at <= stale))
-        .values(last_used_at=now)
-    )
+def _stale(last_used_at: int | None, now: int) -> bool:
+    """Whether to write `last_used_at` (at most once a `LAST_USED_RESOLUTION` per key)."""
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
 
 
 async def _admin(session: AsyncSession, secret: str) -> AdminPrincipal:
-    stmt = select(
-        AdminApiKey.id, AdminApiKey.revoked_at, AdminApiKey.expires_at, AdminApiKey.last_used_at
-    ).where(AdminApiKey.secret_hash == hash_secret(secret))
-    key = (await session.execute(stmt)).first()
+    key = await AdminKeyRepository(session).lookup(hash_secret(secret))
     now = now_seconds()
     if (
         key is None
@@ -230,25 +210,13 @@ async def _admin(session: AsyncSession, secret: str) -> AdminPrincipal:
         or (key.expires_at is not None and key.expires_at <= now)
     ):
         raise _incorrect(secret)
-    await _touch(session, AdminApiKey, key.id, key.last_used_at, now)
+    if _stale(key.last_used_at, now):
+        await touch(session, AdminApiKey, key.id, now, LAST_USED_RESOLUTION)
     return AdminPrincipal(key_id=key.id)
 
 
 async def _project_key(session: AsyncSession, secret: str) -> Principal:
-    # One read: the key and whether its project is archived (a key of a project that has no
-    # row, from before projects existed, counts as active).
-    stmt = (
-        select(
-            ApiKey.id,
-            ApiKey.project_id,
-            ApiKey.revoked_at,
-            ApiKey.last_used_at,
-            Project.archived_at,
-        )
-        .outerjoin(Project, Project.id == ApiKey.project_id)
-        .where(ApiKey.secret_hash == hash_secret(secret))
-    )
-    key = (await session.execute(stmt)).first()
+    key = await ApiKeyRepository(session).lookup(hash_secret(secret))
     if key is None or key.revoked_at is not None:
         raise _incorrect(secret)
     if key.archived_at is not None:
@@ -256,7 +224,9 @@ async def _project_key(session: AsyncSession, secret: str) -> Principal:
             f"The project '{key.project_id}' of this API key is archived: its keys no longer work.",
             code="project_archived",
         )
-    await _touch(session, ApiKey, key.id, key.last_used_at, now_seconds())
+    now = now_seconds()
+    if _stale(key.last_used_at, now):
+        await touch(session, ApiKey, key.id, now, LAST_USED_RESOLUTION)
     return Principal(key_id=key.id, project_id=key.project_id)
 
 
