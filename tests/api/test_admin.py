@@ -305,5 +305,9 @@ def test_audit_log_records_and_filters(admin: openai.OpenAI) -> None:
     assert (
         first.has_more is True and first.first_id == events[0].id and first.last_id == events[2].id
     )
+    assert org.audit_logs.list(project_ids=[project.id], event_types=["login.succeeded"]).data == []
+    with pytest.raises(openai.BadRequestError) as bad:
+        org.audit_logs.list(event_types=["project.exploded"])  # type: ignore[list-item]
+    assert bad.value.param == "event_types"
     back = org.audit_logs.list(project_ids=[project.id], before=events[3].id, limit=2)
     assert [e.id for e in back.data] == [events[1].id, events[2].id]

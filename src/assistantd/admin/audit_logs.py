@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, false
 from starlette.datastructures import QueryParams
 
 from assistantd.admin.pagination import Cursor, envelope, keyset_page
+from assistantd.audit.event_types import EVENT_TYPES
 from assistantd.audit.models import AuditLog
 from assistantd.audit.service import OPERATOR
 from assistantd.core.db import UnitOfWork
@@ -49,10 +50,24 @@ def _effective_at(q: QueryParams) -> list[ColumnElement[bool]]:
     return conds
 
 
+def _event_types(q: QueryParams) -> list[str]:
+    values = _many(q, "event_types")
+    unknown = [v for v in values if v not in EVENT_TYPES]
+    if unknown:
+        raise InvalidRequest(
+            f"Invalid value for 'event_types': {unknown[0]!r} is not an audit log event type "
+            "(for example 'project.created' or 'api_key.deleted').",
+            param="event_types",
+        )
+    return values
+
+
 def _filters(q: QueryParams) -> list[ColumnElement[bool]]:
     where = _effective_at(q)
+    types = _event_types(q)
+    if types:
+        where.append(AuditLog.type.in_(types))
     for name, column in (
-        ("event_types", AuditLog.type),
         ("project_ids", AuditLog.project_id),
         ("actor_ids", AuditLog.actor_id),
         ("resource_ids", AuditLog.resource_id),
