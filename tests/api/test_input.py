@@ -38,9 +38,9 @@ def objects(server: Server) -> dict[str, str]:
     f = c.files.create(file=("a.txt", b"hello world"), purpose="assistants")
     vs = c.vector_stores.create(name="s", file_ids=[f.id])
     batch = c.vector_stores.file_batches.create_and_poll(vector_store_id=vs.id, file_ids=[f.id])
-    org = server.admin_client().admin.organization
-    project = org.projects.create(name="input")
-    account = org.projects.service_accounts.create(project.id, name="input")
+    with server.admin_client() as admin:
+        project = admin.admin.organization.projects.create(name="input")
+        account = admin.admin.organization.projects.service_accounts.create(project.id, name="input")
     return {"assistant_id": asst.id, "thread_id": thread.id, "run_id": run.id,
             "message_id": message.id, "file_id": f.id, "vector_store_id": vs.id, "batch_id": batch.id,
             "project_id": project.id, "service_account_id": account.id}
