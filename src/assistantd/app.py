@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from assistantd.admin.router import router as admin_router
 from assistantd.assistants.router import router as assistants_router
 from assistantd.context import AppContext, Overrides
 from assistantd.core.db import create_engine, session_maker
@@ -181,7 +182,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
     for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
-                   vector_stores_router, models_router):
+                   vector_stores_router, models_router, admin_router):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

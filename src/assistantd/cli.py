@@ -72,24 +72,37 @@ def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    from assistantd.keys.service import create_key
+    from assistantd.core.errors import InvalidRequest
+    from assistantd.keys.service import create_admin_key, create_key
 
     _migrate(settings)
-    key, secret = asyncio.run(_with_session(settings, lambda s: create_key(s, args.name, args.project)))
+    if args.admin:
+        admin, secret = asyncio.run(_with_session(settings, lambda s: create_admin_key(s, args.name)))
+        print(f"created admin key {admin.id} (for /v1/organization/* only); the secret is shown once:")
+        print(secret)
+        return 0
+    try:
+        key, secret = asyncio.run(_with_session(settings, lambda s: create_key(s, args.name, args.project)))
+    except InvalidRequest as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
     print(f"created key {key.id} (project {key.project_id}); the secret is shown once:")
     print(secret)
     return 0
 
 
 def cmd_keys_list(_: argparse.Namespace, settings: Settings) -> int:
-    from assistantd.keys.service import list_keys
+    from assistantd.keys.service import list_admin_keys, list_keys
 
     _migrate(settings)
     keys = asyncio.run(_with_session(settings, list_keys))
+    admins = asyncio.run(_with_session(settings, list_admin_keys))
     print(f"{'ID':<30} {'PROJECT':<20} {'NAME':<20} {'KEY':<16} STATUS")
-    for k in keys:
-        status = "revoked" if k.revoked_at else "active"
-        print(f"{k.id:<30} {k.project_id:<20} {(k.name or '-'):<20} {k.redacted:<16} {status}")
+    rows = [(k.id, k.project_id, k.name, k.redacted, k.revoked_at) for k in keys]
+    rows += [(k.id, "(admin)", k.name, k.redacted, k.revoked_at) for k in admins]
+    for key_id, project, name, redacted, revoked_at in rows:
+        status = "revoked" if revoked_at else "active"
+        print(f"{key_id:<30} {project:<20} {(name or '-'):<20} {redacted:<16} {status}")
     return 0
 
 
@@ -125,10 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make a key; its secret is printed once, on the last line")
     create.add_argument("--name")
-    create.add_argument("--project", default="default")
+    create.add_argument("--project", default="default",
+                        help="the project's id; a project of that id is made if there is none")
+    create.add_argument("--admin", action="store_true",
+                        help="make an admin key (sk-admin-…) for the /v1/organization admin API instead")
     create.set_defaults(fn=cmd_keys_create)
-    keys.add_parser("list", help="list keys (never their secrets)").set_defaults(fn=cmd_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    keys.add_parser("list", help="list project and admin keys (never their secrets)").set_defaults(fn=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a project or admin key by id")
     revoke.add_argument("id")
     revoke.set_defaults(fn=cmd_keys_revoke)
     return p

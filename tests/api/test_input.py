@@ -23,8 +23,8 @@ def _post_paths() -> list[str]:
     return sorted(p for p, ops in paths.items() if "post" in ops)
 
 
-def _headers(server: Server, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.keys['alpha']}", "OpenAI-Beta": "assistants=v2", **extra}
+def _headers(server: Server, key: str = "alpha", **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.keys[key]}", "OpenAI-Beta": "assistants=v2", **extra}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,12 @@ def objects(server: Server) -> dict[str, str]:
     f = c.files.create(file=("a.txt", b"hello world"), purpose="assistants")
     vs = c.vector_stores.create(name="s", file_ids=[f.id])
     batch = c.vector_stores.file_batches.create_and_poll(vector_store_id=vs.id, file_ids=[f.id])
+    with server.admin_client() as admin:
+        project = admin.admin.organization.projects.create(name="input")
+        account = admin.admin.organization.projects.service_accounts.create(project.id, name="input")
     return {"assistant_id": asst.id, "thread_id": thread.id, "run_id": run.id,
-            "message_id": message.id, "file_id": f.id, "vector_store_id": vs.id, "batch_id": batch.id}
+            "message_id": message.id, "file_id": f.id, "vector_store_id": vs.id, "batch_id": batch.id,
+            "project_id": project.id, "service_account_id": account.id}
 
 
 def _error(r: httpx.Response) -> Any:
@@ -49,9 +53,10 @@ def _error(r: httpx.Response) -> Any:
 @pytest.mark.parametrize("path", _post_paths())
 def test_no_body_is_read_as_an_empty_object(server: Server, objects: dict[str, str], path: str) -> None:
     url = server.base_url.removesuffix("/v1") + path.format(**objects)
-    bare = httpx.post(url, headers=_headers(server))  # no body, no content-type: the Node SDK
-    typed = httpx.post(url, headers=_headers(server, **{"Content-Type": "application/json"}))
-    empty = httpx.post(url, headers=_headers(server), json={})
+    key = "admin" if path.startswith("/v1/organization/") else "alpha"
+    bare = httpx.post(url, headers=_headers(server, key))  # no body, no content-type: the Node SDK
+    typed = httpx.post(url, headers=_headers(server, key, **{"Content-Type": "application/json"}))
+    empty = httpx.post(url, headers=_headers(server, key), json={})
     for r in (bare, typed, empty):
         assert r.status_code < 500, r.text
         err = _error(r)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import httpx
+import openai
+import pytest
 
 from assistantd.testing.server import make_settings, start_server
 
@@ -48,3 +50,34 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
 def test_migrate(tmp_path: Path) -> None:
     out = run_cli(tmp_path, "migrate")
     assert out.returncode == 0 and "up to date" in out.stdout
+
+
+def test_keys_create_admin(tmp_path: Path) -> None:
+    made = run_cli(tmp_path, "keys", "create", "--project", "team")
+    assert made.returncode == 0, made.stderr
+    project_secret = made.stdout.strip().splitlines()[-1]
+    created = run_cli(tmp_path, "keys", "create", "--admin", "--name", "ops")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("sk-admin-") and " " not in secret
+    listed = run_cli(tmp_path, "keys", "list")
+    admin_line = next(line for line in listed.stdout.splitlines() if "(admin)" in line)
+    assert "ops" in admin_line and secret not in listed.stdout
+
+    srv, stop = start_server(make_settings(tmp_path))
+    try:
+        org = openai.OpenAI(base_url=srv.base_url, api_key=None, admin_api_key=secret, max_retries=0)
+        assert {"default", "team"} <= {p.id for p in org.admin.organization.projects.list()}
+        h = {"Authorization": f"Bearer {secret}"}
+        assert httpx.get(f"{srv.base_url}/assistants", headers=h).status_code == 401
+        h = {"Authorization": f"Bearer {project_secret}"}
+        assert httpx.get(f"{srv.base_url}/organization/projects", headers=h).status_code == 403
+        org.admin.organization.projects.archive("team")
+        assert httpx.get(f"{srv.base_url}/assistants", headers=h).status_code == 401
+        assert run_cli(tmp_path, "keys", "revoke", admin_line.split()[0]).returncode == 0
+        with pytest.raises(openai.AuthenticationError):
+            org.admin.organization.projects.list()
+    finally:
+        stop()
+    archived = run_cli(tmp_path, "keys", "create", "--project", "team")
+    assert archived.returncode == 1 and "archived" in archived.stderr

@@ -18,23 +18,28 @@ class ListParams:
     before: str | None
 
 
+def parse_limit(limit: str | None, max_limit: int = 100, default_limit: int = 20) -> int:
+    """A `limit` query value, checked as OpenAI checks it (an integer from 1 to `max_limit`)."""
+    if limit is None or limit == "":
+        return default_limit
+    try:
+        n = int(limit)
+    except ValueError:
+        raise InvalidRequest(
+            f"Invalid 'limit': expected an integer, but got {limit!r} instead.", param="limit"
+        ) from None
+    if not 1 <= n <= max_limit:
+        raise InvalidRequest(
+            f"Invalid 'limit': integer below minimum value or above maximum value. Expected a "
+            f"value between 1 and {max_limit}, but got {n} instead.",
+            param="limit",
+        )
+    return n
+
+
 def _parse(limit: str | None, order: str | None, after: str | None, before: str | None,
            max_limit: int, default_limit: int) -> ListParams:
-    if limit is None or limit == "":
-        n = default_limit
-    else:
-        try:
-            n = int(limit)
-        except ValueError:
-            raise InvalidRequest(
-                f"Invalid 'limit': expected an integer, but got {limit!r} instead.", param="limit"
-            ) from None
-        if not 1 <= n <= max_limit:
-            raise InvalidRequest(
-                f"Invalid 'limit': integer below minimum value or above maximum value. Expected a "
-                f"value between 1 and {max_limit}, but got {n} instead.",
-                param="limit",
-            )
+    n = parse_limit(limit, max_limit, default_limit)
     o = order or "desc"
     if o not in ("asc", "desc"):
         raise InvalidRequest(

@@ -1,7 +1,7 @@
 """A real assistantd for tests and benchmarks: uvicorn on loopback, with a swappable model.
 
 `start_server(make_settings(tmp, url))` runs the app in a thread and returns a `Server` (its
-URL, settings, one API key per project, official SDK clients) and a stop function. Its
+URL, settings, one API key per project and an admin key, official SDK clients) and a stop function. Its
 model router is a `SwitchRouter`: every model name goes to one backend a test may swap
 (the default is `echo`, a `ScriptedBackend`). `pg_database()` makes a fresh database on the
 local PostgreSQL (``ASSISTANTD_TEST_PG`` overrides the admin URL).
@@ -30,7 +30,7 @@ from assistantd.context import Overrides
 from assistantd.core.db import UnitOfWork, create_engine, session_maker
 from assistantd.core.server import uvicorn_options
 from assistantd.core.settings import Settings
-from assistantd.keys.service import create_key
+from assistantd.keys.service import create_admin_key, create_key
 from assistantd.llm.base import ChatRequest, ModelBackend, ModelRouter
 from assistantd.migrations import upgrade
 from assistantd.testing.scripted import ScriptedBackend, text_turn
@@ -79,6 +79,11 @@ class Server:
     def client(self, project: str = "alpha", **kw: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
 
+    def admin_client(self, **kw: Any) -> openai.OpenAI:
+        """The official SDK with the server's admin key (`keys["admin"]`), for `client.admin.*`."""
+        return openai.OpenAI(base_url=self.base_url, api_key=None, admin_api_key=self.keys["admin"],
+                             max_retries=0, **kw)
+
     def async_client(self, project: str = "alpha", **kw: Any) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
 
@@ -95,6 +100,7 @@ async def _create_keys(settings: Settings) -> dict[str, str]:
         for project in ("alpha", "beta"):
             _, secret = await create_key(session, f"test-{project}", project)
             keys[project] = secret
+        _, keys["admin"] = await create_admin_key(session, "test-admin")
         await session.commit()
     await engine.dispose()
     return keys
