@@ -40,6 +40,7 @@ from assistantd.runs.gateways import merged_resources
 from assistantd.runs.objects import TERMINAL, new_step, step_view, usage_dict
 from assistantd.runs.store import RunContext, RunStore, wire
 from assistantd.runs.tools import ServerTool, ToolCallState, ToolEnv, ToolFailed
+from assistantd.usage.meter import ModelCall, UsageMeter
 
 log = logging.getLogger("assistantd.engine")
 
@@ -120,8 +121,10 @@ class RunOutcome(Exception):
 
 class RunEngine:
     def __init__(self, store: RunStore, bus: EventBus, models: ModelRouter, settings: Settings,
-                 tools: dict[str, ServerTool] | None = None, files: prompts.ImageFiles | None = None) -> None:
+                 tools: dict[str, ServerTool] | None = None, files: prompts.ImageFiles | None = None,
+                 meter: UsageMeter | None = None) -> None:
         self.store = store
+        self.meter = meter  # usage rows and tokens-per-minute windows, per model call
         self.bus = bus
         self.models = models
         self.settings = settings
@@ -349,6 +352,14 @@ class RunEngine:
     async def _after_model(self, ex: _Exec, run: dict[str, Any], calls: list[_Call], finished: Finished,
                            used_prompt: int, used_completion: int) -> str:
         """What follows a finished model call: tool calls, or the answer's end."""
+        if self.meter is not None:
+            server_tools = [c.run_tool["type"] for c in calls if c.run_tool is not None]
+            await self.meter.model_call(ModelCall(
+                project_id=ex.project_id, api_key_id=run.get("_api_key_id"), run_id=run["id"],
+                thread_id=run["thread_id"], model=run["model"], input_tokens=finished.usage.prompt_tokens,
+                output_tokens=finished.usage.completion_tokens,
+                file_search_calls=server_tools.count("file_search"),
+                code_interpreter_calls=server_tools.count("code_interpreter")))
         run["_usage"] = [used_prompt + finished.usage.prompt_tokens,
                          used_completion + finished.usage.completion_tokens]
         step_usage = usage_dict(finished.usage.prompt_tokens, finished.usage.completion_tokens)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
+from assistantd.limits.service import Limits
 from assistantd.vector_stores.runtime import VectorStoreRuntime
 from assistantd.worker.worker import RunWorker
 
@@ -17,3 +18,5 @@ class RunRuntime:
     bus: EventBus
     worker: RunWorker
     stores: VectorStoreRuntime
+    #: Rate and spend limits every run request passes (None: none apply).
+    limits: Limits | None = None
