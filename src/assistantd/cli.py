@@ -72,10 +72,20 @@ def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    from assistantd.keys.service import create_key
+    from assistantd.core.errors import InvalidRequest
+    from assistantd.keys.service import create_admin_key, create_key
 
     _migrate(settings)
-    key, secret = asyncio.run(_with_session(settings, lambda s: create_key(s, args.name, args.project)))
+    if args.admin:
+        admin, secret = asyncio.run(_with_session(settings, lambda s: create_admin_key(s, args.name)))
+        print(f"created admin key {admin.id} (for /v1/organization/* only); the secret is shown once:")
+        print(secret)
+        return 0
+    try:
+        key, secret = asyncio.run(_with_session(settings, lambda s: create_key(s, args.name, args.project)))
+    except InvalidRequest as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
     print(f"created key {key.id} (project {key.project_id}); the secret is shown once:")
     print(secret)
     return 0
@@ -125,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make a key; its secret is printed once, on the last line")
     create.add_argument("--name")
-    create.add_argument("--project", default="default")
+    create.add_argument("--project", default="default",
+                        help="the project's id; a project of that id is made if there is none")
+    create.add_argument("--admin", action="store_true",
+                        help="make an admin key (sk-admin-…) for the /v1/organization admin API instead")
     create.set_defaults(fn=cmd_keys_create)
     keys.add_parser("list", help="list keys (never their secrets)").set_defaults(fn=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by id")

@@ -13,8 +13,8 @@ from fastapi import Depends, Header, Request
 
 from assistantd.context import app_context
 from assistantd.core.db import UnitOfWork, unit_of_work
-from assistantd.core.errors import InvalidRequest
-from assistantd.keys.service import Principal, authenticate
+from assistantd.core.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
+from assistantd.keys.service import AdminPrincipal, Principal, authenticate
 from assistantd.runs.runtime import RunRuntime
 from assistantd.vector_stores.runtime import VectorStoreRuntime
 
@@ -29,6 +29,15 @@ async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
 UoW = Annotated[UnitOfWork, Depends(_uow, scope="function")]
 
 
+async def _authenticate(request: Request, uow: UnitOfWork, authorization: str | None) -> Principal | AdminPrincipal:
+    who = await authenticate(uow.session, authorization, app_context(request).settings.static_api_keys)
+    # End the key lookup's transaction now: the handler may read a long upload or wait on
+    # a stream before it touches the database again, and must not hold a lock meanwhile.
+    await uow.session.commit()
+    request.scope["principal"] = who
+    return who
+
+
 async def _principal(request: Request, uow: UoW,
                      authorization: Annotated[str | None, Header()] = None) -> Principal:
     beta = request.headers.get("openai-beta")
@@ -38,15 +47,30 @@ async def _principal(request: Request, uow: UoW,
             "(the default) and 'assistants=v1'.",
             code="invalid_beta",
         )
-    principal = await authenticate(uow.session, authorization, app_context(request).settings.static_api_keys)
-    # End the key lookup's transaction now: the handler may read a long upload or wait on
-    # a stream before it touches the database again, and must not hold a lock meanwhile.
-    await uow.session.commit()
-    request.scope["principal"] = principal
+    principal = await _authenticate(request, uow, authorization)
+    if isinstance(principal, AdminPrincipal):
+        raise AuthenticationFailed(
+            "Admin API keys can only be used with the /v1/organization endpoints. Use a project "
+            "API key for this request.")
     return principal
 
 
 Caller = Annotated[Principal, Depends(_principal)]
+
+
+async def require_admin(request: Request, uow: UoW,
+                        authorization: Annotated[str | None, Header()] = None) -> AdminPrincipal:
+    """The caller of a `/v1/organization/*` endpoint: an admin key, or 401/403."""
+    principal = await _authenticate(request, uow, authorization)
+    if not isinstance(principal, AdminPrincipal):
+        raise PermissionDenied(
+            "You have insufficient permissions for this operation. Missing scopes: "
+            "api.management.read. Use an admin API key (sk-admin-…) for /v1/organization endpoints.")
+    return principal
+
+
+# The admin API's caller (every /v1/organization/* route): an admin key.
+AdminCaller = Annotated[AdminPrincipal, Depends(require_admin)]
 
 
 def check_id(value: str, prefix: str, param: str) -> None:

@@ -4,6 +4,7 @@
     ├── InvalidRequest            400 invalid_request_error (bad parameter, state conflict)
     │   └── ActiveRunConflict     400: the thread is locked by a run that is not terminal
     ├── AuthenticationFailed      401 invalid_request_error / invalid_api_key
+    ├── PermissionDenied          403 invalid_request_error: a valid key of the wrong kind
     ├── NotFound                  404 invalid_request_error: no such object (or another project's)
     ├── PayloadTooLarge           413 invalid_request_error: an upload over the size limit
     ├── RateLimited               429 requests|tokens / rate_limit_exceeded (+ x-ratelimit-* headers)
@@ -55,6 +56,13 @@ class AuthenticationFailed(APIError):
     status_code = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class PermissionDenied(APIError):
+    """The key is valid but may not do this (a project key on `/v1/organization/*`)."""
+
+    status_code = 403
+    type = "invalid_request_error"
 
 
 class NotFound(APIError):

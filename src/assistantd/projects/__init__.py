@@ -1,0 +1,1 @@
+"""Projects: the tenants every API object and project key belongs to."""
