@@ -12,19 +12,26 @@ import openai
 import pytest
 
 from assistantd.core.ids import now_seconds
+from assistantd.keys.service import create_admin_key
 from assistantd.testing.server import Server, auth, run_db
 from assistantd.usage.meter import ModelCall
 from assistantd.usage.repository import insert_call
 
 
+@pytest.fixture(scope="module")
+def admin_key(server: Server) -> str:
+    async def make(uow: Any) -> str:
+        _, secret = await create_admin_key(uow.session, "limits-tests")
+        return secret
+
+    secret: str = run_db(server, make)
+    return secret
+
+
 @pytest.fixture
-def admin(server: Server) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=server.base_url,
-        api_key=server.keys["alpha"],
-        admin_api_key=server.keys["alpha"],
-        max_retries=0,
-    ) as c:
+def admin(server: Server, admin_key: str) -> Iterator[openai.OpenAI]:
+    # Only the admin key: the SDK sends `api_key` instead when it has both.
+    with openai.OpenAI(base_url=server.base_url, admin_api_key=admin_key, max_retries=0) as c:
         yield c
 
 
@@ -200,16 +207,18 @@ def test_usage_and_costs_sum_to_the_runs(
 
 def test_costs_from_the_price_table(server: Server, admin: openai.OpenAI) -> None:
     start = now_seconds()
-    _spend(server, "beta", "gpt-4o-mini", 1_000_000)  # $0.15
+    project = f"proj_{uuid.uuid4().hex[:8]}"  # usage of a project of this test alone
+    _spend(server, project, "gpt-4o-mini", 1_000_000)  # $0.15
     costs = admin.admin.organization.usage.costs(
-        start_time=start, project_ids=["beta"], group_by=["project_id"]
+        start_time=start, project_ids=[project], group_by=["project_id"]
     )
     total = sum(r.amount.value for b in costs.data for r in b.results)
     assert abs(total - 0.15) < 1e-9
     assert costs.data[0].results[0].amount.currency == "usd"
 
 
-def test_usage_pages_and_bad_input(server: Server, admin: openai.OpenAI) -> None:
+def test_usage_pages_and_bad_input(server: Server, admin: openai.OpenAI, admin_key: str) -> None:
+    h = {"Authorization": f"Bearer {admin_key}"}
     usage = admin.admin.organization.usage
     start = now_seconds() - 10 * 60
     first = usage.completions(start_time=start, bucket_width="1m", limit=4)
@@ -224,18 +233,28 @@ def test_usage_pages_and_bad_input(server: Server, admin: openai.OpenAI) -> None
         {},
         {"start_time": start, "page": "nope!"},
     ):
-        r = httpx.get(
-            f"{server.base_url}/organization/usage/completions", params=params, headers=auth(server)
-        )
+        r = httpx.get(f"{server.base_url}/organization/usage/completions", params=params, headers=h)
         assert r.status_code == 400, params
         assert r.json()["error"]["type"] == "invalid_request_error"
     for kind in ("embeddings", "vector_stores", "code_interpreter_sessions", "file_search_calls"):
         r = httpx.get(
             f"{server.base_url}/organization/usage/{kind}",
             params={"start_time": start},
-            headers=auth(server),
+            headers=h,
         )
         assert r.status_code == 200 and r.json()["object"] == "page", kind
+
+
+def test_admin_endpoints_need_an_admin_key(server: Server, admin: openai.OpenAI) -> None:
+    for path in (
+        "/organization/usage/completions?start_time=0",
+        "/organization/projects/alpha/rate_limits",
+        "/organization/spend_limit",
+    ):
+        r = httpx.get(server.base_url + path, headers=auth(server))
+        assert r.status_code == 403, path
+    with pytest.raises(openai.NotFoundError):
+        admin.admin.organization.projects.rate_limits.list_rate_limits("proj_nope")
 
 
 def test_vector_store_bytes(server: Server, admin: openai.OpenAI, client: openai.OpenAI) -> None:

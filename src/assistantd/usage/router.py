@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from assistantd.api.deps import UoW
+from assistantd.api.deps import AdminCaller, UoW
 from assistantd.context import app_context
 from assistantd.core.http import JSONResponse
-from assistantd.limits.admin_auth import AdminCaller
 from assistantd.usage import service
 
 router = APIRouter(prefix="/v1/organization", tags=["usage"])

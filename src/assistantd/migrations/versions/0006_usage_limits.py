@@ -1,7 +1,7 @@
 """Usage records, rate limits per project and model, spend limits.
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005 (0002 on its own branch; chained after admin-core's 0005 so there is one head)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
