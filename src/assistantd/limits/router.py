@@ -44,55 +44,103 @@ async def _project(uow: UoW, project_id: str) -> Project:
     return await ProjectRepository(uow.session).require(project_id)
 
 
-async def _audit(uow: UoW, admin_key_id: str, event: str, project: Project | None,
-                 changes: dict[str, object] | None) -> None:
+async def _audit(
+    uow: UoW,
+    admin_key_id: str,
+    event: str,
+    project: Project | None,
+    changes: dict[str, object] | None,
+) -> None:
     """Spend-limit changes are audited as `spend_limit.updated` / `spend_limit.deleted`
     (the spec's AuditLogEventType has no spend-limit type)."""
     resource = f"spend_limit-{project.id if project else 'organization'}"
-    await audit.record(uow.session, event, resource_id=resource, admin_key_id=admin_key_id,
-                       project=(project.id, project.name) if project else None,
-                       details={"changes_requested": changes} if changes is not None else None)
+    await audit.record(
+        uow.session,
+        event,
+        resource_id=resource,
+        admin_key_id=admin_key_id,
+        project=(project.id, project.name) if project else None,
+        details={"changes_requested": changes} if changes is not None else None,
+    )
 
 
 @router.get("/projects/{project_id}/rate_limits")
-async def list_rate_limits(project_id: str, request: Request, uow: UoW, admin: AdminCaller, limits: Governor,
-                           limit: Annotated[int, Query(ge=1, le=100)] = 100, after: str | None = None,
-                           before: str | None = None) -> JSONResponse:
+async def list_rate_limits(
+    project_id: str,
+    request: Request,
+    uow: UoW,
+    admin: AdminCaller,
+    limits: Governor,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    after: str | None = None,
+    before: str | None = None,
+) -> JSONResponse:
     project = await _project(uow, project_id)
-    return JSONResponse(await service.list_rate_limits(
-        uow.session, limits, project.id, _catalog(request), limit=limit, after=after, before=before))
+    return JSONResponse(
+        await service.list_rate_limits(
+            uow.session,
+            limits,
+            project.id,
+            _catalog(request),
+            limit=limit,
+            after=after,
+            before=before,
+        )
+    )
 
 
 @router.post("/projects/{project_id}/rate_limits/{rate_limit_id}")
-async def update_rate_limit(project_id: str, rate_limit_id: str, body: RateLimitUpdate, request: Request,
-                            uow: UoW, admin: AdminCaller, limits: Governor) -> JSONResponse:
+async def update_rate_limit(
+    project_id: str,
+    rate_limit_id: str,
+    body: RateLimitUpdate,
+    request: Request,
+    uow: UoW,
+    admin: AdminCaller,
+    limits: Governor,
+) -> JSONResponse:
     project = await _project(uow, project_id)
-    changes = {k: v for k, v in body.model_dump(include=set(service.FIELDS)).items() if v is not None}
-    out = await service.update_rate_limit(uow.session, limits, project.id, rate_limit_id, changes, _catalog(request))
-    await audit.record(uow.session, "rate_limit.updated", resource_id=out["id"], admin_key_id=admin.key_id,
-                       project=(project.id, project.name), details={"changes_requested": changes})
+    changes = {
+        k: v for k, v in body.model_dump(include=set(service.FIELDS)).items() if v is not None
+    }
+    out = await service.update_rate_limit(
+        uow.session, limits, project.id, rate_limit_id, changes, _catalog(request)
+    )
+    await audit.record(
+        uow.session,
+        "rate_limit.updated",
+        resource_id=out["id"],
+        admin_key_id=admin.key_id,
+        project=(project.id, project.name),
+        details={"changes_requested": changes},
+    )
     return JSONResponse(out)
 
 
 @router.get("/projects/{project_id}/spend_limit")
-async def get_project_spend_limit(project_id: str, uow: UoW, admin: AdminCaller, limits: Governor) -> JSONResponse:
+async def get_project_spend_limit(
+    project_id: str, uow: UoW, admin: AdminCaller, limits: Governor
+) -> JSONResponse:
     project = await _project(uow, project_id)
     return JSONResponse(await service.get_spend_limit(uow.session, limits, project.id))
 
 
 @router.post("/projects/{project_id}/spend_limit")
-async def set_project_spend_limit(project_id: str, body: SpendLimitUpdate, uow: UoW, admin: AdminCaller,
-                                  limits: Governor) -> JSONResponse:
+async def set_project_spend_limit(
+    project_id: str, body: SpendLimitUpdate, uow: UoW, admin: AdminCaller, limits: Governor
+) -> JSONResponse:
     project = await _project(uow, project_id)
-    out = await service.set_spend_limit(uow.session, limits, project.id, body.threshold_amount, body.currency,
-                                        body.interval)
+    out = await service.set_spend_limit(
+        uow.session, limits, project.id, body.threshold_amount, body.currency, body.interval
+    )
     await _audit(uow, admin.key_id, "spend_limit.updated", project, body.model_dump())
     return JSONResponse(out)
 
 
 @router.delete("/projects/{project_id}/spend_limit")
-async def delete_project_spend_limit(project_id: str, uow: UoW, admin: AdminCaller,
-                                     limits: Governor) -> JSONResponse:
+async def delete_project_spend_limit(
+    project_id: str, uow: UoW, admin: AdminCaller, limits: Governor
+) -> JSONResponse:
     project = await _project(uow, project_id)
     out = await service.delete_spend_limit(uow.session, limits, project.id)
     await _audit(uow, admin.key_id, "spend_limit.deleted", project, None)
@@ -105,9 +153,12 @@ async def get_org_spend_limit(uow: UoW, admin: AdminCaller, limits: Governor) ->
 
 
 @router.post("/spend_limit")
-async def set_org_spend_limit(body: SpendLimitUpdate, uow: UoW, admin: AdminCaller, limits: Governor) -> JSONResponse:
-    out = await service.set_spend_limit(uow.session, limits, ORGANIZATION, body.threshold_amount,
-                                        body.currency, body.interval)
+async def set_org_spend_limit(
+    body: SpendLimitUpdate, uow: UoW, admin: AdminCaller, limits: Governor
+) -> JSONResponse:
+    out = await service.set_spend_limit(
+        uow.session, limits, ORGANIZATION, body.threshold_amount, body.currency, body.interval
+    )
     await _audit(uow, admin.key_id, "spend_limit.updated", None, body.model_dump())
     return JSONResponse(out)
 
