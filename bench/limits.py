@@ -60,8 +60,9 @@ async def _cases(url: str, n: int, redis_ok: bool, label: str) -> dict[str, list
     sessions = session_maker(engine)
     pricing = Pricing.load(None)
     unlimited = Settings(_env_file=None, database_url=url)
-    limited = unlimited.model_copy(update={"rate_limit_requests_per_minute": 10**9,
-                                           "rate_limit_tokens_per_minute": 10**12})
+    limited = unlimited.model_copy(
+        update={"rate_limit_requests_per_minute": 10**9, "rate_limit_tokens_per_minute": 10**12}
+    )
     model = f"bench-{uuid.uuid4().hex[:8]}"
     out: dict[str, list[float]] = {}
     try:
@@ -69,15 +70,28 @@ async def _cases(url: str, n: int, redis_ok: bool, label: str) -> dict[str, list
             free = Limits(unlimited, engine, sessions, pricing, WindowLimiter(None))
             out["admit, nothing set"] = await _timed(n, lambda: free.admit(session, "bench", model))
             memory = Limits(limited, engine, sessions, pricing, WindowLimiter(None))
-            out["admit, RPM+TPM memory"] = await _timed(n, lambda: memory.admit(session, "bench", model))
+            out["admit, RPM+TPM memory"] = await _timed(
+                n, lambda: memory.admit(session, "bench", model)
+            )
             if redis_ok:
                 shared = Limits(limited, engine, sessions, pricing, WindowLimiter(REDIS))
-                out["admit, RPM+TPM redis"] = await _timed(n, lambda: shared.admit(session, "bench", model))
-            session.add(SpendLimitRow(project_id="bench", threshold_amount=10**12, currency="USD",
-                                      interval="month", updated_at=0))
+                out["admit, RPM+TPM redis"] = await _timed(
+                    n, lambda: shared.admit(session, "bench", model)
+                )
+            session.add(
+                SpendLimitRow(
+                    project_id="bench",
+                    threshold_amount=10**12,
+                    currency="USD",
+                    interval="month",
+                    updated_at=0,
+                )
+            )
             await session.commit()
             spend = Limits(limited, engine, sessions, pricing, WindowLimiter(None))
-            out["admit, + spend limit"] = await _timed(n, lambda: spend.admit(session, "bench", model))
+            out["admit, + spend limit"] = await _timed(
+                n, lambda: spend.admit(session, "bench", model)
+            )
         # Outside the session: SQLite has one connection, which the usage row's write takes.
         call = ModelCall("bench", "key_bench", "run_bench", "thread_bench", model, 120, 30)
         out[f"model_call {label}"] = await _timed(n, lambda: memory.model_call(call))
@@ -104,8 +118,13 @@ def measure(iterations: int) -> dict[str, Any]:
             pg_samples = asyncio.run(_cases(pg, iterations, False, "postgres"))
         samples["model_call postgres"] = pg_samples["model_call postgres"]
         samples["admit, + spend limit (pg)"] = pg_samples["admit, + spend limit"]
-    return {"iterations": iterations, "redis": redis_ok, "target_p50_ms": TARGET_MS,
-            "stats_ms": {k: summary(v) for k, v in samples.items()}, "samples_ms": samples}
+    return {
+        "iterations": iterations,
+        "redis": redis_ok,
+        "target_p50_ms": TARGET_MS,
+        "stats_ms": {k: summary(v) for k, v in samples.items()},
+        "samples_ms": samples,
+    }
 
 
 def render(result: dict[str, Any]) -> str:
@@ -114,7 +133,9 @@ def render(result: dict[str, Any]) -> str:
         verdict = "-"
         if name.startswith("admit"):
             verdict = "met" if s["median"] <= TARGET_MS else "**missed**"
-        rows.append([name, s["n"], fmt(s["median"], 3), fmt(s["p99"], 3), fmt(s["max"], 3), verdict])
+        rows.append(
+            [name, s["n"], fmt(s["median"], 3), fmt(s["p99"], 3), fmt(s["max"], 3), verdict]
+        )
     return table(["case", "n", "p50 ms", "p99 ms", "max ms", f"≤ {TARGET_MS} ms p50"], rows)
 
 
@@ -144,8 +165,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = measure(n)
     text = render(result)
     print(text)
-    publish(NAME + ("_quick" if args.quick else ""), {k: v for k, v in result.items() if k != "samples_ms"}
-            | {"samples_ms": {k: v[:2000] for k, v in result["samples_ms"].items()}}, text, plot(result))
+    publish(
+        NAME + ("_quick" if args.quick else ""),
+        {k: v for k, v in result.items() if k != "samples_ms"}
+        | {"samples_ms": {k: v[:2000] for k, v in result["samples_ms"].items()}},
+        text,
+        plot(result),
+    )
     return result
 
 

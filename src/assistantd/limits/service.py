@@ -186,11 +186,17 @@ class Limits:
         for kind, w in (("requests", requests), ("tokens", tokens)):
             if w is not None:
                 headers.update(_headers(kind, w))
-        for kind, what, w in (("requests", "requests per min (RPM)", requests),
-                              ("tokens", "tokens per min (TPM)", tokens)):
+        for kind, what, w in (
+            ("requests", "requests per min (RPM)", requests),
+            ("tokens", "tokens per min (TPM)", tokens),
+        ):
             if w is not None and not w.allowed:
-                raise RateLimited(_message(model, project_id, what, w), kind=kind,
-                                  retry_after=max(w.reset_seconds, 0.001), headers=headers)
+                raise RateLimited(
+                    _message(model, project_id, what, w),
+                    kind=kind,
+                    retry_after=max(w.reset_seconds, 0.001),
+                    headers=headers,
+                )
         add_headers(headers)
 
     async def _check_spend(self, session: AsyncSession, project_id: str) -> None:
