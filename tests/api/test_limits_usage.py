@@ -236,6 +236,12 @@ def test_usage_pages_and_bad_input(server: Server, admin: openai.OpenAI, admin_k
         r = httpx.get(f"{server.base_url}/organization/usage/completions", params=params, headers=h)
         assert r.status_code == 400, params
         assert r.json()["error"]["type"] == "invalid_request_error"
+    far = httpx.get(
+        f"{server.base_url}/organization/usage/completions",
+        headers=h,
+        params={"start_time": 0, "end_time": 2**61, "bucket_width": "1m", "limit": 2},
+    )
+    assert far.status_code == 200 and len(far.json()["data"]) == 2 and far.json()["has_more"]
     for kind in ("embeddings", "vector_stores", "code_interpreter_sessions", "file_search_calls"):
         r = httpx.get(
             f"{server.base_url}/organization/usage/{kind}",

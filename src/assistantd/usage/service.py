@@ -125,7 +125,9 @@ def parse(q: QueryParams, groups: Sequence[str], *, costs: bool = False) -> Usag
         first = start
     if first < start or (first - start) % width:
         raise InvalidRequest("Invalid 'page': it does not belong to this query.", param="page")
-    buckets = [(s, min(s + width, end)) for s in range(first, end, width)][:limit]
+    buckets = [
+        (s, min(s + width, end)) for s in range(first, min(end, first + limit * width), width)
+    ]
     page_end = buckets[-1][1] if buckets else first
     span = repo.Span(
         origin=start,
