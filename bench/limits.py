@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     publish(
         NAME + ("_quick" if args.quick else ""),
         {k: v for k, v in result.items() if k != "samples_ms"}
-        | {"samples_ms": {k: v[:2000] for k, v in result["samples_ms"].items()}},
+        | {"samples_ms": {k: v[:200] for k, v in result["samples_ms"].items()}},
         text,
         plot(result),
     )
