@@ -23,6 +23,10 @@ from assistantd.events.bus import EventBus, MemoryEventBus
 from assistantd.events.redis_bus import RedisEventBus
 from assistantd.files.expiry import FileExpiry
 from assistantd.files.router import router as files_router
+from assistantd.limits.headers import RateLimitHeaders
+from assistantd.limits.limiter import WindowLimiter
+from assistantd.limits.router import router as limits_router
+from assistantd.limits.service import Limits
 from assistantd.llm.base import ModelRouter
 from assistantd.llm.router import build_model_router
 from assistantd.messages.router import router as messages_router
@@ -34,6 +38,8 @@ from assistantd.sandbox import BubblewrapSandbox
 from assistantd.sandbox.base import CodeSandbox
 from assistantd.sandbox.limits import OutputLimits
 from assistantd.threads.router import router as threads_router
+from assistantd.usage.pricing import Pricing
+from assistantd.usage.router import router as usage_router
 from assistantd.vector_stores.router import router as vector_stores_router
 from assistantd.vector_stores.runtime import VectorStoreRuntime, start_ingestion
 from assistantd.vector_stores.service import VectorStoreDependents
@@ -73,8 +79,8 @@ def build_server_tools(settings: Settings, stores: VectorStoreRuntime, sandbox: 
 
 
 async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
-                     stores: VectorStoreRuntime, models: ModelRouter,
-                     sandbox: CodeSandbox) -> tuple[RunRuntime, LocalDispatcher]:
+                     stores: VectorStoreRuntime, models: ModelRouter, sandbox: CodeSandbox,
+                     limits: Limits | None = None) -> tuple[RunRuntime, LocalDispatcher]:
     """Build the run machinery (event bus, engine, worker, dispatcher) and start the worker."""
     store = RunStore(engine)
     bus: EventBus
@@ -85,12 +91,13 @@ async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_se
                              flush_seconds=settings.event_flush_seconds, persist_many=store.persist_event_logs)
     files = AppFiles(sessions, settings.data_dir)
     run_engine = RunEngine(store, bus, models, settings, tools=build_server_tools(settings, stores, sandbox, files),
-                           files=files)
+                           files=files, meter=limits)
     worker = RunWorker(run_engine, store, settings)
     dispatcher = (RedisDispatcher(worker, bus, settings.redis_url) if settings.redis_url
                   else LocalDispatcher(worker, bus))
     await dispatcher.start()
-    return RunRuntime(settings=settings, bus=bus, dispatcher=dispatcher, stores=stores), dispatcher
+    runtime = RunRuntime(settings=settings, bus=bus, dispatcher=dispatcher, stores=stores, limits=limits)
+    return runtime, dispatcher
 
 
 async def _warm(sandbox: CodeSandbox) -> None:
@@ -123,14 +130,15 @@ async def running(settings: Settings, *, run_migrations: bool = True,
         await expiry.start()
     sandbox = overrides.sandbox or build_sandbox(settings)
     models = overrides.models or build_model_router(settings)
-    runtime, dispatcher = await start_runs(settings, engine, sessions, stores, models, sandbox)
+    limits = Limits(settings, engine, sessions, Pricing.load(settings.pricing_file), WindowLimiter(settings.redis_url))
+    runtime, dispatcher = await start_runs(settings, engine, sessions, stores, models, sandbox, limits)
     warmup = None
     if settings.worker_enabled and settings.sandbox_pool_size > 0:
         # Warm the code-interpreter pool in the background: start-up does not wait for it.
         warmup = asyncio.create_task(_warm(sandbox))
     ctx = AppContext(settings=settings, engine=engine, sessions=sessions, stores=stores,
                      file_dependents=file_dependents, models=models, sandbox=sandbox, runs=runtime,
-                     sandbox_warmup=warmup)
+                     sandbox_warmup=warmup, limits=limits)
     try:
         yield ctx
     finally:
@@ -178,11 +186,12 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
     # multipart body to disk itself, bounded by ASSISTANTD_MAX_UPLOAD_BYTES.
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_json_body_bytes,
                        streamed_paths=("/v1/files",))
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestIdMiddleware)
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
     for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
-                   vector_stores_router, models_router, admin_router):
+                   vector_stores_router, models_router, admin_router, limits_router, usage_router):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

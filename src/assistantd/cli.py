@@ -120,6 +120,30 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _day(text: str) -> int:
+    import datetime as dt
+
+    try:
+        return int(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date (YYYY-MM-DD), got {text!r}") from None
+
+
+def cmd_usage(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from assistantd.usage.pricing import Pricing
+    from assistantd.usage.summary import render, summary
+
+    _migrate(settings)
+    end = args.until + 86400 if args.until is not None else int(time.time()) + 1
+    start = args.since if args.since is not None else end - args.days * 86400
+    pricing = Pricing.load(settings.pricing_file)
+    rows = asyncio.run(_with_session(settings, lambda s: summary(s, pricing, start, end, tuple(args.project))))
+    print(render(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assistantd", description="A self-hosted OpenAI Assistants API v2 server.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -147,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a project or admin key by id")
     revoke.add_argument("id")
     revoke.set_defaults(fn=cmd_keys_revoke)
+
+    usage = sub.add_parser("usage", help="tokens and cost by day, project and model")
+    usage.add_argument("--since", type=_day, help="first day (YYYY-MM-DD, UTC); default: --days ago")
+    usage.add_argument("--until", type=_day, help="last day, included (YYYY-MM-DD, UTC); default: now")
+    usage.add_argument("--days", type=int, default=7, help="days back when --since is not given (default 7)")
+    usage.add_argument("--project", action="append", default=[], help="only this project (repeatable)")
+    usage.set_defaults(fn=cmd_usage)
     return p
 
 

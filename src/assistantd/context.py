@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from assistantd.core.settings import Settings
 from assistantd.files.service import FileDependents
+from assistantd.limits.service import Limits
 from assistantd.llm.base import ModelRouter
 from assistantd.llm.router import ModelCatalog
 from assistantd.retrieval import Embedder
@@ -55,6 +56,8 @@ class AppContext:
     sandbox_warmup: asyncio.Task[None] | None = None
     #: `GET /v1/models`' catalog and when it was first read (`models_api/router.py`).
     model_catalog: tuple[ModelCatalog, int] | None = None
+    #: Rate limits, spend limits and usage metering (`limits/`, `usage/`).
+    limits: Limits | None = None
 
 
 def app_context(request: Request) -> AppContext:

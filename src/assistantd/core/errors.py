@@ -7,7 +7,8 @@
     ├── PermissionDenied          403 invalid_request_error: a valid key of the wrong kind
     ├── NotFound                  404 invalid_request_error: no such object (or another project's)
     ├── PayloadTooLarge           413 invalid_request_error: an upload over the size limit
-    ├── RateLimited               429 requests / rate_limit_exceeded
+    ├── RateLimited               429 requests|tokens / rate_limit_exceeded (+ x-ratelimit-* headers)
+    ├── QuotaExceeded             429 insufficient_quota: a spend limit is reached (not retried)
     └── ServerError               500 server_error: a fault of ours, never the client's
 
 `core.handlers` maps every one of them (and FastAPI's own validation errors, which are
@@ -79,15 +80,29 @@ class PayloadTooLarge(APIError):
 
 
 class RateLimited(APIError):
-    """The key exceeded its request budget; carries the seconds to wait."""
+    """The key exceeded its request budget; carries the seconds to wait, and the
+    `x-ratelimit-*` headers of the limit it ran into. `kind` is OpenAI's error `type`:
+    `requests` or `tokens`."""
 
     status_code = 429
     type = "requests"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
+    def __init__(self, message: str, *, retry_after: float, kind: str = "requests",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.type = kind
+        self.headers = headers or {}
+
+
+class QuotaExceeded(APIError):
+    """A project's or the organization's monthly spend limit is spent: no new model work
+    until the month turns or the limit is raised. Not retried (`x-should-retry: false`)."""
+
+    status_code = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class ServerError(APIError):

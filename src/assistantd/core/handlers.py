@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistantd.core.errors import APIError, RateLimited, ServerError
+from assistantd.core.errors import APIError, QuotaExceeded, RateLimited, ServerError
 from assistantd.core.http import JSONResponse
 
 log = logging.getLogger("assistantd")
@@ -178,9 +178,10 @@ def install_handlers(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
         headers: dict[str, str] = {}
         if isinstance(exc, RateLimited):
+            headers.update(exc.headers)
             headers["retry-after"] = str(max(1, round(exc.retry_after)))
             headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
-        elif exc.status_code >= 500:
+        elif isinstance(exc, QuotaExceeded) or exc.status_code >= 500:
             headers["x-should-retry"] = "false"
         return error_response(exc, headers)
 

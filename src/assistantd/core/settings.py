@@ -102,6 +102,28 @@ class Settings(BaseSettings):
         True, description="Execute runs in the `serve` process; false = API only (run `assistantd worker` apart)."
     )
 
+    # -- limits, usage and costs -------------------------------------------------------------
+    rate_limit_requests_per_minute: int = Field(
+        0, ge=0, description="Default `max_requests_per_1_minute` of every project and model (run creates and "
+        "tool-output submissions); 0 = no limit. The admin API sets it per project and model.",
+    )
+    rate_limit_tokens_per_minute: int = Field(
+        0, ge=0, description="Default `max_tokens_per_1_minute` (prompt + completion tokens of runs) of every "
+        "project and model; 0 = no limit.",
+    )
+    rate_limit_concurrent_runs: int = Field(
+        0, ge=0, description="Default `max_concurrent_runs` (extension): active runs per project and model; "
+        "0 = no limit.",
+    )
+    limits_cache_seconds: float = Field(
+        1.0, ge=0, description="How long a process keeps a project's rate and spend limits before reading them "
+        "again (changes made through this process apply at once).",
+    )
+    pricing_file: Path | None = Field(
+        None, description="TOML price table (dollars per million input/output tokens per model) for "
+        "`/v1/organization/costs` and spend limits; default: the shipped `usage/pricing.toml`.",
+    )
+
     # -- files and retrieval ---------------------------------------------------------------
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest file accepted by `POST /v1/files`.")
     ingest_max_unzipped_bytes: int = Field(

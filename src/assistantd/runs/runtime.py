@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
+from assistantd.limits.service import Limits
 from assistantd.runs.dispatch import RunDispatcher
 from assistantd.vector_stores.runtime import VectorStoreRuntime
 
@@ -18,3 +19,5 @@ class RunRuntime:
     bus: EventBus
     dispatcher: RunDispatcher
     stores: VectorStoreRuntime
+    #: Rate and spend limits every run request passes (None: none apply).
+    limits: Limits | None = None

@@ -100,6 +100,9 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
     # Internal: what the engine needs that the wire object does not show.
     body["_include_content"] = include_content
     body["_project_id"] = caller.project_id
+    body["_api_key_id"] = caller.key_id
+    if rt.limits is not None:
+        await rt.limits.admit(uow.session, caller.project_id, body["model"])
     row = RunRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=body["created_at"],
                  thread_id=thread_id, status="queued", active_thread_id=thread_id, body=body)
     # This process's worker takes the run in the same transaction (no separate claim).
@@ -231,6 +234,8 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
     if sorted(given) != sorted(pending) or len(set(given)) != len(given):
         raise InvalidRequest(f"Expected tool outputs for call_ids {pending}, got {given}")
     outputs = {o.tool_call_id: o.output for o in req.tool_outputs}
+    if rt.limits is not None:
+        await rt.limits.admit(uow.session, caller.project_id, row.body["model"])
 
     step_row = await RunStepRepository(uow.session).read(caller.project_id, row.body["_pending_step_id"])
     if step_row is None:  # pragma: no cover - the engine always records it

@@ -24,6 +24,7 @@ from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
 from assistantd.llm.base import ModelError, ModelRouter
 from assistantd.runs import lifecycle
+from assistantd.usage.meter import UsageMeter
 from assistantd.worker import prompt as prompts
 from assistantd.worker.execution import Collaborators, RunExecution, RunOutcome
 from assistantd.worker.journal import RunJournal
@@ -35,11 +36,12 @@ log = logging.getLogger("assistantd.engine")
 
 class RunEngine:
     def __init__(self, store: RunStore, bus: EventBus, models: ModelRouter, settings: Settings,
-                 tools: dict[str, ServerTool] | None = None, files: prompts.ImageFiles | None = None) -> None:
+                 tools: dict[str, ServerTool] | None = None, files: prompts.ImageFiles | None = None,
+                 meter: UsageMeter | None = None) -> None:
         self.store = store
         self.bus = bus
         self.deps = Collaborators(store=store, models=models, settings=settings, tools=tools or {},
-                                  files=files)
+                                  files=files, meter=meter)
 
     def _execution(self, run_id: str, run: dict[str, Any], project_id: str, *,
                    cancel: asyncio.Event | None = None, tracked: bool = False) -> RunExecution:

@@ -33,6 +33,7 @@ from assistantd.llm.base import (
 from assistantd.messages.service import new_message
 from assistantd.runs import lifecycle
 from assistantd.runs.objects import new_step, step_view, usage_dict
+from assistantd.usage.meter import ModelCall, UsageMeter
 from assistantd.worker import prompt as prompts
 from assistantd.worker import wire as events
 from assistantd.worker.annotations import Annotator
@@ -63,6 +64,8 @@ class Collaborators:
     settings: Settings
     tools: dict[str, ServerTool]
     files: prompts.ImageFiles | None  # image_file parts shown to the model
+    #: Usage rows and tokens-per-minute windows, told of every finished model call.
+    meter: UsageMeter | None = None
 
 
 @dataclass
@@ -211,12 +214,25 @@ class RunExecution:
         if finished is None:
             raise ModelError("The model stream ended without finishing.")
         step_usage = self.model_call_finished(finished.usage)
+        await self.metered(finished.usage)
         return await self.after_model(finished, step_usage)
 
     def model_call_finished(self, usage: Usage) -> dict[str, int]:
         """A model call ended with `usage`: the run counts it; returns the step's usage."""
         lifecycle.add_usage(self.run, usage.prompt_tokens, usage.completion_tokens)
         return usage_dict(usage.prompt_tokens, usage.completion_tokens)
+
+    async def metered(self, usage: Usage) -> None:
+        """Tell the usage meter (usage rows, token limits) what this model call used."""
+        meter = self.deps.meter
+        if meter is None:
+            return
+        server_tools = [c.run_tool["type"] for c in self.calls if c.run_tool is not None]
+        await meter.model_call(ModelCall(
+            project_id=self.project_id, api_key_id=self.run.get("_api_key_id"), run_id=self.run["id"],
+            thread_id=self.run["thread_id"], model=self.run["model"], input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens, file_search_calls=server_tools.count("file_search"),
+            code_interpreter_calls=server_tools.count("code_interpreter")))
 
     async def on_event(self, event: Any) -> None:
         """One event of the model's stream: text, a tool call starting, arguments."""

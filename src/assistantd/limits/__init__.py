@@ -1,0 +1,1 @@
+"""Rate limits and spend limits per project (and model), enforced on the run endpoints."""
