@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, false
 from starlette.datastructures import QueryParams
 
 from assistantd.admin.pagination import Cursor, envelope, keyset_page
-from assistantd.audit.event_types import EVENT_TYPES
+from assistantd.audit.event_types import RECORDED_TYPES
 from assistantd.audit.models import AuditLog
 from assistantd.audit.service import OPERATOR
 from assistantd.core.db import UnitOfWork
@@ -52,7 +52,7 @@ def _effective_at(q: QueryParams) -> list[ColumnElement[bool]]:
 
 def _event_types(q: QueryParams) -> list[str]:
     values = _many(q, "event_types")
-    unknown = [v for v in values if v not in EVENT_TYPES]
+    unknown = [v for v in values if v not in RECORDED_TYPES]
     if unknown:
         raise InvalidRequest(
             f"Invalid value for 'event_types': {unknown[0]!r} is not an audit log event type "

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.audit.event_types import EVENT_TYPES
+from assistantd.audit.event_types import RECORDED_TYPES
 from assistantd.audit.models import AuditLog
 from assistantd.audit.repository import AuditLogRepository
 from assistantd.core.ids import new_id, next_seq, now_seconds
@@ -55,8 +55,8 @@ async def record(
     `details` is the event's own object (`{"id": …}` is added), served under the key
     named like the type; `project` is `(id, name)` for project-scoped events.
     """
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"{event_type!r} is not one of the spec's audit log event types")
+    if event_type not in RECORDED_TYPES:
+        raise ValueError(f"{event_type!r} is not an audit log event type (the spec's or an extension)")
     now = now_seconds()
     body: dict[str, Any] = {"id": new_id("audit_log-"), "type": event_type, "effective_at": now}
     if project is not None:
