@@ -41,36 +41,50 @@ Body = dict[str, Any]
 # -- values ----------------------------------------------------------------------------
 
 
-def check_value(value: Any, where: Where, depth: int = 0) -> None:
-    """What both databases store: valid Unicode without NUL, 64-bit integers, finite numbers."""
-    if depth > MAX_DEPTH:
-        raise Invalid(where, f"nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, str):
-        _check_text(value, where)
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            raise Invalid(where, "integer does not fit in 64 bits")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise Invalid(where, "number is not finite")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_text(k, where)
-            check_value(v, where.at(k), depth + 1)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            check_value(v, where.at(i), depth + 1)
+def check_value(value: Any, where: Where) -> None:
+    """What both databases store: valid Unicode without NUL, 64-bit integers, finite numbers,
+    at most `MAX_DEPTH` levels. The walk builds no path unless it finds a problem."""
+    bad = _first_bad(value, 0)
+    if bad is not None:
+        path, message = bad
+        for key in reversed(path):
+            where = where.at(key)
+        raise Invalid(where, message)
 
 
-def _check_text(text: str, where: Where) -> None:
+def _first_bad(value: Any, depth: int) -> tuple[list[str | int], str] | None:
+    """The path (innermost key first) and problem of the first bad value, else None."""
+    kind = type(value)
+    if kind is str:
+        problem = _bad_text(value)
+        return ([], problem) if problem else None
+    if kind is int:
+        return None if -(2**63) <= value < 2**63 else ([], "integer does not fit in 64 bits")
+    if kind is float:
+        return None if math.isfinite(value) else ([], "number is not finite")
+    if kind is dict or kind is list:
+        if depth >= MAX_DEPTH:
+            return [], f"nested deeper than {MAX_DEPTH} levels"
+        items = value.items() if kind is dict else enumerate(value)
+        for k, v in items:
+            problem = _bad_text(k) if kind is dict else None
+            found = ([], problem) if problem else _first_bad(v, depth + 1)
+            if found is not None:
+                found[0].append(k)
+                return found
+    return None
+
+
+def _bad_text(text: str) -> str | None:
     if "\x00" in text:
-        raise Invalid(where, "contains NUL (\\u0000), which PostgreSQL cannot store")
+        return "contains NUL (\\u0000), which PostgreSQL cannot store"
+    if text.isascii():
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise Invalid(where, "is not valid Unicode (a lone surrogate)") from None
+        return "is not valid Unicode (a lone surrogate)"
+    return None
 
 
 def _id(obj: Body, key: str, prefix: str, where: Where, *, optional: bool = False) -> str | None:
@@ -101,9 +115,9 @@ def _time(obj: Body, key: str, where: Where, *, optional: bool = False) -> int |
 
 
 def _typed(obj: Body, key: str, kind: type | tuple[type, ...], where: Where, default: Any) -> Any:
-    value = obj.get(key, default)
-    if value is None and default is None:
-        return None
+    value = obj.get(key)
+    if value is None:  # absent or null: what the API would have shown
+        return default
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise Invalid(where.at(key), f"expected {name}, got {type(value).__name__}")
