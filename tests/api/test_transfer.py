@@ -33,8 +33,14 @@ def _import(url: str, data_dir: Path, project: str, path: Path, **kw: Any) -> Re
     async def main() -> Report:
         engine = create_engine(url)
         try:
-            return await import_dump(session_maker(engine), data_dir, project, dump_reader.read(path),
-                                     kw.pop("files_dir", path / "files"), **kw)
+            return await import_dump(
+                session_maker(engine),
+                data_dir,
+                project,
+                dump_reader.read(path),
+                kw.pop("files_dir", path / "files"),
+                **kw,
+            )
         finally:
             await engine.dispose()
 
@@ -57,7 +63,9 @@ PROJECT = "moving"
 
 
 @pytest.fixture(scope="module")
-def imported(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Report]]:
+def imported(
+    server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, Report]]:
     path = dumps.write_exporter_dump(tmp_path_factory.mktemp("dump"))
     report = _import(server.settings.resolved_database_url, server.settings.data_dir, PROJECT, path)
     yield path, report
@@ -79,16 +87,25 @@ def _same(got: Any, raw: dict[str, Any]) -> None:
 
 def test_report_counts_every_kind(imported: tuple[Path, Report]) -> None:
     _, report = imported
-    assert dict(report.created) == {"assistant": 1, "thread": 1, "thread.message": 6, "thread.run": 3,
-                                    "thread.run.step": 4, "file": 3, "vector_store": 1, "vector_store.file": 1}
+    assert dict(report.created) == {
+        "assistant": 1,
+        "thread": 1,
+        "thread.message": 6,
+        "thread.run": 3,
+        "thread.run.step": 4,
+        "file": 3,
+        "vector_store": 1,
+        "vector_store.file": 1,
+    }
     assert report.files_with_bytes == 1
     assert sorted(report.files_without_bytes) == sorted([dumps.FILE_IMG, dumps.FILE_CSV])
     assert report.runs_expired == 1 and report.failed_threads == ["thread_gone"]
     assert report.placeholder_stores == [dumps.VS]
 
 
-def test_sdk_retrieves_every_object_by_its_original_id(imported: tuple[Path, Report],
-                                                       client: openai.OpenAI) -> None:
+def test_sdk_retrieves_every_object_by_its_original_id(
+    imported: tuple[Path, Report], client: openai.OpenAI
+) -> None:
     _same(client.beta.assistants.retrieve(dumps.ASST), dumps.assistants()[0])
     _same(client.beta.threads.retrieve(dumps.THREAD), dumps.thread())
     for raw in dumps.messages():
@@ -101,8 +118,9 @@ def test_sdk_retrieves_every_object_by_its_original_id(imported: tuple[Path, Rep
             raw_run = {k: v for k, v in raw_run.items() if k not in ("status", "required_action")}
         _same(run, raw_run)
         for raw_step in raw_steps:
-            step = client.beta.threads.runs.steps.retrieve(raw_step["id"], thread_id=dumps.THREAD,
-                                                           run_id=raw_run["id"])
+            step = client.beta.threads.runs.steps.retrieve(
+                raw_step["id"], thread_id=dumps.THREAD, run_id=raw_run["id"]
+            )
             if raw_step["status"] == "in_progress":
                 assert step.status == "expired"
                 raw_step = {k: v for k, v in raw_step.items() if k != "status"}
@@ -114,28 +132,43 @@ def test_sdk_retrieves_every_object_by_its_original_id(imported: tuple[Path, Rep
 
 
 def test_lists_keep_the_dumps_order(imported: tuple[Path, Report], client: openai.OpenAI) -> None:
-    ids = [m.id for m in client.beta.threads.messages.list(dumps.THREAD, order="asc", limit=2)]  # auto-paged
+    ids = [
+        m.id for m in client.beta.threads.messages.list(dumps.THREAD, order="asc", limit=2)
+    ]  # auto-paged
     assert ids == [m["id"] for m in dumps.messages()]
     desc = [m.id for m in client.beta.threads.messages.list(dumps.THREAD)]
     assert desc == ids[::-1]
     runs = [r.id for r in client.beta.threads.runs.list(dumps.THREAD, order="asc")]
     assert runs == [dumps.RUN_DONE, dumps.RUN_INCOMPLETE, dumps.RUN_WAITING]
-    steps = [s.id for s in client.beta.threads.runs.steps.list(dumps.RUN_DONE, thread_id=dumps.THREAD,
-                                                               order="asc")]
-    assert steps == ["step_1aaaaaaaaaaaaaaaaaaaaaa", "step_2aaaaaaaaaaaaaaaaaaaaaa", "step_3aaaaaaaaaaaaaaaaaaaaaa"]
+    steps = [
+        s.id
+        for s in client.beta.threads.runs.steps.list(
+            dumps.RUN_DONE, thread_id=dumps.THREAD, order="asc"
+        )
+    ]
+    assert steps == [
+        "step_1aaaaaaaaaaaaaaaaaaaaaa",
+        "step_2aaaaaaaaaaaaaaaaaaaaaa",
+        "step_3aaaaaaaaaaaaaaaaaaaaaa",
+    ]
 
 
-def test_file_bytes_and_missing_content(imported: tuple[Path, Report], client: openai.OpenAI) -> None:
+def test_file_bytes_and_missing_content(
+    imported: tuple[Path, Report], client: openai.OpenAI
+) -> None:
     assert client.files.content(dumps.FILE_DOC).read() == dumps.DOC_TEXT
     with pytest.raises(openai.BadRequestError) as e:
         client.files.content(dumps.FILE_CSV)
     assert "imported without its content" in e.value.body["message"]
 
 
-def test_vector_store_is_reingested_and_searchable(imported: tuple[Path, Report], client: openai.OpenAI) -> None:
+def test_vector_store_is_reingested_and_searchable(
+    imported: tuple[Path, Report], client: openai.OpenAI
+) -> None:
     deadline = time.monotonic() + 120
-    while (f := client.vector_stores.files.retrieve(dumps.FILE_DOC, vector_store_id=dumps.VS)).status \
-            == "in_progress":
+    while (
+        f := client.vector_stores.files.retrieve(dumps.FILE_DOC, vector_store_id=dumps.VS)
+    ).status == "in_progress":
         assert time.monotonic() < deadline, "the imported store file was never ingested"
         time.sleep(0.3)
     assert f.status == "completed", f.last_error
@@ -143,8 +176,9 @@ def test_vector_store_is_reingested_and_searchable(imported: tuple[Path, Report]
     assert any("Darmstadt" in c.text for h in hits for c in h.content)
 
 
-def test_a_new_run_sees_the_imported_history(imported: tuple[Path, Report], client: openai.OpenAI,
-                                             models: SwitchRouter) -> None:
+def test_a_new_run_sees_the_imported_history(
+    imported: tuple[Path, Report], client: openai.OpenAI, models: SwitchRouter
+) -> None:
     seen: list[ChatRequest] = []
 
     def script(request: ChatRequest) -> Any:
@@ -154,17 +188,27 @@ def test_a_new_run_sees_the_imported_history(imported: tuple[Path, Report], clie
     models.use(ScriptedBackend(script))
     new = client.beta.threads.messages.create(dumps.THREAD, role="user", content="And next year?")
     assert new.id not in {m["id"] for m in dumps.messages()}
-    run = client.beta.threads.runs.create_and_poll(thread_id=dumps.THREAD, assistant_id=dumps.ASST,
-                                                   tools=[], poll_interval_ms=50)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=dumps.THREAD, assistant_id=dumps.ASST, tools=[], poll_interval_ms=50
+    )
     assert run.status == "completed", run.last_error
     prompt = json.dumps([str(m.content) for m in seen[0].messages])
-    assert "When is the festival?" in prompt and "Every May in Darmstadt." in prompt and "And next year?" in prompt
+    assert (
+        "When is the festival?" in prompt
+        and "Every May in Darmstadt." in prompt
+        and "And next year?" in prompt
+    )
     listed = [m.id for m in client.beta.threads.messages.list(dumps.THREAD, order="asc")]
-    assert listed[:6] == [m["id"] for m in dumps.messages()] and listed[6] == new.id and len(listed) == 8
+    assert (
+        listed[:6] == [m["id"] for m in dumps.messages()]
+        and listed[6] == new.id
+        and len(listed) == 8
+    )
 
 
-def test_importing_again_changes_nothing(imported: tuple[Path, Report], server: Server,
-                                         client: openai.OpenAI) -> None:
+def test_importing_again_changes_nothing(
+    imported: tuple[Path, Report], server: Server, client: openai.OpenAI
+) -> None:
     path, _ = imported
     before = [m.model_dump() for m in client.beta.threads.runs.list(dumps.THREAD)]
     again = _import(server.settings.resolved_database_url, server.settings.data_dir, PROJECT, path)
@@ -173,8 +217,9 @@ def test_importing_again_changes_nothing(imported: tuple[Path, Report], server: 
     assert [m.model_dump() for m in client.beta.threads.runs.list(dumps.THREAD)] == before
 
 
-def test_an_id_of_another_project_is_refused_and_nothing_written(imported: tuple[Path, Report], server: Server,
-                                                                 other_client: openai.OpenAI) -> None:
+def test_an_id_of_another_project_is_refused_and_nothing_written(
+    imported: tuple[Path, Report], server: Server, other_client: openai.OpenAI
+) -> None:
     path, _ = imported
     with pytest.raises(DumpError) as e:
         _import(server.settings.resolved_database_url, server.settings.data_dir, "beta", path)
@@ -208,8 +253,9 @@ def _normalized(root: Path) -> dict[str, Any]:
     return out
 
 
-def test_export_then_import_into_an_empty_database_round_trips(imported: tuple[Path, Report], server: Server,
-                                                               tmp_path: Path) -> None:
+def test_export_then_import_into_an_empty_database_round_trips(
+    imported: tuple[Path, Report], server: Server, tmp_path: Path
+) -> None:
     src = server.settings
     _export(src.resolved_database_url, src.data_dir, PROJECT, tmp_path / "a")
     # the other database: SQLite to PostgreSQL, PostgreSQL to SQLite
@@ -221,8 +267,9 @@ def test_export_then_import_into_an_empty_database_round_trips(imported: tuple[P
     try:
         upgrade(url)
         report = _import(url, tmp_path / "data", "default", tmp_path / "a")
-        assert report.files_without_bytes == [dumps.FILE_IMG, dumps.FILE_CSV] or \
-            sorted(report.files_without_bytes) == sorted([dumps.FILE_IMG, dumps.FILE_CSV])
+        assert report.files_without_bytes == [dumps.FILE_IMG, dumps.FILE_CSV] or sorted(
+            report.files_without_bytes
+        ) == sorted([dumps.FILE_IMG, dumps.FILE_CSV])
         _export(url, tmp_path / "data", "default", tmp_path / "b")
     finally:
         if drop:
@@ -231,11 +278,15 @@ def test_export_then_import_into_an_empty_database_round_trips(imported: tuple[P
     assert a.keys() == b.keys()
     for name in a:
         assert a[name] == b[name], name
-    assert any(name.startswith("threads/") for name in a) and a["files/" + dumps.FILE_DOC] == dumps.DOC_TEXT
+    assert (
+        any(name.startswith("threads/") for name in a)
+        and a["files/" + dumps.FILE_DOC] == dumps.DOC_TEXT
+    )
 
 
-def test_api_list_pages_read_as_the_exporter_dump(imported: tuple[Path, Report], server: Server,
-                                                  tmp_path: Path) -> None:
+def test_api_list_pages_read_as_the_exporter_dump(
+    imported: tuple[Path, Report], server: Server, tmp_path: Path
+) -> None:
     """The same objects as `list()` pages (newest first) import to the same wire objects."""
     src = server.settings
     _export(src.resolved_database_url, src.data_dir, PROJECT, tmp_path / "a")
@@ -246,6 +297,8 @@ def test_api_list_pages_read_as_the_exporter_dump(imported: tuple[Path, Report],
     a, b = _normalized(tmp_path / "a"), _normalized(tmp_path / "b")
     thread_file = f"threads/{dumps.THREAD}.json"
     # the project has since seen a new message and run, if that test ran first
-    a_msgs = [m for m in a[thread_file]["messages"] if m["id"] in {x["id"] for x in dumps.messages()}]
+    a_msgs = [
+        m for m in a[thread_file]["messages"] if m["id"] in {x["id"] for x in dumps.messages()}
+    ]
     assert a_msgs == b[thread_file]["messages"]
     assert a["assistants.json"] == b["assistants.json"]

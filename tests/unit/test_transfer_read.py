@@ -34,13 +34,24 @@ def _problems(path: Path) -> list[str]:
 def test_exporter_dump_reads_every_kind(tmp_path: Path) -> None:
     d = read(dumps.write_exporter_dump(tmp_path))
     counts = {k: len(v) for k, v in d.objects.items()}
-    assert counts == {"assistant": 1, "thread": 1, "thread.message": 6, "thread.run": 3, "thread.run.step": 4,
-                      "file": 3, "vector_store": 0, "vector_store.file": 0}
+    assert counts == {
+        "assistant": 1,
+        "thread": 1,
+        "thread.message": 6,
+        "thread.run": 3,
+        "thread.run.step": 4,
+        "file": 3,
+        "vector_store": 0,
+        "vector_store.file": 0,
+    }
     assert d.failed_threads == ["thread_gone"]
     assert list(d.of("thread.message")) == [m["id"] for m in dumps.messages()]
     waiting = d.of("thread.run")[dumps.RUN_WAITING]
     assert (waiting["status"], waiting["required_action"], waiting["_exported_status"]) == (
-        "expired", None, "requires_action")
+        "expired",
+        None,
+        "requires_action",
+    )
     assert missing_parents(d) == {}
 
 
@@ -63,27 +74,38 @@ def test_a_bad_field_is_named_with_its_file_and_path(tmp_path: Path) -> None:
     _edit(_thread_file(root), change)
     problems = _problems(root)
     name = f"threads/{dumps.THREAD}.json"
-    assert any(p.startswith(f"{name}: messages[1].content[0].text.value: expected str") for p in problems)
+    assert any(
+        p.startswith(f"{name}: messages[1].content[0].text.value: expected str") for p in problems
+    )
     assert any(p.startswith(f"{name}: runs[0].steps[1].step_details.type") for p in problems)
-    assert any(p.startswith(f"{name}: messages[3].role: expected 'user' or 'assistant'") for p in problems)
+    assert any(
+        p.startswith(f"{name}: messages[3].role: expected 'user' or 'assistant'") for p in problems
+    )
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("a\u0000b", "NUL"),
-    ("\ud800", "lone surrogate"),
-    (2**70, "64 bits"),
-])
-def test_values_neither_database_stores_are_refused(tmp_path: Path, value: Any, message: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a\u0000b", "NUL"),
+        ("\ud800", "lone surrogate"),
+        (2**70, "64 bits"),
+    ],
+)
+def test_values_neither_database_stores_are_refused(
+    tmp_path: Path, value: Any, message: str
+) -> None:
     root = dumps.write_exporter_dump(tmp_path)
     _edit(_thread_file(root), lambda rec: rec["messages"][0]["metadata"].update(k=value))
     (problem,) = _problems(root)
-    assert problem.startswith(f"threads/{dumps.THREAD}.json: messages[0].metadata.k: ") and message in problem
+    assert (
+        problem.startswith(f"threads/{dumps.THREAD}.json: messages[0].metadata.k: ")
+        and message in problem
+    )
 
 
 def test_ids_must_have_their_prefix_and_safe_characters(tmp_path: Path) -> None:
     root = dumps.write_exporter_dump(tmp_path)
-    _edit(_thread_file(root),
-          lambda rec: rec["messages"][0].update(id="msg_../../etc"))
+    _edit(_thread_file(root), lambda rec: rec["messages"][0].update(id="msg_../../etc"))
     (problem,) = _problems(root)
     assert "messages[0].id: expected an id beginning with 'msg_'" in problem
 
@@ -101,12 +123,19 @@ def test_the_same_id_twice_with_different_fields(tmp_path: Path) -> None:
     other = {**msgs[0], "metadata": {"k": "changed"}}
     (tmp_path / "m.json").write_text(json.dumps([dumps.thread(), msgs[0], other]))
     (problem,) = _problems(tmp_path)
-    assert problem.startswith("m.json: [2]: thread.message msg_u1") and "also at m.json: [1]" in problem
+    assert (
+        problem.startswith("m.json: [2]: thread.message msg_u1")
+        and "also at m.json: [1]" in problem
+    )
 
 
 def test_v1_objects_read_as_v2(tmp_path: Path) -> None:
-    a = {**dumps.assistants()[0], "tools": [{"type": "retrieval"}, {"type": "code_interpreter"}],
-         "tool_resources": None, "file_ids": [dumps.FILE_CSV]}
+    a = {
+        **dumps.assistants()[0],
+        "tools": [{"type": "retrieval"}, {"type": "code_interpreter"}],
+        "tool_resources": None,
+        "file_ids": [dumps.FILE_CSV],
+    }
     m = {**dumps.messages()[3], "file_ids": [dumps.FILE_DOC]}
     del m["attachments"]
     (tmp_path / "v1.json").write_text(json.dumps([a, dumps.thread(), m]))
@@ -116,7 +145,8 @@ def test_v1_objects_read_as_v2(tmp_path: Path) -> None:
     assert got["tool_resources"] == {"code_interpreter": {"file_ids": [dumps.FILE_CSV]}}
     assert "file_ids" not in got
     assert d.of("thread.message")[m["id"]]["attachments"] == [
-        {"file_id": dumps.FILE_DOC, "tools": [{"type": "file_search"}]}]
+        {"file_id": dumps.FILE_DOC, "tools": [{"type": "file_search"}]}
+    ]
 
 
 def test_a_message_of_a_thread_not_in_the_dump_needs_it_in_the_project(tmp_path: Path) -> None:
