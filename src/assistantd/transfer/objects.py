@@ -65,9 +65,9 @@ def _first_bad(value: Any, depth: int) -> tuple[list[str | int], str] | None:
     if kind is dict or kind is list:
         if depth >= MAX_DEPTH:
             return [], f"nested deeper than {MAX_DEPTH} levels"
-        items = value.items() if kind is dict else enumerate(value)
+        items: Any = value.items() if kind is dict else enumerate(value)
         for k, v in items:
-            problem = _bad_text(k) if kind is dict else None
+            problem = _bad_text(k) if isinstance(k, str) else None
             found = ([], problem) if problem else _first_bad(v, depth + 1)
             if found is not None:
                 found[0].append(k)
