@@ -5,7 +5,7 @@
 
 Measures, per database: reading and checking the dump (`transfer.dump.read`, no database),
 the import (plan + writes), and importing the same dump again (everything skipped).
-Prints a table and writes `bench/results/import_speed.json`.
+Prints a table and writes `bench/results/import_speed.json` (`import_speed_quick.json`).
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     out = {"benchmark": "import_speed", "quick": args.quick, "results": results}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "import_speed.json").write_text(json.dumps(out, indent=2))
+    name = "import_speed_quick.json" if args.quick else "import_speed.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2))
     return out
 
 
