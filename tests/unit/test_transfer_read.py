@@ -11,6 +11,7 @@ import pytest
 
 from assistantd.testing import dumps
 from assistantd.transfer.dump import missing_parents, read
+from assistantd.transfer.load import find_bytes
 from assistantd.transfer.problems import DumpError
 
 
@@ -152,3 +153,17 @@ def test_v1_objects_read_as_v2(tmp_path: Path) -> None:
 def test_a_message_of_a_thread_not_in_the_dump_needs_it_in_the_project(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps(dumps.messages()[:1]))
     assert missing_parents(read(tmp_path)) == {"thread": {dumps.THREAD}}
+
+
+def test_file_bytes_are_found_by_id_or_unique_filename(tmp_path: Path) -> None:
+    files = [
+        {"id": "file-a1", "filename": "a.pdf"},
+        {"id": "file-b2", "filename": "b.txt"},
+        {"id": "file-c3", "filename": "same.txt"},
+        {"id": "file-d4", "filename": "same.txt"},
+    ]
+    for name in ("file-a1.pdf", "b.txt", "same.txt", "unrelated.bin"):
+        (tmp_path / name).write_bytes(name.encode())
+    found = find_bytes(tmp_path, files)
+    assert {k: v.name for k, v in found.items()} == {"file-a1": "file-a1.pdf", "file-b2": "b.txt"}
+    assert find_bytes(tmp_path / "absent", files) == {}

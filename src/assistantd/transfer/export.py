@@ -25,7 +25,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.assistants.models import AssistantRow
@@ -39,6 +38,7 @@ from assistantd.runs.models import RunRow, RunStepRow
 from assistantd.runs.objects import step_view
 from assistantd.threads.models import ThreadRow
 from assistantd.transfer.dump import FILES_DIR, MANIFEST_SCHEMA, THREAD_SCHEMA
+from assistantd.transfer.repository import TransferRepository
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
 from assistantd.vector_stores.repository import VectorStoreFileRepository
 from assistantd.vector_stores.service import file_wire, store_wire
@@ -49,8 +49,7 @@ Body = dict[str, Any]
 async def _rows(
     s: AsyncSession, model: type[ObjectRow], project_id: str, *where: Any
 ) -> Sequence[Any]:
-    stmt = select(model).where(model.project_id == project_id, *where).order_by(model.seq, model.id)
-    return (await s.execute(stmt)).scalars().all()
+    return await TransferRepository(s).all_of(model, project_id, *where)
 
 
 def _write(path: Path, value: Any) -> None:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.assistants.models import AssistantRow
@@ -42,6 +41,7 @@ from assistantd.threads.models import ThreadRow
 from assistantd.threads.repository import ThreadRepository
 from assistantd.transfer.dump import Dump, missing_parents
 from assistantd.transfer.problems import DumpError
+from assistantd.transfer.repository import TransferRepository
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
 from assistantd.vector_stores.repository import VectorStoreFileRepository, VectorStoreRepository
 
@@ -49,8 +49,6 @@ Body = dict[str, Any]
 DAY = 86_400
 #: Threads written per transaction (each with all its messages, runs and steps).
 THREAD_BATCH = 200
-#: Ids per `IN (...)` query (SQLite's bound-parameter limit is far above).
-ID_CHUNK = 500
 #: What a store file whose file has no bytes says.
 NO_CONTENT = (
     "The file was imported without its content (OpenAI does not release the bytes of files "
@@ -132,29 +130,10 @@ class Plan:
     has_bytes: set[str]
 
 
-async def _owners(s: AsyncSession, model: type[ObjectRow], ids: Iterable[str]) -> dict[str, str]:
-    """id -> project of those of `ids` that exist in any project."""
-    found: dict[str, str] = {}
-    ids = list(ids)
-    for i in range(0, len(ids), ID_CHUNK):
-        stmt = select(model.id, model.project_id).where(model.id.in_(ids[i : i + ID_CHUNK]))
-        found.update({a: b for a, b in (await s.execute(stmt)).all()})
-    return found
-
-
-async def _store_file_keys(s: AsyncSession, store_ids: Iterable[str]) -> set[tuple[str, str]]:
-    keys: set[tuple[str, str]] = set()
-    ids = list(store_ids)
-    m = VectorStoreFileRow
-    for i in range(0, len(ids), ID_CHUNK):
-        stmt = select(m.vector_store_id, m.id).where(m.vector_store_id.in_(ids[i : i + ID_CHUNK]))
-        keys.update((a, b) for a, b in (await s.execute(stmt)).all())
-    return keys
-
-
 class Planner:
     def __init__(self, s: AsyncSession, project_id: str, dump: Dump, report: Report) -> None:
         self.s, self.project_id, self.dump, self.report = s, project_id, dump, report
+        self.repo = TransferRepository(s)
         self.problems: list[str] = []
         self.owners: dict[str, dict[str, str]] = {}
 
@@ -162,7 +141,7 @@ class Planner:
         new: dict[str, list[Body]] = {}
         for kind, model in MODELS.items():
             bodies = self.dump.of(kind)
-            owners = await _owners(self.s, model, bodies)
+            owners = await self.repo.owners(model, bodies)
             self.owners[kind] = owners
             new[kind] = []
             for object_id, body in bodies.items():
@@ -177,7 +156,7 @@ class Planner:
                         f"in another project ({owner}); ids are unique across projects"
                     )
         store_files = self.dump.of("vector_store.file")
-        existing = await _store_file_keys(self.s, {vs for vs, _ in store_files})
+        existing = await self.repo.store_file_keys({vs for vs, _ in store_files})
         new["vector_store.file"] = [b for k, b in store_files.items() if k not in existing]
         self.report.skipped["vector_store.file"] = len(store_files) - len(new["vector_store.file"])
         return new
@@ -185,7 +164,7 @@ class Planner:
     async def check_parents(self) -> None:
         for kind, ids in missing_parents(self.dump).items():
             model = MODELS[kind]
-            owners = await _owners(self.s, model, ids)
+            owners = await self.repo.owners(model, ids)
             for parent_id in sorted(ids):
                 if owners.get(parent_id) != self.project_id:
                     self.problems.append(
@@ -205,7 +184,7 @@ class Planner:
                 files += [f for f in attached.get(body["id"], []) if f not in files]
                 named[vs_id] = (created, files)
         unknown = [v for v in named if v not in self.dump.of("vector_store")]
-        owners = await _owners(self.s, VectorStoreRow, unknown)
+        owners = await self.repo.owners(VectorStoreRow, unknown)
         for vs_id in unknown:
             if owners.get(vs_id) not in (None, self.project_id):
                 self.problems.append(
@@ -539,14 +518,8 @@ async def import_dump(
 
 
 async def _analyze(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Fresh statistics after a bulk load on PostgreSQL: without them the planner guesses the
-    tables are small and scans them whole (an id lookup took 0.2 s instead of 1 ms)."""
     async with sessions() as s:
-        conn = await s.connection()
-        if conn.dialect.name != "postgresql":
-            return
-        models: list[Any] = [*MODELS.values(), VectorStoreFileRow]
-        await conn.execute(text("ANALYZE " + ", ".join(m.__tablename__ for m in models)))
+        await TransferRepository(s).analyze([*MODELS.values(), VectorStoreFileRow])
         await s.commit()
 
 
