@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.assistants.models import AssistantRow
@@ -511,8 +512,16 @@ async def import_dump(
         _dry_counts(p, report)
         return report
     writer = Writer(sessions, data_dir, project_id, p, report)
-    await writer.first()
-    await writer.threads(progress)
+    try:
+        await writer.first()
+        await writer.threads(progress)
+    except IntegrityError:
+        raise DumpError(
+            [
+                "an object of the dump was created by someone else during the import (another import "
+                "of it?); run the import again: what this one wrote is skipped, the rest goes in"
+            ]
+        ) from None
     await _analyze(sessions)
     return report
 
