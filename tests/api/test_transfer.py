@@ -25,7 +25,7 @@ from assistantd.testing.scripted import ScriptedBackend, text_turn
 from assistantd.testing.server import Server, SwitchRouter, pg_database, run_db
 from assistantd.transfer import dump as dump_reader
 from assistantd.transfer.export import export_project
-from assistantd.transfer.load import Report, import_dump
+from assistantd.transfer.load import Report, Writer, import_dump, plan
 from assistantd.transfer.problems import DumpError
 
 
@@ -302,3 +302,27 @@ def test_api_list_pages_read_as_the_exporter_dump(
     ]
     assert a_msgs == b[thread_file]["messages"]
     assert a["assistants.json"] == b["assistants.json"]
+
+
+def test_objects_created_meanwhile_by_another_import(tmp_path: Path) -> None:
+    """Two imports of one dump at once: the one that planned first and wrote second says so."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
+    upgrade(url)
+    path = dumps.write_exporter_dump(tmp_path / "dump")
+
+    async def main() -> None:
+        engine = create_engine(url)
+        sessions = session_maker(engine)
+        try:
+            async with sessions() as s:
+                stale = await plan(
+                    s, tmp_path / "data", "p", dump_reader.read(path), None, Report()
+                )
+            await import_dump(sessions, tmp_path / "data", "p", dump_reader.read(path))
+            with pytest.raises(DumpError) as e:
+                await Writer(sessions, tmp_path / "data", "p", stale, Report()).write()
+            assert "run the import again" in str(e.value)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

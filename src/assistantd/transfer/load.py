@@ -411,6 +411,19 @@ class Writer:
         self.report.created["vector_store"] += len(rows)
         self.report.created["vector_store.file"] += len(store_files)
 
+    async def write(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Everything the plan holds; `DumpError` if another writer got there first."""
+        try:
+            await self.first()
+            await self.threads(progress)
+        except IntegrityError:
+            raise DumpError(
+                [
+                    "an object of the dump was created by someone else during the import (another import "
+                    "of it?); run the import again: what this one wrote is skipped, the rest goes in"
+                ]
+            ) from None
+
     async def first(self) -> None:
         """Files, vector stores and their files, assistants: one transaction."""
         async with self.sessions() as s, s.begin():
@@ -512,16 +525,7 @@ async def import_dump(
         _dry_counts(p, report)
         return report
     writer = Writer(sessions, data_dir, project_id, p, report)
-    try:
-        await writer.first()
-        await writer.threads(progress)
-    except IntegrityError:
-        raise DumpError(
-            [
-                "an object of the dump was created by someone else during the import (another import "
-                "of it?); run the import again: what this one wrote is skipped, the rest goes in"
-            ]
-        ) from None
+    await writer.write(progress)
     await _analyze(sessions)
     return report
 
