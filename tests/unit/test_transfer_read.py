@@ -139,12 +139,16 @@ def test_v1_objects_read_as_v2(tmp_path: Path) -> None:
     }
     m = {**dumps.messages()[3], "file_ids": [dumps.FILE_DOC]}
     del m["attachments"]
-    (tmp_path / "v1.json").write_text(json.dumps([a, dumps.thread(), m]))
+    cited = dumps.messages()[1]
+    cited["content"][0]["text"]["annotations"][0]["file_citation"]["quote"] = "every May"  # v1
+    (tmp_path / "v1.json").write_text(json.dumps([a, dumps.thread(), m, cited]))
     d = read(tmp_path)
     got = d.of("assistant")[a["id"]]
     assert got["tools"] == [{"type": "file_search"}, {"type": "code_interpreter"}]
     assert got["tool_resources"] == {"code_interpreter": {"file_ids": [dumps.FILE_CSV]}}
     assert "file_ids" not in got
+    (ann,) = d.of("thread.message")[cited["id"]]["content"][0]["text"]["annotations"]
+    assert ann["file_citation"] == {"file_id": dumps.FILE_DOC}
     assert d.of("thread.message")[m["id"]]["attachments"] == [
         {"file_id": dumps.FILE_DOC, "tools": [{"type": "file_search"}]}
     ]

@@ -235,16 +235,21 @@ def thread(obj: Any, where: Where) -> Body:
     }
 
 
-def _annotation(ann: Any, where: Where) -> None:
+def _annotation(ann: Any, where: Where) -> Body:
+    """A citation in the v2 shape (a v1 citation's `quote` is dropped)."""
     if not isinstance(ann, dict) or ann.get("type") not in ("file_citation", "file_path"):
         raise Invalid(where, "expected a file_citation or file_path annotation")
-    inner = ann.get(ann["type"])
+    kind = ann["type"]
+    inner = ann.get(kind)
     if not isinstance(inner, dict):
-        raise Invalid(where.at(ann["type"]), "expected an object with a 'file_id'")
-    _id(inner, "file_id", "file-", where.at(ann["type"]))
-    _typed(ann, "text", str, where, "")
-    for key in ("start_index", "end_index"):
-        _typed(ann, key, int, where, 0)
+        raise Invalid(where.at(kind), "expected an object with a 'file_id'")
+    return {
+        "type": kind,
+        "text": _typed(ann, "text", str, where, ""),
+        kind: {"file_id": _id(inner, "file_id", "file-", where.at(kind))},
+        "start_index": _typed(ann, "start_index", int, where, 0),
+        "end_index": _typed(ann, "end_index", int, where, 0),
+    }
 
 
 def _part(part: Any, where: Where) -> Body:
@@ -262,12 +267,11 @@ def _part(part: Any, where: Where) -> Body:
         raise Invalid(w, "expected an object")
     if kind == "text":
         _typed(inner, "value", str, w, None) if "value" in inner else _missing(w, "value")
-        for i, ann in enumerate(_typed(inner, "annotations", list, w, []) or []):
+        annotations = [
             _annotation(ann, w.at("annotations").at(i))
-        return {
-            "type": "text",
-            "text": {"value": inner["value"], "annotations": inner.get("annotations") or []},
-        }
+            for i, ann in enumerate(_typed(inner, "annotations", list, w, []) or [])
+        ]
+        return {"type": "text", "text": {"value": inner["value"], "annotations": annotations}}
     if kind == "image_file":
         _id(inner, "file_id", "file-", w)
     else:
