@@ -24,7 +24,7 @@ from bench.common import RESULTS, ROOT, fmt, machine, machine_cpu, table
 
 OURS = ["run_overhead", "throughput", "open_streams", "local_model", "limits"]
 # Other engineers' scripts (issue 7 items 4 and 5), run if present, in this order.
-THEIRS = ["retrieval_eval.py", "retrieval_speed.py", "code_interpreter.py"]
+THEIRS = ["retrieval_eval.py", "retrieval_speed.py", "code_interpreter.py", "import_speed.py"]
 THEIR_TIMEOUT = 900
 
 

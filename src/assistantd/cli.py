@@ -1,4 +1,4 @@
-"""The `assistantd` command: serve, migrate, and manage API keys."""
+"""The `assistantd` command: serve, migrate, manage API keys, import and export."""
 
 from __future__ import annotations
 
@@ -144,6 +144,69 @@ def cmd_usage(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        print(f"\rthreads [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
+              file=sys.stderr, flush=True)
+    elif done >= total or done % 2000 == 0:
+        print(f"threads {done}/{total}", file=sys.stderr, flush=True)
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistantd.core.db import create_engine, session_maker
+    from assistantd.transfer import dump
+    from assistantd.transfer.load import import_dump
+    from assistantd.transfer.problems import DumpError
+
+    path = Path(args.path)
+    files_dir = Path(args.files_dir) if args.files_dir else (path / dump.FILES_DIR if path.is_dir() else None)
+    _migrate(settings)
+
+    async def main() -> list[str]:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            report = await import_dump(session_maker(engine), settings.data_dir, args.project, dump.read(path),
+                                       files_dir, dry_run=args.dry_run, progress=_progress)
+            return report.lines()
+        finally:
+            await engine.dispose()
+
+    try:
+        lines = asyncio.run(main())
+    except DumpError as exc:
+        print(f"assistantd import: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'dry run: nothing was written' if args.dry_run else 'done'} (project {args.project})")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistantd.core.db import create_engine, session_maker
+    from assistantd.transfer.export import export_project
+
+    _migrate(settings)
+
+    async def main() -> dict[str, int]:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            return dict(await export_project(session_maker(engine), settings.data_dir, args.project,
+                                             Path(args.path)))
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(main())
+    print(f"exported project {args.project} to {args.path}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assistantd", description="A self-hosted OpenAI Assistants API v2 server.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="execute runs and ingest files (no HTTP); pair with "
                    "ASSISTANTD_WORKER_ENABLED=false API processes").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+
+    imp = sub.add_parser("import", help="load an export of OpenAI's Assistants API (or of assistantd), "
+                         "keeping every id")
+    imp.add_argument("path", help="the export directory, or one JSON file")
+    imp.add_argument("--project", default="default")
+    imp.add_argument("--files-dir", help="bytes of the files, named by file id or filename "
+                     "(default: PATH/files)")
+    imp.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
+    imp.set_defaults(fn=cmd_import)
+    exp = sub.add_parser("export", help="write a project in the format `import` reads")
+    exp.add_argument("path")
+    exp.add_argument("--project", default="default")
+    exp.set_defaults(fn=cmd_export)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make a key; its secret is printed once, on the last line")

@@ -80,6 +80,16 @@ class Repository(Generic[RowT]):
         await conn.execute(insert(table).values(**values))
         return row
 
+    async def insert_many(self, rows: Sequence[RowT]) -> None:
+        """INSERT rows in one executemany, without the ORM's bookkeeping (`assistantd import`).
+        Every column is given (unset ones as NULL); the objects stay outside the session."""
+        if not rows:
+            return
+        table: Table = self.model.__table__  # type: ignore[attr-defined]
+        keys = [c.key for c in table.columns]
+        conn = await self.session.connection()
+        await conn.execute(insert(table), [{k: row.__dict__.get(k) for k in keys} for row in rows])
+
     async def save_body(self, row: RowT, body: dict[str, Any]) -> None:
         """Replace the stored wire object (JSON columns change only on reassignment)."""
         row.body = dict(body)

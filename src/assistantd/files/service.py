@@ -130,9 +130,18 @@ async def get_file(s: SessionLike, project_id: str, file_id: str) -> dict[str, A
     return public((await FileRepository(_session(s)).require(project_id, file_id, live())).body)
 
 
+def _check_content(row: FileRow) -> None:
+    """A file `assistantd import` found no bytes for is there, but its content is not."""
+    if row.body.get("_content_missing"):
+        raise InvalidRequest(
+            f"File {row.id} was imported without its content (OpenAI does not release the bytes of "
+            "files with purpose 'assistants'); upload the file again to use it.", param="file_id")
+
+
 async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> bytes:
-    """A file's content; `NotFound` (404) as `get_file`."""
-    await FileRepository(_session(s)).require(project_id, file_id, live())
+    """A file's content; `NotFound` (404) as `get_file`; `InvalidRequest` for a file imported
+    without its bytes."""
+    _check_content(await FileRepository(_session(s)).require(project_id, file_id, live()))
     path = storage.file_path(data_dir, project_id, file_id)
     try:
         return await asyncio.to_thread(path.read_bytes)
@@ -143,6 +152,7 @@ async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_
 async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> tuple[Path, str]:
     """Where a file's bytes are, and its filename (for streaming the download)."""
     row = await FileRepository(_session(s)).require(project_id, file_id, live())
+    _check_content(row)
     path = storage.file_path(data_dir, project_id, file_id)
     if not path.is_file():
         raise not_found("file", file_id)
