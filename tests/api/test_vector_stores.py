@@ -297,7 +297,7 @@ def test_embedding_model_mixing_refused(client: openai.OpenAI, server: Server) -
     async def pretend_other_model(uow: UnitOfWork) -> None:
         row = await uow.session.get(VectorStoreRow, vs.id)
         assert row is not None
-        row.body = {**row.body, "_embedding_model": "text-embedding-3-large"}
+        row.embedding_model = "text-embedding-3-large"
 
     run_db(server, pretend_other_model)
     g = client.files.create(file=("volcano.md", VOLCANO.encode()), purpose="assistants")

@@ -27,7 +27,7 @@ async def list_assistants(uow: UoW, caller: Caller,
 @router.get("/{assistant_id}")
 async def retrieve_assistant(assistant_id: str, uow: UoW, caller: Caller) -> JSONResponse:
     check_id(assistant_id, "asst_", "assistant_id")
-    return JSONResponse(await service.retrieve(uow, caller, assistant_id))
+    return JSONResponse(await service.retrieve_object(uow, caller, assistant_id))
 
 
 @router.post("/{assistant_id}")

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistantd.core.errors import APIError, RateLimited, ServerError
 from assistantd.core.http import JSONResponse
+from assistantd.core.wire import error_envelope
 
 log = logging.getLogger("assistantd")
 
@@ -195,7 +196,7 @@ def install_handlers(app: FastAPI) -> None:
         )
         message, param = validation_message(dict(first), exc.body)
         return JSONResponse(
-            {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}},
+            error_envelope(message, "invalid_request_error", param, None),
             status_code=400,
         )
 
@@ -206,7 +207,7 @@ def install_handlers(app: FastAPI) -> None:
             # OpenAI answers an unknown path and a known path's wrong method alike.
             status, message = 404, f"Invalid URL ({request.method} {request.url.path})"
         return JSONResponse(
-            {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
+            error_envelope(message, "invalid_request_error", None, None),
             status_code=status,
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Table, and_, delete, insert, or_, select
@@ -80,7 +80,7 @@ class Repository(Generic[RowT]):
         await conn.execute(insert(table).values(**values))
         return row
 
-    async def save_body(self, row: RowT, body: dict[str, Any]) -> None:
+    async def save_body(self, row: RowT, body: Mapping[str, Any]) -> None:
         """Replace the stored wire object (JSON columns change only on reassignment)."""
         row.body = dict(body)
         await self.session.flush()

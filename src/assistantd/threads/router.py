@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"])
 @router.post("")
 async def create_thread(uow: UoW, caller: Caller, stores: Stores,
                         body: Annotated[ThreadCreate | None, Body()] = None) -> JSONResponse:
-    return JSONResponse(await service.create(uow, caller, body or ThreadCreate(), stores))
+    return JSONResponse(await service.create_object(uow, caller, body or ThreadCreate(), stores))
 
 
 @router.get("/{thread_id}")

@@ -14,6 +14,7 @@ from assistantd.vector_stores.models import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from assistantd.vector_stores.wire import FileCountsWire
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ class FileCounts:
     def total(self) -> int:
         return self.in_progress + self.completed + self.failed + self.cancelled
 
-    def wire(self) -> dict[str, int]:
+    def wire(self) -> FileCountsWire:
         return {"in_progress": self.in_progress, "completed": self.completed, "failed": self.failed,
                 "cancelled": self.cancelled, "total": self.total}
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -28,7 +29,7 @@ Params = Annotated[ListParams, Depends(list_params)]
 POLL_AFTER_MS = "200"
 
 
-def polled(obj: dict[str, Any]) -> JSONResponse:
+def polled(obj: Mapping[str, Any]) -> JSONResponse:
     return JSONResponse(obj, headers={"openai-poll-after-ms": POLL_AFTER_MS})
 
 

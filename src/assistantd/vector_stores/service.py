@@ -15,16 +15,16 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest, NotFound, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
-from assistantd.core.pagination import ListParams, page
-from assistantd.core.resources import public
+from assistantd.core.pagination import ListParams
 from assistantd.core.schemas import ToolResources
+from assistantd.core.wire import Deleted, ListPage, deleted, list_of
 from assistantd.files import storage
 from assistantd.files.repository import FileRepository
 from assistantd.retrieval import (
@@ -57,6 +57,19 @@ from assistantd.vector_stores.schemas import (
     VectorStoreModify,
     chunking_wire,
 )
+from assistantd.vector_stores.wire import (
+    FileBatch,
+    FileContentPage,
+    FileStatus,
+    SearchResultsPage,
+    StoredVectorStoreFile,
+    TextChunk,
+    VectorStore,
+    VectorStoreFile,
+    file_batch_object,
+    store_file_object,
+    vector_store_object,
+)
 
 SessionLike = AsyncSession | UnitOfWork
 DAY = 86_400
@@ -77,9 +90,9 @@ def is_expired(row: VectorStoreRow, now: int | None = None) -> bool:
     return row.expired_at is not None or (row.expires_at is not None and row.expires_at <= t)
 
 
-def store_wire(row: VectorStoreRow, counts: FileCounts | None) -> dict[str, Any]:
+def store_wire(row: VectorStoreRow, counts: FileCounts | None) -> VectorStore:
     c = counts or FileCounts()
-    out = public(row.body)
+    out = cast(VectorStore, dict(row.body))
     out["usage_bytes"] = c.usage_bytes
     out["file_counts"] = c.wire()
     out["status"] = "expired" if is_expired(row) else ("in_progress" if c.in_progress else "completed")
@@ -87,17 +100,18 @@ def store_wire(row: VectorStoreRow, counts: FileCounts | None) -> dict[str, Any]
     return out
 
 
-def file_wire(row: VectorStoreFileRow) -> dict[str, Any]:
-    out = public(row.body)
-    out["status"] = row.status
+def file_wire(row: VectorStoreFileRow) -> VectorStoreFile:
+    out = cast(VectorStoreFile, dict(row.body))
+    out["status"] = cast(FileStatus, row.status)
     out["usage_bytes"] = row.usage_bytes
     return out
 
 
-def batch_wire(row: VectorStoreFileBatchRow, counts: FileCounts | None) -> dict[str, Any]:
+def batch_wire(row: VectorStoreFileBatchRow, counts: FileCounts | None) -> FileBatch:
     c = counts or FileCounts()
-    out = public(row.body)
-    if row.body.get("_cancelled"):
+    out = cast(FileBatch, dict(row.body))
+    status: FileStatus
+    if row.cancelled:
         status = "cancelled"
     elif c.in_progress:
         status = "in_progress"
@@ -110,12 +124,12 @@ def batch_wire(row: VectorStoreFileBatchRow, counts: FileCounts | None) -> dict[
     return out
 
 
-async def _render_store(s: AsyncSession, row: VectorStoreRow) -> dict[str, Any]:
+async def _render_store(s: AsyncSession, row: VectorStoreRow) -> VectorStore:
     counts = await VectorStoreFileRepository(s).counts_by_store([row.id])
     return store_wire(row, counts.get(row.id))
 
 
-async def _render_batch(s: AsyncSession, row: VectorStoreFileBatchRow) -> dict[str, Any]:
+async def _render_batch(s: AsyncSession, row: VectorStoreFileBatchRow) -> FileBatch:
     counts = await VectorStoreFileRepository(s).counts_by_batch([row.id])
     return batch_wire(row, counts.get(row.id))
 
@@ -160,15 +174,14 @@ def _strategy(wire: dict[str, Any] | None) -> ChunkingStrategy:
 
 async def _check_embedding_model(rt: VectorStoreRuntime, s: AsyncSession, row: VectorStoreRow) -> None:
     """A store keeps the embedding model it was built with; vectors of two models never mix."""
-    recorded = row.body.get("_embedding_model")
+    recorded = row.embedding_model
     current = rt.embedder.model_id
     if recorded == current:
         return
     counts = (await VectorStoreFileRepository(s).counts_by_store([row.id])).get(row.id)
     if recorded is None or counts is None or counts.total == 0:
-        body = dict(row.body)  # an empty store simply adopts the configured model
-        body["_embedding_model"] = current
-        await VectorStoreRepository(s).save_body(row, body)
+        row.embedding_model = current  # an empty store simply adopts the configured model
+        await s.flush()
         return
     raise InvalidRequest(
         f"Vector store {row.id} was built with the embedding model '{recorded}', but this server now "
@@ -194,15 +207,7 @@ async def _attach(rt: VectorStoreRuntime, uow: UnitOfWork, store: VectorStoreRow
     s = uow.session
     repo = VectorStoreFileRepository(s)
     created = now_seconds()
-    body: dict[str, Any] = {
-        "id": file_id,
-        "object": "vector_store.file",
-        "created_at": created,
-        "vector_store_id": store.id,
-        "last_error": None,
-        "chunking_strategy": strategy.to_wire(),
-        "attributes": dict(attributes or {}),
-    }
+    body = store_file_object(file_id, store.id, created, strategy.to_wire(), attributes)
     row = await repo.get_in_store(store.project_id, store.id, file_id, for_update=True)
     if row is None:
         row = VectorStoreFileRow(id=file_id, vector_store_id=store.id, project_id=store.project_id,
@@ -211,7 +216,7 @@ async def _attach(rt: VectorStoreRuntime, uow: UnitOfWork, store: VectorStoreRow
         await repo.insert(row)
     else:
         await rt.index.delete_file(await s.connection(), vector_store_id=store.id, file_id=file_id)
-        row.body, row.status, row.usage_bytes, row.batch_id = body, "in_progress", 0, batch_id
+        row.body, row.status, row.usage_bytes, row.batch_id = dict(body), "in_progress", 0, batch_id
         row.lease_owner = row.lease_expires_at = None
         await s.flush()
     uow.after_commit(lambda: rt.ingestion.submit(store.id, file_id))
@@ -234,26 +239,17 @@ async def _new_store(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, *
                      description: str | None, metadata: dict[str, str] | None,
                      expires_after_days: int | None) -> VectorStoreRow:
     now = now_seconds()
-    body: dict[str, Any] = {
-        "id": new_id("vs_"),
-        "object": "vector_store",
-        "created_at": now,
-        "name": name,
-        "description": description,
-        "metadata": metadata or {},
-        "expires_after": {"anchor": "last_active_at", "days": expires_after_days}
-        if expires_after_days else None,
-        "last_active_at": now,
-        "_embedding_model": rt.embedder.model_id,
-    }
+    body = vector_store_object(new_id("vs_"), now, name=name, description=description, metadata=metadata,
+                               expires_after_days=expires_after_days)
     row = VectorStoreRow(id=body["id"], project_id=project_id, seq=next_seq(), created_at=now, body=body,
-                         expires_at=now + expires_after_days * DAY if expires_after_days else None)
+                         expires_at=now + expires_after_days * DAY if expires_after_days else None,
+                         embedding_model=rt.embedder.model_id)
     await VectorStoreRepository(uow.session).insert(row)
     return row
 
 
 async def create(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
-                 req: VectorStoreCreate) -> dict[str, Any]:
+                 req: VectorStoreCreate) -> VectorStore:
     strategy = _strategy(chunking_wire(req.chunking_strategy))
     file_ids = list(dict.fromkeys(req.file_ids or []))
     await _files(uow.session, project_id, "file_ids", file_ids)
@@ -265,12 +261,12 @@ async def create(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
     return await _render_store(uow.session, row)
 
 
-async def retrieve(uow: UnitOfWork, project_id: str, vector_store_id: str) -> dict[str, Any]:
+async def retrieve(uow: UnitOfWork, project_id: str, vector_store_id: str) -> VectorStore:
     return await _render_store(uow.session, await _store(uow.session, project_id, vector_store_id))
 
 
 async def modify(uow: UnitOfWork, project_id: str, vector_store_id: str,
-                 req: VectorStoreModify) -> dict[str, Any]:
+                 req: VectorStoreModify) -> VectorStore:
     s = uow.session
     row = await _store(s, project_id, vector_store_id, for_update=True)
     body = dict(row.body)
@@ -288,7 +284,7 @@ async def modify(uow: UnitOfWork, project_id: str, vector_store_id: str,
 
 
 async def delete(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
-                 vector_store_id: str) -> dict[str, Any]:
+                 vector_store_id: str) -> Deleted:
     s = uow.session
     row = await _store(s, project_id, vector_store_id, for_update=True)
     # File rows first: their row locks order us after a worker finishing one of them.
@@ -296,21 +292,21 @@ async def delete(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
     await FileBatchRepository(s).delete_store_batches(row.id)
     await VectorStoreRepository(s).delete(row)
     await rt.index.delete_store(await s.connection(), vector_store_id=row.id)
-    return {"id": vector_store_id, "object": "vector_store.deleted", "deleted": True}
+    return deleted(vector_store_id, "vector_store.deleted")
 
 
-async def list_(uow: UnitOfWork, project_id: str, params: ListParams) -> dict[str, Any]:
+async def list_(uow: UnitOfWork, project_id: str, params: ListParams) -> ListPage[VectorStore]:
     s = uow.session
     rows, more = await VectorStoreRepository(s).list_page(project_id, params)
     counts = await VectorStoreFileRepository(s).counts_by_store([r.id for r in rows])
-    return page([store_wire(r, counts.get(r.id)) for r in rows], more)
+    return list_of([store_wire(r, counts.get(r.id)) for r in rows], more)
 
 
 # -- store files -------------------------------------------------------------------------
 
 
 async def attach_file(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
-                      req: VectorStoreFileCreate) -> dict[str, Any]:
+                      req: VectorStoreFileCreate) -> VectorStoreFile:
     strategy = _strategy(chunking_wire(req.chunking_strategy))
     store = await _writable_store(rt, uow, project_id, vector_store_id)
     await _files(uow.session, project_id, "file_id", [req.file_id])
@@ -330,17 +326,17 @@ async def _store_file(s: AsyncSession, project_id: str, vector_store_id: str, fi
 
 
 async def retrieve_file(uow: UnitOfWork, project_id: str, vector_store_id: str,
-                        file_id: str) -> dict[str, Any]:
+                        file_id: str) -> VectorStoreFile:
     return file_wire(await _store_file(uow.session, project_id, vector_store_id, file_id))
 
 
 async def update_file(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
-                      file_id: str, req: VectorStoreFileUpdate) -> dict[str, Any]:
+                      file_id: str, req: VectorStoreFileUpdate) -> VectorStoreFile:
     s = uow.session
     row = await _store_file(s, project_id, vector_store_id, file_id, for_update=True)
-    body = dict(row.body)
+    body = cast(StoredVectorStoreFile, dict(row.body))
     body["attributes"] = dict(req.attributes or {})
-    row.body = body
+    row.body = dict(body)
     await s.flush()
     # Chunks not written yet pick the new attributes up from the row when they are.
     await rt.index.update_attributes(await s.connection(), vector_store_id=vector_store_id,
@@ -349,12 +345,12 @@ async def update_file(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, 
 
 
 async def detach_file(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
-                      file_id: str) -> dict[str, Any]:
+                      file_id: str) -> Deleted:
     s = uow.session
     row = await _store_file(s, project_id, vector_store_id, file_id, for_update=True)
     await VectorStoreFileRepository(s).delete(row)
     await rt.index.delete_file(await s.connection(), vector_store_id=vector_store_id, file_id=file_id)
-    return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
+    return deleted(file_id, "vector_store.file.deleted")
 
 
 async def detach_file_everywhere(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
@@ -385,7 +381,7 @@ class VectorStoreDependents:
 
 
 async def list_files(uow: UnitOfWork, project_id: str, vector_store_id: str, params: ListParams,
-                     status: str | None, batch_id: str | None = None) -> dict[str, Any]:
+                     status: str | None, batch_id: str | None = None) -> ListPage[VectorStoreFile]:
     s = uow.session
     await _store(s, project_id, vector_store_id)
     m = VectorStoreFileRow
@@ -395,15 +391,15 @@ async def list_files(uow: UnitOfWork, project_id: str, vector_store_id: str, par
     if batch_id is not None:
         where.append(m.batch_id == batch_id)
     rows, more = await VectorStoreFileRepository(s).list_page(project_id, params, *where)
-    return page([file_wire(r) for r in rows], more)
+    return list_of([file_wire(r) for r in rows], more)
 
 
 async def file_content(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
-                       file_id: str) -> dict[str, Any]:
+                       file_id: str) -> FileContentPage:
     """The parsed text of a store file, as the file_search tool sees it."""
     s = uow.session
     row = await _store_file(s, project_id, vector_store_id, file_id)
-    data: list[dict[str, str]] = []
+    data: list[TextChunk] = []
     file_row = await FileRepository(s).get_live(project_id, file_id)
     if row.status == "completed" and file_row is not None:
         path = storage.file_path(rt.settings.data_dir, project_id, file_id)
@@ -420,7 +416,7 @@ async def file_content(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
 
 
 async def create_batch(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
-                       req: FileBatchCreate) -> dict[str, Any]:
+                       req: FileBatchCreate) -> FileBatch:
     s = uow.session
     entries: list[tuple[str, ChunkingStrategy, dict[str, Any] | None]] = []
     if req.files is not None:
@@ -440,10 +436,9 @@ async def create_batch(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str,
         refs.files("file_ids", req.file_ids)
     await refs.check(s, project_id)
     now = now_seconds()
-    body = {"id": new_id("vsfb_"), "object": "vector_store.files_batch", "created_at": now,
-            "vector_store_id": store.id}
+    body = file_batch_object(new_id("vsfb_"), store.id, now)
     batch = VectorStoreFileBatchRow(id=body["id"], project_id=project_id, seq=next_seq(), created_at=now,
-                                    body=body, vector_store_id=store.id)
+                                    body=body, vector_store_id=store.id, cancelled=False)
     await FileBatchRepository(s).insert(batch)
     for file_id, strategy, attributes in unique:
         await _attach(rt, uow, store, file_id, strategy, attributes, batch.id)
@@ -463,25 +458,24 @@ async def _batch(s: AsyncSession, project_id: str, vector_store_id: str, batch_i
 
 
 async def retrieve_batch(uow: UnitOfWork, project_id: str, vector_store_id: str,
-                         batch_id: str) -> dict[str, Any]:
+                         batch_id: str) -> FileBatch:
     s = uow.session
     return await _render_batch(s, await _batch(s, project_id, vector_store_id, batch_id))
 
 
 async def cancel_batch(uow: UnitOfWork, project_id: str, vector_store_id: str,
-                       batch_id: str) -> dict[str, Any]:
+                       batch_id: str) -> FileBatch:
     """Cancel the batch's files not yet finished; finished ones stay as they are."""
     s = uow.session
     batch = await _batch(s, project_id, vector_store_id, batch_id, for_update=True)
     if await VectorStoreFileRepository(s).cancel_batch(batch.id):
-        body = dict(batch.body)
-        body["_cancelled"] = True
-        await FileBatchRepository(s).save_body(batch, body)
+        batch.cancelled = True
+        await s.flush()
     return await _render_batch(s, batch)
 
 
 async def list_batch_files(uow: UnitOfWork, project_id: str, vector_store_id: str, batch_id: str,
-                           params: ListParams, status: str | None) -> dict[str, Any]:
+                           params: ListParams, status: str | None) -> ListPage[VectorStoreFile]:
     await _batch(uow.session, project_id, vector_store_id, batch_id)
     return await list_files(uow, project_id, vector_store_id, params, status, batch_id=batch_id)
 
@@ -520,7 +514,7 @@ async def _search(rt: VectorStoreRuntime, s: AsyncSession, project_id: str, vect
         row = await _store(s, project_id, vs_id)
         if is_expired(row):
             raise _expired_error(row)
-        recorded = row.body.get("_embedding_model")
+        recorded = row.embedding_model
         if recorded not in (None, rt.embedder.model_id):
             raise InvalidRequest(
                 f"Vector store {vs_id} was built with the embedding model '{recorded}', but this server "
@@ -543,7 +537,7 @@ async def _search(rt: VectorStoreRuntime, s: AsyncSession, project_id: str, vect
 
 
 async def search(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
-                 req: SearchRequest) -> dict[str, Any]:
+                 req: SearchRequest) -> SearchResultsPage:
     """`POST /v1/vector_stores/{id}/search`: the `vector_store.search_results.page`."""
     ranking = req.ranking_options
     queries, hits = await _search(
@@ -586,7 +580,7 @@ async def create_store_with_files(rt: VectorStoreRuntime, uow: UnitOfWork, proje
                                   file_ids: list[str], *, name: str | None = None,
                                   expires_after_days: int | None = THREAD_STORE_EXPIRY_DAYS,
                                   metadata: dict[str, str] | None = None,
-                                  chunking_strategy: dict[str, Any] | None = None) -> dict[str, Any]:
+                                  chunking_strategy: dict[str, Any] | None = None) -> VectorStore:
     """Create a store holding `file_ids` (the `tool_resources.file_search.vector_stores`
     helper and message attachments); 7-day expiry after last use by default.
 
@@ -621,7 +615,7 @@ async def resolve_store_helpers(uow: UnitOfWork, stores: VectorStoreRuntime, pro
 
 
 async def add_files(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, vector_store_id: str,
-                    file_ids: list[str], *, chunking_strategy: dict[str, Any] | None = None) -> dict[str, Any]:
+                    file_ids: list[str], *, chunking_strategy: dict[str, Any] | None = None) -> VectorStore:
     """Attach files to an existing store (message attachments extending the thread's store).
 
     Files already in the store are left as they are; the caller has checked the files
@@ -639,9 +633,9 @@ async def add_files(rt: VectorStoreRuntime, uow: UnitOfWork, project_id: str, ve
 
 
 async def store_status(rt: VectorStoreRuntime, project_id: str,
-                       vector_store_ids: list[str]) -> dict[str, dict[str, Any]]:
+                       vector_store_ids: list[str]) -> dict[str, VectorStore]:
     """The current store objects by id (in a fresh transaction; unknown ids are absent)."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, VectorStore] = {}
     async with rt.sessions() as s:
         for vs_id in dict.fromkeys(vector_store_ids):
             row = await VectorStoreRepository(s).get(project_id, vs_id)
