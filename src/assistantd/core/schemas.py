@@ -1,6 +1,8 @@
-"""Wire types shared by several resources: metadata, tools, tool resources, response formats.
+"""Request models shared by several resources: metadata, tools, tool resources, response formats.
 
-Request models validate and normalize; `.wire()` gives the dict stored and returned.
+Request models validate and normalize; `tool_wire` and `response_format_wire` give the
+dicts stored and returned (the response objects' types are in `core/wire.py` and each
+package's `wire.py`).
 """
 
 from __future__ import annotations

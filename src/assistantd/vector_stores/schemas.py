@@ -1,4 +1,4 @@
-"""Wire models of the vector-store endpoints (requests validate; `.wire()`s build responses)."""
+"""Request models of the vector-store endpoints (the response objects are in `wire.py`)."""
 
 from __future__ import annotations
 
