@@ -17,17 +17,26 @@ from typing import Any
 
 import yaml
 
-STREAM = ("AssistantStreamEvent", "ThreadStreamEvent", "RunStreamEvent", "RunStepStreamEvent",
-          "MessageStreamEvent", "ErrorEvent", "DoneEvent")
+STREAM = (
+    "AssistantStreamEvent",
+    "ThreadStreamEvent",
+    "RunStreamEvent",
+    "RunStepStreamEvent",
+    "MessageStreamEvent",
+    "ErrorEvent",
+    "DoneEvent",
+)
 DELTA_PREFIXES = ("MessageDelta", "RunStepDelta")
 OUT = Path(__file__).resolve().parents[1] / "tests" / "unit" / "data" / "wire_spec.json"
 
 
 def _strip(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: ({name: _strip(p) for name, p in v.items()} if k == "properties" else _strip(v))
-                for k, v in node.items()
-                if not k.startswith("x-") and k not in ("description", "title", "example", "examples")}
+        return {
+            k: ({name: _strip(p) for name, p in v.items()} if k == "properties" else _strip(v))
+            for k, v in node.items()
+            if not k.startswith("x-") and k not in ("description", "title", "example", "examples")
+        }
     if isinstance(node, list):
         return [_strip(v) for v in node]
     return node

@@ -26,15 +26,45 @@ from assistantd.testing.server import Server, pg_database, run_db
 from assistantd.vector_stores.models import VectorStoreFileBatchRow, VectorStoreRow
 
 OLD_ROWS: list[tuple[str, str, dict[str, Any]]] = [
-    ("assistants", "asst_old", {"id": "asst_old", "object": "assistant", "name": None, "model": "m",
-                                "metadata": {}, "_reasoning_effort": "low"}),
+    (
+        "assistants",
+        "asst_old",
+        {
+            "id": "asst_old",
+            "object": "assistant",
+            "name": None,
+            "model": "m",
+            "metadata": {},
+            "_reasoning_effort": "low",
+        },
+    ),
     ("assistants", "asst_plain", {"id": "asst_plain", "object": "assistant", "model": "m"}),
-    ("vector_stores", "vs_old", {"id": "vs_old", "object": "vector_store", "name": "n",
-                                 "last_active_at": 1, "_embedding_model": "minilm"}),
-    ("vector_store_file_batches", "vsfb_cancelled", {"id": "vsfb_cancelled", "object": "vector_store.files_batch",
-                                                     "vector_store_id": "vs_old", "_cancelled": True}),
-    ("vector_store_file_batches", "vsfb_running", {"id": "vsfb_running", "object": "vector_store.files_batch",
-                                                   "vector_store_id": "vs_old"}),
+    (
+        "vector_stores",
+        "vs_old",
+        {
+            "id": "vs_old",
+            "object": "vector_store",
+            "name": "n",
+            "last_active_at": 1,
+            "_embedding_model": "minilm",
+        },
+    ),
+    (
+        "vector_store_file_batches",
+        "vsfb_cancelled",
+        {
+            "id": "vsfb_cancelled",
+            "object": "vector_store.files_batch",
+            "vector_store_id": "vs_old",
+            "_cancelled": True,
+        },
+    ),
+    (
+        "vector_store_file_batches",
+        "vsfb_running",
+        {"id": "vsfb_running", "object": "vector_store.files_batch", "vector_store_id": "vs_old"},
+    ),
 ]
 
 
@@ -58,10 +88,13 @@ async def _insert_old_rows(url: str) -> None:
             for seq, (table, row_id, row_body) in enumerate(OLD_ROWS):
                 extra = ", vector_store_id" if table == "vector_store_file_batches" else ""
                 extra_value = ", 'vs_old'" if extra else ""
-                await conn.execute(text(
-                    f"INSERT INTO {table} (id, project_id, seq, created_at, body{extra}) "
-                    f"VALUES (:id, 'p', :seq, 1, {body}{extra_value})"),
-                    {"id": row_id, "seq": seq, "body": json.dumps(row_body)})
+                await conn.execute(
+                    text(
+                        f"INSERT INTO {table} (id, project_id, seq, created_at, body{extra}) "
+                        f"VALUES (:id, 'p', :seq, 1, {body}{extra_value})"
+                    ),
+                    {"id": row_id, "seq": seq, "body": json.dumps(row_body)},
+                )
     finally:
         await engine.dispose()
 
@@ -69,13 +102,18 @@ async def _insert_old_rows(url: str) -> None:
 async def _read(url: str) -> dict[str, tuple[Any, dict[str, Any]]]:
     """id → (the state column, the body) of every old row."""
     engine = create_engine(url)
-    columns = {"assistants": "reasoning_effort", "vector_stores": "embedding_model",
-               "vector_store_file_batches": "cancelled"}
+    columns = {
+        "assistants": "reasoning_effort",
+        "vector_stores": "embedding_model",
+        "vector_store_file_batches": "cancelled",
+    }
     out: dict[str, tuple[Any, dict[str, Any]]] = {}
     try:
         async with engine.connect() as conn:
             for table, column in columns.items():
-                for row_id, value, body in await conn.execute(text(f"SELECT id, {column}, body FROM {table}")):
+                for row_id, value, body in await conn.execute(
+                    text(f"SELECT id, {column}, body FROM {table}")
+                ):
                     out[row_id] = (value, body if isinstance(body, dict) else json.loads(body))
     finally:
         await engine.dispose()
@@ -87,10 +125,15 @@ def test_migration_moves_private_keys_into_columns(database: str) -> None:
     asyncio.run(_insert_old_rows(database))
     upgrade(database, "0004")
     rows = asyncio.run(_read(database))
-    assert rows["asst_old"] == ("low", {"id": "asst_old", "object": "assistant", "name": None, "model": "m",
-                                        "metadata": {}})
+    assert rows["asst_old"] == (
+        "low",
+        {"id": "asst_old", "object": "assistant", "name": None, "model": "m", "metadata": {}},
+    )
     assert rows["asst_plain"] == (None, {"id": "asst_plain", "object": "assistant", "model": "m"})
-    assert rows["vs_old"] == ("minilm", {"id": "vs_old", "object": "vector_store", "name": "n", "last_active_at": 1})
+    assert rows["vs_old"] == (
+        "minilm",
+        {"id": "vs_old", "object": "vector_store", "name": "n", "last_active_at": 1},
+    )
     assert rows["vsfb_cancelled"][0] is True or rows["vsfb_cancelled"][0] == 1
     assert rows["vsfb_running"][0] is False or rows["vsfb_running"][0] == 0
     assert not any(k.startswith("_") for _, body in rows.values() for k in body)
@@ -99,7 +142,10 @@ def test_migration_moves_private_keys_into_columns(database: str) -> None:
 
     command.downgrade(alembic_config(database), "0002")
     back = asyncio.run(_read_bodies(database))
-    assert back["asst_old"]["_reasoning_effort"] == "low" and "_reasoning_effort" not in back["asst_plain"]
+    assert (
+        back["asst_old"]["_reasoning_effort"] == "low"
+        and "_reasoning_effort" not in back["asst_plain"]
+    )
     assert back["vs_old"]["_embedding_model"] == "minilm"
     assert back["vsfb_cancelled"]["_cancelled"] is True and "_cancelled" not in back["vsfb_running"]
 
@@ -127,10 +173,17 @@ def test_private_state_is_kept_in_columns(client: openai.OpenAI, server: Server)
 
     async def read(uow: UnitOfWork) -> tuple[Any, ...]:
         s = uow.session
-        assistant = (await s.execute(select(AssistantRow).where(AssistantRow.id == a.id))).scalar_one()
-        store = (await s.execute(select(VectorStoreRow).where(VectorStoreRow.id == vs.id))).scalar_one()
-        row = (await s.execute(select(VectorStoreFileBatchRow)
-                               .where(VectorStoreFileBatchRow.id == batch.id))).scalar_one()
+        assistant = (
+            await s.execute(select(AssistantRow).where(AssistantRow.id == a.id))
+        ).scalar_one()
+        store = (
+            await s.execute(select(VectorStoreRow).where(VectorStoreRow.id == vs.id))
+        ).scalar_one()
+        row = (
+            await s.execute(
+                select(VectorStoreFileBatchRow).where(VectorStoreFileBatchRow.id == batch.id)
+            )
+        ).scalar_one()
         return assistant, store, row
 
     assistant, store, row = run_db(server, read)

@@ -26,14 +26,20 @@ from assistantd.runs import objects as runs
 from assistantd.threads.wire import Thread
 from assistantd.vector_stores import wire as stores
 
-SPEC: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "wire_spec.json").read_text())["schemas"]
+SPEC: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "wire_spec.json").read_text())[
+    "schemas"
+]
 
 #: (TypedDict, schema path, keys this server sends beyond the schema). A path is a schema
 #: name, then `.property` steps and `[]` for an array's items.
 PAIRS: list[tuple[Any, str, frozenset[str]]] = [
     (Assistant, "AssistantObject", frozenset()),
     (core.ToolResourcesWire, "AssistantObject.tool_resources", frozenset()),
-    (core.CodeInterpreterResourcesWire, "AssistantObject.tool_resources.code_interpreter", frozenset()),
+    (
+        core.CodeInterpreterResourcesWire,
+        "AssistantObject.tool_resources.code_interpreter",
+        frozenset(),
+    ),
     (core.FileSearchResourcesWire, "AssistantObject.tool_resources.file_search", frozenset()),
     (Thread, "ThreadObject", frozenset()),
     (core.ToolResourcesWire, "ThreadObject.tool_resources", frozenset()),
@@ -47,8 +53,16 @@ PAIRS: list[tuple[Any, str, frozenset[str]]] = [
     (messages.ImageURLContent, "MessageContentImageUrlObject", frozenset()),
     (messages.ImageURL, "MessageContentImageUrlObject.image_url", frozenset()),
     (messages.RefusalContent, "MessageContentRefusalObject", frozenset()),
-    (messages.FileCitationAnnotation, "MessageContentTextAnnotationsFileCitationObject", frozenset()),
-    (messages.FileCitation, "MessageContentTextAnnotationsFileCitationObject.file_citation", frozenset()),
+    (
+        messages.FileCitationAnnotation,
+        "MessageContentTextAnnotationsFileCitationObject",
+        frozenset(),
+    ),
+    (
+        messages.FileCitation,
+        "MessageContentTextAnnotationsFileCitationObject.file_citation",
+        frozenset(),
+    ),
     (messages.FilePathAnnotation, "MessageContentTextAnnotationsFilePathObject", frozenset()),
     (messages.FilePath, "MessageContentTextAnnotationsFilePathObject.file_path", frozenset()),
     # The real API sends the resources a run's tools use; the spec leaves them out.
@@ -105,12 +119,29 @@ PAIRS: list[tuple[Any, str, frozenset[str]]] = [
     (stores.TextChunk, "VectorStoreFileContentResponse.data[]", frozenset()),
     (core.ErrorEnvelope, "ErrorResponse", frozenset()),
     (core.ErrorDetail, "Error", frozenset()),
-    *[(core.Deleted, name, frozenset()) for name in (
-        "DeleteAssistantResponse", "DeleteFileResponse", "DeleteMessageResponse", "DeleteThreadResponse",
-        "DeleteVectorStoreFileResponse", "DeleteVectorStoreResponse")],
-    *[(core.ListPage, name, frozenset()) for name in (
-        "ListAssistantsResponse", "ListFilesResponse", "ListMessagesResponse", "ListRunStepsResponse",
-        "ListRunsResponse", "ListVectorStoreFilesResponse", "ListVectorStoresResponse")],
+    *[
+        (core.Deleted, name, frozenset())
+        for name in (
+            "DeleteAssistantResponse",
+            "DeleteFileResponse",
+            "DeleteMessageResponse",
+            "DeleteThreadResponse",
+            "DeleteVectorStoreFileResponse",
+            "DeleteVectorStoreResponse",
+        )
+    ],
+    *[
+        (core.ListPage, name, frozenset())
+        for name in (
+            "ListAssistantsResponse",
+            "ListFilesResponse",
+            "ListMessagesResponse",
+            "ListRunStepsResponse",
+            "ListRunsResponse",
+            "ListVectorStoreFilesResponse",
+            "ListVectorStoresResponse",
+        )
+    ],
 ]
 
 #: Response-side objects of the spec that have no `TypedDict`, and why.
@@ -159,19 +190,25 @@ def _keys(td: Any) -> tuple[frozenset[str], frozenset[str]]:
     return required, required | td.__optional_keys__
 
 
-@pytest.mark.parametrize(("td", "path", "extensions"), PAIRS, ids=[f"{t.__name__}-{p}" for t, p, _ in PAIRS])
+@pytest.mark.parametrize(
+    ("td", "path", "extensions"), PAIRS, ids=[f"{t.__name__}-{p}" for t, p, _ in PAIRS]
+)
 def test_typed_dict_matches_schema(td: Any, path: str, extensions: frozenset[str]) -> None:
     schema = _schema(path)
     required, keys = _keys(td)
     properties = set(schema.get("properties", {}))
     assert set(schema.get("required", [])) <= required, f"{td.__name__}: the spec requires more"
-    assert keys - extensions <= properties, f"{td.__name__}: keys the spec does not have: {keys - extensions - properties}"
+    assert keys - extensions <= properties, (
+        f"{td.__name__}: keys the spec does not have: {keys - extensions - properties}"
+    )
     assert extensions <= keys and not extensions & properties, f"{td.__name__}: stale extension"
 
 
 def test_every_response_object_of_the_spec_is_typed() -> None:
     typed = {p.split(".")[0] for _, p, _ in PAIRS}
-    shaped = {n for n in SPEC if re.search(r"(Object|Response|Page)$", n) or n in ("OpenAIFile", "Error")}
+    shaped = {
+        n for n in SPEC if re.search(r"(Object|Response|Page)$", n) or n in ("OpenAIFile", "Error")
+    }
     requests = {n for n in shaped if n.startswith(("Create", "Modify", "Update", "Submit"))}
     missing = shaped - typed - requests - set(NOT_TYPED)
     assert not missing, f"no TypedDict for {sorted(missing)}"
@@ -180,7 +217,12 @@ def test_every_response_object_of_the_spec_is_typed() -> None:
 def _stream_events() -> dict[str, str]:
     """Event name → the schema of its data, from the spec's stream-event unions."""
     out: dict[str, str] = {}
-    for union in ("ThreadStreamEvent", "RunStreamEvent", "RunStepStreamEvent", "MessageStreamEvent"):
+    for union in (
+        "ThreadStreamEvent",
+        "RunStreamEvent",
+        "RunStepStreamEvent",
+        "MessageStreamEvent",
+    ):
         for variant in SPEC[union]["oneOf"]:
             (event,) = variant["properties"]["event"]["enum"]
             out[event] = variant["properties"]["data"]["$ref"].rsplit("/", 1)[1]

@@ -1,4 +1,5 @@
 """Assistants: a model, instructions and tools that runs use."""
+
 from __future__ import annotations
 
 from sqlalchemy import Index, String

@@ -50,35 +50,58 @@ def _apply(body: Assistant, req: AssistantCreate | AssistantModify) -> None:
         )
 
 
-async def _stores_for(uow: UnitOfWork, caller: Principal, req: AssistantCreate | AssistantModify,
-                      stores: VectorStoreRuntime) -> AssistantCreate | AssistantModify:
+async def _stores_for(
+    uow: UnitOfWork,
+    caller: Principal,
+    req: AssistantCreate | AssistantModify,
+    stores: VectorStoreRuntime,
+) -> AssistantCreate | AssistantModify:
     """Check the files and stores the request names, then create stores for
     `vector_stores` helpers and for v1 `file_ids` with `retrieval`."""
-    await References().tool_resources(req.tool_resources).files("file_ids", req.file_ids).check(
-        uow.session, caller.project_id)
+    await (
+        References()
+        .tool_resources(req.tool_resources)
+        .files("file_ids", req.file_ids)
+        .check(uow.session, caller.project_id)
+    )
     resources = await vector_stores.resolve_store_helpers(
-        uow, stores, caller.project_id, req.tool_resources, expires_after_days=None)
+        uow, stores, caller.project_id, req.tool_resources, expires_after_days=None
+    )
     tools = {t.type for t in req.tools or []}
-    if req.file_ids and "file_search" in tools and not (
-            resources and resources.file_search and resources.file_search.vector_store_ids):
-        store = await vector_stores.create_store_with_files(stores, uow, caller.project_id, req.file_ids,
-                                                            expires_after_days=None)
-        resources = ToolResources.model_validate({
-            **(resources.model_dump(exclude_none=True) if resources else {}),
-            "file_search": {"vector_store_ids": [store["id"]]}})
+    if (
+        req.file_ids
+        and "file_search" in tools
+        and not (resources and resources.file_search and resources.file_search.vector_store_ids)
+    ):
+        store = await vector_stores.create_store_with_files(
+            stores, uow, caller.project_id, req.file_ids, expires_after_days=None
+        )
+        resources = ToolResources.model_validate(
+            {
+                **(resources.model_dump(exclude_none=True) if resources else {}),
+                "file_search": {"vector_store_ids": [store["id"]]},
+            }
+        )
     if resources is req.tool_resources:
         return req
     return req.model_copy(update={"tool_resources": resources})
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: AssistantCreate,
-                 stores: VectorStoreRuntime) -> Assistant:
+async def create(
+    uow: UnitOfWork, caller: Principal, req: AssistantCreate, stores: VectorStoreRuntime
+) -> Assistant:
     req = await _stores_for(uow, caller, req, stores)  # type: ignore[assignment]
     created = now_seconds()
     body = assistant_object(new_id("asst_"), created, req.model)
     _apply(body, req)
-    row = AssistantRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created,
-                       body=body, reasoning_effort=req.reasoning_effort)
+    row = AssistantRow(
+        id=body["id"],
+        project_id=caller.project_id,
+        seq=next_seq(),
+        created_at=created,
+        body=body,
+        reasoning_effort=req.reasoning_effort,
+    )
     await AssistantRepository(uow.session).insert(row)
     return body
 
@@ -93,8 +116,13 @@ async def retrieve(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dic
     return cast(dict[str, Any], await retrieve_object(uow, caller, assistant_id))
 
 
-async def modify(uow: UnitOfWork, caller: Principal, assistant_id: str, req: AssistantModify,
-                 stores: VectorStoreRuntime) -> Assistant:
+async def modify(
+    uow: UnitOfWork,
+    caller: Principal,
+    assistant_id: str,
+    req: AssistantModify,
+    stores: VectorStoreRuntime,
+) -> Assistant:
     row = await AssistantRepository(uow.session).require(caller.project_id, assistant_id)
     req = await _stores_for(uow, caller, req, stores)  # type: ignore[assignment]
     body = cast(Assistant, dict(row.body))

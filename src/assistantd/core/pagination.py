@@ -19,8 +19,14 @@ class ListParams:
     before: str | None
 
 
-def _parse(limit: str | None, order: str | None, after: str | None, before: str | None,
-           max_limit: int, default_limit: int) -> ListParams:
+def _parse(
+    limit: str | None,
+    order: str | None,
+    after: str | None,
+    before: str | None,
+    max_limit: int,
+    default_limit: int,
+) -> ListParams:
     if limit is None or limit == "":
         n = default_limit
     else:

@@ -51,5 +51,9 @@ def tool_resources_wire(
     tool_types: set[str] | None = None,
 ) -> dict[str, Any]:
     """`tool_resources_object` for the run service, which still builds untyped run bodies."""
-    return cast(dict[str, Any], tool_resources_object(
-        resources, previous=previous, v1_file_ids=v1_file_ids, tool_types=tool_types))
+    return cast(
+        dict[str, Any],
+        tool_resources_object(
+            resources, previous=previous, v1_file_ids=v1_file_ids, tool_types=tool_types
+        ),
+    )

@@ -53,13 +53,21 @@ def new_file_id() -> str:
 
 
 async def _insert(session: AsyncSession, project_id: str, body: File) -> None:
-    row = FileRow(id=body["id"], project_id=project_id, seq=next_seq(), created_at=body["created_at"],
-                  body=body, purpose=body["purpose"], expires_at=body["expires_at"])
+    row = FileRow(
+        id=body["id"],
+        project_id=project_id,
+        seq=next_seq(),
+        created_at=body["created_at"],
+        body=body,
+        purpose=body["purpose"],
+        expires_at=body["expires_at"],
+    )
     await FileRepository(session).insert(row)
 
 
-async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
-                             upload: ReceivedUpload) -> File:
+async def create_from_upload(
+    uow: UnitOfWork, project_id: str, data_dir: Path, upload: ReceivedUpload
+) -> File:
     """Register a streamed upload; its temp file is renamed into place or removed."""
     try:
         form = parse_upload_form(upload.fields)
@@ -68,7 +76,9 @@ async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
         created = now_seconds()
         file_id = new_file_id()
         expires = created + form.expires_after_seconds if form.expires_after_seconds else None
-        body = file_object(file_id, safe_filename(upload.filename), upload.size, form.purpose, created, expires)
+        body = file_object(
+            file_id, safe_filename(upload.filename), upload.size, form.purpose, created, expires
+        )
         # Bytes first, row second: a visible row always has its bytes. If the commit then
         # fails, the orphan bytes are removed below or, after a crash, never referenced.
         final = storage.file_path(data_dir, project_id, file_id)
@@ -84,8 +94,9 @@ async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
             upload.part_path.unlink(missing_ok=True)
 
 
-async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: str, filename: str,
-                                 data: bytes, purpose: str) -> File:
+async def create_file_from_bytes(
+    uow: SessionLike, data_dir: Path, project_id: str, filename: str, data: bytes, purpose: str
+) -> File:
     """Store `data` as a new file of the project (e.g. a code interpreter output).
 
     `purpose` is one of the upload purposes or `assistants_output`. The caller's
@@ -109,10 +120,11 @@ async def output_bytes(s: SessionLike, project_id: str) -> int:
     return await FileRepository(_session(s)).bytes_used(project_id, OUTPUT_PURPOSES[0])
 
 
-
 async def get_file(s: SessionLike, project_id: str, file_id: str) -> File:
     """The File object; `NotFound` (404) when unknown, another project's, or expired."""
-    return cast(File, dict((await FileRepository(_session(s)).require(project_id, file_id, live())).body))
+    return cast(
+        File, dict((await FileRepository(_session(s)).require(project_id, file_id, live())).body)
+    )
 
 
 async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> bytes:
@@ -125,7 +137,9 @@ async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_
         raise not_found("file", file_id) from None
 
 
-async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> tuple[Path, str]:
+async def content_path(
+    s: SessionLike, data_dir: Path, project_id: str, file_id: str
+) -> tuple[Path, str]:
     """Where a file's bytes are, and its filename (for streaming the download)."""
     row = await FileRepository(_session(s)).require(project_id, file_id, live())
     path = storage.file_path(data_dir, project_id, file_id)
@@ -134,8 +148,9 @@ async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id:
     return path, str(row.body["filename"])
 
 
-async def list_files(s: SessionLike, project_id: str, params: ListParams,
-                     purpose: str | None) -> ListPage[File]:
+async def list_files(
+    s: SessionLike, project_id: str, params: ListParams, purpose: str | None
+) -> ListPage[File]:
     where = [live()]
     if purpose:
         where.append(FileRow.purpose == purpose)
@@ -143,15 +158,24 @@ async def list_files(s: SessionLike, project_id: str, params: ListParams,
     return list_of([cast(File, r.body) for r in rows], more)
 
 
-async def delete_file(uow: UnitOfWork, dependents: FileDependents, data_dir: Path, project_id: str,
-                      file_id: str, *, include_expired: bool = False) -> Deleted:
+async def delete_file(
+    uow: UnitOfWork,
+    dependents: FileDependents,
+    data_dir: Path,
+    project_id: str,
+    file_id: str,
+    *,
+    include_expired: bool = False,
+) -> Deleted:
     """Delete a file: detach it from every vector store, drop the row, then the bytes.
 
     The bytes go only after the commit, so a rolled-back delete loses nothing. An expired
     file is already gone for clients (404); the expiry sweep passes `include_expired`.
     """
     repo = FileRepository(uow.session)
-    row = await (repo.get(project_id, file_id) if include_expired else repo.get_live(project_id, file_id))
+    row = await (
+        repo.get(project_id, file_id) if include_expired else repo.get_live(project_id, file_id)
+    )
     if row is None:
         raise not_found("file", file_id)
     await dependents.file_deleted(uow, project_id, file_id)

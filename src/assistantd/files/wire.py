@@ -17,8 +17,9 @@ class File(TypedDict):
     expires_at: int | None
 
 
-def file_object(file_id: str, filename: str, size: int, purpose: str, created: int,
-                expires_at: int | None) -> File:
+def file_object(
+    file_id: str, filename: str, size: int, purpose: str, created: int, expires_at: int | None
+) -> File:
     return {
         "id": file_id,
         "object": "file",

@@ -52,14 +52,21 @@ class Attachment(Wire):
     @classmethod
     def _v1_retrieval(cls, value: Any) -> Any:
         if isinstance(value, list):
-            return [{"type": "file_search"} if isinstance(t, dict) and t.get("type") == "retrieval" else t
-                    for t in value]
+            return [
+                {"type": "file_search"}
+                if isinstance(t, dict) and t.get("type") == "retrieval"
+                else t
+                for t in value
+            ]
         return value
 
 
 class MessageCreate(Wire):
     role: Literal["user", "assistant"]
-    content: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)] | Annotated[list[ContentPart], Field(min_length=1)]
+    content: (
+        Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+        | Annotated[list[ContentPart], Field(min_length=1)]
+    )
     attachments: list[Attachment] | None = None
     metadata: Metadata = None
     # v1: files the message refers to; mapped to file_search attachments.
@@ -70,7 +77,9 @@ class MessageModify(Wire):
     metadata: Metadata = None
 
 
-def content_wire(content: str | list[TextPart | ImageFilePart | ImageURLPart]) -> list[MessageContent]:
+def content_wire(
+    content: str | list[TextPart | ImageFilePart | ImageURLPart],
+) -> list[MessageContent]:
     """Request content → the content parts a Message object carries."""
     if isinstance(content, str):
         return [{"type": "text", "text": {"value": content, "annotations": []}}]
@@ -80,7 +89,12 @@ def content_wire(content: str | list[TextPart | ImageFilePart | ImageURLPart]) -
             out.append({"type": "text", "text": {"value": part.text, "annotations": []}})
         elif isinstance(part, ImageFilePart):
             image = part.image_file
-            out.append({"type": "image_file", "image_file": {"file_id": image.file_id, "detail": image.detail}})
+            out.append(
+                {
+                    "type": "image_file",
+                    "image_file": {"file_id": image.file_id, "detail": image.detail},
+                }
+            )
         else:
             url = part.image_url
             out.append({"type": "image_url", "image_url": {"url": url.url, "detail": url.detail}})
@@ -88,8 +102,10 @@ def content_wire(content: str | list[TextPart | ImageFilePart | ImageURLPart]) -
 
 
 def attachments_wire(req: MessageCreate) -> list[AttachmentObject]:
-    out: list[AttachmentObject] = [{"file_id": a.file_id, "tools": [{"type": t.type} for t in a.tools]}
-                             for a in req.attachments or []]
+    out: list[AttachmentObject] = [
+        {"file_id": a.file_id, "tools": [{"type": t.type} for t in a.tools]}
+        for a in req.attachments or []
+    ]
     for file_id in req.file_ids or []:
         out.append({"file_id": file_id, "tools": [{"type": "file_search"}]})
     return out

@@ -107,10 +107,17 @@ class Message(TypedDict):
     incomplete_at: int | None
 
 
-def message_object(thread_id: str, role: Literal["user", "assistant"], content: list[MessageContent], *,
-                   attachments: list[Attachment] | None = None, metadata: Metadata | None = None,
-                   assistant_id: str | None = None, run_id: str | None = None,
-                   status: MessageStatus = "completed") -> Message:
+def message_object(
+    thread_id: str,
+    role: Literal["user", "assistant"],
+    content: list[MessageContent],
+    *,
+    attachments: list[Attachment] | None = None,
+    metadata: Metadata | None = None,
+    assistant_id: str | None = None,
+    run_id: str | None = None,
+    status: MessageStatus = "completed",
+) -> Message:
     """A new Message with every field present."""
     created = now_seconds()
     return {

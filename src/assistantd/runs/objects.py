@@ -19,8 +19,17 @@ from assistantd.threads.wire import Thread
 ACTIVE = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
-RunStatus = Literal["queued", "in_progress", "requires_action", "cancelling", "cancelled", "failed",
-                    "completed", "incomplete", "expired"]
+RunStatus = Literal[
+    "queued",
+    "in_progress",
+    "requires_action",
+    "cancelling",
+    "cancelled",
+    "failed",
+    "completed",
+    "incomplete",
+    "expired",
+]
 StepStatus = Literal["in_progress", "cancelled", "failed", "completed", "expired"]
 
 
@@ -267,20 +276,41 @@ def message_delta(message_id: str, part: MessageDeltaContent) -> MessageDelta:
 
 
 def step_delta(step_id: str, tool_call: dict[str, Any]) -> RunStepDelta:
-    return {"id": step_id, "object": "thread.run.step.delta",
-            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}}}
+    return {
+        "id": step_id,
+        "object": "thread.run.step.delta",
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}},
+    }
 
 
 #: The data each stream event carries, by event name (`thread.run.*` share the Run …).
 #: `done` carries the text `[DONE]`, not JSON.
 STREAM_EVENT_DATA: dict[str, type] = {
     "thread.created": Thread,
-    **{f"thread.run.{s}": Run for s in ("created", "queued", "in_progress", "requires_action", "completed",
-                                         "incomplete", "failed", "cancelling", "cancelled", "expired")},
-    **{f"thread.run.step.{s}": RunStep for s in ("created", "in_progress", "completed", "failed",
-                                                  "cancelled", "expired")},
+    **{
+        f"thread.run.{s}": Run
+        for s in (
+            "created",
+            "queued",
+            "in_progress",
+            "requires_action",
+            "completed",
+            "incomplete",
+            "failed",
+            "cancelling",
+            "cancelled",
+            "expired",
+        )
+    },
+    **{
+        f"thread.run.step.{s}": RunStep
+        for s in ("created", "in_progress", "completed", "failed", "cancelled", "expired")
+    },
     "thread.run.step.delta": RunStepDelta,
-    **{f"thread.message.{s}": Message for s in ("created", "in_progress", "completed", "incomplete")},
+    **{
+        f"thread.message.{s}": Message
+        for s in ("created", "in_progress", "completed", "incomplete")
+    },
     "thread.message.delta": MessageDelta,
     "error": ErrorDetail,
 }
@@ -289,12 +319,25 @@ STREAM_EVENT_DATA: dict[str, type] = {
 # -- constructors ------------------------------------------------------------------------
 
 
-def run_object(*, thread_id: str, assistant_id: str, model: str, instructions: str,
-               tools: list[dict[str, JSONValue]], tool_resources: ToolResourcesWire, metadata: Metadata,
-               temperature: float | None, top_p: float | None, max_prompt_tokens: int | None,
-               max_completion_tokens: int | None, truncation_strategy: TruncationStrategy,
-               tool_choice: JSONValue, parallel_tool_calls: bool, response_format: JSONValue,
-               expires_in: int) -> Run:
+def run_object(
+    *,
+    thread_id: str,
+    assistant_id: str,
+    model: str,
+    instructions: str,
+    tools: list[dict[str, JSONValue]],
+    tool_resources: ToolResourcesWire,
+    metadata: Metadata,
+    temperature: float | None,
+    top_p: float | None,
+    max_prompt_tokens: int | None,
+    max_completion_tokens: int | None,
+    truncation_strategy: TruncationStrategy,
+    tool_choice: JSONValue,
+    parallel_tool_calls: bool,
+    response_format: JSONValue,
+    expires_in: int,
+) -> Run:
     created = now_seconds()
     return {
         "id": new_id("run_"),
@@ -328,7 +371,9 @@ def run_object(*, thread_id: str, assistant_id: str, model: str, instructions: s
     }
 
 
-def step_object(run: Run, step_type: Literal["message_creation", "tool_calls"], details: StepDetails) -> RunStep:
+def step_object(
+    run: Run, step_type: Literal["message_creation", "tool_calls"], details: StepDetails
+) -> RunStep:
     return {
         "id": new_id("step_"),
         "object": "thread.run.step",
@@ -352,7 +397,11 @@ def step_object(run: Run, step_type: Literal["message_creation", "tool_calls"], 
 
 
 def usage_object(prompt: int, completion: int) -> Usage:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def step_wire(body: dict[str, Any], include_content: bool) -> RunStep:
@@ -364,8 +413,15 @@ def step_wire(body: dict[str, Any], include_content: bool) -> RunStep:
         calls = []
         for call in details["tool_calls"]:
             call = {k: v for k, v in call.items() if not k.startswith("_")}
-            if call.get("type") == "file_search" and not include_content and call["file_search"].get("results"):
-                results = [{k: v for k, v in r.items() if k != "content"} for r in call["file_search"]["results"]]
+            if (
+                call.get("type") == "file_search"
+                and not include_content
+                and call["file_search"].get("results")
+            ):
+                results = [
+                    {k: v for k, v in r.items() if k != "content"}
+                    for r in call["file_search"]["results"]
+                ]
                 call = {**call, "file_search": {**call["file_search"], "results": results}}
             calls.append(call)
         out["step_details"] = {"type": "tool_calls", "tool_calls": calls}
@@ -375,22 +431,53 @@ def step_wire(body: dict[str, Any], include_content: bool) -> RunStep:
 # -- untyped, for the engine and the run service (same objects, `dict[str, Any]`) ----------
 
 
-def new_run(*, thread_id: str, assistant_id: str, model: str, instructions: str,
-            tools: list[dict[str, Any]], tool_resources: dict[str, Any], metadata: dict[str, str],
-            temperature: float | None, top_p: float | None, max_prompt_tokens: int | None,
-            max_completion_tokens: int | None, truncation_strategy: dict[str, Any],
-            tool_choice: Any, parallel_tool_calls: bool, response_format: Any,
-            expires_in: int) -> dict[str, Any]:
-    return cast(dict[str, Any], run_object(
-        thread_id=thread_id, assistant_id=assistant_id, model=model, instructions=instructions, tools=tools,
-        tool_resources=cast(ToolResourcesWire, tool_resources), metadata=metadata, temperature=temperature,
-        top_p=top_p, max_prompt_tokens=max_prompt_tokens, max_completion_tokens=max_completion_tokens,
-        truncation_strategy=cast(TruncationStrategy, truncation_strategy), tool_choice=tool_choice,
-        parallel_tool_calls=parallel_tool_calls, response_format=response_format, expires_in=expires_in))
+def new_run(
+    *,
+    thread_id: str,
+    assistant_id: str,
+    model: str,
+    instructions: str,
+    tools: list[dict[str, Any]],
+    tool_resources: dict[str, Any],
+    metadata: dict[str, str],
+    temperature: float | None,
+    top_p: float | None,
+    max_prompt_tokens: int | None,
+    max_completion_tokens: int | None,
+    truncation_strategy: dict[str, Any],
+    tool_choice: Any,
+    parallel_tool_calls: bool,
+    response_format: Any,
+    expires_in: int,
+) -> dict[str, Any]:
+    return cast(
+        dict[str, Any],
+        run_object(
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+            model=model,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=cast(ToolResourcesWire, tool_resources),
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=cast(TruncationStrategy, truncation_strategy),
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            expires_in=expires_in,
+        ),
+    )
 
 
 def new_step(run: dict[str, Any], step_type: str, details: dict[str, Any]) -> dict[str, Any]:
-    return cast(dict[str, Any], step_object(cast(Run, run), cast(Any, step_type), cast(StepDetails, details)))
+    return cast(
+        dict[str, Any],
+        step_object(cast(Run, run), cast(Any, step_type), cast(StepDetails, details)),
+    )
 
 
 def usage_dict(prompt: int, completion: int) -> dict[str, int]:

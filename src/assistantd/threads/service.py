@@ -26,21 +26,36 @@ from assistantd.vector_stores.runtime import VectorStoreRuntime
 def references(req: ThreadCreate, prefix: str = "") -> References:
     """The files and stores a thread-create body names (its messages' included)."""
     dot = f"{prefix}." if prefix else ""
-    return References().tool_resources(req.tool_resources, f"{dot}tool_resources").messages(
-        req.messages, f"{dot}messages")
+    return (
+        References()
+        .tool_resources(req.tool_resources, f"{dot}tool_resources")
+        .messages(req.messages, f"{dot}messages")
+    )
 
 
-async def create_object(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: VectorStoreRuntime, *,
-                        checked: bool = False) -> Thread:
+async def create_object(
+    uow: UnitOfWork,
+    caller: Principal,
+    req: ThreadCreate,
+    stores: VectorStoreRuntime,
+    *,
+    checked: bool = False,
+) -> Thread:
     """`checked`: the caller has already checked `references(req)` (create-and-run)."""
     if not checked:
         await references(req).check(uow.session, caller.project_id)
     resources = await vector_stores.resolve_store_helpers(
-        uow, stores, caller.project_id, req.tool_resources,
-        expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS)
+        uow,
+        stores,
+        caller.project_id,
+        req.tool_resources,
+        expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS,
+    )
     created = now_seconds()
     body = thread_object(new_id("thread_"), created, req.metadata, tool_resources_object(resources))
-    row = ThreadRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body)
+    row = ThreadRow(
+        id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body
+    )
     await ThreadRepository(uow.session).insert_untracked(row)
     if req.messages:
         await messages.add_user_messages(uow, caller, body["id"], req.messages, stores)
@@ -48,8 +63,14 @@ async def create_object(uow: UnitOfWork, caller: Principal, req: ThreadCreate, s
     return body
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: VectorStoreRuntime, *,
-                 checked: bool = False) -> dict[str, Any]:
+async def create(
+    uow: UnitOfWork,
+    caller: Principal,
+    req: ThreadCreate,
+    stores: VectorStoreRuntime,
+    *,
+    checked: bool = False,
+) -> dict[str, Any]:
     """`create_object` for the run service, which still reads the thread as an untyped dict."""
     return cast(dict[str, Any], await create_object(uow, caller, req, stores, checked=checked))
 
@@ -66,7 +87,9 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, req: Thread
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}
     if "tool_resources" in req.model_fields_set:
-        body["tool_resources"] = tool_resources_object(req.tool_resources, previous=body.get("tool_resources"))
+        body["tool_resources"] = tool_resources_object(
+            req.tool_resources, previous=body.get("tool_resources")
+        )
     await ThreadRepository(uow.session).save_body(row, body)
     return body
 

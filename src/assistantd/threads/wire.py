@@ -15,8 +15,9 @@ class Thread(TypedDict):
     tool_resources: ToolResourcesWire
 
 
-def thread_object(thread_id: str, created_at: int, metadata: Metadata | None,
-                  tool_resources: ToolResourcesWire) -> Thread:
+def thread_object(
+    thread_id: str, created_at: int, metadata: Metadata | None, tool_resources: ToolResourcesWire
+) -> Thread:
     return {
         "id": thread_id,
         "object": "thread",

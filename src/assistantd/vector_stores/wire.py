@@ -45,8 +45,15 @@ class VectorStore(StoredVectorStore):
     expires_at: int | None
 
 
-def vector_store_object(store_id: str, now: int, *, name: str | None, description: str | None,
-                        metadata: Metadata | None, expires_after_days: int | None) -> StoredVectorStore:
+def vector_store_object(
+    store_id: str,
+    now: int,
+    *,
+    name: str | None,
+    description: str | None,
+    metadata: Metadata | None,
+    expires_after_days: int | None,
+) -> StoredVectorStore:
     return {
         "id": store_id,
         "object": "vector_store",
@@ -55,7 +62,8 @@ def vector_store_object(store_id: str, now: int, *, name: str | None, descriptio
         "description": description,
         "metadata": metadata or {},
         "expires_after": {"anchor": "last_active_at", "days": expires_after_days}
-        if expires_after_days else None,
+        if expires_after_days
+        else None,
         "last_active_at": now,
     }
 
@@ -78,8 +86,13 @@ class VectorStoreFile(StoredVectorStoreFile):
     usage_bytes: int
 
 
-def store_file_object(file_id: str, vector_store_id: str, created: int, chunking_strategy: dict[str, JSONValue],
-                      attributes: dict[str, Any] | None) -> StoredVectorStoreFile:
+def store_file_object(
+    file_id: str,
+    vector_store_id: str,
+    created: int,
+    chunking_strategy: dict[str, JSONValue],
+    attributes: dict[str, Any] | None,
+) -> StoredVectorStoreFile:
     return {
         "id": file_id,
         "object": "vector_store.file",
@@ -104,8 +117,12 @@ class FileBatch(StoredFileBatch):
 
 
 def file_batch_object(batch_id: str, vector_store_id: str, created: int) -> StoredFileBatch:
-    return {"id": batch_id, "object": "vector_store.files_batch", "created_at": created,
-            "vector_store_id": vector_store_id}
+    return {
+        "id": batch_id,
+        "object": "vector_store.files_batch",
+        "created_at": created,
+        "vector_store_id": vector_store_id,
+    }
 
 
 class TextChunk(TypedDict):

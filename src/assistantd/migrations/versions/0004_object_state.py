@@ -28,7 +28,12 @@ depends_on = None
 MOVES = [
     ("assistants", "reasoning_effort", "_reasoning_effort", "body->>'{key}'"),
     ("vector_stores", "embedding_model", "_embedding_model", "body->>'{key}'"),
-    ("vector_store_file_batches", "cancelled", "_cancelled", "COALESCE((body->>'{key}')::boolean, false)"),
+    (
+        "vector_store_file_batches",
+        "cancelled",
+        "_cancelled",
+        "COALESCE((body->>'{key}')::boolean, false)",
+    ),
 ]
 
 SQLITE_VALUE = {
@@ -41,17 +46,23 @@ SQLITE_VALUE = {
 def _upgrade_sql(dialect: str, table: str, column: str, key: str, pg_value: str) -> str:
     if dialect == "postgresql":
         # `body -> key` is SQL NULL only when the key is absent (a JSON null is 'null').
-        return (f"UPDATE {table} SET {column} = {pg_value.format(key=key)}, body = body - '{key}' "
-                f"WHERE body -> '{key}' IS NOT NULL")
+        return (
+            f"UPDATE {table} SET {column} = {pg_value.format(key=key)}, body = body - '{key}' "
+            f"WHERE body -> '{key}' IS NOT NULL"
+        )
     value = SQLITE_VALUE[column].format(key=key)
-    return (f"UPDATE {table} SET {column} = {value}, body = json_remove(body, '$.{key}') "
-            f"WHERE json_type(body, '$.{key}') IS NOT NULL")
+    return (
+        f"UPDATE {table} SET {column} = {value}, body = json_remove(body, '$.{key}') "
+        f"WHERE json_type(body, '$.{key}') IS NOT NULL"
+    )
 
 
 def _downgrade_sql(dialect: str, table: str, column: str, key: str) -> str:
     where = column if column == "cancelled" else f"{column} IS NOT NULL"
     if dialect == "postgresql":
-        return f"UPDATE {table} SET body = body || jsonb_build_object('{key}', {column}) WHERE {where}"
+        return (
+            f"UPDATE {table} SET body = body || jsonb_build_object('{key}', {column}) WHERE {where}"
+        )
     value = "json('true')" if column == "cancelled" else column
     return f"UPDATE {table} SET body = json_set(body, '$.{key}', {value}) WHERE {where}"
 
@@ -59,8 +70,10 @@ def _downgrade_sql(dialect: str, table: str, column: str, key: str) -> str:
 def upgrade() -> None:
     op.add_column("assistants", sa.Column("reasoning_effort", sa.String(16), nullable=True))
     op.add_column("vector_stores", sa.Column("embedding_model", sa.String(256), nullable=True))
-    op.add_column("vector_store_file_batches",
-                  sa.Column("cancelled", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column(
+        "vector_store_file_batches",
+        sa.Column("cancelled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     dialect = op.get_bind().dialect.name
     for table, column, key, pg_value in MOVES:
         op.execute(_upgrade_sql(dialect, table, column, key, pg_value))
