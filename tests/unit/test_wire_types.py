@@ -18,13 +18,20 @@ from typing import Any
 
 import pytest
 
-from assistantd.assistants.wire import Assistant
+from assistantd.assistants.wire import Assistant, assistant_object
 from assistantd.core import wire as core
-from assistantd.files.wire import File
+from assistantd.files.wire import File, file_object
 from assistantd.messages import wire as messages
 from assistantd.runs import objects as runs
-from assistantd.threads.wire import Thread
+from assistantd.threads.wire import Thread, thread_object
 from assistantd.vector_stores import wire as stores
+from assistantd.vector_stores.models import (
+    VectorStoreFileBatchRow,
+    VectorStoreFileRow,
+    VectorStoreRow,
+)
+from assistantd.vector_stores.repository import FileCounts
+from assistantd.vector_stores.service import batch_wire, file_wire, store_wire
 
 SPEC: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "wire_spec.json").read_text())[
     "schemas"
@@ -244,3 +251,66 @@ def test_typed_dicts_are_plain_dicts() -> None:
     body = messages.message_object("thread_x", "user", [])
     assert type(body) is dict and list(body)[:3] == ["id", "object", "created_at"]
     assert typing.get_type_hints(messages.Message)["content"] == list[messages.MessageContent]
+
+
+def _order(td: Any) -> list[str]:
+    """A `TypedDict`'s keys in declaration order (a subclass's after its base's)."""
+    return list(td.__annotations__)
+
+
+def test_constructors_write_keys_in_the_declared_order() -> None:
+    """Each `TypedDict` declares its keys in wire order, and each constructor writes them so."""
+    run = runs.run_object(
+        thread_id="t",
+        assistant_id="a",
+        model="m",
+        instructions="",
+        tools=[],
+        tool_resources={},
+        metadata={},
+        temperature=1.0,
+        top_p=1.0,
+        max_prompt_tokens=None,
+        max_completion_tokens=None,
+        truncation_strategy={"type": "auto", "last_messages": None},
+        tool_choice="auto",
+        parallel_tool_calls=True,
+        response_format="auto",
+        expires_in=60,
+    )
+    details: runs.StepDetails = {
+        "type": "message_creation",
+        "message_creation": {"message_id": "msg_x"},
+    }
+    store = stores.vector_store_object(
+        "vs_x", 1, name=None, description=None, metadata=None, expires_after_days=None
+    )
+    store_file = stores.store_file_object("file-x", "vs_x", 1, {"type": "auto"}, None)
+    batch = stores.file_batch_object("vsfb_x", "vs_x", 1)
+    built = [
+        (Assistant, assistant_object("asst_x", 1, "m")),
+        (Thread, thread_object("thread_x", 1, None, {})),
+        (messages.Message, messages.message_object("thread_x", "user", [])),
+        (File, file_object("file-x", "a.txt", 1, "assistants", 1, None)),
+        (runs.Run, run),
+        (runs.RunStep, runs.step_object(run, "message_creation", details)),
+        (runs.Usage, runs.usage_object(1, 2)),
+        (
+            stores.VectorStore,
+            store_wire(VectorStoreRow(body=store, expires_at=None, expired_at=None), FileCounts()),
+        ),
+        (
+            stores.VectorStoreFile,
+            file_wire(VectorStoreFileRow(body=store_file, status="completed", usage_bytes=0)),
+        ),
+        (
+            stores.FileBatch,
+            batch_wire(VectorStoreFileBatchRow(body=batch, cancelled=False), FileCounts()),
+        ),
+        (core.ListPage, core.list_of([], False)),
+        (core.Deleted, core.deleted("asst_x", "assistant.deleted")),
+        (core.ErrorEnvelope, core.error_envelope("m", "t", None, None)),
+        (core.ErrorDetail, core.error_envelope("m", "t", None, None)["error"]),
+    ]
+    for td, obj in built:
+        assert list(obj) == _order(td), td.__name__
