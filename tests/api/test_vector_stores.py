@@ -26,13 +26,21 @@ from assistantd.vector_stores.runtime import start_ingestion
 from assistantd.vector_stores.service import VectorStoreDependents
 
 ZEPHYR = [
-    ["Zephyr X2 headphones: warranty terms.", "The Zephyr X2 carries a 24 month warranty.",
-     "Refunds are accepted within 30 days of delivery."],
+    [
+        "Zephyr X2 headphones: warranty terms.",
+        "The Zephyr X2 carries a 24 month warranty.",
+        "Refunds are accepted within 30 days of delivery.",
+    ],
     ["Battery life of the Zephyr X2 is 41 hours with noise cancelling off."],
 ]
-GARDEN = ("Orchid care", ["Water orchids once a week with lukewarm water.",
-                          "Orchids prefer bright indirect light and humid air."],
-          [["Plant", "Water"], ["Orchid", "weekly"], ["Cactus", "monthly"]])
+GARDEN = (
+    "Orchid care",
+    [
+        "Water orchids once a week with lukewarm water.",
+        "Orchids prefer bright indirect light and humid air.",
+    ],
+    [["Plant", "Water"], ["Orchid", "weekly"], ["Cactus", "monthly"]],
+)
 VOLCANO = "# Volcanoes\n\nMount Etna in Sicily is one of the most active volcanoes on Earth.\n"
 TRAINS = "The night train from Vienna to Venice departs at 21:10 from platform 7.\n"
 
@@ -55,8 +63,12 @@ def corpus(server: Server) -> dict[str, Any]:
         started = time.monotonic()
         batch = client.vector_stores.file_batches.upload_and_poll(
             vs.id,
-            files=[("zephyr.pdf", make_pdf(ZEPHYR)), ("garden.docx", make_docx(*GARDEN)),
-                   ("volcano.md", VOLCANO.encode()), ("trains.txt", TRAINS.encode())],
+            files=[
+                ("zephyr.pdf", make_pdf(ZEPHYR)),
+                ("garden.docx", make_docx(*GARDEN)),
+                ("volcano.md", VOLCANO.encode()),
+                ("trains.txt", TRAINS.encode()),
+            ],
         )
         elapsed = time.monotonic() - started
         files = {f.id: f for f in client.vector_stores.files.list(vs.id)}
@@ -64,21 +76,41 @@ def corpus(server: Server) -> dict[str, Any]:
         return {"vs": vs, "batch": batch, "elapsed": elapsed, "names": names}
 
 
-def test_upload_and_poll_mixed_batch(client: openai.OpenAI, corpus: dict[str, Any], server: Server) -> None:
+def test_upload_and_poll_mixed_batch(
+    client: openai.OpenAI, corpus: dict[str, Any], server: Server
+) -> None:
     batch = corpus["batch"]
     assert batch.object == "vector_store.files_batch" and batch.id.startswith("vsfb_")
     assert batch.status == "completed" and batch.vector_store_id == corpus["vs"].id
     counts = batch.file_counts
-    assert (counts.in_progress, counts.completed, counts.failed, counts.cancelled, counts.total) == (0, 4, 0, 0, 4)
-    print(f"\n[{server.dialect}] ingested 4-file batch (pdf, docx, md, txt) in {corpus['elapsed']:.2f}s")
+    assert (
+        counts.in_progress,
+        counts.completed,
+        counts.failed,
+        counts.cancelled,
+        counts.total,
+    ) == (0, 4, 0, 0, 4)
+    print(
+        f"\n[{server.dialect}] ingested 4-file batch (pdf, docx, md, txt) in {corpus['elapsed']:.2f}s"
+    )
 
     vs = client.vector_stores.retrieve(corpus["vs"].id)
-    assert (vs.object, vs.status, vs.name, vs.metadata) == ("vector_store", "completed", "Mixed", {"kind": "test"})
+    assert (vs.object, vs.status, vs.name, vs.metadata) == (
+        "vector_store",
+        "completed",
+        "Mixed",
+        {"kind": "test"},
+    )
     assert vs.file_counts.completed == 4 and vs.file_counts.total == 4 and vs.usage_bytes > 0
     assert vs.expires_after is None and vs.expires_at is None and vs.last_active_at >= vs.created_at
 
     for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=vs.id):
-        assert (f.object, f.status, f.vector_store_id, f.last_error) == ("vector_store.file", "completed", vs.id, None)
+        assert (f.object, f.status, f.vector_store_id, f.last_error) == (
+            "vector_store.file",
+            "completed",
+            vs.id,
+            None,
+        )
         assert f.usage_bytes > 0 and f.attributes == {}
         assert f.chunking_strategy.type == "static"
         assert f.chunking_strategy.static.max_chunk_size_tokens == 800
@@ -88,13 +120,16 @@ def test_upload_and_poll_mixed_batch(client: openai.OpenAI, corpus: dict[str, An
 
 @pytest.mark.parametrize(
     ("query", "filename"),
-    [("How long is the Zephyr X2 warranty?", "zephyr.pdf"),
-     ("how often should I water an orchid", "garden.docx"),
-     ("active volcano in Sicily", "volcano.md"),
-     ("When does the night train to Venice leave?", "trains.txt")],
+    [
+        ("How long is the Zephyr X2 warranty?", "zephyr.pdf"),
+        ("how often should I water an orchid", "garden.docx"),
+        ("active volcano in Sicily", "volcano.md"),
+        ("When does the night train to Venice leave?", "trains.txt"),
+    ],
 )
-def test_search_finds_the_right_file(client: openai.OpenAI, corpus: dict[str, Any], query: str,
-                                     filename: str) -> None:
+def test_search_finds_the_right_file(
+    client: openai.OpenAI, corpus: dict[str, Any], query: str, filename: str
+) -> None:
     page = client.vector_stores.search(corpus["vs"].id, query=query)
     assert page.data, query
     top = page.data[0]
@@ -104,40 +139,62 @@ def test_search_finds_the_right_file(client: openai.OpenAI, corpus: dict[str, An
 
 def test_search_response_shape_limits_and_threshold(server: Server, corpus: dict[str, Any]) -> None:
     url = f"{server.base_url}/vector_stores/{corpus['vs'].id}/search"
-    r = httpx.post(url, json={"query": "Zephyr warranty", "max_num_results": 2}, headers=auth(server))
+    r = httpx.post(
+        url, json={"query": "Zephyr warranty", "max_num_results": 2}, headers=auth(server)
+    )
     body = r.json()
     assert r.status_code == 200
     assert set(body) == {"object", "search_query", "data", "has_more", "next_page"}
-    assert body["object"] == "vector_store.search_results.page" and body["search_query"] == ["Zephyr warranty"]
+    assert body["object"] == "vector_store.search_results.page" and body["search_query"] == [
+        "Zephyr warranty"
+    ]
     assert body["has_more"] is False and body["next_page"] is None and 1 <= len(body["data"]) <= 2
     assert set(body["data"][0]) == {"file_id", "filename", "score", "attributes", "content"}
     scores = [d["score"] for d in body["data"]]
     assert scores == sorted(scores, reverse=True)
 
-    one = httpx.post(url, json={"query": "orchid", "max_num_results": 1}, headers=auth(server)).json()
+    one = httpx.post(
+        url, json={"query": "orchid", "max_num_results": 1}, headers=auth(server)
+    ).json()
     assert len(one["data"]) == 1
-    none = httpx.post(url, json={"query": "orchid", "ranking_options": {"score_threshold": 1.0}},
-                      headers=auth(server)).json()
+    none = httpx.post(
+        url,
+        json={"query": "orchid", "ranking_options": {"score_threshold": 1.0}},
+        headers=auth(server),
+    ).json()
     assert none["data"] == []
-    high = httpx.post(url, json={"query": "orchid water", "ranking_options": {"score_threshold": 0.3}},
-                      headers=auth(server)).json()
+    high = httpx.post(
+        url,
+        json={"query": "orchid water", "ranking_options": {"score_threshold": 0.3}},
+        headers=auth(server),
+    ).json()
     assert high["data"] and all(d["score"] >= 0.3 for d in high["data"])
-    many = httpx.post(url, json={"query": ["orchid", "volcano"], "rewrite_query": True},
-                      headers=auth(server)).json()
+    many = httpx.post(
+        url, json={"query": ["orchid", "volcano"], "rewrite_query": True}, headers=auth(server)
+    ).json()
     assert len(many["search_query"]) == 2
     assert {"garden.docx", "volcano.md"} <= {d["filename"] for d in many["data"]}
 
 
-def test_files_attributes_filters_content_detach(client: openai.OpenAI, corpus: dict[str, Any]) -> None:
+def test_files_attributes_filters_content_detach(
+    client: openai.OpenAI, corpus: dict[str, Any]
+) -> None:
     vs = client.vector_stores.create(name="Attrs")
     a = client.vector_stores.files.upload_and_poll(
-        vector_store_id=vs.id, file=("volcano.md", VOLCANO.encode()),
+        vector_store_id=vs.id,
+        file=("volcano.md", VOLCANO.encode()),
         attributes={"team": "geo", "year": 2024, "public": True},
-        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 50}})
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 50},
+        },
+    )
     assert a.status == "completed" and a.attributes == {"team": "geo", "year": 2024, "public": True}
     assert a.chunking_strategy.static.max_chunk_size_tokens == 100
     trains = client.files.create(file=("trains.txt", TRAINS.encode()), purpose="assistants")
-    b = client.vector_stores.files.create_and_poll(trains.id, vector_store_id=vs.id, attributes={"team": "rail"})
+    b = client.vector_stores.files.create_and_poll(
+        trains.id, vector_store_id=vs.id, attributes={"team": "rail"}
+    )
     assert b.status == "completed" and b.id == trains.id
 
     def hits(**filters: Any) -> set[str]:
@@ -148,12 +205,21 @@ def test_files_attributes_filters_content_detach(client: openai.OpenAI, corpus: 
     assert hits(type="eq", key="team", value="geo") == {"volcano.md"}
     assert hits(type="gte", key="year", value=2024) == {"volcano.md"}
     assert hits(type="in", key="team", value=["rail", "x"]) == {"trains.txt"}
-    assert hits(type="or", filters=[{"type": "eq", "key": "team", "value": "rail"},
-                                    {"type": "eq", "key": "public", "value": True}]) == {"volcano.md", "trains.txt"}
+    assert hits(
+        type="or",
+        filters=[
+            {"type": "eq", "key": "team", "value": "rail"},
+            {"type": "eq", "key": "public", "value": True},
+        ],
+    ) == {"volcano.md", "trains.txt"}
 
-    updated = client.vector_stores.files.update(trains.id, vector_store_id=vs.id, attributes={"team": "geo"})
+    updated = client.vector_stores.files.update(
+        trains.id, vector_store_id=vs.id, attributes={"team": "geo"}
+    )
     assert updated.attributes == {"team": "geo"}
-    assert client.vector_stores.files.retrieve(trains.id, vector_store_id=vs.id).attributes == {"team": "geo"}
+    assert client.vector_stores.files.retrieve(trains.id, vector_store_id=vs.id).attributes == {
+        "team": "geo"
+    }
     assert hits(type="eq", key="team", value="geo") == {"volcano.md", "trains.txt"}
 
     content = client.vector_stores.files.content(trains.id, vector_store_id=vs.id)
@@ -176,22 +242,37 @@ def test_files_attributes_filters_content_detach(client: openai.OpenAI, corpus: 
 
 def test_bad_and_unsupported_files_fail_alone(client: openai.OpenAI) -> None:
     good = client.files.create(file=("trains.txt", TRAINS.encode()), purpose="assistants")
-    bad = client.files.create(file=("broken.pdf", b"%PDF-1.4\nthis is not really a pdf"), purpose="assistants")
+    bad = client.files.create(
+        file=("broken.pdf", b"%PDF-1.4\nthis is not really a pdf"), purpose="assistants"
+    )
     odd = client.files.create(file=("tool.exe", b"MZ\x90\x00\x03binary"), purpose="assistants")
     vs = client.vector_stores.create(name="Failures")
-    batch = client.vector_stores.file_batches.create_and_poll(vs.id, file_ids=[good.id, bad.id, odd.id])
+    batch = client.vector_stores.file_batches.create_and_poll(
+        vs.id, file_ids=[good.id, bad.id, odd.id]
+    )
     assert batch.status == "completed"
-    assert (batch.file_counts.completed, batch.file_counts.failed, batch.file_counts.in_progress) == (1, 2, 0)
+    assert (
+        batch.file_counts.completed,
+        batch.file_counts.failed,
+        batch.file_counts.in_progress,
+    ) == (1, 2, 0)
 
     by_id = {f.id: f for f in client.vector_stores.files.list(vs.id)}
     assert by_id[good.id].status == "completed" and by_id[good.id].last_error is None
     assert by_id[bad.id].status == "failed" and by_id[bad.id].last_error.code == "invalid_file"
     assert by_id[odd.id].status == "failed" and by_id[odd.id].last_error.code == "unsupported_file"
     assert by_id[bad.id].usage_bytes == 0 and by_id[bad.id].last_error.message
-    assert {f.id for f in client.vector_stores.files.list(vs.id, filter="failed")} == {bad.id, odd.id}
+    assert {f.id for f in client.vector_stores.files.list(vs.id, filter="failed")} == {
+        bad.id,
+        odd.id,
+    }
 
     store = client.vector_stores.retrieve(vs.id)
-    assert store.status == "completed" and store.file_counts.failed == 2 and store.file_counts.completed == 1
+    assert (
+        store.status == "completed"
+        and store.file_counts.failed == 2
+        and store.file_counts.completed == 1
+    )
     page = client.vector_stores.search(vs.id, query="night train to Venice")
     assert [d.file_id for d in page.data][:1] == [good.id]
     assert list(client.vector_stores.files.content(bad.id, vector_store_id=vs.id)) == []
@@ -217,22 +298,33 @@ def test_deleting_a_file_detaches_it_everywhere(client: openai.OpenAI) -> None:
     assert [x.id for x in client.vector_stores.files.list(one.id)] == [keep.id]
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.files.retrieve(f.id, vector_store_id=two.id)
-    assert all(d.file_id != f.id for d in client.vector_stores.search(one.id, query="Etna volcano Sicily").data)
+    assert all(
+        d.file_id != f.id
+        for d in client.vector_stores.search(one.id, query="Etna volcano Sicily").data
+    )
     assert client.vector_stores.search(two.id, query="Etna volcano").data == []
 
 
 def test_create_with_file_ids_and_poll_helpers(client: openai.OpenAI) -> None:
     f = client.files.create(file=("garden.docx", make_docx(*GARDEN)), purpose="assistants")
     vs = client.vector_stores.create(
-        name="helpers", file_ids=[f.id], expires_after={"anchor": "last_active_at", "days": 3},
-        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 0}})
+        name="helpers",
+        file_ids=[f.id],
+        expires_after={"anchor": "last_active_at", "days": 3},
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 0},
+        },
+    )
     assert vs.file_counts.total == 1 and vs.status in ("in_progress", "completed")
     assert vs.expires_after.days == 3 and vs.expires_at == vs.last_active_at + 3 * 86400
     done = client.vector_stores.files.poll(f.id, vector_store_id=vs.id)
     assert done.status == "completed" and done.chunking_strategy.static.chunk_overlap_tokens == 0
     assert client.vector_stores.retrieve(vs.id).status == "completed"
 
-    modified = client.vector_stores.update(vs.id, name="renamed", metadata={"a": "b"}, expires_after=None)
+    modified = client.vector_stores.update(
+        vs.id, name="renamed", metadata={"a": "b"}, expires_after=None
+    )
     assert (modified.name, modified.metadata, modified.expires_at) == ("renamed", {"a": "b"}, None)
     deleted = client.vector_stores.delete(vs.id)
     assert (deleted.id, deleted.object, deleted.deleted) == (vs.id, "vector_store.deleted", True)
@@ -243,7 +335,10 @@ def test_create_with_file_ids_and_poll_helpers(client: openai.OpenAI) -> None:
 
 def test_cancel_batch(client: openai.OpenAI) -> None:
     text = " ".join(f"Paragraph {i} talks about river boats, canals and locks." for i in range(150))
-    ids = [client.files.create(file=(f"c{i}.txt", text.encode()), purpose="assistants").id for i in range(5)]
+    ids = [
+        client.files.create(file=(f"c{i}.txt", text.encode()), purpose="assistants").id
+        for i in range(5)
+    ]
     vs = client.vector_stores.create(name="cancel")
     batch = client.vector_stores.file_batches.create(vs.id, file_ids=ids)
     assert batch.status == "in_progress" and batch.file_counts.in_progress >= 1
@@ -254,7 +349,9 @@ def test_cancel_batch(client: openai.OpenAI) -> None:
     time.sleep(1.0)  # a worker busy with a cancelled file must drop its result
     again = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=vs.id)
     assert again.file_counts == cancelled.file_counts and again.status == "cancelled"
-    listed = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=vs.id, filter="cancelled")
+    listed = client.vector_stores.file_batches.list_files(
+        batch.id, vector_store_id=vs.id, filter="cancelled"
+    )
     assert len(listed.data) == cancelled.file_counts.cancelled
 
 
@@ -262,11 +359,20 @@ def test_batch_with_per_file_settings(client: openai.OpenAI) -> None:
     a = client.files.create(file=("volcano.md", VOLCANO.encode()), purpose="assistants")
     b = client.files.create(file=("trains.txt", TRAINS.encode()), purpose="assistants")
     vs = client.vector_stores.create(name="per-file")
-    batch = client.vector_stores.file_batches.create_and_poll(vs.id, files=[
-        {"file_id": a.id, "attributes": {"k": "a"}},
-        {"file_id": b.id, "attributes": {"k": "b"},
-         "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 10}}},
-    ])
+    batch = client.vector_stores.file_batches.create_and_poll(
+        vs.id,
+        files=[
+            {"file_id": a.id, "attributes": {"k": "a"}},
+            {
+                "file_id": b.id,
+                "attributes": {"k": "b"},
+                "chunking_strategy": {
+                    "type": "static",
+                    "static": {"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 10},
+                },
+            },
+        ],
+    )
     assert batch.file_counts.completed == 2
     fb = client.vector_stores.files.retrieve(b.id, vector_store_id=vs.id)
     assert fb.attributes == {"k": "b"} and fb.chunking_strategy.static.max_chunk_size_tokens == 300
@@ -275,10 +381,18 @@ def test_batch_with_per_file_settings(client: openai.OpenAI) -> None:
 
 def test_expired_store(client: openai.OpenAI, server: Server) -> None:
     f = client.files.create(file=("trains.txt", TRAINS.encode()), purpose="assistants")
-    vs = client.vector_stores.create(name="short", file_ids=[f.id], expires_after={"anchor": "last_active_at", "days": 1})
+    vs = client.vector_stores.create(
+        name="short", file_ids=[f.id], expires_after={"anchor": "last_active_at", "days": 1}
+    )
     client.vector_stores.files.poll(f.id, vector_store_id=vs.id)
-    run_db(server, lambda uow: uow.session.execute(
-        update(VectorStoreRow).where(VectorStoreRow.id == vs.id).values(expires_at=int(time.time()) - 5)))
+    run_db(
+        server,
+        lambda uow: uow.session.execute(
+            update(VectorStoreRow)
+            .where(VectorStoreRow.id == vs.id)
+            .values(expires_at=int(time.time()) - 5)
+        ),
+    )
     got = client.vector_stores.retrieve(vs.id)
     assert got.status == "expired"
     with pytest.raises(openai.BadRequestError) as e:
@@ -297,13 +411,15 @@ def test_embedding_model_mixing_refused(client: openai.OpenAI, server: Server) -
     async def pretend_other_model(uow: UnitOfWork) -> None:
         row = await uow.session.get(VectorStoreRow, vs.id)
         assert row is not None
-        row.body = {**row.body, "_embedding_model": "text-embedding-3-large"}
+        row.embedding_model = "text-embedding-3-large"
 
     run_db(server, pretend_other_model)
     g = client.files.create(file=("volcano.md", VOLCANO.encode()), purpose="assistants")
     with pytest.raises(openai.BadRequestError) as e:
         client.vector_stores.files.create(vector_store_id=vs.id, file_id=g.id)
-    assert "text-embedding-3-large" in e.value.body["message"] and "Mixing" in e.value.body["message"]
+    assert (
+        "text-embedding-3-large" in e.value.body["message"] and "Mixing" in e.value.body["message"]
+    )
     with pytest.raises(openai.BadRequestError):
         client.vector_stores.search(vs.id, query="train")
 
@@ -317,14 +433,18 @@ def test_list_and_pagination(client: openai.OpenAI) -> None:
     asc = [v.id for v in client.vector_stores.list(order="asc", limit=100)]
     assert asc.index(made[0]) < asc.index(made[1]) < asc.index(made[2])
 
-    ids = [client.files.create(file=(f"p{i}.txt", b"pagination words"), purpose="assistants").id for i in range(3)]
+    ids = [
+        client.files.create(file=(f"p{i}.txt", b"pagination words"), purpose="assistants").id
+        for i in range(3)
+    ]
     vs = client.vector_stores.create(name="files-page", file_ids=ids)
     files = [f.id for f in client.vector_stores.files.list(vs.id, limit=1)]
     assert sorted(files) == sorted(ids)
 
 
-def test_wrong_ids_and_other_projects(client: openai.OpenAI, other_client: openai.OpenAI,
-                                      corpus: dict[str, Any]) -> None:
+def test_wrong_ids_and_other_projects(
+    client: openai.OpenAI, other_client: openai.OpenAI, corpus: dict[str, Any]
+) -> None:
     vs_id = corpus["vs"].id
     batch_id = corpus["batch"].id
     file_id = next(iter(corpus["names"].values()))
@@ -366,18 +486,37 @@ def test_wrong_ids_and_other_projects(client: openai.OpenAI, other_client: opena
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
-        ("", {"chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 200,
-                                                                  "chunk_overlap_tokens": 150}}, "file_ids": []},
-         "chunking_strategy.static"),
-        ("", {"chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 50,
-                                                                  "chunk_overlap_tokens": 0}}},
-         "chunking_strategy.static.max_chunk_size_tokens"),
+        (
+            "",
+            {
+                "chunking_strategy": {
+                    "type": "static",
+                    "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 150},
+                },
+                "file_ids": [],
+            },
+            "chunking_strategy.static",
+        ),
+        (
+            "",
+            {
+                "chunking_strategy": {
+                    "type": "static",
+                    "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0},
+                }
+            },
+            "chunking_strategy.static.max_chunk_size_tokens",
+        ),
         ("", {"chunking_strategy": {"type": "semantic"}}, "chunking_strategy.type"),
         ("", {"expires_after": {"anchor": "last_active_at", "days": 0}}, "expires_after.days"),
         ("", {"expires_after": {"anchor": "created_at", "days": 3}}, "expires_after.anchor"),
         ("", {"file_ids": [f"file-{i}" for i in range(501)]}, "file_ids"),
         ("", {"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
-        ("/files", {"file_id": "file-x", "attributes": {str(i): 1 for i in range(17)}}, "attributes"),
+        (
+            "/files",
+            {"file_id": "file-x", "attributes": {str(i): 1 for i in range(17)}},
+            "attributes",
+        ),
         ("/files", {"file_id": "file-x", "attributes": {"k": "v" * 513}}, "attributes"),
         ("/files", {"file_id": "file-x", "attributes": {"k": [1]}}, "attributes.k"),
         ("/files", {}, "file_id"),
@@ -385,14 +524,23 @@ def test_wrong_ids_and_other_projects(client: openai.OpenAI, other_client: opena
         ("/file_batches", {"file_ids": []}, "file_ids"),
         ("/search", {}, "query"),
         ("/search", {"query": "x", "max_num_results": 51}, "max_num_results"),
-        ("/search", {"query": "x", "ranking_options": {"score_threshold": 2}}, "ranking_options.score_threshold"),
-        ("/search", {"query": "x", "ranking_options": {"ranker": "best"}}, "ranking_options.ranker"),
+        (
+            "/search",
+            {"query": "x", "ranking_options": {"score_threshold": 2}},
+            "ranking_options.score_threshold",
+        ),
+        (
+            "/search",
+            {"query": "x", "ranking_options": {"ranker": "best"}},
+            "ranking_options.ranker",
+        ),
         ("/search", {"query": "x", "filters": {"type": "like", "key": "a", "value": 1}}, "filters"),
         ("/search", {"query": "   "}, "query"),
     ],
 )
-def test_bad_requests_are_400(server: Server, corpus: dict[str, Any], path: str, body: dict[str, Any],
-                              param: str | None) -> None:
+def test_bad_requests_are_400(
+    server: Server, corpus: dict[str, Any], path: str, body: dict[str, Any], param: str | None
+) -> None:
     base = f"{server.base_url}/vector_stores"
     url = base if path == "" else f"{base}/{corpus['vs'].id}{path}"
     r = httpx.post(url, json=body, headers={**auth(server), "OpenAI-Beta": "assistants=v2"})
@@ -404,16 +552,23 @@ def test_bad_requests_are_400(server: Server, corpus: dict[str, Any], path: str,
 
 
 def test_bad_list_filter_is_400(server: Server, corpus: dict[str, Any]) -> None:
-    r = httpx.get(f"{server.base_url}/vector_stores/{corpus['vs'].id}/files", params={"filter": "done"},
-                  headers=auth(server))
+    r = httpx.get(
+        f"{server.base_url}/vector_stores/{corpus['vs'].id}/files",
+        params={"filter": "done"},
+        headers=auth(server),
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "filter"
 
 
 def test_schema_comes_from_migrations(server: Server) -> None:
     async def tables(uow: UnitOfWork) -> dict[str, set[str]]:
         conn = await uow.session.connection()
-        return await conn.run_sync(lambda c: {t: {col["name"] for col in inspect(c).get_columns(t)}
-                                              for t in inspect(c).get_table_names()})
+        return await conn.run_sync(
+            lambda c: {
+                t: {col["name"] for col in inspect(c).get_columns(t)}
+                for t in inspect(c).get_table_names()
+            }
+        )
 
     found = run_db(server, tables)
     for table in retrieval_metadata.sorted_tables:
@@ -430,17 +585,23 @@ def test_service_functions_for_the_run_engine(client: openai.OpenAI, server: Ser
     b = client.files.create(file=("volcano.md", VOLCANO.encode()), purpose="assistants")
     project = "alpha"
 
-    async def main() -> tuple[dict[str, Any], bool, list[service.StoreHit], bool, list[service.StoreHit]]:
+    async def main() -> tuple[
+        dict[str, Any], bool, list[service.StoreHit], bool, list[service.StoreHit]
+    ]:
         engine = create_engine(server.settings.resolved_database_url)
         rt = await start_ingestion(server.settings, session_maker(engine))
         try:
             async with rt.sessions() as s:
                 uow = UnitOfWork(s)
-                store = await service.create_store_with_files(rt, uow, project, [a.id], name="thread store")
+                store = await service.create_store_with_files(
+                    rt, uow, project, [a.id], name="thread store"
+                )
                 await uow.commit()
             ready = await service.wait_ready(rt, project, [store["id"]])
             async with rt.sessions() as s:
-                hits = await service.search_stores(rt, s, project, [store["id"]], "night train Venice", 5, 0.0)
+                hits = await service.search_stores(
+                    rt, s, project, [store["id"]], "night train Venice", 5, 0.0
+                )
                 await s.commit()
             async with rt.sessions() as s:
                 uow = UnitOfWork(s)
@@ -448,7 +609,9 @@ def test_service_functions_for_the_run_engine(client: openai.OpenAI, server: Ser
                 await uow.commit()
             ready2 = await service.wait_ready(rt, project, [store["id"]])
             async with rt.sessions() as s:
-                hits2 = await service.search_stores(rt, s, project, [store["id"]], "Etna volcano", 5, 0.0)
+                hits2 = await service.search_stores(
+                    rt, s, project, [store["id"]], "Etna volcano", 5, 0.0
+                )
                 await s.commit()
             return store, ready, hits, ready2, hits2
         finally:
@@ -468,18 +631,30 @@ def test_crash_recovery_and_expiry_sweep(client: openai.OpenAI, server: Server) 
     """A file left `in_progress` under the lease of a dead process is re-ingested by the next
     worker to start; the sweep marks expired stores and deletes expired files."""
     f = client.files.create(file=("trains.txt", TRAINS.encode()), purpose="assistants")
-    vs = client.vector_stores.create(name="crash", file_ids=[f.id], expires_after={"anchor": "last_active_at", "days": 2})
+    vs = client.vector_stores.create(
+        name="crash", file_ids=[f.id], expires_after={"anchor": "last_active_at", "days": 2}
+    )
     client.vector_stores.files.poll(f.id, vector_store_id=vs.id)
-    short = client.files.create(file=("volcano.md", VOLCANO.encode()), purpose="assistants",
-                                expires_after={"anchor": "created_at", "seconds": 3600})
+    short = client.files.create(
+        file=("volcano.md", VOLCANO.encode()),
+        purpose="assistants",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
     client.vector_stores.files.create_and_poll(short.id, vector_store_id=vs.id)
     dead = f"{socket.gethostname()}:999999999:gone"
 
     async def crash_state(uow: UnitOfWork) -> None:
         # As a crash mid-ingestion leaves it: in progress, leased for a while yet, by a dead pid.
         await uow.session.execute(
-            update(VectorStoreFileRow).where(VectorStoreFileRow.id == f.id)
-            .values(status="in_progress", usage_bytes=0, lease_owner=dead, lease_expires_at=time.time() + 600))
+            update(VectorStoreFileRow)
+            .where(VectorStoreFileRow.id == f.id)
+            .values(
+                status="in_progress",
+                usage_bytes=0,
+                lease_owner=dead,
+                lease_expires_at=time.time() + 600,
+            )
+        )
 
     run_db(server, crash_state)
     assert client.vector_stores.retrieve(vs.id).file_counts.in_progress == 1
@@ -490,12 +665,20 @@ def test_crash_recovery_and_expiry_sweep(client: openai.OpenAI, server: Server) 
         try:
             ready = await service.wait_ready(rt, "alpha", [vs.id])
             async with rt.sessions() as s, s.begin():
-                await s.execute(update(VectorStoreRow).where(VectorStoreRow.id == vs.id)
-                                .values(expires_at=int(time.time()) - 1))
-                await s.execute(update(FileRow).where(FileRow.id == short.id)
-                                .values(expires_at=int(time.time()) - 1))
+                await s.execute(
+                    update(VectorStoreRow)
+                    .where(VectorStoreRow.id == vs.id)
+                    .values(expires_at=int(time.time()) - 1)
+                )
+                await s.execute(
+                    update(FileRow)
+                    .where(FileRow.id == short.id)
+                    .values(expires_at=int(time.time()) - 1)
+                )
             await rt.ingestion.expire()
-            await FileExpiry(rt.sessions, server.settings.data_dir, VectorStoreDependents(rt)).sweep()
+            await FileExpiry(
+                rt.sessions, server.settings.data_dir, VectorStoreDependents(rt)
+            ).sweep()
             return ready
         finally:
             await rt.aclose()
@@ -505,7 +688,9 @@ def test_crash_recovery_and_expiry_sweep(client: openai.OpenAI, server: Server) 
     recovered = client.vector_stores.files.retrieve(f.id, vector_store_id=vs.id)
     assert recovered.status == "completed" and recovered.usage_bytes > 0
     store = client.vector_stores.retrieve(vs.id)
-    assert store.status == "expired" and store.file_counts.total == 1  # the expired file was detached
+    assert (
+        store.status == "expired" and store.file_counts.total == 1
+    )  # the expired file was detached
 
     async def expired_at(uow: UnitOfWork) -> int | None:
         row = await uow.session.get(VectorStoreRow, vs.id)

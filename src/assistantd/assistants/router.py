@@ -14,25 +14,29 @@ router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
 
 
 @router.post("")
-async def create_assistant(body: AssistantCreate, uow: UoW, caller: Caller, stores: Stores) -> JSONResponse:
+async def create_assistant(
+    body: AssistantCreate, uow: UoW, caller: Caller, stores: Stores
+) -> JSONResponse:
     return JSONResponse(await service.create(uow, caller, body, stores))
 
 
 @router.get("")
-async def list_assistants(uow: UoW, caller: Caller,
-                          params: Annotated[ListParams, Depends(list_params)]) -> JSONResponse:
+async def list_assistants(
+    uow: UoW, caller: Caller, params: Annotated[ListParams, Depends(list_params)]
+) -> JSONResponse:
     return JSONResponse(await service.list_(uow, caller, params))
 
 
 @router.get("/{assistant_id}")
 async def retrieve_assistant(assistant_id: str, uow: UoW, caller: Caller) -> JSONResponse:
     check_id(assistant_id, "asst_", "assistant_id")
-    return JSONResponse(await service.retrieve(uow, caller, assistant_id))
+    return JSONResponse(await service.retrieve_object(uow, caller, assistant_id))
 
 
 @router.post("/{assistant_id}")
-async def modify_assistant(assistant_id: str, body: AssistantModify, uow: UoW, caller: Caller,
-                           stores: Stores) -> JSONResponse:
+async def modify_assistant(
+    assistant_id: str, body: AssistantModify, uow: UoW, caller: Caller, stores: Stores
+) -> JSONResponse:
     check_id(assistant_id, "asst_", "assistant_id")
     return JSONResponse(await service.modify(uow, caller, assistant_id, body, stores))
 

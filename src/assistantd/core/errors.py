@@ -17,6 +17,8 @@ client errors too) to `{"error": {"message", "type", "param", "code"}}`.
 
 from __future__ import annotations
 
+from assistantd.core.wire import ErrorEnvelope, error_envelope
+
 
 class APIError(Exception):
     """Base of every error the API answers with; never raised itself."""
@@ -32,8 +34,8 @@ class APIError(Exception):
         if code is not None:
             self.code = code
 
-    def body(self) -> dict[str, object]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+    def body(self) -> ErrorEnvelope:
+        return error_envelope(self.message, self.type, self.param, self.code)
 
 
 class InvalidRequest(APIError):

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistantd.core.errors import APIError, QuotaExceeded, RateLimited, ServerError
 from assistantd.core.http import JSONResponse
+from assistantd.core.wire import error_envelope
 
 log = logging.getLogger("assistantd")
 
@@ -54,12 +55,17 @@ def format_loc(loc: Sequence[str | int], body: Any = None) -> str | None:
             continue
         is_key = isinstance(node, dict) and p in node
         nxt = parts[i + 1] if i + 1 < len(parts) else None
-        if (isinstance(node, dict) and node.get("type") == p and not tag_seen
-                and (not is_key or nxt == p)):
+        if (
+            isinstance(node, dict)
+            and node.get("type") == p
+            and not tag_seen
+            and (not is_key or nxt == p)
+        ):
             tag_seen = True
             continue  # a tagged union's tag, placed before the real keys
-        if not is_key and ("[" in p or p in _BRANCH_LABELS or p[:1].isupper()
-                           or p.startswith("constrained-")):
+        if not is_key and (
+            "[" in p or p in _BRANCH_LABELS or p[:1].isupper() or p.startswith("constrained-")
+        ):
             continue  # a union branch's label, not a parameter
         out += ("." if out else "") + p
         node = node.get(p) if isinstance(node, dict) else None
@@ -99,9 +105,12 @@ def _literal(value: Any) -> str:
 
 def json_invalid_message(detail: str = "") -> str:
     """OpenAI's words for a body that is not JSON; `detail` says what the parser found."""
-    return ("We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-            f"but what was sent was not valid JSON. {detail}".rstrip() + ")")
+    return (
+        "We could not parse the JSON body of your request. (HINT: This likely means you "
+        "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+        f"but what was sent was not valid JSON. {detail}".rstrip()
+        + ")"
+    )
 
 
 def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str | None]:
@@ -112,7 +121,10 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
     if param is None and kind != "json_invalid" and (kind == "missing" or kind in _TYPE_NAMES):
         # The body itself is wrong (`null`, an array, a string): there is no parameter to name.
         got = _json_kind(err.get("input")) if kind != "missing" else "null"
-        return f"Invalid type for the request body: expected an object, but got {got} instead.", None
+        return (
+            f"Invalid type for the request body: expected an object, but got {got} instead.",
+            None,
+        )
     if kind == "json_invalid":
         return json_invalid_message(str(ctx.get("error", ""))), None
     if kind == "json_too_deep":
@@ -135,13 +147,18 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
         )
     if kind in ("string_too_long", "too_long"):
         limit = ctx.get("max_length")
-        return (f"Invalid '{param}': string too long. Expected a string with maximum length "
-                f"{limit}, but got a string with length {len(err.get('input') or '')} instead."
-                if kind == "string_too_long" else
-                f"Invalid '{param}': array too long. Expected an array with maximum length "
-                f"{limit}, but got an array with length {len(err.get('input') or [])} instead."), param
+        return (
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
+            f"{limit}, but got a string with length {len(err.get('input') or '')} instead."
+            if kind == "string_too_long"
+            else f"Invalid '{param}': array too long. Expected an array with maximum length "
+            f"{limit}, but got an array with length {len(err.get('input') or [])} instead."
+        ), param
     if kind in ("string_too_short", "too_short"):
-        return f"Invalid '{param}': expected at least {ctx.get('min_length')} item(s) or character(s).", param
+        return (
+            f"Invalid '{param}': expected at least {ctx.get('min_length')} item(s) or character(s).",
+            param,
+        )
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         bound = next(iter(ctx.values()), None)
         words = {
@@ -196,7 +213,7 @@ def install_handlers(app: FastAPI) -> None:
         )
         message, param = validation_message(dict(first), exc.body)
         return JSONResponse(
-            {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}},
+            error_envelope(message, "invalid_request_error", param, None),
             status_code=400,
         )
 
@@ -207,7 +224,7 @@ def install_handlers(app: FastAPI) -> None:
             # OpenAI answers an unknown path and a known path's wrong method alike.
             status, message = 404, f"Invalid URL ({request.method} {request.url.path})"
         return JSONResponse(
-            {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
+            error_envelope(message, "invalid_request_error", None, None),
             status_code=status,
         )
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import Query
 
 from assistantd.core.errors import InvalidRequest
+from assistantd.core.wire import list_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +70,6 @@ async def file_list_params(
 
 
 def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    """The list envelope every list endpoint answers with."""
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    """The list envelope of untyped objects (runs and steps, until their service takes the
+    `TypedDict`s); typed objects use `core.wire.list_of`."""
+    return cast(dict[str, Any], list_of(data, has_more))

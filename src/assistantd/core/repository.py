@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Table, and_, delete, insert, or_, select
@@ -25,31 +25,36 @@ class Repository(Generic[RowT]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, project_id: str, object_id: str, *where: ColumnElement[bool],
-                  for_update: bool = False) -> RowT | None:
+    async def get(
+        self, project_id: str, object_id: str, *where: ColumnElement[bool], for_update: bool = False
+    ) -> RowT | None:
         m = self.model
         stmt = select(m).where(m.id == object_id, m.project_id == project_id, *where)
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def require(self, project_id: str, object_id: str, *where: ColumnElement[bool],
-                      for_update: bool = False) -> RowT:
+    async def require(
+        self, project_id: str, object_id: str, *where: ColumnElement[bool], for_update: bool = False
+    ) -> RowT:
         """The row, to change it; OpenAI's 404 (`not_found(kind, id)`) when there is none."""
         row = await self.get(project_id, object_id, *where, for_update=for_update)
         if row is None:
             raise not_found(self.kind, object_id)
         return row
 
-    async def require_read(self, project_id: str, object_id: str, *where: ColumnElement[bool]) -> Row[Any]:
+    async def require_read(
+        self, project_id: str, object_id: str, *where: ColumnElement[bool]
+    ) -> Row[Any]:
         """The row's columns, read-only, as `read`; the 404 as `require` when there is none."""
         row = await self.read(project_id, object_id, *where)
         if row is None:
             raise not_found(self.kind, object_id)
         return row
 
-    async def existing_ids(self, project_id: str, object_ids: Sequence[str],
-                           *where: ColumnElement[bool]) -> set[str]:
+    async def existing_ids(
+        self, project_id: str, object_ids: Sequence[str], *where: ColumnElement[bool]
+    ) -> set[str]:
         """Which of `object_ids` exist in the project: one query for any number of ids."""
         if not object_ids:
             return set()
@@ -57,11 +62,15 @@ class Repository(Generic[RowT]):
         stmt = select(m.id).where(m.project_id == project_id, m.id.in_(set(object_ids)), *where)
         return set((await self.session.execute(stmt)).scalars())
 
-    async def read(self, project_id: str, object_id: str, *where: ColumnElement[bool]) -> Row[Any] | None:
+    async def read(
+        self, project_id: str, object_id: str, *where: ColumnElement[bool]
+    ) -> Row[Any] | None:
         """The row's columns, read-only (`.body`, `.status` …): no ORM object is built, which
         is most of a lookup's cost. For reads on hot paths (polls, existence checks)."""
         table: Table = self.model.__table__  # type: ignore[attr-defined]
-        stmt = select(table).where(table.c.id == object_id, table.c.project_id == project_id, *where)
+        stmt = select(table).where(
+            table.c.id == object_id, table.c.project_id == project_id, *where
+        )
         conn = await self.session.connection()
         return (await conn.execute(stmt)).first()
 
@@ -90,7 +99,7 @@ class Repository(Generic[RowT]):
         conn = await self.session.connection()
         await conn.execute(insert(table), [{k: row.__dict__.get(k) for k in keys} for row in rows])
 
-    async def save_body(self, row: RowT, body: dict[str, Any]) -> None:
+    async def save_body(self, row: RowT, body: Mapping[str, Any]) -> None:
         """Replace the stored wire object (JSON columns change only on reassignment)."""
         row.body = dict(body)
         await self.session.flush()
@@ -102,8 +111,9 @@ class Repository(Generic[RowT]):
     async def delete_where(self, *where: ColumnElement[bool]) -> None:
         await self.session.execute(delete(self.model).where(*where))
 
-    async def list_page(self, project_id: str, params: ListParams,
-                        *where: ColumnElement[bool]) -> tuple[Sequence[RowT], bool]:
+    async def list_page(
+        self, project_id: str, params: ListParams, *where: ColumnElement[bool]
+    ) -> tuple[Sequence[RowT], bool]:
         """One page in `(seq, id)` order; `after`/`before` are ids within the same scope.
 
         An unknown cursor id is an empty page past the end, as a deleted cursor object
@@ -115,8 +125,9 @@ class Repository(Generic[RowT]):
         for cursor, forward in ((params.after, True), (params.before, False)):
             if cursor is None:
                 continue
-            found = (await self.session.execute(
-                select(m.seq, m.id).where(m.id == cursor, *scope))).first()
+            found = (
+                await self.session.execute(select(m.seq, m.id).where(m.id == cursor, *scope))
+            ).first()
             if found is None:
                 return [], False
             seq, cid = found
@@ -126,12 +137,16 @@ class Repository(Generic[RowT]):
                 conds.append(or_(m.seq > seq, and_(m.seq == seq, m.id > cid)))
             else:
                 conds.append(or_(m.seq < seq, and_(m.seq == seq, m.id < cid)))
-        order_by = (m.seq.asc(), m.id.asc()) if params.order == "asc" else (m.seq.desc(), m.id.desc())
+        order_by = (
+            (m.seq.asc(), m.id.asc()) if params.order == "asc" else (m.seq.desc(), m.id.desc())
+        )
         stmt = select(m).where(*scope, *conds).order_by(*order_by).limit(params.limit + 1)
         if params.before is not None and params.after is None:
             # Walking backwards: take the nearest `limit` rows before the cursor, then
             # restore the listing's order.
-            rev = (m.seq.desc(), m.id.desc()) if params.order == "asc" else (m.seq.asc(), m.id.asc())
+            rev = (
+                (m.seq.desc(), m.id.desc()) if params.order == "asc" else (m.seq.asc(), m.id.asc())
+            )
             stmt = select(m).where(*scope, *conds).order_by(*rev).limit(params.limit + 1)
             rows = list((await self.session.execute(stmt)).scalars())
             has_more = len(rows) > params.limit

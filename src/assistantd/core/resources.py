@@ -1,31 +1,37 @@
-"""`tool_resources` as stored and returned by assistants and threads."""
+"""`tool_resources` as stored and returned by assistants, threads and runs."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from assistantd.core.schemas import ToolResources
+from assistantd.core.wire import ToolResourcesWire
 
 
 def public(body: dict[str, Any]) -> dict[str, Any]:
-    """The wire object: stored bodies keep internal fields under `_`-prefixed keys."""
+    """The wire object of a run body, whose internal fields sit under `_`-prefixed keys.
+
+    Only runs and steps still keep such keys in their body; every other object keeps its
+    private state in typed columns beside the body, so its body is the wire object.
+    """
     return {k: v for k, v in body.items() if not k.startswith("_")}
 
 
-def tool_resources_wire(
+def tool_resources_object(
     resources: ToolResources | None,
     *,
-    previous: dict[str, Any] | None = None,
+    previous: Mapping[str, Any] | None = None,
     v1_file_ids: list[str] | None = None,
     tool_types: set[str] | None = None,
-) -> dict[str, Any]:
+) -> ToolResourcesWire:
     """Merge a request's `tool_resources` over what was stored (modify replaces per tool).
 
     `vector_stores` helpers are turned into ids by the vector-store service before this
     is called; here they are only ignored. v1 `file_ids` go to code_interpreter when that
     tool is enabled (file_search/retrieval files need a vector store: see the service).
     """
-    out: dict[str, Any] = dict(previous or {})
+    out = cast(ToolResourcesWire, dict(previous or {}))
     if resources is not None:
         if resources.code_interpreter is not None:
             out["code_interpreter"] = {"file_ids": list(resources.code_interpreter.file_ids)}
@@ -36,3 +42,18 @@ def tool_resources_wire(
         out["code_interpreter"] = {"file_ids": list(v1_file_ids)}
     return out
 
+
+def tool_resources_wire(
+    resources: ToolResources | None,
+    *,
+    previous: Mapping[str, Any] | None = None,
+    v1_file_ids: list[str] | None = None,
+    tool_types: set[str] | None = None,
+) -> dict[str, Any]:
+    """`tool_resources_object` for the run service, which still builds untyped run bodies."""
+    return cast(
+        dict[str, Any],
+        tool_resources_object(
+            resources, previous=previous, v1_file_ids=v1_file_ids, tool_types=tool_types
+        ),
+    )

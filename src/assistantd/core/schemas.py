@@ -1,6 +1,8 @@
-"""Wire types shared by several resources: metadata, tools, tool resources, response formats.
+"""Request models shared by several resources: metadata, tools, tool resources, response formats.
 
-Request models validate and normalize; `.wire()` gives the dict stored and returned.
+Request models validate and normalize; `tool_wire` and `response_format_wire` give the
+dicts stored and returned (the response objects' types are in `core/wire.py` and each
+package's `wire.py`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ def _check_depth(value: Any) -> Any:
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
         for child in children:
             if isinstance(child, dict | list):
                 if depth + 1 > MAX_JSON_DEPTH:
@@ -136,7 +140,9 @@ def tool_wire(tool: FunctionTool | CodeInterpreterTool | FileSearchTool) -> dict
         out: dict[str, Any] = {"name": fn.name}
         if fn.description is not None:
             out["description"] = fn.description
-        out["parameters"] = fn.parameters if fn.parameters is not None else {"type": "object", "properties": {}}
+        out["parameters"] = (
+            fn.parameters if fn.parameters is not None else {"type": "object", "properties": {}}
+        )
         out["strict"] = bool(fn.strict)
         return {"type": "function", "function": out}
     if isinstance(tool, FileSearchTool):
@@ -144,7 +150,10 @@ def tool_wire(tool: FunctionTool | CodeInterpreterTool | FileSearchTool) -> dict
         ranking = opts.ranking_options or RankingOptions(score_threshold=0.0)
         fs: dict[str, Any] = {
             # OpenAI reports the concrete ranker even when `auto` was asked for.
-            "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": ranking.score_threshold},
+            "ranking_options": {
+                "ranker": "default_2024_08_21",
+                "score_threshold": ranking.score_threshold,
+            },
         }
         if opts.max_num_results is not None:
             fs["max_num_results"] = opts.max_num_results

@@ -31,6 +31,7 @@ from typing import Any, Literal, cast
 import orjson
 
 from assistantd.core.settings import Settings
+from assistantd.core.wire import error_envelope
 
 #: Largest request head (request line and headers) accepted; h11 alone stops at 16 KiB.
 MAX_HEADER_BYTES = 64 * 1024
@@ -46,13 +47,22 @@ class ConnectionLimits:
 
 
 def _refusal(limit: int) -> bytes:
-    body = orjson.dumps({"error": {
-        "message": f"Too many connections from your address: at most {limit} may be open at once "
-                   "(ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT).",
-        "type": "requests", "param": None, "code": "rate_limit_exceeded"}})
-    return (b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
-            b"retry-after: 1\r\nconnection: close\r\ncontent-length: " + str(len(body)).encode()
-            + b"\r\n\r\n" + body)
+    body = orjson.dumps(
+        error_envelope(
+            f"Too many connections from your address: at most {limit} may be open at once "
+            "(ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT).",
+            "requests",
+            None,
+            "rate_limit_exceeded",
+        )
+    )
+    return (
+        b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+        b"retry-after: 1\r\nconnection: close\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 class _Guard:
@@ -134,7 +144,9 @@ class _Guard:
         self._cancel_timers()
         if phase == "headers":
             self._header_bytes = 0
-            self._header_timer = self.loop.call_later(self.guard.limits.header_timeout, self._header_expired)
+            self._header_timer = self.loop.call_later(
+                self.guard.limits.header_timeout, self._header_expired
+            )
 
     def _arm_body(self) -> None:
         if self._body_timer is not None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
-from assistantd.core.pagination import ListParams, page
-from assistantd.core.resources import public
+from assistantd.core.pagination import ListParams
+from assistantd.core.wire import Deleted, ListPage, deleted, list_of
 from assistantd.files import storage
 from assistantd.files.models import FileRow
 from assistantd.files.multipart import ReceivedUpload
@@ -28,6 +28,7 @@ from assistantd.files.schemas import (
     UPLOAD_PURPOSES,
     parse_upload_form,
 )
+from assistantd.files.wire import File, file_object
 
 SessionLike = AsyncSession | UnitOfWork
 
@@ -51,30 +52,22 @@ def new_file_id() -> str:
     return new_id("file-", 24)
 
 
-def _body(file_id: str, filename: str, size: int, purpose: str, created: int,
-          expires_at: int | None) -> dict[str, Any]:
-    return {
-        "id": file_id,
-        "object": "file",
-        "bytes": size,
-        "created_at": created,
-        "filename": filename,
-        "purpose": purpose,
-        # Files need no processing here: the SDK's wait_for_processing returns at once.
-        "status": "processed",
-        "status_details": None,
-        "expires_at": expires_at,
-    }
-
-
-async def _insert(session: AsyncSession, project_id: str, body: dict[str, Any]) -> None:
-    row = FileRow(id=body["id"], project_id=project_id, seq=next_seq(), created_at=body["created_at"],
-                  body=body, purpose=body["purpose"], expires_at=body["expires_at"])
+async def _insert(session: AsyncSession, project_id: str, body: File) -> None:
+    row = FileRow(
+        id=body["id"],
+        project_id=project_id,
+        seq=next_seq(),
+        created_at=body["created_at"],
+        body=body,
+        purpose=body["purpose"],
+        expires_at=body["expires_at"],
+    )
     await FileRepository(session).insert(row)
 
 
-async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
-                             upload: ReceivedUpload) -> dict[str, Any]:
+async def create_from_upload(
+    uow: UnitOfWork, project_id: str, data_dir: Path, upload: ReceivedUpload
+) -> File:
     """Register a streamed upload; its temp file is renamed into place or removed."""
     try:
         form = parse_upload_form(upload.fields)
@@ -83,7 +76,9 @@ async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
         created = now_seconds()
         file_id = new_file_id()
         expires = created + form.expires_after_seconds if form.expires_after_seconds else None
-        body = _body(file_id, safe_filename(upload.filename), upload.size, form.purpose, created, expires)
+        body = file_object(
+            file_id, safe_filename(upload.filename), upload.size, form.purpose, created, expires
+        )
         # Bytes first, row second: a visible row always has its bytes. If the commit then
         # fails, the orphan bytes are removed below or, after a crash, never referenced.
         final = storage.file_path(data_dir, project_id, file_id)
@@ -93,14 +88,15 @@ async def create_from_upload(uow: UnitOfWork, project_id: str, data_dir: Path,
         except BaseException:
             await asyncio.to_thread(storage.remove, final)
             raise
-        return public(body)
+        return body
     finally:
         if upload.part_path is not None:
             upload.part_path.unlink(missing_ok=True)
 
 
-async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: str, filename: str,
-                                 data: bytes, purpose: str) -> dict[str, Any]:
+async def create_file_from_bytes(
+    uow: SessionLike, data_dir: Path, project_id: str, filename: str, data: bytes, purpose: str
+) -> File:
     """Store `data` as a new file of the project (e.g. a code interpreter output).
 
     `purpose` is one of the upload purposes or `assistants_output`. The caller's
@@ -109,14 +105,14 @@ async def create_file_from_bytes(uow: SessionLike, data_dir: Path, project_id: s
     if purpose not in UPLOAD_PURPOSES + OUTPUT_PURPOSES:
         raise ValueError(f"unknown file purpose {purpose!r}")
     file_id = new_file_id()
-    body = _body(file_id, safe_filename(filename), len(data), purpose, now_seconds(), None)
+    body = file_object(file_id, safe_filename(filename), len(data), purpose, now_seconds(), None)
     final = await asyncio.to_thread(storage.write_atomic, data_dir, project_id, file_id, data)
     try:
         await _insert(_session(uow), project_id, body)
     except BaseException:
         await asyncio.to_thread(storage.remove, final)
         raise
-    return public(body)
+    return body
 
 
 async def output_bytes(s: SessionLike, project_id: str) -> int:
@@ -124,10 +120,11 @@ async def output_bytes(s: SessionLike, project_id: str) -> int:
     return await FileRepository(_session(s)).bytes_used(project_id, OUTPUT_PURPOSES[0])
 
 
-
-async def get_file(s: SessionLike, project_id: str, file_id: str) -> dict[str, Any]:
+async def get_file(s: SessionLike, project_id: str, file_id: str) -> File:
     """The File object; `NotFound` (404) when unknown, another project's, or expired."""
-    return public((await FileRepository(_session(s)).require(project_id, file_id, live())).body)
+    return cast(
+        File, dict((await FileRepository(_session(s)).require(project_id, file_id, live())).body)
+    )
 
 
 def _check_content(row: FileRow) -> None:
@@ -149,7 +146,9 @@ async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_
         raise not_found("file", file_id) from None
 
 
-async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> tuple[Path, str]:
+async def content_path(
+    s: SessionLike, data_dir: Path, project_id: str, file_id: str
+) -> tuple[Path, str]:
     """Where a file's bytes are, and its filename (for streaming the download)."""
     row = await FileRepository(_session(s)).require(project_id, file_id, live())
     _check_content(row)
@@ -159,28 +158,38 @@ async def content_path(s: SessionLike, data_dir: Path, project_id: str, file_id:
     return path, str(row.body["filename"])
 
 
-async def list_files(s: SessionLike, project_id: str, params: ListParams,
-                     purpose: str | None) -> dict[str, Any]:
+async def list_files(
+    s: SessionLike, project_id: str, params: ListParams, purpose: str | None
+) -> ListPage[File]:
     where = [live()]
     if purpose:
         where.append(FileRow.purpose == purpose)
     rows, more = await FileRepository(_session(s)).list_page(project_id, params, *where)
-    return page([public(r.body) for r in rows], more)
+    return list_of([cast(File, r.body) for r in rows], more)
 
 
-async def delete_file(uow: UnitOfWork, dependents: FileDependents, data_dir: Path, project_id: str,
-                      file_id: str, *, include_expired: bool = False) -> dict[str, Any]:
+async def delete_file(
+    uow: UnitOfWork,
+    dependents: FileDependents,
+    data_dir: Path,
+    project_id: str,
+    file_id: str,
+    *,
+    include_expired: bool = False,
+) -> Deleted:
     """Delete a file: detach it from every vector store, drop the row, then the bytes.
 
     The bytes go only after the commit, so a rolled-back delete loses nothing. An expired
     file is already gone for clients (404); the expiry sweep passes `include_expired`.
     """
     repo = FileRepository(uow.session)
-    row = await (repo.get(project_id, file_id) if include_expired else repo.get_live(project_id, file_id))
+    row = await (
+        repo.get(project_id, file_id) if include_expired else repo.get_live(project_id, file_id)
+    )
     if row is None:
         raise not_found("file", file_id)
     await dependents.file_deleted(uow, project_id, file_id)
     await FileRepository(uow.session).delete(row)
     path = storage.file_path(data_dir, project_id, file_id)
     uow.after_commit(lambda: asyncio.to_thread(storage.remove, path))
-    return {"id": file_id, "object": "file", "deleted": True}
+    return deleted(file_id, "file")

@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from assistantd.core.schemas import Metadata, Wire
+from assistantd.messages.wire import Attachment as AttachmentObject
+from assistantd.messages.wire import MessageContent
 
 #: OpenAI's cap on a message's text (CONTRACT §7), for a string and for each text part.
 MAX_MESSAGE_CHARS = 256_000
@@ -50,14 +52,21 @@ class Attachment(Wire):
     @classmethod
     def _v1_retrieval(cls, value: Any) -> Any:
         if isinstance(value, list):
-            return [{"type": "file_search"} if isinstance(t, dict) and t.get("type") == "retrieval" else t
-                    for t in value]
+            return [
+                {"type": "file_search"}
+                if isinstance(t, dict) and t.get("type") == "retrieval"
+                else t
+                for t in value
+            ]
         return value
 
 
 class MessageCreate(Wire):
     role: Literal["user", "assistant"]
-    content: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)] | Annotated[list[ContentPart], Field(min_length=1)]
+    content: (
+        Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+        | Annotated[list[ContentPart], Field(min_length=1)]
+    )
     attachments: list[Attachment] | None = None
     metadata: Metadata = None
     # v1: files the message refers to; mapped to file_search attachments.
@@ -68,23 +77,35 @@ class MessageModify(Wire):
     metadata: Metadata = None
 
 
-def content_wire(content: str | list[TextPart | ImageFilePart | ImageURLPart]) -> list[dict[str, Any]]:
+def content_wire(
+    content: str | list[TextPart | ImageFilePart | ImageURLPart],
+) -> list[MessageContent]:
     """Request content → the content parts a Message object carries."""
     if isinstance(content, str):
         return [{"type": "text", "text": {"value": content, "annotations": []}}]
-    out: list[dict[str, Any]] = []
+    out: list[MessageContent] = []
     for part in content:
         if isinstance(part, TextPart):
             out.append({"type": "text", "text": {"value": part.text, "annotations": []}})
         elif isinstance(part, ImageFilePart):
-            out.append({"type": "image_file", "image_file": part.image_file.model_dump()})
+            image = part.image_file
+            out.append(
+                {
+                    "type": "image_file",
+                    "image_file": {"file_id": image.file_id, "detail": image.detail},
+                }
+            )
         else:
-            out.append({"type": "image_url", "image_url": part.image_url.model_dump()})
+            url = part.image_url
+            out.append({"type": "image_url", "image_url": {"url": url.url, "detail": url.detail}})
     return out
 
 
-def attachments_wire(req: MessageCreate) -> list[dict[str, Any]]:
-    out = [{"file_id": a.file_id, "tools": [{"type": t.type} for t in a.tools]} for a in req.attachments or []]
+def attachments_wire(req: MessageCreate) -> list[AttachmentObject]:
+    out: list[AttachmentObject] = [
+        {"file_id": a.file_id, "tools": [{"type": t.type} for t in a.tools]}
+        for a in req.attachments or []
+    ]
     for file_id in req.file_ids or []:
         out.append({"file_id": file_id, "tools": [{"type": "file_search"}]})
     return out

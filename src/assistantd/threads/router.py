@@ -13,9 +13,10 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
 
 @router.post("")
-async def create_thread(uow: UoW, caller: Caller, stores: Stores,
-                        body: Annotated[ThreadCreate | None, Body()] = None) -> JSONResponse:
-    return JSONResponse(await service.create(uow, caller, body or ThreadCreate(), stores))
+async def create_thread(
+    uow: UoW, caller: Caller, stores: Stores, body: Annotated[ThreadCreate | None, Body()] = None
+) -> JSONResponse:
+    return JSONResponse(await service.create_object(uow, caller, body or ThreadCreate(), stores))
 
 
 @router.get("/{thread_id}")
@@ -25,7 +26,9 @@ async def retrieve_thread(thread_id: str, uow: UoW, caller: Caller) -> JSONRespo
 
 
 @router.post("/{thread_id}")
-async def modify_thread(thread_id: str, body: ThreadModify, uow: UoW, caller: Caller) -> JSONResponse:
+async def modify_thread(
+    thread_id: str, body: ThreadModify, uow: UoW, caller: Caller
+) -> JSONResponse:
     check_id(thread_id, "thread_", "thread_id")
     return JSONResponse(await service.modify(uow, caller, thread_id, body))
 

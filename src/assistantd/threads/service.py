@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete as sql_delete
 
 from assistantd.core.db import UnitOfWork
 from assistantd.core.ids import new_id, next_seq, now_seconds
-from assistantd.core.resources import tool_resources_wire
+from assistantd.core.resources import tool_resources_object
+from assistantd.core.wire import Deleted, deleted
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
 from assistantd.messages.models import MessageRow
@@ -16,6 +17,7 @@ from assistantd.runs.models import RunRow, RunStepRow
 from assistantd.threads.models import ThreadRow
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate, ThreadModify
+from assistantd.threads.wire import Thread, thread_object
 from assistantd.vector_stores import service as vector_stores
 from assistantd.vector_stores.references import References
 from assistantd.vector_stores.runtime import VectorStoreRuntime
@@ -24,27 +26,36 @@ from assistantd.vector_stores.runtime import VectorStoreRuntime
 def references(req: ThreadCreate, prefix: str = "") -> References:
     """The files and stores a thread-create body names (its messages' included)."""
     dot = f"{prefix}." if prefix else ""
-    return References().tool_resources(req.tool_resources, f"{dot}tool_resources").messages(
-        req.messages, f"{dot}messages")
+    return (
+        References()
+        .tool_resources(req.tool_resources, f"{dot}tool_resources")
+        .messages(req.messages, f"{dot}messages")
+    )
 
 
-async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: VectorStoreRuntime, *,
-                 checked: bool = False) -> dict[str, Any]:
+async def create_object(
+    uow: UnitOfWork,
+    caller: Principal,
+    req: ThreadCreate,
+    stores: VectorStoreRuntime,
+    *,
+    checked: bool = False,
+) -> Thread:
     """`checked`: the caller has already checked `references(req)` (create-and-run)."""
     if not checked:
         await references(req).check(uow.session, caller.project_id)
     resources = await vector_stores.resolve_store_helpers(
-        uow, stores, caller.project_id, req.tool_resources,
-        expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS)
+        uow,
+        stores,
+        caller.project_id,
+        req.tool_resources,
+        expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS,
+    )
     created = now_seconds()
-    body: dict[str, Any] = {
-        "id": new_id("thread_"),
-        "object": "thread",
-        "created_at": created,
-        "metadata": req.metadata or {},
-        "tool_resources": tool_resources_wire(resources),
-    }
-    row = ThreadRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body)
+    body = thread_object(new_id("thread_"), created, req.metadata, tool_resources_object(resources))
+    row = ThreadRow(
+        id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body
+    )
     await ThreadRepository(uow.session).insert_untracked(row)
     if req.messages:
         await messages.add_user_messages(uow, caller, body["id"], req.messages, stores)
@@ -52,27 +63,41 @@ async def create(uow: UnitOfWork, caller: Principal, req: ThreadCreate, stores: 
     return body
 
 
-async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str) -> dict[str, Any]:
+async def create(
+    uow: UnitOfWork,
+    caller: Principal,
+    req: ThreadCreate,
+    stores: VectorStoreRuntime,
+    *,
+    checked: bool = False,
+) -> dict[str, Any]:
+    """`create_object` for the run service, which still reads the thread as an untyped dict."""
+    return cast(dict[str, Any], await create_object(uow, caller, req, stores, checked=checked))
+
+
+async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str) -> Thread:
     row = await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    return dict(row.body)
+    return cast(Thread, dict(row.body))
 
 
-async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, req: ThreadModify) -> dict[str, Any]:
+async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, req: ThreadModify) -> Thread:
     row = await ThreadRepository(uow.session).require(caller.project_id, thread_id)
     await References().tool_resources(req.tool_resources).check(uow.session, caller.project_id)
-    body = dict(row.body)
+    body = cast(Thread, dict(row.body))
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}
     if "tool_resources" in req.model_fields_set:
-        body["tool_resources"] = tool_resources_wire(req.tool_resources, previous=body.get("tool_resources"))
+        body["tool_resources"] = tool_resources_object(
+            req.tool_resources, previous=body.get("tool_resources")
+        )
     await ThreadRepository(uow.session).save_body(row, body)
     return body
 
 
-async def delete(uow: UnitOfWork, caller: Principal, thread_id: str) -> dict[str, Any]:
+async def delete(uow: UnitOfWork, caller: Principal, thread_id: str) -> Deleted:
     row = await ThreadRepository(uow.session).require(caller.project_id, thread_id)
     repo = ThreadRepository(uow.session)
     for model in (MessageRow, RunStepRow, RunRow):
         await repo.session.execute(sql_delete(model).where(model.thread_id == thread_id))
     await repo.delete(row)
-    return {"id": thread_id, "object": "thread.deleted", "deleted": True}
+    return deleted(thread_id, "thread.deleted")

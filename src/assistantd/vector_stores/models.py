@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from assistantd.core.db import Base, ObjectRow
@@ -19,6 +19,9 @@ class VectorStoreRow(ObjectRow, Base):
     expires_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Set once by the sweep (or a read that finds it past due); an expired store stays so.
     expired_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The embedder that built the store's vectors (`Embedder.model_id`); vectors of two
+    # models never mix. NULL only on stores made before the embedder was recorded.
+    embedding_model: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class VectorStoreFileRow(ObjectRow, Base):
@@ -51,3 +54,5 @@ class VectorStoreFileBatchRow(ObjectRow, Base):
     __table_args__ = (Index("ix_vector_store_file_batches_store", "vector_store_id"),)
 
     vector_store_id: Mapped[str] = mapped_column(String(64))
+    # Set by `cancel`: the batch then reads `cancelled` whatever its files' counts say.
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -14,6 +14,7 @@ from assistantd.vector_stores.models import (
     VectorStoreFileRow,
     VectorStoreRow,
 )
+from assistantd.vector_stores.wire import FileCountsWire
 
 
 @dataclass(slots=True)
@@ -30,9 +31,14 @@ class FileCounts:
     def total(self) -> int:
         return self.in_progress + self.completed + self.failed + self.cancelled
 
-    def wire(self) -> dict[str, int]:
-        return {"in_progress": self.in_progress, "completed": self.completed, "failed": self.failed,
-                "cancelled": self.cancelled, "total": self.total}
+    def wire(self) -> FileCountsWire:
+        return {
+            "in_progress": self.in_progress,
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "total": self.total,
+        }
 
 
 class VectorStoreRepository(Repository[VectorStoreRow]):
@@ -42,8 +48,11 @@ class VectorStoreRepository(Repository[VectorStoreRow]):
     async def due_for_expiry(self, now: int, limit: int) -> Sequence[VectorStoreRow]:
         stmt = (
             select(VectorStoreRow)
-            .where(VectorStoreRow.expires_at.is_not(None), VectorStoreRow.expires_at <= now,
-                   VectorStoreRow.expired_at.is_(None))
+            .where(
+                VectorStoreRow.expires_at.is_not(None),
+                VectorStoreRow.expires_at <= now,
+                VectorStoreRow.expired_at.is_(None),
+            )
             .limit(limit)
         )
         return (await self.session.execute(stmt)).scalars().all()
@@ -53,10 +62,15 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
     model = VectorStoreFileRow
     kind = "vector store file"
 
-    async def get_in_store(self, project_id: str, vector_store_id: str, file_id: str,
-                           *, for_update: bool = False) -> VectorStoreFileRow | None:
-        return await self.get(project_id, file_id, VectorStoreFileRow.vector_store_id == vector_store_id,
-                              for_update=for_update)
+    async def get_in_store(
+        self, project_id: str, vector_store_id: str, file_id: str, *, for_update: bool = False
+    ) -> VectorStoreFileRow | None:
+        return await self.get(
+            project_id,
+            file_id,
+            VectorStoreFileRow.vector_store_id == vector_store_id,
+            for_update=for_update,
+        )
 
     async def by_key(self, vector_store_id: str, file_id: str) -> VectorStoreFileRow | None:
         """A store file by its key alone (the worker acts for every project)."""
@@ -66,8 +80,11 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
 
     async def _counts(self, key: Any, where: ColumnElement[bool]) -> dict[str, FileCounts]:
         m = VectorStoreFileRow
-        stmt = select(key, m.status, func.count(), func.coalesce(func.sum(m.usage_bytes), 0)).where(
-            where).group_by(key, m.status)
+        stmt = (
+            select(key, m.status, func.count(), func.coalesce(func.sum(m.usage_bytes), 0))
+            .where(where)
+            .group_by(key, m.status)
+        )
         out: dict[str, FileCounts] = {}
         for owner, status, n, used in (await self.session.execute(stmt)).all():
             c = out.setdefault(owner, FileCounts())
@@ -102,7 +119,8 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
         """Mark the batch's unfinished files `cancelled`; returns how many were."""
         m = VectorStoreFileRow
         result = await self.session.execute(
-            update(m).where(m.batch_id == batch_id, m.status == "in_progress")
+            update(m)
+            .where(m.batch_id == batch_id, m.status == "in_progress")
             .values(status="cancelled", lease_owner=None, lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -110,16 +128,28 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
 
     # -- ingestion leases -----------------------------------------------------------------
 
-    async def claim(self, vector_store_id: str, file_id: str, owner: str, now: float, lease: float,
-                    steal_from: str | None = None) -> bool:
+    async def claim(
+        self,
+        vector_store_id: str,
+        file_id: str,
+        owner: str,
+        now: float,
+        lease: float,
+        steal_from: str | None = None,
+    ) -> bool:
         """Take the lease of an in-progress file nobody (alive) holds; atomic across processes."""
         m = VectorStoreFileRow
         free = or_(m.lease_owner.is_(None), m.lease_expires_at < now)
         if steal_from is not None:
             free = or_(free, m.lease_owner == steal_from)
         result = await self.session.execute(
-            update(m).where(m.vector_store_id == vector_store_id, m.id == file_id,
-                            m.status == "in_progress", free)
+            update(m)
+            .where(
+                m.vector_store_id == vector_store_id,
+                m.id == file_id,
+                m.status == "in_progress",
+                free,
+            )
             .values(lease_owner=owner, lease_expires_at=now + lease)
             .execution_options(synchronize_session=False)
         )
@@ -128,16 +158,28 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
     async def renew(self, vector_store_id: str, file_id: str, owner: str, until: float) -> None:
         m = VectorStoreFileRow
         await self.session.execute(
-            update(m).where(m.vector_store_id == vector_store_id, m.id == file_id, m.lease_owner == owner)
-            .values(lease_expires_at=until).execution_options(synchronize_session=False)
+            update(m)
+            .where(m.vector_store_id == vector_store_id, m.id == file_id, m.lease_owner == owner)
+            .values(lease_expires_at=until)
+            .execution_options(synchronize_session=False)
         )
 
-    async def held(self, vector_store_id: str, file_id: str, owner: str) -> VectorStoreFileRow | None:
+    async def held(
+        self, vector_store_id: str, file_id: str, owner: str
+    ) -> VectorStoreFileRow | None:
         """The row, locked, if it is still in progress under our lease (else it was
         cancelled, detached or re-attached meanwhile and our work must be dropped)."""
         m = VectorStoreFileRow
-        stmt = select(m).where(m.vector_store_id == vector_store_id, m.id == file_id,
-                               m.status == "in_progress", m.lease_owner == owner).with_for_update()
+        stmt = (
+            select(m)
+            .where(
+                m.vector_store_id == vector_store_id,
+                m.id == file_id,
+                m.status == "in_progress",
+                m.lease_owner == owner,
+            )
+            .with_for_update()
+        )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def claimable(self, now: float, limit: int) -> list[tuple[str, str]]:
@@ -145,8 +187,11 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
         m = VectorStoreFileRow
         stmt = (
             select(m.vector_store_id, m.id)
-            .where(m.status == "in_progress", or_(m.lease_owner.is_(None), m.lease_expires_at < now))
-            .order_by(m.seq).limit(limit)
+            .where(
+                m.status == "in_progress", or_(m.lease_owner.is_(None), m.lease_expires_at < now)
+            )
+            .order_by(m.seq)
+            .limit(limit)
         )
         return [(a, b) for a, b in (await self.session.execute(stmt)).all()]
 
@@ -154,7 +199,8 @@ class VectorStoreFileRepository(Repository[VectorStoreFileRow]):
         """(store, file, owner) of in-progress files under a lease that has not run out."""
         m = VectorStoreFileRow
         stmt = select(m.vector_store_id, m.id, m.lease_owner).where(
-            m.status == "in_progress", and_(m.lease_owner.is_not(None), m.lease_expires_at >= now))
+            m.status == "in_progress", and_(m.lease_owner.is_not(None), m.lease_expires_at >= now)
+        )
         return [(a, b, c or "") for a, b, c in (await self.session.execute(stmt)).all()]
 
 
@@ -164,4 +210,7 @@ class FileBatchRepository(Repository[VectorStoreFileBatchRow]):
 
     async def delete_store_batches(self, vector_store_id: str) -> None:
         await self.session.execute(
-            delete(VectorStoreFileBatchRow).where(VectorStoreFileBatchRow.vector_store_id == vector_store_id))
+            delete(VectorStoreFileBatchRow).where(
+                VectorStoreFileBatchRow.vector_store_id == vector_store_id
+            )
+        )

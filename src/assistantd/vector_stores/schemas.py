@@ -1,4 +1,4 @@
-"""Wire models of the vector-store endpoints (requests validate; `.wire()`s build responses)."""
+"""Request models of the vector-store endpoints (the response objects are in `wire.py`)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 # Strict types: `"5"` stays a string and `true` a boolean, as filters compare them by kind.
 Attributes = Annotated[
-    dict[str, StrictStr | StrictBool | StrictInt | StrictFloat] | None, AfterValidator(_check_attributes)
+    dict[str, StrictStr | StrictBool | StrictInt | StrictFloat] | None,
+    AfterValidator(_check_attributes),
 ]
 
 

@@ -1,7 +1,7 @@
 """The admin API: projects, admin keys, service accounts, the audit log.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 
 Every project id that keys already name gets a row (named after its id), and so does
 `default`: existing keys keep working, in projects the admin API can see.
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

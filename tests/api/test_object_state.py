@@ -1,0 +1,195 @@
+"""Private state lives in typed columns, never in the stored wire object (migration 0004).
+
+Assistants, vector stores and file batches keep what the API does not show (an
+assistant's `reasoning_effort`, a store's embedding model, a batch's cancellation) in
+columns beside `body`, so a body is exactly what clients receive. Rows written before
+0004, with those values under `_` keys in the body, are moved over by the migration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+
+from assistantd.assistants.models import AssistantRow
+from assistantd.core.db import UnitOfWork, create_engine
+from assistantd.migrations import alembic_config, upgrade
+from assistantd.testing.server import Server, pg_database, run_db
+from assistantd.vector_stores.models import VectorStoreFileBatchRow, VectorStoreRow
+
+OLD_ROWS: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "assistants",
+        "asst_old",
+        {
+            "id": "asst_old",
+            "object": "assistant",
+            "name": None,
+            "model": "m",
+            "metadata": {},
+            "_reasoning_effort": "low",
+        },
+    ),
+    ("assistants", "asst_plain", {"id": "asst_plain", "object": "assistant", "model": "m"}),
+    (
+        "vector_stores",
+        "vs_old",
+        {
+            "id": "vs_old",
+            "object": "vector_store",
+            "name": "n",
+            "last_active_at": 1,
+            "_embedding_model": "minilm",
+        },
+    ),
+    (
+        "vector_store_file_batches",
+        "vsfb_cancelled",
+        {
+            "id": "vsfb_cancelled",
+            "object": "vector_store.files_batch",
+            "vector_store_id": "vs_old",
+            "_cancelled": True,
+        },
+    ),
+    (
+        "vector_store_file_batches",
+        "vsfb_running",
+        {"id": "vsfb_running", "object": "vector_store.files_batch", "vector_store_id": "vs_old"},
+    ),
+]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        return
+    url, drop = pg_database("assistantd_migration")
+    try:
+        yield url
+    finally:
+        drop()
+
+
+async def _insert_old_rows(url: str) -> None:
+    engine = create_engine(url)
+    body = "CAST(:body AS jsonb)" if url.startswith("postgresql") else ":body"
+    try:
+        async with engine.begin() as conn:
+            for seq, (table, row_id, row_body) in enumerate(OLD_ROWS):
+                extra = ", vector_store_id" if table == "vector_store_file_batches" else ""
+                extra_value = ", 'vs_old'" if extra else ""
+                await conn.execute(
+                    text(
+                        f"INSERT INTO {table} (id, project_id, seq, created_at, body{extra}) "
+                        f"VALUES (:id, 'p', :seq, 1, {body}{extra_value})"
+                    ),
+                    {"id": row_id, "seq": seq, "body": json.dumps(row_body)},
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _read(url: str) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """id → (the state column, the body) of every old row."""
+    engine = create_engine(url)
+    columns = {
+        "assistants": "reasoning_effort",
+        "vector_stores": "embedding_model",
+        "vector_store_file_batches": "cancelled",
+    }
+    out: dict[str, tuple[Any, dict[str, Any]]] = {}
+    try:
+        async with engine.connect() as conn:
+            for table, column in columns.items():
+                for row_id, value, body in await conn.execute(
+                    text(f"SELECT id, {column}, body FROM {table}")
+                ):
+                    out[row_id] = (value, body if isinstance(body, dict) else json.loads(body))
+    finally:
+        await engine.dispose()
+    return out
+
+
+def test_migration_moves_private_keys_into_columns(database: str) -> None:
+    upgrade(database, "0002")
+    asyncio.run(_insert_old_rows(database))
+    upgrade(database, "0004")
+    rows = asyncio.run(_read(database))
+    assert rows["asst_old"] == (
+        "low",
+        {"id": "asst_old", "object": "assistant", "name": None, "model": "m", "metadata": {}},
+    )
+    assert rows["asst_plain"] == (None, {"id": "asst_plain", "object": "assistant", "model": "m"})
+    assert rows["vs_old"] == (
+        "minilm",
+        {"id": "vs_old", "object": "vector_store", "name": "n", "last_active_at": 1},
+    )
+    assert rows["vsfb_cancelled"][0] is True or rows["vsfb_cancelled"][0] == 1
+    assert rows["vsfb_running"][0] is False or rows["vsfb_running"][0] == 0
+    assert not any(k.startswith("_") for _, body in rows.values() for k in body)
+    if database.startswith("sqlite"):  # SQLite keeps a JSON text's key order; jsonb has its own
+        assert list(rows["asst_old"][1]) == ["id", "object", "name", "model", "metadata"]
+
+    command.downgrade(alembic_config(database), "0002")
+    back = asyncio.run(_read_bodies(database))
+    assert (
+        back["asst_old"]["_reasoning_effort"] == "low"
+        and "_reasoning_effort" not in back["asst_plain"]
+    )
+    assert back["vs_old"]["_embedding_model"] == "minilm"
+    assert back["vsfb_cancelled"]["_cancelled"] is True and "_cancelled" not in back["vsfb_running"]
+
+
+async def _read_bodies(url: str) -> dict[str, dict[str, Any]]:
+    engine = create_engine(url)
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        async with engine.connect() as conn:
+            for table in ("assistants", "vector_stores", "vector_store_file_batches"):
+                for row_id, body in await conn.execute(text(f"SELECT id, body FROM {table}")):
+                    out[row_id] = body if isinstance(body, dict) else json.loads(body)
+    finally:
+        await engine.dispose()
+    return out
+
+
+def test_private_state_is_kept_in_columns(client: openai.OpenAI, server: Server) -> None:
+    a = client.beta.assistants.create(model="m", reasoning_effort="low")
+    client.beta.assistants.update(a.id, reasoning_effort="high", name="n")
+    f = client.files.create(file=("a.txt", b"alpha beta gamma"), purpose="assistants")
+    vs = client.vector_stores.create(name="state")
+    batch = client.vector_stores.file_batches.create(vector_store_id=vs.id, file_ids=[f.id])
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=vs.id)
+
+    async def read(uow: UnitOfWork) -> tuple[Any, ...]:
+        s = uow.session
+        assistant = (
+            await s.execute(select(AssistantRow).where(AssistantRow.id == a.id))
+        ).scalar_one()
+        store = (
+            await s.execute(select(VectorStoreRow).where(VectorStoreRow.id == vs.id))
+        ).scalar_one()
+        row = (
+            await s.execute(
+                select(VectorStoreFileBatchRow).where(VectorStoreFileBatchRow.id == batch.id)
+            )
+        ).scalar_one()
+        return assistant, store, row
+
+    assistant, store, row = run_db(server, read)
+    assert assistant.reasoning_effort == "high"
+    assert store.embedding_model == server.ctx.stores.embedder.model_id
+    # The cancel may come after the one file finished: then nothing was cancelled.
+    assert row.cancelled == (cancelled.status == "cancelled")
+    for body in (assistant.body, store.body, row.body):
+        assert not [k for k in body if k.startswith("_")]
