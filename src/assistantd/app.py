@@ -27,6 +27,8 @@ from assistantd.llm.router import build_model_router
 from assistantd.messages.router import router as messages_router
 from assistantd.migrations import upgrade
 from assistantd.models_api.router import router as models_router
+from assistantd.ops.health import router as health_router
+from assistantd.ops.runtime import operations
 from assistantd.runs.bridges import AppFiles, AppSearch
 from assistantd.runs.code_interpreter import CodeInterpreterTool
 from assistantd.runs.engine import RunEngine
@@ -157,7 +159,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, run_migrations=run_migrations, overrides=overrides) as ctx:
+        async with running(settings, run_migrations=run_migrations, overrides=overrides) as ctx, \
+                operations(app, ctx):
             app.state.ctx = ctx
             yield
 
@@ -178,7 +181,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
     for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
-                   vector_stores_router, models_router):
+                   vector_stores_router, models_router, health_router):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)
