@@ -27,7 +27,11 @@ from assistantd.llm.router import build_model_router
 from assistantd.messages.router import router as messages_router
 from assistantd.migrations import upgrade
 from assistantd.models_api.router import router as models_router
+from assistantd.ops import tracing
 from assistantd.ops.health import router as health_router
+from assistantd.ops.metrics import router as metrics_router
+from assistantd.ops.middleware import ObservingMiddleware
+from assistantd.ops.observe import ObservedBus, ObservedModels, ObservedSandbox, observe_tools
 from assistantd.ops.runtime import operations
 from assistantd.runs.bridges import AppFiles, AppSearch
 from assistantd.runs.code_interpreter import CodeInterpreterTool
@@ -81,8 +85,9 @@ async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_se
     else:
         bus = MemoryEventBus(persist=store.persist_events, load=store.load_events,
                              flush_seconds=settings.event_flush_seconds, persist_many=store.persist_event_logs)
+    bus = ObservedBus(bus)
     files = AppFiles(sessions, settings.data_dir)
-    run_engine = RunEngine(store, bus, models, settings, tools=build_server_tools(settings, stores, sandbox, files),
+    run_engine = RunEngine(store, bus, models, settings, tools=observe_tools(build_server_tools(settings, stores, sandbox, files)),
                            files=files)
     worker = RunWorker(run_engine, store, settings)
     runtime = RunRuntime(settings=settings, bus=bus, worker=worker, stores=stores)
@@ -119,8 +124,9 @@ async def running(settings: Settings, *, run_migrations: bool = True,
     expiry = FileExpiry(sessions, settings.data_dir, file_dependents)
     if settings.worker_enabled:
         await expiry.start()
-    sandbox = overrides.sandbox or build_sandbox(settings)
-    models = overrides.models or build_model_router(settings)
+    tracing.configure()
+    sandbox = ObservedSandbox(overrides.sandbox or build_sandbox(settings))
+    models = ObservedModels(overrides.models or build_model_router(settings))
     runtime = await start_runs(settings, engine, sessions, stores, models, sandbox)
     warmup = None
     if settings.worker_enabled and settings.sandbox_pool_size > 0:
@@ -139,6 +145,7 @@ async def running(settings: Settings, *, run_migrations: bool = True,
         await sandbox.close()
         await models.aclose()
         await engine.dispose()
+        tracing.shutdown()
 
 
 async def run_worker(settings: Settings) -> None:
@@ -177,11 +184,12 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
     # multipart body to disk itself, bounded by ASSISTANTD_MAX_UPLOAD_BYTES.
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_json_body_bytes,
                        streamed_paths=("/v1/files",))
+    app.add_middleware(ObservingMiddleware, access_log=settings.log_format == "json")
     app.add_middleware(RequestIdMiddleware)
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
     for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
-                   vector_stores_router, models_router, health_router):
+                   vector_stores_router, models_router, health_router, metrics_router):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

@@ -34,6 +34,10 @@ def _migrate(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from assistantd.ops.multiproc import prepare
+
+    # Before anything imports prometheus_client: every process of this server writes there.
+    prepare(settings.resolved_metrics_dir)
     import uvicorn
 
     from assistantd.core.server import uvicorn_options
@@ -57,6 +61,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
     import logging
 
+    from assistantd.ops.multiproc import prepare
+
+    prepare(settings.resolved_metrics_dir)
     from assistantd.app import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

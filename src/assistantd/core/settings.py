@@ -8,6 +8,7 @@ environment anywhere else. Every field here has a row in the README's settings t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -157,12 +158,29 @@ class Settings(BaseSettings):
     )
     sandbox_pool_size: int = Field(2, description="Pre-warmed code sessions kept ready.")
 
+    # -- operations ------------------------------------------------------------------------
+    metrics_token: str | None = Field(
+        None, description="Bearer token `GET /metrics` requires; unset = open (keep it off the internet)."
+    )
+    metrics_dir: Path | None = Field(
+        None, description="Where each server process writes its Prometheus values (`PROMETHEUS_MULTIPROC_DIR`); "
+        "default `<DATA_DIR>/metrics`.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per log line (timestamp, level, request id, project, "
+        "run id, route, status, duration)."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use: the setting, or the SQLite file in the data dir."""
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'assistantd.db').resolve()}"
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     @property
     def static_api_keys(self) -> list[str]:

@@ -34,6 +34,7 @@ from assistantd.llm.base import (
     ToolCallStarted,
 )
 from assistantd.messages.service import new_message
+from assistantd.ops.context import bind_run
 from assistantd.runs import prompt as prompts
 from assistantd.runs.annotations import Annotator
 from assistantd.runs.gateways import merged_resources
@@ -144,6 +145,7 @@ class RunEngine:
             if row is None:
                 return
             project_id, run = row.project_id, dict(row.body)
+        bind_run(run_id, project_id)  # ops: this task's logs, metrics and spans name the run
         if run["status"] == "cancelling":
             await self.finalize(run_id, "cancelled")
             return
