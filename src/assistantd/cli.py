@@ -41,7 +41,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from assistantd.core.server import uvicorn_options
+    from assistantd.ops.logs import log_config
 
+    logs = log_config(args.log_level, settings.log_format)
     _migrate(settings)
     uvicorn.run(
         "assistantd.app:serve_app",
@@ -50,6 +52,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        **({"log_config": logs} if logs is not None else {}),
         # Streams must not be cut when the server stops: give runs time to reach a step end.
         timeout_graceful_shutdown=10,
         # Header and body timeouts, connections per address (each worker process counts its own).
@@ -60,13 +63,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
     import logging
+    import logging.config
 
     from assistantd.ops.multiproc import prepare
 
     prepare(settings.resolved_metrics_dir)
     from assistantd.app import run_worker
+    from assistantd.ops.logs import log_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = log_config("info", settings.log_format)
+    if config is not None:
+        logging.config.dictConfig(config)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _migrate(settings)
     asyncio.run(run_worker(settings))
     return 0

@@ -42,33 +42,60 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def environment(tmp_path: Path, up: FakeUpstream, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    return dict(env, ASSISTANTD_DATA_DIR=str(tmp_path), ASSISTANTD_LLM_BASE_URL=up.base_url,
-                ASSISTANTD_API_KEYS=KEY, ASSISTANTD_SANDBOX_POOL_SIZE="0", **extra)
+    return dict(
+        env,
+        ASSISTANTD_DATA_DIR=str(tmp_path),
+        ASSISTANTD_LLM_BASE_URL=up.base_url,
+        ASSISTANTD_API_KEYS=KEY,
+        ASSISTANTD_SANDBOX_POOL_SIZE="0",
+        **extra,
+    )
 
 
 def test_workers_add_up(tmp_path: Path, upstream: FakeUpstream) -> None:
     port = free_port()
-    proc = spawn(["serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-                 environment(tmp_path, upstream))
+    proc = spawn(
+        ["serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        environment(tmp_path, upstream),
+    )
     root = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{root}/health", proc)
         n = 40
         for _ in range(n):  # a new connection each: uvicorn's workers share the listening socket
-            assert httpx.get(f"{root}/v1/assistants", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+            assert (
+                httpx.get(
+                    f"{root}/v1/assistants", headers={"Authorization": f"Bearer {KEY}"}
+                ).status_code
+                == 200
+            )
         counters = list((tmp_path / "metrics").glob("counter_*.db"))
         assert len(counters) >= 2, counters  # both processes served and wrote their own values
         deadline = time.monotonic() + 10
         while True:
             samples, _ = scrape(root)
-            got = samples.get(key("assistantd_http_requests_total", method="GET", route="/v1/assistants",
-                                  status="200"))
+            got = samples.get(
+                key(
+                    "assistantd_http_requests_total",
+                    method="GET",
+                    route="/v1/assistants",
+                    status="200",
+                )
+            )
             if got == n or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         assert got == n
-        assert samples[key("assistantd_http_request_duration_seconds_count", method="GET",
-                           route="/v1/assistants")] == n
+        assert (
+            samples[
+                key(
+                    "assistantd_http_request_duration_seconds_count",
+                    method="GET",
+                    route="/v1/assistants",
+                )
+            ]
+            == n
+        )
     finally:
         stop(proc)
 
@@ -76,8 +103,10 @@ def test_workers_add_up(tmp_path: Path, upstream: FakeUpstream) -> None:
 def test_runs_of_a_separate_worker_show_in_the_api(tmp_path: Path, upstream: FakeUpstream) -> None:
     port = free_port()
     env = environment(tmp_path, upstream)
-    api = spawn(["serve", "--port", str(port), "--log-level", "warning"],
-                dict(env, ASSISTANTD_WORKER_ENABLED="false"))
+    api = spawn(
+        ["serve", "--port", str(port), "--log-level", "warning"],
+        dict(env, ASSISTANTD_WORKER_ENABLED="false"),
+    )
     root = f"http://127.0.0.1:{port}"
     worker = None
     try:
@@ -87,13 +116,21 @@ def test_runs_of_a_separate_worker_show_in_the_api(tmp_path: Path, upstream: Fak
         a = httpx.post(f"{root}/v1/assistants", json={"model": "m"}, headers=h).json()
         runs = []
         for i in range(3):
-            t = httpx.post(f"{root}/v1/threads", json={"messages": [{"role": "user", "content": f"hi {i}"}]},
-                           headers=h).json()
-            r = httpx.post(f"{root}/v1/threads/{t['id']}/runs", json={"assistant_id": a["id"]}, headers=h).json()
+            t = httpx.post(
+                f"{root}/v1/threads",
+                json={"messages": [{"role": "user", "content": f"hi {i}"}]},
+                headers=h,
+            ).json()
+            r = httpx.post(
+                f"{root}/v1/threads/{t['id']}/runs", json={"assistant_id": a["id"]}, headers=h
+            ).json()
             runs.append((t["id"], r["id"]))
         for thread, run in runs:
             deadline = time.monotonic() + 60
-            while httpx.get(f"{root}/v1/threads/{thread}/runs/{run}", headers=h).json()["status"] != "completed":
+            while (
+                httpx.get(f"{root}/v1/threads/{thread}/runs/{run}", headers=h).json()["status"]
+                != "completed"
+            ):
                 assert time.monotonic() < deadline, "the worker did not complete the run"
                 time.sleep(0.1)
         samples, _ = scrape(root)
