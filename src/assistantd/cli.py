@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from assistantd.core.settings import Settings
 
@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from assistantd.ops.logs import log_config
 
     logs = log_config(args.log_level, settings.log_format)
+    extra: dict[str, Any] = {"log_config": logs} if logs is not None else {}
     _migrate(settings)
     uvicorn.run(
         "assistantd.app:serve_app",
@@ -52,7 +53,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        **({"log_config": logs} if logs is not None else {}),
+        **extra,
         # Streams must not be cut when the server stops: give runs time to reach a step end.
         timeout_graceful_shutdown=10,
         # Header and body timeouts, connections per address (each worker process counts its own).
