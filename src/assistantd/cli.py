@@ -124,6 +124,34 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistantd.ops.backup import BackupError, backup
+
+    try:
+        manifest = backup(settings, Path(args.path))
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"backed up the {manifest['database']} database and {manifest['files']} files to {args.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistantd.ops.backup import BackupError, restore
+
+    try:
+        manifest = restore(settings, Path(args.path))
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"restored the {manifest['database']} database and {manifest['files']} files from {args.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assistantd", description="A self-hosted OpenAI Assistants API v2 server.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="execute runs and ingest files (no HTTP); pair with "
                    "ASSISTANTD_WORKER_ENABLED=false API processes").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+    backup = sub.add_parser("backup", help="copy the database and uploaded files to a new directory "
+                            "(safe while the server runs)")
+    backup.add_argument("path")
+    backup.set_defaults(fn=cmd_backup)
+    restore = sub.add_parser("restore", help="replace the database and files with a backup (server stopped)")
+    restore.add_argument("path")
+    restore.set_defaults(fn=cmd_restore)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make a key; its secret is printed once, on the last line")
