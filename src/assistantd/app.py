@@ -33,6 +33,7 @@ from assistantd.ops.metrics import router as metrics_router
 from assistantd.ops.middleware import ObservingMiddleware
 from assistantd.ops.observe import ObservedBus, ObservedModels, ObservedSandbox, observe_tools
 from assistantd.ops.runtime import operations
+from assistantd.ops.shutdown import Drainer
 from assistantd.runs.bridges import AppFiles, AppSearch
 from assistantd.runs.code_interpreter import CodeInterpreterTool
 from assistantd.runs.engine import RunEngine
@@ -132,13 +133,15 @@ async def running(settings: Settings, *, run_migrations: bool = True,
     if settings.worker_enabled and settings.sandbox_pool_size > 0:
         # Warm the code-interpreter pool in the background: start-up does not wait for it.
         warmup = asyncio.create_task(_warm(sandbox))
+    drainer = Drainer(runtime, settings.shutdown_drain_seconds)
     ctx = AppContext(settings=settings, engine=engine, sessions=sessions, stores=stores,
                      file_dependents=file_dependents, models=models, sandbox=sandbox, runs=runtime,
-                     sandbox_warmup=warmup)
+                     sandbox_warmup=warmup, drainer=drainer)
     try:
         yield ctx
     finally:
-        await runtime.worker.stop()
+        # Runs in flight finish or are handed off (queued), within the drain time.
+        await drainer.finish()
         await runtime.bus.aclose()
         await expiry.stop()
         await stores.aclose()

@@ -54,8 +54,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_level=args.log_level,
         **extra,
-        # Streams must not be cut when the server stops: give runs time to reach a step end.
-        timeout_graceful_shutdown=10,
+        # Streams end when their runs do (or are handed off, `ops/shutdown.py`): wait for them.
+        timeout_graceful_shutdown=int(settings.shutdown_drain_seconds) + 10,
         # Header and body timeouts, connections per address (each worker process counts its own).
         **uvicorn_options(settings),
     )

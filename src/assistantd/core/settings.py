@@ -166,6 +166,10 @@ class Settings(BaseSettings):
         None, description="Where each server process writes its Prometheus values (`PROMETHEUS_MULTIPROC_DIR`); "
         "default `<DATA_DIR>/metrics`.",
     )
+    shutdown_drain_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long runs in flight may take to finish before they are "
+        "handed off (back to `queued`, for another worker); keep it below the 30 s run lease.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="`json`: one JSON object per log line (timestamp, level, request id, project, "
         "run id, route, status, duration)."

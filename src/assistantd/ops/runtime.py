@@ -13,9 +13,11 @@ from assistantd.ops.health import Readiness
 
 @asynccontextmanager
 async def operations(app: FastAPI, ctx: AppContext) -> AsyncIterator[None]:
-    """Readiness checks for `/readyz` (on `app.state.readiness`)."""
+    """Readiness checks for `/readyz` (on `app.state.readiness`); SIGTERM begins the drain."""
     readiness = Readiness(ctx.settings, ctx.engine)
     app.state.readiness = readiness
+    if ctx.drainer is not None:
+        ctx.drainer.on_sigterm()
     try:
         yield
     finally:
