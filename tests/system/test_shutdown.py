@@ -115,7 +115,7 @@ def test_sigterm_lets_the_run_finish(tmp_path: Path) -> None:
     with FakeUpstream(lambda body: "word " * 40, token_delay=0.05) as up:
         proc, root = serve(tmp_path, up, drain=20)
         try:
-            thread_id, stream = start_run(root, "hello")
+            _, stream = start_run(root, "hello")
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             with pytest.raises(httpx.TransportError):
