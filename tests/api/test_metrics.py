@@ -5,6 +5,7 @@ histograms' counts), and the open-stream gauge up while a stream is open."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from assistantd.llm.base import (
     ToolCallStarted,
     Usage,
 )
+from assistantd.testing.fake_upstream import FakeError, FakeUpstream, LoopTrackingBackend
 from assistantd.testing.prom import Key, delta, key, scrape
 from assistantd.testing.scripted import ScriptedBackend
 from assistantd.testing.server import Server, make_settings, start_server
@@ -234,3 +236,57 @@ def test_metrics_behind_a_token(tmp_path: Path) -> None:
         )
     finally:
         stop()
+
+
+def test_upstream_retries_and_ingestion_failures_are_counted(srv: Server) -> None:
+    """A 503 then a 429 then an answer: two retries, by status; an empty file: one failed
+    ingestion, by its code."""
+    answers = iter([FakeError(503, "busy"), FakeError(429, "slow down", retry_after_ms=1), "fine"])
+    root, h = srv.base_url.removesuffix("/v1"), {"Authorization": f"Bearer {srv.keys['alpha']}"}
+    with FakeUpstream(lambda body: next(answers)) as up:
+        backend = LoopTrackingBackend(up.base_url, max_retries=3, initial_backoff=0.01)
+        srv.models.use(backend)  # type: ignore[attr-defined]
+        try:
+            before, _ = scrape(root)
+            a = httpx.post(f"{srv.base_url}/assistants", json={"model": "m"}, headers=h).json()
+            t = httpx.post(
+                f"{srv.base_url}/threads",
+                json={"messages": [{"role": "user", "content": "x"}]},
+                headers=h,
+            ).json()
+            run = httpx.post(
+                f"{srv.base_url}/threads/{t['id']}/runs", json={"assistant_id": a["id"]}, headers=h
+            ).json()
+            with Client(srv) as c:
+                assert c.wait(t["id"], run["id"])["status"] == "completed"
+            empty = httpx.post(
+                f"{srv.base_url}/files",
+                headers=h,
+                data={"purpose": "assistants"},
+                files={"file": ("empty.txt", b"   \n", "text/plain")},
+            ).json()
+            vs = httpx.post(
+                f"{srv.base_url}/vector_stores", json={"file_ids": [empty["id"]]}, headers=h
+            ).json()
+            deadline = time.monotonic() + 60
+            while (
+                httpx.get(f"{srv.base_url}/vector_stores/{vs['id']}", headers=h).json()[
+                    "file_counts"
+                ]["failed"]
+                != 1
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            after, _ = scrape(root)
+        finally:
+            if backend.loop is not None:
+                asyncio.run_coroutine_threadsafe(backend.aclose(), backend.loop).result(10)
+    got = delta(after, before, "assistantd_")
+    assert {k: v for k, v in got.items() if k[0] == "assistantd_upstream_retries_total"} == {
+        key("assistantd_upstream_retries_total", reason="503"): 1,
+        key("assistantd_upstream_retries_total", reason="429"): 1,
+    }
+    assert {k: v for k, v in got.items() if k[0] == "assistantd_ingestion_failures_total"} == {
+        key("assistantd_ingestion_failures_total", code="invalid_file"): 1
+    }
+    assert got[key("assistantd_model_calls_total", model="m", project="alpha")] == 1
