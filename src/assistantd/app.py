@@ -34,6 +34,7 @@ from assistantd.ops.middleware import ObservingMiddleware
 from assistantd.ops.observe import ObservedBus, ObservedModels, ObservedSandbox, observe_tools
 from assistantd.ops.runtime import operations
 from assistantd.ops.shutdown import Drainer
+from assistantd.ops.worker_http import serve_worker_metrics
 from assistantd.runs.bridges import AppFiles, AppSearch
 from assistantd.runs.code_interpreter import CodeInterpreterTool
 from assistantd.runs.engine import RunEngine
@@ -157,9 +158,15 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings.model_copy(update={"worker_enabled": True}), run_migrations=False):
+    async with running(settings.model_copy(update={"worker_enabled": True}), run_migrations=False) as ctx:
+        metrics = None
+        if settings.worker_metrics_port is not None:
+            metrics = serve_worker_metrics(ctx, settings.worker_metrics_host, settings.worker_metrics_port)
         log.info("assistantd worker running")
         await stop.wait()
+        if metrics is not None:
+            metrics[0].should_exit = True
+            await metrics[1]
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True,

@@ -100,18 +100,30 @@ def test_workers_add_up(tmp_path: Path, upstream: FakeUpstream) -> None:
         stop(proc)
 
 
-def test_runs_of_a_separate_worker_show_in_the_api(tmp_path: Path, upstream: FakeUpstream) -> None:
-    port = free_port()
+@pytest.mark.parametrize("host", ["same", "own"])
+def test_runs_of_a_separate_worker(tmp_path: Path, upstream: FakeUpstream, host: str) -> None:
+    """On the API's host the worker's runs show in the API's `/metrics`; on a host of its own
+    (another data dir, so another metrics dir) in the worker's own `/metrics`."""
+    port, worker_port = free_port(), free_port()
     env = environment(tmp_path, upstream)
     api = spawn(
         ["serve", "--port", str(port), "--log-level", "warning"],
         dict(env, ASSISTANTD_WORKER_ENABLED="false"),
     )
     root = f"http://127.0.0.1:{port}"
+    worker_env = env
+    if host == "own":
+        (tmp_path / "elsewhere").mkdir()
+        worker_env = dict(
+            env,
+            ASSISTANTD_DATA_DIR=str(tmp_path / "elsewhere"),
+            ASSISTANTD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'assistantd.db'}",
+            ASSISTANTD_WORKER_METRICS_PORT=str(worker_port),
+        )
     worker = None
     try:
         wait_http(f"{root}/health", api)
-        worker = spawn(["worker"], env)
+        worker = spawn(["worker"], worker_env)
         h = {"Authorization": f"Bearer {KEY}"}
         a = httpx.post(f"{root}/v1/assistants", json={"model": "m"}, headers=h).json()
         runs = []
@@ -133,7 +145,13 @@ def test_runs_of_a_separate_worker_show_in_the_api(tmp_path: Path, upstream: Fak
             ):
                 assert time.monotonic() < deadline, "the worker did not complete the run"
                 time.sleep(0.1)
-        samples, _ = scrape(root)
+        api_samples, _ = scrape(root)
+        if host == "own":
+            wait_http(f"http://127.0.0.1:{worker_port}/healthz", worker)
+            samples, _ = scrape(f"http://127.0.0.1:{worker_port}")
+            assert key("assistantd_runs_finished_total", status="completed") not in api_samples
+        else:
+            samples = api_samples
         assert samples[key("assistantd_runs_finished_total", status="completed")] == 3
         assert samples[key("assistantd_model_calls_total", model="m", project="default")] == 3
         assert samples[key("assistantd_run_duration_seconds_count")] == 3

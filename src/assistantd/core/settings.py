@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         None, description="Where each server process writes its Prometheus values (`PROMETHEUS_MULTIPROC_DIR`); "
         "default `<DATA_DIR>/metrics`.",
     )
+    worker_metrics_port: int | None = Field(
+        None, description="`assistantd worker` serves `/metrics` and `/healthz` on this port (for a worker on "
+        "a host of its own); unset = none (a worker sharing the API's data dir shows in the API's `/metrics`).",
+    )
+    worker_metrics_host: str = Field("127.0.0.1", description="Address `ASSISTANTD_WORKER_METRICS_PORT` listens on.")
     shutdown_drain_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long runs in flight may take to finish before they are "
         "handed off (back to `queued`, for another worker); keep it below the 30 s run lease.",

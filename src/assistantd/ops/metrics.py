@@ -13,11 +13,14 @@ import hmac
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "authorize", "count_ingestion_queue", "render", "router"]
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import text
@@ -73,8 +76,8 @@ class _ScrapeTime(Collector):
         )
 
 
-async def ingestion_queue(request: Request) -> int | None:
-    ctx = request.app.state.ctx
+async def count_ingestion_queue(ctx: Any) -> int:
+    """Vector-store files `in_progress` in the whole database."""
     async with ctx.engine.connect() as conn:
         count = (
             await conn.execute(
@@ -90,5 +93,5 @@ async def metrics(request: Request) -> Response:
     authorize(ctx.settings.metrics_token, request.headers.get("authorization"))
     if isinstance(ctx.sandbox, ObservedSandbox):
         ctx.sandbox.refresh()
-    queue = await ingestion_queue(request)
+    queue = await count_ingestion_queue(ctx)
     return Response(render(queue), media_type=CONTENT_TYPE_LATEST)
