@@ -31,9 +31,8 @@ from assistantd.ops import tracing
 from assistantd.ops.health import router as health_router
 from assistantd.ops.metrics import router as metrics_router
 from assistantd.ops.middleware import ObservingMiddleware
-from assistantd.ops.observe import ObservedBus, ObservedModels, ObservedSandbox, observe_tools
+from assistantd.ops.observe import ObservedBus, ObservedModels, ObservedSandbox
 from assistantd.ops.runtime import operations
-from assistantd.ops.shutdown import Drainer
 from assistantd.ops.worker_http import serve_worker_metrics
 from assistantd.runs.bridges import AppFiles, AppSearch
 from assistantd.runs.code_interpreter import CodeInterpreterTool
@@ -50,6 +49,8 @@ from assistantd.threads.router import router as threads_router
 from assistantd.vector_stores.router import router as vector_stores_router
 from assistantd.vector_stores.runtime import VectorStoreRuntime, start_ingestion
 from assistantd.vector_stores.service import VectorStoreDependents
+from assistantd.worker.drain import Drainer
+from assistantd.worker.observed_tools import observe_tools
 from assistantd.worker.worker import RunWorker
 
 log = logging.getLogger("assistantd")
@@ -134,7 +135,7 @@ async def running(settings: Settings, *, run_migrations: bool = True,
     if settings.worker_enabled and settings.sandbox_pool_size > 0:
         # Warm the code-interpreter pool in the background: start-up does not wait for it.
         warmup = asyncio.create_task(_warm(sandbox))
-    drainer = Drainer(runtime, settings.shutdown_drain_seconds)
+    drainer = Drainer(runtime.worker, runtime.bus, settings.shutdown_drain_seconds)
     ctx = AppContext(settings=settings, engine=engine, sessions=sessions, stores=stores,
                      file_dependents=file_dependents, models=models, sandbox=sandbox, runs=runtime,
                      sandbox_warmup=warmup, drainer=drainer)

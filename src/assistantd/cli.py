@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_level=args.log_level,
         **extra,
-        # Streams end when their runs do (or are handed off, `ops/shutdown.py`): wait for them.
+        # Streams end when their runs do (or are handed off, `worker/drain.py`): wait for them.
         timeout_graceful_shutdown=int(settings.shutdown_drain_seconds) + 10,
         # Header and body timeouts, connections per address (each worker process counts its own).
         **uvicorn_options(settings),

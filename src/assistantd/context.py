@@ -18,7 +18,7 @@ from assistantd.core.settings import Settings
 from assistantd.files.service import FileDependents
 from assistantd.llm.base import ModelRouter
 from assistantd.llm.router import ModelCatalog
-from assistantd.ops.shutdown import Drainer
+from assistantd.ops.shutdown import Drain
 from assistantd.retrieval import Embedder
 from assistantd.runs.runtime import RunRuntime
 from assistantd.sandbox.base import CodeSandbox
@@ -56,8 +56,8 @@ class AppContext:
     sandbox_warmup: asyncio.Task[None] | None = None
     #: `GET /v1/models`' catalog and when it was first read (`models_api/router.py`).
     model_catalog: tuple[ModelCatalog, int] | None = None
-    #: Stops the run worker cleanly (`ops/shutdown.py`): drain, then hand off what is left.
-    drainer: Drainer | None = None
+    #: Stops the run worker cleanly (`worker/drain.py`): drain, then hand off what is left.
+    drainer: Drain | None = None
 
 
 def app_context(request: Request) -> AppContext:

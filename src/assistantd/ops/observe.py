@@ -5,6 +5,8 @@ through them is counted (and traced, when tracing is on) without the run engine 
   first text or tool-call fragment, tool rounds, and the final status.
 - `ObservedModels` hands out backends that count each call, its tokens and its failure.
 - `ObservedSandbox` times code executions and keeps the live-session gauge.
+
+Server-side tool calls are spans through `worker/observed_tools.py` (execution's side).
 """
 
 from __future__ import annotations
@@ -23,10 +25,8 @@ from assistantd.llm.base import (
     ModelError,
     ModelEvent,
     ModelRouter,
-    ToolSpec,
 )
 from assistantd.ops import context, tracing
-from assistantd.runs.tools import ServerTool, ToolCallState, ToolEnv, ToolOutcome
 from assistantd.sandbox.base import CodeSandbox, ExecutionEvent, ExecutionResult, InputFile
 
 #: Final statuses of a run (each counted once, by the process that ends it).
@@ -252,41 +252,3 @@ class ObservedSandbox(CodeSandbox):
     async def close(self) -> None:
         await self.inner.close()
         m.CODE_SESSIONS.set(0)
-
-
-class ObservedTool(ServerTool):
-    """A server-side tool (file_search, code_interpreter) whose calls are spans."""
-
-    def __init__(self, inner: ServerTool) -> None:
-        self.inner = inner
-        self.type = inner.type
-
-    def spec(self, tool: dict[str, Any]) -> ToolSpec:
-        return self.inner.spec(tool)
-
-    def intro(self, call: ToolCallState, tool: dict[str, Any]) -> dict[str, Any]:
-        return self.inner.intro(call, tool)
-
-    async def on_arguments(self, env: ToolEnv, call: ToolCallState, fragment: str) -> None:
-        await self.inner.on_arguments(env, call, fragment)
-
-    async def execute(self, env: ToolEnv, call: ToolCallState, tool: dict[str, Any]) -> ToolOutcome:
-        span = tracing.start_span(
-            f"tool {self.type}",
-            {
-                "assistantd.tool.type": self.type,
-                "assistantd.tool.call_id": call.id,
-                "assistantd.run_id": str(env.run.get("id")),
-            },
-        )
-        try:
-            outcome = await self.inner.execute(env, call, tool)
-        except Exception as err:
-            tracing.end(span, error=type(err).__name__)
-            raise
-        tracing.end(span)
-        return outcome
-
-
-def observe_tools(tools: dict[str, ServerTool]) -> dict[str, ServerTool]:
-    return {name: ObservedTool(tool) for name, tool in tools.items()}

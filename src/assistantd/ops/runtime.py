@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from assistantd.context import AppContext
 from assistantd.ops.health import Readiness
+from assistantd.ops.shutdown import drain_on_sigterm
 
 
 @asynccontextmanager
@@ -17,7 +18,7 @@ async def operations(app: FastAPI, ctx: AppContext) -> AsyncIterator[None]:
     readiness = Readiness(ctx.settings, ctx.engine)
     app.state.readiness = readiness
     if ctx.drainer is not None:
-        ctx.drainer.on_sigterm()
+        drain_on_sigterm(ctx.drainer)
     try:
         yield
     finally:

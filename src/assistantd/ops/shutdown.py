@@ -1,137 +1,38 @@
-"""A clean stop: SIGTERM stops intake, lets runs in flight finish, hands the rest on.
+"""SIGTERM begins the drain of the run worker (`worker/drain.py` says what a drain does).
 
-1. SIGTERM: uvicorn closes the listening socket (no new connections) and waits for open
-   ones; here the worker stops taking runs (`close_intake`: no new leases, no sweeps).
-2. The runs it executes get `ASSISTANTD_SHUTDOWN_DRAIN_SECONDS` to pause or end; their
-   streams end as usual, with `done`.
-3. A run still going then is handed off: its generation is stopped, the message it was
-   writing ends `incomplete` with what it had streamed, the open step `failed` (saying
-   why), and the run goes back to `queued` with its lease released, so another worker
-   (or this server, restarted) takes it up at once and resumes it from the thread. Its
-   streams get those events and `done`. Nothing is left `in_progress`.
-4. Then the process exits.
-
-`assistantd worker` does the same on SIGTERM/SIGINT, from step 2.
+The app context holds the drain as this Protocol, so that nothing outside the composition
+root imports run execution.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import threading
 from types import FrameType
-from typing import Any
-
-from assistantd.core.ids import now_seconds
-from assistantd.runs.engine import streamed_content
-from assistantd.runs.objects import step_view, usage_dict
-from assistantd.runs.runtime import RunRuntime
-from assistantd.runs.store import wire
-
-log = logging.getLogger("assistantd.shutdown")
-
-HANDED_OFF = "assistantd stopped while this step ran; the run was handed to another worker."
-#: Cancelled engine tasks are given this long to unwind before their run is written.
-UNWIND_SECONDS = 0.2
+from typing import Protocol
 
 
-class Drainer:
-    """Drains one process's run worker, once, however many times it is asked."""
-
-    def __init__(self, runtime: RunRuntime, seconds: float) -> None:
-        self.runtime = runtime
-        self.seconds = seconds
-        self._task: asyncio.Task[None] | None = None
-
+class Drain(Protocol):
     def begin(self) -> None:
-        """Start draining now (in the event loop's thread)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+        """Start draining now (in the event loop's thread); again: nothing."""
 
     async def finish(self) -> None:
-        """Drain (if not begun yet) and wait until the worker has stopped."""
-        self.begin()
-        assert self._task is not None
-        await self._task
-
-    async def _drain(self) -> None:
-        worker = self.runtime.worker
-        worker.close_intake()
-        left = await worker.wait_idle(self.seconds)
-        if left:
-            log.warning(
-                "handing off %d run(s) still executing after %gs: %s",
-                len(left),
-                self.seconds,
-                ", ".join(left),
-            )
-        await worker.stop()
-        if left:
-            await asyncio.sleep(UNWIND_SECONDS)
-        for run_id in left:
-            try:
-                await hand_off(self.runtime, run_id)
-            except Exception:
-                log.exception(
-                    "could not hand off run %s; it resumes when its lease runs out", run_id
-                )
-
-    def on_sigterm(self) -> None:
-        """Begin draining at SIGTERM, before uvicorn waits for open connections (streams end
-        when their runs do). Chains to the handler in place (uvicorn's); main thread only."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        loop = asyncio.get_running_loop()
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def handler(sig: int, frame: FrameType | None) -> None:
-            loop.call_soon_threadsafe(self.begin)
-            if callable(previous):
-                previous(sig, frame)
-
-        signal.signal(signal.SIGTERM, handler)
+        """Drain (if not begun) and wait until the worker has stopped."""
 
 
-async def hand_off(runtime: RunRuntime, run_id: str) -> None:
-    """Close what the stopped execution left open and put the run back in the queue."""
-    store, bus = runtime.worker.store, runtime.bus
-    row = await store.load_run(run_id)
-    if row is None or row.status != "in_progress":
+def drain_on_sigterm(drain: Drain) -> None:
+    """Begin `drain` at SIGTERM, before uvicorn waits for open connections (streams end when
+    their runs do), then let the handler in place (uvicorn's) run. Main thread only: a test
+    server in a thread has no signals."""
+    if threading.current_thread() is not threading.main_thread():
         return
-    steps, messages = await store.open_parts(run_id)
-    streamed = (
-        streamed_content(await bus.history(run_id), {m["id"] for m in messages}) if messages else {}
-    )
-    now = now_seconds()
-    writes: list[tuple[str, dict[str, Any]]] = []
-    events: list[tuple[str, Any]] = []
-    for message in messages:
-        message = dict(
-            message,
-            status="incomplete",
-            incomplete_at=now,
-            incomplete_details={"reason": "run_failed"},
-            content=streamed.get(message["id"]) or message["content"],
-        )
-        writes.append(("message", message))
-        events.append(("thread.message.incomplete", message))
-    for step in steps:
-        step = dict(
-            step,
-            status="failed",
-            failed_at=now,
-            last_error={"code": "server_error", "message": HANDED_OFF},
-        )
-        step["usage"] = step.pop("_usage", None) or usage_dict(0, 0)
-        writes.append(("step", step))
-        events.append(("thread.run.step.failed", step_view(step, False)))
-    run = dict(row.body, status="queued")
-    writes.append(("run", run))
-    events.append(("thread.run.queued", wire(run)))
-    await store.write(writes)
-    await store.release(run_id, runtime.worker.owner)
-    for event, data in events:
-        await bus.publish(run_id, event, data)
-    await bus.finish(run_id)
-    log.info("run %s handed off: queued for another worker", run_id)
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(drain.begin)
+        if callable(previous):
+            previous(sig, frame)
+
+    signal.signal(signal.SIGTERM, handler)
