@@ -32,6 +32,13 @@ from assistantd.llm.router import build_model_router
 from assistantd.messages.router import router as messages_router
 from assistantd.migrations import upgrade
 from assistantd.models_api.router import router as models_router
+from assistantd.ops import tracing
+from assistantd.ops.health import router as health_router
+from assistantd.ops.metrics import router as metrics_router
+from assistantd.ops.middleware import ObservingMiddleware
+from assistantd.ops.observe import ObservedBus, ObservedModels, ObservedSandbox
+from assistantd.ops.runtime import operations
+from assistantd.ops.worker_http import serve_worker_metrics
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.runtime import RunRuntime
 from assistantd.sandbox import BubblewrapSandbox
@@ -44,7 +51,9 @@ from assistantd.vector_stores.router import router as vector_stores_router
 from assistantd.vector_stores.runtime import VectorStoreRuntime, start_ingestion
 from assistantd.vector_stores.service import VectorStoreDependents
 from assistantd.worker.dispatch import LocalDispatcher
+from assistantd.worker.drain import Drainer
 from assistantd.worker.engine import RunEngine
+from assistantd.worker.observed_tools import observe_tools
 from assistantd.worker.redis_dispatch import RedisDispatcher
 from assistantd.worker.store import RunStore
 from assistantd.worker.tools.base import ServerTool
@@ -89,8 +98,10 @@ async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_se
     else:
         bus = MemoryEventBus(persist=store.persist_events, load=store.load_events,
                              flush_seconds=settings.event_flush_seconds, persist_many=store.persist_event_logs)
+    bus = ObservedBus(bus)
     files = AppFiles(sessions, settings.data_dir)
-    run_engine = RunEngine(store, bus, models, settings, tools=build_server_tools(settings, stores, sandbox, files),
+    run_engine = RunEngine(store, bus, models, settings,
+                           tools=observe_tools(build_server_tools(settings, stores, sandbox, files)),
                            files=files, meter=limits)
     worker = RunWorker(run_engine, store, settings)
     dispatcher = (RedisDispatcher(worker, bus, settings.redis_url) if settings.redis_url
@@ -128,20 +139,24 @@ async def running(settings: Settings, *, run_migrations: bool = True,
     expiry = FileExpiry(sessions, settings.data_dir, file_dependents)
     if settings.worker_enabled:
         await expiry.start()
-    sandbox = overrides.sandbox or build_sandbox(settings)
-    models = overrides.models or build_model_router(settings)
+    tracing.configure()
+    sandbox = ObservedSandbox(overrides.sandbox or build_sandbox(settings))
+    models = ObservedModels(overrides.models or build_model_router(settings))
     limits = Limits(settings, engine, sessions, Pricing.load(settings.pricing_file), WindowLimiter(settings.redis_url))
     runtime, dispatcher = await start_runs(settings, engine, sessions, stores, models, sandbox, limits)
     warmup = None
     if settings.worker_enabled and settings.sandbox_pool_size > 0:
         # Warm the code-interpreter pool in the background: start-up does not wait for it.
         warmup = asyncio.create_task(_warm(sandbox))
+    drainer = Drainer(dispatcher.worker, runtime.bus, settings.shutdown_drain_seconds)
     ctx = AppContext(settings=settings, engine=engine, sessions=sessions, stores=stores,
                      file_dependents=file_dependents, models=models, sandbox=sandbox, runs=runtime,
-                     sandbox_warmup=warmup, limits=limits)
+                     sandbox_warmup=warmup, limits=limits, drainer=drainer)
     try:
         yield ctx
     finally:
+        # Runs in flight finish or are handed off (queued), within the drain time.
+        await drainer.finish()
         await dispatcher.aclose()
         await runtime.bus.aclose()
         await expiry.stop()
@@ -149,6 +164,7 @@ async def running(settings: Settings, *, run_migrations: bool = True,
         await sandbox.close()
         await models.aclose()
         await engine.dispose()
+        tracing.shutdown()
 
 
 async def run_worker(settings: Settings) -> None:
@@ -157,9 +173,15 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings.model_copy(update={"worker_enabled": True}), run_migrations=False):
+    async with running(settings.model_copy(update={"worker_enabled": True}), run_migrations=False) as ctx:
+        metrics = None
+        if settings.worker_metrics_port is not None:
+            metrics = serve_worker_metrics(ctx, settings.worker_metrics_host, settings.worker_metrics_port)
         log.info("assistantd worker running")
         await stop.wait()
+        if metrics is not None:
+            metrics[0].should_exit = True
+            await metrics[1]
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
@@ -169,7 +191,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, run_migrations=run_migrations, overrides=overrides) as ctx:
+        async with running(settings, run_migrations=run_migrations, overrides=overrides) as ctx, \
+                operations(app, ctx):
             app.state.ctx = ctx
             yield
 
@@ -187,11 +210,13 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_json_body_bytes,
                        streamed_paths=("/v1/files",))
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(ObservingMiddleware, access_log=settings.log_format == "json")
     app.add_middleware(RequestIdMiddleware)
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
     for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
-                   vector_stores_router, models_router, admin_router, limits_router, usage_router):
+                   vector_stores_router, models_router, admin_router, limits_router, usage_router,
+                   health_router, metrics_router):
         app.include_router(router)
 
     @app.get("/health", include_in_schema=False)

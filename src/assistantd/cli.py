@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from assistantd.core.settings import Settings
 
@@ -34,10 +34,17 @@ def _migrate(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from assistantd.ops.multiproc import prepare
+
+    # Before anything imports prometheus_client: every process of this server writes there.
+    prepare(settings.resolved_metrics_dir)
     import uvicorn
 
     from assistantd.core.server import uvicorn_options
+    from assistantd.ops.logs import log_config
 
+    logs = log_config(args.log_level, settings.log_format)
+    extra: dict[str, Any] = {"log_config": logs} if logs is not None else {}
     _migrate(settings)
     uvicorn.run(
         "assistantd.app:serve_app",
@@ -46,8 +53,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        # Streams must not be cut when the server stops: give runs time to reach a step end.
-        timeout_graceful_shutdown=10,
+        **extra,
+        # Streams end when their runs do (or are handed off, `worker/drain.py`): wait for them.
+        timeout_graceful_shutdown=int(settings.shutdown_drain_seconds) + 10,
         # Header and body timeouts, connections per address (each worker process counts its own).
         **uvicorn_options(settings),
     )
@@ -56,10 +64,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
     import logging
+    import logging.config
 
+    from assistantd.ops.multiproc import prepare
+
+    prepare(settings.resolved_metrics_dir)
     from assistantd.app import run_worker
+    from assistantd.ops.logs import log_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = log_config("info", settings.log_format)
+    if config is not None:
+        logging.config.dictConfig(config)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _migrate(settings)
     asyncio.run(run_worker(settings))
     return 0
@@ -207,6 +224,34 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistantd.ops.backup import BackupError, backup
+
+    try:
+        manifest = backup(settings, Path(args.path))
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"backed up the {manifest['database']} database and {manifest['files']} files to {args.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistantd.ops.backup import BackupError, restore
+
+    try:
+        manifest = restore(settings, Path(args.path))
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"restored the {manifest['database']} database and {manifest['files']} files from {args.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assistantd", description="A self-hosted OpenAI Assistants API v2 server.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -221,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="execute runs and ingest files (no HTTP); pair with "
                    "ASSISTANTD_WORKER_ENABLED=false API processes").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+    backup = sub.add_parser("backup", help="copy the database and uploaded files to a new directory "
+                            "(safe while the server runs)")
+    backup.add_argument("path")
+    backup.set_defaults(fn=cmd_backup)
+    restore = sub.add_parser("restore", help="replace the database and files with a backup (server stopped)")
+    restore.add_argument("path")
+    restore.set_defaults(fn=cmd_restore)
 
     imp = sub.add_parser("import", help="load an export of OpenAI's Assistants API (or of assistantd), "
                          "keeping every id")

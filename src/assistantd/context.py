@@ -19,6 +19,7 @@ from assistantd.files.service import FileDependents
 from assistantd.limits.service import Limits
 from assistantd.llm.base import ModelRouter
 from assistantd.llm.router import ModelCatalog
+from assistantd.ops.shutdown import Drain
 from assistantd.retrieval import Embedder
 from assistantd.runs.runtime import RunRuntime
 from assistantd.sandbox.base import CodeSandbox
@@ -58,6 +59,8 @@ class AppContext:
     model_catalog: tuple[ModelCatalog, int] | None = None
     #: Rate limits, spend limits and usage metering (`limits/`, `usage/`).
     limits: Limits | None = None
+    #: Stops the run worker cleanly (`worker/drain.py`): drain, then hand off what is left.
+    drainer: Drain | None = None
 
 
 def app_context(request: Request) -> AppContext:

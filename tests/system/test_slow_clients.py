@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from assistantd.core import server as server_module
 from assistantd.testing.scripted import ScriptedBackend, text_turn
@@ -156,6 +157,8 @@ def test_a_slow_but_steady_body_is_read(slow_server: Server) -> None:
 
 
 def test_connections_per_address_are_bounded(slow_server: Server) -> None:
+    refused = REGISTRY.get_sample_value("assistantd_rate_limit_rejections_total",
+                                        {"limit": "connections_per_client"}) or 0.0
     held = [_connect(slow_server) for _ in range(PER_CLIENT)]
     try:
         with _connect(slow_server) as extra:
@@ -166,6 +169,8 @@ def test_connections_per_address_are_bounded(slow_server: Server) -> None:
         assert head.startswith(b"HTTP/1.1 429"), got[:200]
         err = json.loads(payload)["error"]
         assert err["code"] == "rate_limit_exceeded" and "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT" in err["message"]
+        assert REGISTRY.get_sample_value("assistantd_rate_limit_rejections_total",
+                                         {"limit": "connections_per_client"}) == refused + 1
         # The held ones still work, and closing one makes room.
         held[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _closed_within(held[0], 0.5)[1].startswith(b"HTTP/1.1 200")

@@ -30,6 +30,7 @@ from typing import Any, Literal, cast
 
 import orjson
 
+from assistantd.core.metrics import RATE_LIMIT_REJECTIONS
 from assistantd.core.settings import Settings
 from assistantd.core.wire import error_envelope
 
@@ -96,6 +97,7 @@ class _Guard:
             self.guard.open_per_client[host] += 1
             if limits.max_per_client and self.guard.open_per_client[host] > limits.max_per_client:
                 self._phase = "none"
+                RATE_LIMIT_REJECTIONS.labels("connections_per_client").inc()
                 transport.write(_refusal(limits.max_per_client))
                 transport.close()
                 return

@@ -8,6 +8,7 @@ environment anywhere else. Every field here has a row in the README's settings t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -179,12 +180,38 @@ class Settings(BaseSettings):
     )
     sandbox_pool_size: int = Field(2, description="Pre-warmed code sessions kept ready.")
 
+    # -- operations ------------------------------------------------------------------------
+    metrics_token: str | None = Field(
+        None, description="Bearer token `GET /metrics` requires; unset = open (keep it off the internet)."
+    )
+    metrics_dir: Path | None = Field(
+        None, description="Where each server process writes its Prometheus values (`PROMETHEUS_MULTIPROC_DIR`); "
+        "default `<DATA_DIR>/metrics`.",
+    )
+    worker_metrics_port: int | None = Field(
+        None, description="`assistantd worker` serves `/metrics` and `/healthz` on this port (for a worker on "
+        "a host of its own); unset = none (a worker sharing the API's data dir shows in the API's `/metrics`).",
+    )
+    worker_metrics_host: str = Field("127.0.0.1", description="Address `ASSISTANTD_WORKER_METRICS_PORT` listens on.")
+    shutdown_drain_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long runs in flight may take to finish before they are "
+        "handed off (back to `queued`, for another worker); keep it below the 30 s run lease.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per log line (timestamp, level, request id, project, "
+        "run id, route, status, duration)."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use: the setting, or the SQLite file in the data dir."""
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'assistantd.db').resolve()}"
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     @property
     def static_api_keys(self) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from ..core.metrics import UPSTREAM_RETRIES
 from .base import (
     ChatRequest,
     ModelBackend,
@@ -193,6 +194,7 @@ class OpenAICompatBackend(ModelBackend):
                         f"Could not connect to the model backend: {waited}",
                         detail=f"could not connect to upstream {self._url}: {waited}",
                     ) from exc
+                UPSTREAM_RETRIES.labels("connect_timeout").inc()
                 await asyncio.sleep(self._backoff(attempt))
                 continue
             except httpx.TimeoutException as exc:
@@ -206,6 +208,7 @@ class OpenAICompatBackend(ModelBackend):
                         f"{type(exc).__name__}",
                         detail=f"could not reach upstream {self._url} ({attempts} attempts): {exc!r}",
                     ) from exc
+                UPSTREAM_RETRIES.labels("connect").inc()
                 await asyncio.sleep(self._backoff(attempt))
                 continue
 
@@ -217,6 +220,7 @@ class OpenAICompatBackend(ModelBackend):
                 await response.aclose()
             status = response.status_code
             if status in _RETRYABLE_STATUSES and not last:
+                UPSTREAM_RETRIES.labels(str(status)).inc()
                 await asyncio.sleep(self._retry_delay(response, attempt))
                 continue
             raise self._status_error(status, detail, attempt + 1)

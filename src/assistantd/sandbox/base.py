@@ -108,6 +108,10 @@ class CodeSandbox(abc.ABC):
         it in the background. Nothing to prepare by default."""
         return None
 
+    def live_sessions(self) -> int:
+        """Sessions holding a kernel right now (for the metrics)."""
+        return 0
+
     @abc.abstractmethod
     async def reset(self, session_key: str) -> None:
         """Discard the session of `session_key`; the next execution starts fresh."""

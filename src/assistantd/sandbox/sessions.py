@@ -174,6 +174,9 @@ class PooledKernelSandbox(CodeSandbox):
                     session.kernel = None
                     await self._discard(kernel)
 
+    def live_sessions(self) -> int:
+        return sum(1 for s in self._sessions.values() if s.kernel is not None)
+
     async def reset(self, session_key: str) -> None:
         session = self._sessions.pop(session_key, None)
         if session is None:

@@ -172,6 +172,7 @@ def start_server(settings: Settings, models: ModelRouter | None = None) -> tuple
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **kw: Any) -> Settings:
+    kw.setdefault("shutdown_drain_seconds", 5)  # a test server stops with little to wait for
     kw.setdefault("sandbox_pool_size", 1)  # many test servers: one warm kernel each is plenty
     # The installed sandbox, wherever ASSISTANTD_SANDBOX_DIR (or .env) put it.
     kw.setdefault("sandbox_dir", Settings().sandbox_dir)

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.core.ids import now_seconds
 from assistantd.core.leases import owner_alive, owner_name
+from assistantd.core.metrics import INGESTION_FAILURES
 from assistantd.core.periodic import every
 from assistantd.files import storage
 from assistantd.files.models import FileRow
@@ -173,6 +174,7 @@ class IngestionWorker:
                 return  # cancelled, detached or re-attached while we worked: drop it
             body = dict(row.body)
             if error is not None:
+                INGESTION_FAILURES.labels(error[0]).inc()
                 row.status = "failed"
                 row.usage_bytes = 0
                 body["last_error"] = {"code": error[0], "message": error[1]}

@@ -23,6 +23,7 @@ from assistantd.core.ids import now_seconds
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus
 from assistantd.llm.base import ModelError, ModelRouter
+from assistantd.ops.context import bind_run
 from assistantd.runs import lifecycle
 from assistantd.usage.meter import UsageMeter
 from assistantd.worker import prompt as prompts
@@ -64,6 +65,7 @@ class RunEngine:
             if row is None:
                 return
             project_id, run = row.project_id, dict(row.body)
+        bind_run(run_id, project_id)  # ops: this task's logs, metrics and spans name the run
         if run["status"] == "cancelling":
             await self.finalize(run_id, "cancelled")
             return

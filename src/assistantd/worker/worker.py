@@ -65,6 +65,18 @@ class RunWorker:
         for run_id in list(self._tasks):
             await self.store.release(run_id, self.owner)
 
+    def close_intake(self) -> None:
+        """Take no more runs (a stopping process lets those it executes finish first)."""
+        self._closing = True
+
+    async def wait_idle(self, seconds: float) -> list[str]:
+        """Wait up to `seconds` for the runs executing here to pause or end; returns
+        those still executing."""
+        tasks = [task for run_id, task in self._tasks.items() if run_id in self._signals]
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
+        return [run_id for run_id in self._tasks if run_id in self._signals]
+
     def lease_for_new_run(self) -> tuple[str, float] | None:
         """(owner, until) to store with a run created in this process, if it will execute it."""
         if not self.settings.worker_enabled or self._closing:
