@@ -43,7 +43,7 @@ def objects(server: Server) -> dict[str, str]:
         account = admin.admin.organization.projects.service_accounts.create(project.id, name="input")
     return {"assistant_id": asst.id, "thread_id": thread.id, "run_id": run.id,
             "message_id": message.id, "file_id": f.id, "vector_store_id": vs.id, "batch_id": batch.id,
-            "project_id": project.id, "service_account_id": account.id}
+            "project_id": project.id, "service_account_id": account.id, "rate_limit_id": "rl-m"}
 
 
 def _error(r: httpx.Response) -> Any:
