@@ -13,6 +13,7 @@ import pytest
 
 from assistantd.core.ids import now_seconds
 from assistantd.keys.service import create_admin_key
+from assistantd.testing.prom import delta, key, scrape
 from assistantd.testing.server import Server, auth, run_db
 from assistantd.usage.meter import ModelCall
 from assistantd.usage.repository import insert_call
@@ -86,10 +87,14 @@ def test_requests_per_minute_lets_exactly_n_through(
     assert all(h["x-ratelimit-limit-requests"] == "3" for h in seen)
     assert seen[0]["x-ratelimit-reset-requests"].endswith("s")
     t = client.beta.threads.create()
+    root = server.base_url.removesuffix("/v1")
+    before, _ = scrape(root)
     with pytest.raises(openai.RateLimitError) as e:
         client.beta.threads.runs.create(t.id, assistant_id=a.id)
     err = e.value
     assert err.code == "rate_limit_exceeded" and err.type == "requests"
+    refused = delta(scrape(root)[0], before, "assistantd_rate_limit_rejections_total")
+    assert refused == {key("assistantd_rate_limit_rejections_total", limit="requests"): 1}
     h = err.response.headers
     assert h["x-ratelimit-remaining-requests"] == "0" and h["x-ratelimit-limit-requests"] == "3"
     assert 0 < float(h["retry-after-ms"]) <= 60_000 and 1 <= int(h["retry-after"]) <= 60

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from assistantd.core.db import without_flush_wait
 from assistantd.core.errors import InvalidRequest, NotFound, QuotaExceeded, RateLimited
 from assistantd.core.ids import now_seconds
+from assistantd.core.metrics import RATE_LIMIT_REJECTIONS
 from assistantd.core.settings import Settings
 from assistantd.limits.headers import add_headers, duration
 from assistantd.limits.limiter import Window, WindowLimiter
@@ -191,6 +192,7 @@ class Limits:
             ("tokens", "tokens per min (TPM)", tokens),
         ):
             if w is not None and not w.allowed:
+                RATE_LIMIT_REJECTIONS.labels(kind).inc()
                 raise RateLimited(
                     _message(model, project_id, what, w),
                     kind=kind,
@@ -206,6 +208,7 @@ class Limits:
                 continue
             spent = await self.spent_cents(session, scope)
             if spent >= threshold:
+                RATE_LIMIT_REJECTIONS.labels("spend").inc()
                 who = "The organization" if scope == ORGANIZATION else f"Project {project_id}"
                 where = (
                     "/v1/organization/spend_limit"
@@ -232,6 +235,7 @@ class Limits:
         )
         active = int((await session.execute(stmt)).scalar_one())
         if active >= most:
+            RATE_LIMIT_REJECTIONS.labels("concurrent_runs").inc()
             raise RateLimited(
                 f"Rate limit reached for {model} in project {project_id} on concurrent runs: Limit {most}, "
                 f"Active {active}. Wait for a run to finish, or cancel one.",
