@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from assistantd.assistants.router import router as assistants_router
+from assistantd.console.router import install_console
 from assistantd.context import AppContext, Overrides
 from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
@@ -180,6 +181,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
     for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
                    vector_stores_router, models_router):
         app.include_router(router)
+
+    install_console(app)  # `/console` (static files) and the `/` redirect
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
