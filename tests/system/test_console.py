@@ -190,3 +190,135 @@ def test_sign_in_create_assistant_and_chat_with_streaming(tab: Tab, models: Swit
     # The key never left session storage for local storage or a cookie.
     assert page.evaluate("Object.keys(localStorage).length") == 0
     assert page.context.cookies() == []
+
+
+def test_answer_a_function_call_by_hand(tab: Tab, models: SwitchRouter) -> None:
+    page = tab.page
+    backend = models.use(ScriptedBackend([tool_call_turn("get_weather", {"city": "Paris"}),
+                                          text_turn("It is sunny in Paris.")]))
+    tab.sign_in()
+    create_assistant(page, "Weather bot", functions=WEATHER_FN)
+    open_playground(page, "Weather bot")
+    send(page, "Weather in Paris?")
+    action = page.get_by_role("form", name="Function outputs")
+    expect(action).to_contain_text('{"city": "Paris"}')
+    expect(page.get_by_role("status").first).to_contain_text("requires_action")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    action.get_by_label("Output of get_weather").fill('{"sky": "sunny", "c": 21}')
+    action.get_by_role("button", name="Submit outputs").click()
+    expect(page.locator(".msg.assistant").last).to_contain_text("It is sunny in Paris.")
+    expect(page.get_by_role("status").first).to_contain_text("completed")
+    # The inspector shows both steps, the call with its arguments and the output we typed.
+    expect(page.locator(".step")).to_have_count(2)
+    expect(page.locator(".step").first).to_contain_text('{"sky": "sunny", "c": 21}')
+    tool = next(m for m in backend.requests[1].messages if m.role == "tool")
+    assert tool.content == '{"sky": "sunny", "c": 21}'
+    tab.shot("inspector")
+    tab.check_clean()
+
+
+def test_cancel_mid_stream(tab: Tab, models: SwitchRouter) -> None:
+    page = tab.page
+    models.use(ScriptedBackend(lambda _r: text_turn("word " * 400), delay=0.05))
+    tab.sign_in()
+    create_assistant(page, "Slow bot")
+    open_playground(page, "Slow bot")
+    send(page, "Talk a lot")
+    expect(page.locator(".msg.assistant.streaming")).to_contain_text("word word")
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.get_by_role("status").first).to_contain_text("cancelled")
+    expect(page.get_by_role("button", name="Cancel run")).to_be_disabled()
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    tab.check_clean()
+
+
+def test_a_dropped_stream_resumes_from_the_last_event_id(tab: Tab, models: SwitchRouter) -> None:
+    page = tab.page
+    models.use(ScriptedBackend(echo))
+    resumed: list[str | None] = []
+
+    def cut(route: Route) -> None:
+        # The real stream, cut after the first message delta: as if the connection dropped.
+        body = route.fetch().text()
+        frames = body.split("\n\n")
+        first_delta = next(i for i, f in enumerate(frames) if "event: thread.message.delta" in f)
+        route.fulfill(status=200, headers={"content-type": "text/event-stream"},
+                      body="\n\n".join(frames[: first_delta + 1]) + "\n\n")
+
+    tab.sign_in()
+    create_assistant(page, "Resume bot")
+    open_playground(page, "Resume bot")
+    page.route(re.compile(r".*/v1/threads/thread_\w+/runs$"), cut)
+    page.on("request", lambda r: resumed.append(r.headers.get("last-event-id")) if r.url.endswith("/events") else None)
+    send(page, "one two three four five")
+    expect(page.locator(".msg.assistant").last).to_have_text(re.compile("You said: one two three four five$"))
+    expect(page.get_by_role("status").first).to_contain_text("completed")
+    assert len(resumed) == 1 and resumed[0] is not None and resumed[0].isdigit()
+    tab.check_clean()
+
+
+ZEBRA = b"The Zebra policy: employees may bring a zebra to the office on Fridays only."
+
+
+def cite(request: ChatRequest) -> Any:
+    tool = next((m for m in reversed(request.messages) if m.role == "tool"), None)
+    if tool is None:
+        return tool_call_turn("file_search", {"queries": ["zebra office policy"]})
+    marker = (tool.content or "").split("\n", 1)[0]
+    return text_turn(f"Zebras come **on Fridays** {marker}.")
+
+
+def test_upload_attach_and_see_a_citation(tab: Tab, models: SwitchRouter) -> None:
+    page = tab.page
+    models.use(ScriptedBackend(cite))
+    tab.sign_in()
+    page.get_by_role("link", name="Files").click()
+    page.get_by_label("File", exact=True).set_input_files(
+        files=[{"name": "zebra.txt", "mimeType": "text/plain", "buffer": ZEBRA}])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("cell", name="zebra.txt")).to_be_visible()
+    page.get_by_label("New store").fill("policies")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("button", name="policies").click()
+    page.get_by_role("button", name="Attach").click()
+    store = page.locator("section", has=page.get_by_role("heading", name="Store policies"))
+    # Ingestion status, polled while the file is in progress.
+    expect(store.get_by_role("cell", name="completed")).to_be_visible(timeout=90_000)
+    page.get_by_label("Search").fill("zebra on fridays")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator(".chunk").first).to_contain_text("zebra.txt")
+    store_id = page.locator("code", has_text=re.compile("^vs_")).first.inner_text()
+
+    create_assistant(page, "Policy bot", tools=("file_search",), stores=store_id)
+    open_playground(page, "Policy bot")
+    send(page, "When can I bring a zebra?")
+    reply = page.locator(".msg.assistant").last
+    expect(reply.locator("strong")).to_have_text("on Fridays")
+    expect(reply.get_by_role("link", name="Citation 1")).to_be_visible()
+    expect(reply.get_by_role("list", name="Citations")).to_contain_text("zebra.txt")
+    assert "【" not in reply.inner_text()
+    expect(page.locator(".step").first).to_contain_text("zebra.txt")
+    tab.shot("chat-citations")
+    tab.check_clean()
+
+
+PLOT = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "print('plotting')\nplt.bar(['a', 'b', 'c'], [3, 1, 2]); plt.show()\n")
+
+
+def test_code_interpreter_code_logs_and_image(tab: Tab, models: SwitchRouter) -> None:
+    page = tab.page
+    models.use(ScriptedBackend([tool_call_turn("code_interpreter", {"code": PLOT}), text_turn("Here is the plot.")]))
+    tab.sign_in()
+    create_assistant(page, "Plot bot", tools=("code_interpreter",))
+    open_playground(page, "Plot bot")
+    send(page, "Plot something")
+    expect(page.locator(".msg.assistant").last).to_contain_text("Here is the plot.", timeout=90_000)
+    tool = page.locator(".msg.tool").last
+    expect(tool.locator("pre.code")).to_contain_text("plt.bar")
+    expect(tool.locator("pre.logs")).to_contain_text("plotting")
+    img = tool.locator("img.inline-image")
+    expect(img).to_have_attribute("src", re.compile("^blob:"))
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+    tab.shot("code-interpreter")
+    tab.check_clean()

@@ -117,13 +117,13 @@ function editor(root, existing, models, done) {
 export async function render(main) {
   const list = h("div");
   const side = h("div");
+  let models = [];
+  const open = (a) => editor(side, a, models, () => { clear(side); load(); });
   clear(main, h("div", { class: "page" },
     h("div", { class: "row spread" }, h("h1", {}, "Assistants"),
       h("button", { type: "button", id: "new-assistant", onclick: () => open(null) }, "New assistant")),
     list, side));
-  let models = [];
   try { models = (await api.get("/models")).data.map((m) => m.id); } catch { models = []; }
-  const open = (a) => editor(side, a, models, () => { clear(side); load(); });
   async function load() {
     try {
       const page = await api.get("/assistants", { limit: 100 });

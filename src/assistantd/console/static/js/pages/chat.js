@@ -216,7 +216,7 @@ export async function render(main) {
         if (event === "thread.run.step.delta") return;
         showStep(data);
         if (event === "thread.run.step.completed" && data.step_details.type === "tool_calls") {
-          for (const call of data.step_details.tool_calls) if (call.type !== "function") messages.append(toolBubble(call));
+          for (const call of data.step_details.tool_calls) messages.append(toolBubble(call));
         }
       } else if (event.startsWith("thread.run.")) {
         setRunning(data);
