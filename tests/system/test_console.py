@@ -7,10 +7,11 @@ also to docs/console/ (the README's pictures come from here).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
+import time
+from urllib.parse import parse_qs, urlsplit
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Route, expect, sync_playwright
 
 from assistantd.llm.base import ChatRequest
+from assistantd.testing.admin_api import DAY, AdminApi
 from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
 from assistantd.testing.server import Server, SwitchRouter, echo, make_settings, start_server
 
@@ -322,3 +324,120 @@ def test_code_interpreter_code_logs_and_image(tab: Tab, models: SwitchRouter) ->
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
     tab.shot("code-interpreter")
     tab.check_clean()
+
+
+ADMIN_KEY = "sk-admin-console-test"
+ORGANIZATION = re.compile(r".*/v1/organization/.*")
+
+
+def serve_admin(page: Page, admin: AdminApi) -> None:
+    """Route the page's admin API calls to `admin` (the spec's shapes, in memory)."""
+
+    def handle(route: Route) -> None:
+        req = route.request
+        url = urlsplit(req.url)
+        body = json.loads(req.post_data) if req.post_data else None
+        status, answer = admin.answer(req.method, url.path, parse_qs(url.query), body,
+                                      req.headers.get("authorization"))
+        route.fulfill(status=status, content_type="application/json", body=json.dumps(answer))
+
+    page.route(ORGANIZATION, handle)
+
+
+def test_admin_pages_degrade_to_a_banner_on_404(tab: Tab) -> None:
+    page = tab.page
+    # Whatever this server has, the admin API answers 404 here: the console must say so.
+    page.route(ORGANIZATION, lambda route: route.fulfill(status=404, content_type="application/json", body=json.dumps(
+        {"error": {"message": "Invalid URL", "type": "invalid_request_error", "param": None, "code": None}})))
+    tab.sign_in(admin_key=ADMIN_KEY)
+    for link, what in (("Projects", "The projects admin API"), ("Keys", "The projects admin API")):
+        page.get_by_role("link", name=link).click()
+        expect(page.get_by_role("alert")).to_contain_text(f"{what} is not available on this server (404).")
+    page.get_by_role("link", name="Usage").click()
+    expect(page.get_by_text("Usage is not available on this server (404).")).to_be_visible()
+    expect(page.get_by_text("Costs is not available on this server (404).")).to_be_visible()
+    page.get_by_role("link", name="Playground").click()
+    expect(page.get_by_role("heading", name="Threads")).to_be_visible()
+    expect(page.get_by_role("alert")).to_be_hidden()
+    tab.check_clean(allowed=("404",))
+
+
+def test_admin_projects_keys_limits_and_usage(tab: Tab) -> None:
+    page = tab.page
+    admin = AdminApi(ADMIN_KEY)
+    prod = admin.add_project("Production")
+    admin.add_key(prod["id"], "ci-runner")
+    today = int(time.time()) // DAY * DAY
+    for d, (a, b) in enumerate([(1200, 300), (800, 0), (2500, 900), (400, 1600), (0, 0), (1900, 700), (3100, 1200)]):
+        day = today - (6 - d) * DAY
+        admin.usage += [(day, "gpt-4o", a, a // 3, a // 100, a / 1000), (day, "gpt-4o-mini", b, b // 2, b // 50, b / 5000)]
+    serve_admin(page, admin)
+    tab.sign_in()  # no admin key yet: the admin pages ask for it
+    page.get_by_role("link", name="Projects").click()
+    page.get_by_label("Admin key").fill(ADMIN_KEY)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("button", name="Production")).to_be_visible()
+    page.get_by_label("New project").fill("Staging")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("button", name="Staging")).to_be_visible()
+    page.get_by_role("button", name="Production").click()
+    page.get_by_label("Requests per minute for m").fill("120")
+    page.get_by_label("Requests per minute for m").press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("Saved.")
+    assert admin.rate_limits[prod["id"]][0]["max_requests_per_1_minute"] == 120
+    expect(page.get_by_text("No spend limit set (404).")).to_be_visible()
+    page.get_by_label("USD per month").fill("250")
+    page.get_by_role("button", name="Set").click()
+    expect(page.get_by_text("250.00 USD per month (enforcing)")).to_be_visible()
+
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_label("Project").select_option(label="Production")
+    expect(page.get_by_role("cell", name="ci-runner").first).to_be_visible()
+    page.get_by_label("New service account").fill("web-app")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-secret").inner_text()
+    assert secret.startswith("sk-svcacct-")
+    expect(page.get_by_role("cell", name="web-app").first).to_be_visible()
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Revoke ci-runner").click()
+    expect(page.get_by_role("cell", name="ci-runner")).to_have_count(0)
+    assert [k["name"] for k in admin.keys[prod["id"]]] == ["web-app"]
+    assert ("DELETE", f"/v1/organization/projects/{prod['id']}/api_keys/") in [
+        (m, p.rsplit("/", 1)[0] + "/") for m, p in admin.calls]
+
+    page.get_by_role("link", name="Usage").click()
+    tokens = page.get_by_role("img", name=re.compile("^Tokens by day and model"))
+    expect(tokens).to_be_visible()
+    # 7 days x 2 models, less the empty day (2 bars) and the day without gpt-4o-mini (1)
+    expect(page.locator(".chart").first.locator("rect")).to_have_count(11)
+    expect(page.locator(".legend").first).to_contain_text("gpt-4o-mini")
+    expect(page.get_by_role("img", name=re.compile("^Cost by day"))).to_be_visible()
+    tab.shot("usage")
+    tab.check_clean(allowed=("404",))  # the spend limit's "none set"
+
+
+def test_phone_width_and_keyboard_only(browser: Browser, console_server: Server, tmp_path: Path,
+                                       models: SwitchRouter) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    tab = Tab(page, console_server, tmp_path)
+    try:
+        tab.sign_in()
+        create_assistant(page, "Pocket bot")
+        page.get_by_role("link", name="Playground").click()
+        page.get_by_label("Assistant").select_option(label="Pocket bot · m")
+        page.get_by_role("button", name="New", exact=True).click()
+        # Keyboard only: focus the composer, type, Ctrl+Enter sends.
+        page.get_by_label("Message").focus()
+        page.keyboard.type("Sent from the keyboard")
+        page.keyboard.press("Control+Enter")
+        expect(page.locator(".msg.assistant").last).to_contain_text("You said: Sent from the keyboard")
+        # Nothing is wider than the phone.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.get_by_role("heading", name="Threads").scroll_into_view_if_needed()
+        page.locator(".conversation").scroll_into_view_if_needed()
+        tab.shot("phone-chat")
+        tab.check_clean()
+    finally:
+        context.close()

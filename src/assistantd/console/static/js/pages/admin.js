@@ -73,7 +73,7 @@ async function limits(root, project) {
       { label: "Tokens / min", cell: (r) => r.max_tokens_per_1_minute },
     ], page.data, "No rate limits."));
   } catch (err) { clear(rate, h("p", { class: "error-text" }, explain(err, "Rate limits"))); }
-  const amount = h("input", { type: "number", min: 1, step: 1, "aria-label": "Monthly limit in USD" });
+  const amount = h("input", { type: "number", min: 1, step: 1 });
   const current = h("p", { class: "muted" });
   try {
     const s = await api.admin.get(`${base}/spend_limit`);
