@@ -13,8 +13,9 @@ from assistantd.testing.server import Server, auth
 
 
 def _threads(client: openai.OpenAI, **params: Any) -> SyncCursorPage[Thread]:
-    return client.get_api_list("/threads", model=Thread, page=SyncCursorPage[Thread],
-                               options={"params": params})
+    return client.get_api_list(
+        "/threads", model=Thread, page=SyncCursorPage[Thread], options={"params": params}
+    )
 
 
 def test_list_walks_pages_in_both_orders(client: openai.OpenAI) -> None:
@@ -40,7 +41,7 @@ def test_metadata_filters_match_every_pair(client: openai.OpenAI) -> None:
     assert [t.id for t in _threads(client, **{"metadata[user]": "u-1"}).data] == [b, a]
     both = _threads(client, **{"metadata[user]": "u-1", "metadata[kind]": "chat"})
     assert [t.id for t in both.data] == [a]
-    odd = client.beta.threads.create(metadata={"a.b \"c\"": "x y"}).id
+    odd = client.beta.threads.create(metadata={'a.b "c"': "x y"}).id
     assert [t.id for t in _threads(client, **{'metadata[a.b "c"]': "x y"}).data] == [odd]
     assert _threads(client, **{"metadata[user]": "nobody"}).data == []
 
@@ -55,11 +56,18 @@ def test_list_is_per_project(client: openai.OpenAI, other_client: openai.OpenAI)
 
 def test_bad_list_parameters_are_400(server: Server) -> None:
     url = f"{server.base_url}/threads"
-    for params, param in (({"limit": "0"}, "limit"), ({"order": "up"}, "order"),
-                          ({"metadata[]": "x"}, "metadata"), ({"metadata": "x"}, "metadata"),
-                          ({f"metadata[{'k' * 65}]": "x"}, "metadata"),
-                          ({"metadata[k]": "v" * 513}, "metadata")):
+    for params, param in (
+        ({"limit": "0"}, "limit"),
+        ({"order": "up"}, "order"),
+        ({"metadata[]": "x"}, "metadata"),
+        ({"metadata": "x"}, "metadata"),
+        ({f"metadata[{'k' * 65}]": "x"}, "metadata"),
+        ({"metadata[k]": "v" * 513}, "metadata"),
+    ):
         r = httpx.get(url, params=params, headers=auth(server))
         assert r.status_code == 400, params
-        assert r.json()["error"]["param"] == param and r.json()["error"]["type"] == "invalid_request_error"
+        assert (
+            r.json()["error"]["param"] == param
+            and r.json()["error"]["type"] == "invalid_request_error"
+        )
     assert httpx.get(url).status_code == 401

@@ -11,13 +11,22 @@ import json
 import os
 import re
 import time
-from urllib.parse import parse_qs, urlsplit
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Route, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 from assistantd.llm.base import ChatRequest
 from assistantd.testing.admin_api import DAY, AdminApi
@@ -61,7 +70,10 @@ class Tab:
         page.on("console", self._console)
         page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
         page.on("request", self._request)
-        page.on("response", lambda r: self.errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+        page.on(
+            "response",
+            lambda r: self.errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
+        )
 
     def _console(self, msg: ConsoleMessage) -> None:
         if msg.type == "error":
@@ -119,13 +131,24 @@ def models(console_server: Server) -> Iterator[SwitchRouter]:
     router.use(ScriptedBackend(echo))
 
 
-WEATHER_FN = json.dumps([{"name": "get_weather", "description": "The weather in a city",
-                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                         "required": ["city"]}}])
+WEATHER_FN = json.dumps(
+    [
+        {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        }
+    ]
+)
 
 
-def create_assistant(page: Page, name: str, *, functions: str = "", tools: tuple[str, ...] = (),
-                     stores: str = "") -> None:
+def create_assistant(
+    page: Page, name: str, *, functions: str = "", tools: tuple[str, ...] = (), stores: str = ""
+) -> None:
     page.get_by_role("link", name="Assistants").click()
     page.get_by_role("button", name="New assistant").click()
     form = page.get_by_role("form", name="New assistant")
@@ -196,8 +219,11 @@ def test_sign_in_create_assistant_and_chat_with_streaming(tab: Tab, models: Swit
 
 def test_answer_a_function_call_by_hand(tab: Tab, models: SwitchRouter) -> None:
     page = tab.page
-    backend = models.use(ScriptedBackend([tool_call_turn("get_weather", {"city": "Paris"}),
-                                          text_turn("It is sunny in Paris.")]))
+    backend = models.use(
+        ScriptedBackend(
+            [tool_call_turn("get_weather", {"city": "Paris"}), text_turn("It is sunny in Paris.")]
+        )
+    )
     tab.sign_in()
     create_assistant(page, "Weather bot", functions=WEATHER_FN)
     open_playground(page, "Weather bot")
@@ -244,16 +270,26 @@ def test_a_dropped_stream_resumes_from_the_last_event_id(tab: Tab, models: Switc
         body = route.fetch().text()
         frames = body.split("\n\n")
         first_delta = next(i for i, f in enumerate(frames) if "event: thread.message.delta" in f)
-        route.fulfill(status=200, headers={"content-type": "text/event-stream"},
-                      body="\n\n".join(frames[: first_delta + 1]) + "\n\n")
+        route.fulfill(
+            status=200,
+            headers={"content-type": "text/event-stream"},
+            body="\n\n".join(frames[: first_delta + 1]) + "\n\n",
+        )
 
     tab.sign_in()
     create_assistant(page, "Resume bot")
     open_playground(page, "Resume bot")
     page.route(re.compile(r".*/v1/threads/thread_\w+/runs$"), cut)
-    page.on("request", lambda r: resumed.append(r.headers.get("last-event-id")) if r.url.endswith("/events") else None)
+    page.on(
+        "request",
+        lambda r: (
+            resumed.append(r.headers.get("last-event-id")) if r.url.endswith("/events") else None
+        ),
+    )
     send(page, "one two three four five")
-    expect(page.locator(".msg.assistant").last).to_have_text(re.compile("You said: one two three four five$"))
+    expect(page.locator(".msg.assistant").last).to_have_text(
+        re.compile("You said: one two three four five$")
+    )
     expect(page.get_by_role("status").first).to_contain_text("completed")
     assert len(resumed) == 1 and resumed[0] is not None and resumed[0].isdigit()
     tab.check_clean()
@@ -276,7 +312,8 @@ def test_upload_attach_and_see_a_citation(tab: Tab, models: SwitchRouter) -> Non
     tab.sign_in()
     page.get_by_role("link", name="Files").click()
     page.get_by_label("File", exact=True).set_input_files(
-        files=[{"name": "zebra.txt", "mimeType": "text/plain", "buffer": ZEBRA}])
+        files=[{"name": "zebra.txt", "mimeType": "text/plain", "buffer": ZEBRA}]
+    )
     page.get_by_role("button", name="Upload").click()
     expect(page.get_by_role("cell", name="zebra.txt")).to_be_visible()
     page.get_by_label("New store").fill("policies")
@@ -304,13 +341,19 @@ def test_upload_attach_and_see_a_citation(tab: Tab, models: SwitchRouter) -> Non
     tab.check_clean()
 
 
-PLOT = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-        "print('plotting')\nplt.bar(['a', 'b', 'c'], [3, 1, 2]); plt.show()\n")
+PLOT = (
+    "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+    "print('plotting')\nplt.bar(['a', 'b', 'c'], [3, 1, 2]); plt.show()\n"
+)
 
 
 def test_code_interpreter_code_logs_and_image(tab: Tab, models: SwitchRouter) -> None:
     page = tab.page
-    models.use(ScriptedBackend([tool_call_turn("code_interpreter", {"code": PLOT}), text_turn("Here is the plot.")]))
+    models.use(
+        ScriptedBackend(
+            [tool_call_turn("code_interpreter", {"code": PLOT}), text_turn("Here is the plot.")]
+        )
+    )
     tab.sign_in()
     create_assistant(page, "Plot bot", tools=("code_interpreter",))
     open_playground(page, "Plot bot")
@@ -337,8 +380,9 @@ def serve_admin(page: Page, admin: AdminApi) -> None:
         req = route.request
         url = urlsplit(req.url)
         body = json.loads(req.post_data) if req.post_data else None
-        status, answer = admin.answer(req.method, url.path, parse_qs(url.query), body,
-                                      req.headers.get("authorization"))
+        status, answer = admin.answer(
+            req.method, url.path, parse_qs(url.query), body, req.headers.get("authorization")
+        )
         route.fulfill(status=status, content_type="application/json", body=json.dumps(answer))
 
     page.route(ORGANIZATION, handle)
@@ -347,12 +391,29 @@ def serve_admin(page: Page, admin: AdminApi) -> None:
 def test_admin_pages_degrade_to_a_banner_on_404(tab: Tab) -> None:
     page = tab.page
     # Whatever this server has, the admin API answers 404 here: the console must say so.
-    page.route(ORGANIZATION, lambda route: route.fulfill(status=404, content_type="application/json", body=json.dumps(
-        {"error": {"message": "Invalid URL", "type": "invalid_request_error", "param": None, "code": None}})))
+    page.route(
+        ORGANIZATION,
+        lambda route: route.fulfill(
+            status=404,
+            content_type="application/json",
+            body=json.dumps(
+                {
+                    "error": {
+                        "message": "Invalid URL",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+            ),
+        ),
+    )
     tab.sign_in(admin_key=ADMIN_KEY)
     for link, what in (("Projects", "The projects admin API"), ("Keys", "The projects admin API")):
         page.get_by_role("link", name=link).click()
-        expect(page.get_by_role("alert")).to_contain_text(f"{what} is not available on this server (404).")
+        expect(page.get_by_role("alert")).to_contain_text(
+            f"{what} is not available on this server (404)."
+        )
     page.get_by_role("link", name="Usage").click()
     expect(page.get_by_text("Usage is not available on this server (404).")).to_be_visible()
     expect(page.get_by_text("Costs is not available on this server (404).")).to_be_visible()
@@ -368,9 +429,14 @@ def test_admin_projects_keys_limits_and_usage(tab: Tab) -> None:
     prod = admin.add_project("Production")
     admin.add_key(prod["id"], "ci-runner")
     today = int(time.time()) // DAY * DAY
-    for d, (a, b) in enumerate([(1200, 300), (800, 0), (2500, 900), (400, 1600), (0, 0), (1900, 700), (3100, 1200)]):
+    for d, (a, b) in enumerate(
+        [(1200, 300), (800, 0), (2500, 900), (400, 1600), (0, 0), (1900, 700), (3100, 1200)]
+    ):
         day = today - (6 - d) * DAY
-        admin.usage += [(day, "gpt-4o", a, a // 3, a // 100, a / 1000), (day, "gpt-4o-mini", b, b // 2, b // 50, b / 5000)]
+        admin.usage += [
+            (day, "gpt-4o", a, a // 3, a // 100, a / 1000),
+            (day, "gpt-4o-mini", b, b // 2, b // 50, b / 5000),
+        ]
     serve_admin(page, admin)
     tab.sign_in()  # no admin key yet: the admin pages ask for it
     page.get_by_role("link", name="Projects").click()
@@ -403,7 +469,8 @@ def test_admin_projects_keys_limits_and_usage(tab: Tab) -> None:
     expect(page.get_by_role("cell", name="ci-runner")).to_have_count(0)
     assert [k["name"] for k in admin.keys[prod["id"]]] == ["web-app"]
     assert ("DELETE", f"/v1/organization/projects/{prod['id']}/api_keys/") in [
-        (m, p.rsplit("/", 1)[0] + "/") for m, p in admin.calls]
+        (m, p.rsplit("/", 1)[0] + "/") for m, p in admin.calls
+    ]
 
     page.get_by_role("link", name="Usage").click()
     tokens = page.get_by_role("img", name=re.compile("^Tokens by day and model"))
@@ -416,9 +483,12 @@ def test_admin_projects_keys_limits_and_usage(tab: Tab) -> None:
     tab.check_clean(allowed=("404",))  # the spend limit's "none set"
 
 
-def test_phone_width_and_keyboard_only(browser: Browser, console_server: Server, tmp_path: Path,
-                                       models: SwitchRouter) -> None:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+def test_phone_width_and_keyboard_only(
+    browser: Browser, console_server: Server, tmp_path: Path, models: SwitchRouter
+) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     page.set_default_timeout(20_000)
     tab = Tab(page, console_server, tmp_path)
@@ -432,7 +502,9 @@ def test_phone_width_and_keyboard_only(browser: Browser, console_server: Server,
         page.get_by_label("Message").focus()
         page.keyboard.type("Sent from the keyboard")
         page.keyboard.press("Control+Enter")
-        expect(page.locator(".msg.assistant").last).to_contain_text("You said: Sent from the keyboard")
+        expect(page.locator(".msg.assistant").last).to_contain_text(
+            "You said: Sent from the keyboard"
+        )
         # Nothing is wider than the phone.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.get_by_role("heading", name="Threads").scroll_into_view_if_needed()

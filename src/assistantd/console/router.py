@@ -14,8 +14,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 #: Scripts and styles only from the server itself (no inline script, no CDN); images from
 #: the server or blob: URLs (file content fetched with the key). `connect-src 'self'`: the
 #: page talks to this server only, so a key typed into it goes nowhere else.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 class ConsoleFiles(StaticFiles):

@@ -24,8 +24,13 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> An
 
 
 def _page(data: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": False}
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": False,
+    }
 
 
 @dataclass
@@ -40,31 +45,73 @@ class AdminApi:
     calls: list[tuple[str, str]] = field(default_factory=list)
 
     def add_project(self, name: str) -> dict[str, Any]:
-        p = {"id": f"proj_{secrets.token_hex(6)}", "object": "organization.project", "name": name,
-             "created_at": int(time.time()), "archived_at": None, "status": "active"}
+        p: dict[str, Any] = {
+            "id": f"proj_{secrets.token_hex(6)}",
+            "object": "organization.project",
+            "name": name,
+            "created_at": int(time.time()),
+            "archived_at": None,
+            "status": "active",
+        }
         self.projects.append(p)
         self.keys[p["id"]] = []
-        self.rate_limits[p["id"]] = [{"object": "project.rate_limit", "id": "rl-m", "model": "m",
-                                      "max_requests_per_1_minute": 60, "max_tokens_per_1_minute": 100_000}]
+        self.rate_limits[p["id"]] = [
+            {
+                "object": "project.rate_limit",
+                "id": "rl-m",
+                "model": "m",
+                "max_requests_per_1_minute": 60,
+                "max_tokens_per_1_minute": 100_000,
+            }
+        ]
         return p
 
     def add_key(self, project_id: str, name: str) -> dict[str, Any]:
         value = f"sk-svcacct-{secrets.token_hex(12)}"
         sa_id = f"svc_acct_{secrets.token_hex(6)}"
         now = int(time.time())
-        key = {"object": "organization.project.api_key", "id": f"key_{secrets.token_hex(6)}", "name": name,
-               "redacted_value": f"{value[:8]}...{value[-4:]}", "created_at": now, "last_used_at": None,
-               "owner": {"type": "service_account", "service_account": {
-                   "object": "organization.project.service_account", "id": sa_id, "name": name,
-                   "role": "member", "created_at": now}}}
+        key = {
+            "object": "organization.project.api_key",
+            "id": f"key_{secrets.token_hex(6)}",
+            "name": name,
+            "redacted_value": f"{value[:8]}...{value[-4:]}",
+            "created_at": now,
+            "last_used_at": None,
+            "owner": {
+                "type": "service_account",
+                "service_account": {
+                    "object": "organization.project.service_account",
+                    "id": sa_id,
+                    "name": name,
+                    "role": "member",
+                    "created_at": now,
+                },
+            },
+        }
         self.keys[project_id].append(key)
-        return {"object": "organization.project.service_account", "id": sa_id, "name": name, "role": "member",
-                "created_at": now, "api_key": {"object": "organization.project.service_account.api_key",
-                                               "value": value, "name": "Secret Key", "created_at": now,
-                                               "id": key["id"]}}
+        return {
+            "object": "organization.project.service_account",
+            "id": sa_id,
+            "name": name,
+            "role": "member",
+            "created_at": now,
+            "api_key": {
+                "object": "organization.project.service_account.api_key",
+                "value": value,
+                "name": "Secret Key",
+                "created_at": now,
+                "id": key["id"],
+            },
+        }
 
-    def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any,
-               authorization: str | None) -> Answer:
+    def answer(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: Any,
+        authorization: str | None,
+    ) -> Answer:
         self.calls.append((method, path))
         if authorization != f"Bearer {self.admin_key}":
             return _error(401, "Incorrect API key provided.")
@@ -73,7 +120,9 @@ class AdminApi:
             return _error(404, f"Invalid URL ({method} {path})")
         return self._route(method, m.group(1).split("/"), query, body or {})
 
-    def _route(self, method: str, parts: list[str], query: dict[str, list[str]], body: dict[str, Any]) -> Answer:
+    def _route(
+        self, method: str, parts: list[str], query: dict[str, list[str]], body: dict[str, Any]
+    ) -> Answer:
         if parts in (["usage", "completions"], ["costs"]):
             return 200, self._buckets(parts[0], query)
         if parts[0] != "projects":
@@ -87,13 +136,19 @@ class AdminApi:
             return _error(404, f"No project found with id '{parts[1]}'.")
         return self._project(method, project, parts[2:], body)
 
-    def _project(self, method: str, project: dict[str, Any], rest: list[str], body: dict[str, Any]) -> Answer:
+    def _project(
+        self, method: str, project: dict[str, Any], rest: list[str], body: dict[str, Any]
+    ) -> Answer:
         pid = project["id"]
         if rest == ["api_keys"]:
             return 200, _page(self.keys[pid])
         if len(rest) == 2 and rest[0] == "api_keys" and method == "DELETE":
             self.keys[pid] = [k for k in self.keys[pid] if k["id"] != rest[1]]
-            return 200, {"object": "organization.project.api_key.deleted", "id": rest[1], "deleted": True}
+            return 200, {
+                "object": "organization.project.api_key.deleted",
+                "id": rest[1],
+                "deleted": True,
+            }
         if rest == ["service_accounts"] and method == "POST":
             return 200, self.add_key(pid, str(body.get("name", "")))
         if rest == ["rate_limits"]:
@@ -104,8 +159,11 @@ class AdminApi:
             return 200, limit
         if rest == ["spend_limit"]:
             if method == "POST":
-                self.spend_limits[pid] = {"object": "project.spend_limit", **body,
-                                          "enforcement": {"status": "enforcing"}}
+                self.spend_limits[pid] = {
+                    "object": "project.spend_limit",
+                    **body,
+                    "enforcement": {"status": "enforcing"},
+                }
             if pid not in self.spend_limits:
                 return _error(404, f"Project '{pid}' has no spend limit.")
             return 200, self.spend_limits[pid]
@@ -121,14 +179,32 @@ class AdminApi:
         for d in range(days):
             day = start + d * DAY
             rows = [u for u in self.usage if u[0] == day]
+            results: list[dict[str, Any]]
             if kind == "usage":
-                results = [{"object": "organization.usage.completions.result", "model": model,
-                            "input_tokens": i, "output_tokens": o, "num_model_requests": n,
-                            "input_cached_tokens": 0, "project_id": None, "api_key_id": None}
-                           for _, model, i, o, n, _ in rows]
+                results = [
+                    {
+                        "object": "organization.usage.completions.result",
+                        "model": model,
+                        "input_tokens": i,
+                        "output_tokens": o,
+                        "num_model_requests": n,
+                        "input_cached_tokens": 0,
+                        "project_id": None,
+                        "api_key_id": None,
+                    }
+                    for _, model, i, o, n, _ in rows
+                ]
             else:
-                results = [{"object": "organization.costs.result", "line_item": f"{model}, input+output",
-                            "amount": {"value": cost, "currency": "usd"}, "project_id": None}
-                           for _, model, _, _, _, cost in rows]
-            data.append({"object": "bucket", "start_time": day, "end_time": day + DAY, "results": results})
+                results = [
+                    {
+                        "object": "organization.costs.result",
+                        "line_item": f"{model}, input+output",
+                        "amount": {"value": cost, "currency": "usd"},
+                        "project_id": None,
+                    }
+                    for _, model, _, _, _, cost in rows
+                ]
+            data.append(
+                {"object": "bucket", "start_time": day, "end_time": day + DAY, "results": results}
+            )
         return {"object": "page", "data": data, "has_more": False, "next_page": None}
