@@ -211,6 +211,32 @@ def test_sign_in_create_assistant_and_chat_with_streaming(tab: Tab, models: Swit
     page.locator(".thread-link", has_text="Hello there, console").click()
     expect(page.locator(".msg.user")).to_have_text(re.compile("Hello there, console"))
     expect(page.locator(".msg.assistant")).to_contain_text("You said: Hello there, console")
+    # The list filters on metadata server-side (metadata[title]=...).
+    page.get_by_label("Filter by metadata").fill("title=Second thread")
+    page.get_by_label("Filter by metadata").press("Enter")
+    expect(page.locator(".thread-link")).to_have_count(1)
+    expect(page.locator(".thread-link")).to_contain_text("Second thread")
+
+    # Edit the assistant, then delete it.
+    page.get_by_role("link", name="Assistants").click()
+    page.get_by_role("button", name="Edit").click()
+    form = page.get_by_role("form", name="Edit assistant")
+    expect(form.get_by_label("Functions (JSON array of definitions)")).to_have_value(
+        re.compile("get_weather")
+    )
+    form.get_by_label("Instructions").fill("Be brief.")
+    form.get_by_label("Temperature").fill("0.3")
+    form.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("Saved Echo bot.")
+    with tab.server.client() as client:
+        (assistant,) = [
+            a for a in client.beta.assistants.list(limit=100).data if a.name == "Echo bot"
+        ]
+    assert (assistant.instructions, assistant.temperature) == ("Be brief.", 0.3)
+    assert [t.type for t in assistant.tools] == ["function"]
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete Echo bot").click()
+    expect(page.get_by_text("No assistants yet: create one.")).to_be_visible()
     tab.check_clean()
     # The key never left session storage for local storage or a cookie.
     assert page.evaluate("Object.keys(localStorage).length") == 0
@@ -351,14 +377,20 @@ def test_code_interpreter_code_logs_and_image(tab: Tab, models: SwitchRouter) ->
     page = tab.page
     models.use(
         ScriptedBackend(
-            [tool_call_turn("code_interpreter", {"code": PLOT}), text_turn("Here is the plot.")]
+            [tool_call_turn("code_interpreter", {"code": PLOT}), text_turn("Here is the plot.")],
+            delay=1.0,  # the code arrives in two fragments a second apart
         )
     )
     tab.sign_in()
     create_assistant(page, "Plot bot", tools=("code_interpreter",))
     open_playground(page, "Plot bot")
     send(page, "Plot something")
+    # The code shows while the model is still writing it (run step deltas).
+    expect(page.locator(".msg.tool pre.code")).to_contain_text("import matplotlib")
+    assert "plt.show()" not in page.locator(".msg.tool pre.code").inner_text()
     expect(page.locator(".msg.assistant").last).to_contain_text("Here is the plot.", timeout=90_000)
+    # The code streamed into its bubble, which the finished call then replaced: one bubble.
+    expect(page.locator(".msg.tool")).to_have_count(1)
     tool = page.locator(".msg.tool").last
     expect(tool.locator("pre.code")).to_contain_text("plt.bar")
     expect(tool.locator("pre.logs")).to_contain_text("plotting")

@@ -119,6 +119,8 @@ function stepView(step) {
 export async function render(main) {
   const assistantSelect = h("select", { id: "assistant-select" });
   const threadList = h("ul", { class: "threads", "aria-label": "Threads" });
+  const threadFilter = h("input", { type: "search", id: "thread-filter", placeholder: "key=value" });
+  threadFilter.addEventListener("change", () => loadThreads());
   const messages = h("div", { class: "messages", "aria-live": "polite", "aria-label": "Conversation" });
   const inspector = h("div", { class: "inspector", "aria-label": "Run steps" });
   const status = h("div", { class: "run-status", role: "status" });
@@ -133,7 +135,7 @@ export async function render(main) {
     h("aside", { class: "panel" }, field("Assistant", assistantSelect),
       h("div", { class: "row spread" }, h("h2", {}, "Threads"),
         h("button", { type: "button", class: "secondary", id: "new-thread", onclick: () => openThread(null) }, "New")),
-      threadList),
+      field("Filter by metadata", threadFilter), threadList),
     h("section", { class: "conversation", "aria-label": "Chat" }, status, messages, form),
     h("aside", { class: "panel" }, h("h2", {}, "Run inspector"), inspector)));
 
@@ -145,7 +147,10 @@ export async function render(main) {
 
   async function loadThreads() {
     try {
-      const page = await api.get("/threads", { limit: 30 });
+      const params = { limit: 30 };
+      const [key, ...value] = threadFilter.value.split("=");
+      if (key.trim() && value.length) params[`metadata[${key.trim()}]`] = value.join("=").trim();
+      const page = await api.get("/threads", params);
       clear(threadList, page.data.map((t) => h("li", {}, h("button", { type: "button", class: "thread-link",
         "aria-current": t.id === state.threadId ? "true" : null, dataset: { threadId: t.id },
         onclick: () => openThread(t.id) }, t.metadata?.title || t.id, h("small", {}, when(t.created_at))))));
@@ -211,12 +216,30 @@ export async function render(main) {
   async function follow(path, body) {
     let current = null;
     let raw = "";
+    const live = new Map(); // step id + call index -> the bubble of a tool call still streaming
+    const liveCode = (step, delta) => {
+      for (const call of delta.step_details?.tool_calls || []) {
+        if (call.type !== "code_interpreter") continue;
+        const key = `${step}:${call.index}`;
+        if (!live.has(key)) {
+          const code = h("code");
+          const el = bubble("tool", h("div", { class: "tool-title" }, "code_interpreter"), h("pre", { class: "code" }, code));
+          live.set(key, { el, code });
+          messages.append(el);
+        }
+        live.get(key).code.textContent += call.code_interpreter?.input || "";
+      }
+    };
     const onEvent = (event, data) => {
       if (event.startsWith("thread.run.step.")) {
-        if (event === "thread.run.step.delta") return;
+        if (event === "thread.run.step.delta") { liveCode(data.id, data.delta); return; }
         showStep(data);
         if (event === "thread.run.step.completed" && data.step_details.type === "tool_calls") {
-          for (const call of data.step_details.tool_calls) messages.append(toolBubble(call));
+          data.step_details.tool_calls.forEach((call, i) => {
+            const el = toolBubble(call);
+            const streamed = live.get(`${data.id}:${call.index ?? i}`);
+            if (streamed) streamed.el.replaceWith(el); else messages.append(el);
+          });
         }
       } else if (event.startsWith("thread.run.")) {
         setRunning(data);
