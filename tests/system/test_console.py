@@ -177,7 +177,7 @@ def send(page: Page, text: str) -> None:
 
 def test_sign_in_create_assistant_and_chat_with_streaming(tab: Tab, models: SwitchRouter) -> None:
     page = tab.page
-    models.use(ScriptedBackend(echo, delay=0.02))
+    models.use(ScriptedBackend(echo, delay=0.3))  # slow enough to see the streaming state
     tab.sign_in()
     # A bad function definition is caught before anything is sent.
     page.get_by_role("link", name="Assistants").click()
@@ -342,16 +342,34 @@ def test_upload_attach_and_see_a_citation(tab: Tab, models: SwitchRouter) -> Non
     )
     page.get_by_role("button", name="Upload").click()
     expect(page.get_by_role("cell", name="zebra.txt")).to_be_visible()
+    page.get_by_label("File", exact=True).set_input_files(
+        files=[
+            {"name": "broken.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\nnot a pdf"}
+        ]
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("cell", name="broken.pdf")).to_be_visible()
     page.get_by_label("New store").fill("policies")
     page.get_by_role("button", name="Create").click()
     page.get_by_role("button", name="policies").click()
-    page.get_by_role("button", name="Attach").click()
     store = page.locator("section", has=page.get_by_role("heading", name="Store policies"))
-    # Ingestion status, polled while the file is in progress.
+    for name in ("zebra.txt", "broken.pdf"):
+        store.get_by_label("File to attach").select_option(label=name)
+        store.get_by_role("button", name="Attach").click()
+    # Ingestion status, polled while a file is in progress; a failure shows its error.
     expect(store.get_by_role("cell", name="completed")).to_be_visible(timeout=90_000)
+    expect(store.get_by_role("cell", name="failed")).to_be_visible(timeout=90_000)
+    expect(store.locator("td[data-label=Error]").filter(has_text=re.compile(r"\w"))).to_have_count(
+        1
+    )
+    expect(store.get_by_role("row", name=re.compile("^broken.pdf failed"))).to_contain_text(
+        "not a readable PDF"
+    )
+    expect(page.get_by_role("cell", name="1/2 ready, 1 failed")).to_be_visible()
     page.get_by_label("Search").fill("zebra on fridays")
     page.get_by_role("button", name="Search", exact=True).click()
     expect(page.locator(".chunk").first).to_contain_text("zebra.txt")
+    tab.shot("files")
     store_id = page.locator("code", has_text=re.compile("^vs_")).first.inner_text()
 
     create_assistant(page, "Policy bot", tools=("file_search",), stores=store_id)
@@ -363,6 +381,11 @@ def test_upload_attach_and_see_a_citation(tab: Tab, models: SwitchRouter) -> Non
     expect(reply.get_by_role("list", name="Citations")).to_contain_text("zebra.txt")
     assert "【" not in reply.inner_text()
     expect(page.locator(".step").first).to_contain_text("zebra.txt")
+    # The footnote links to the cited file: it downloads with the key, never a key in a URL.
+    with page.expect_download() as download:
+        reply.get_by_role("link", name="zebra.txt").click()
+    assert download.value.suggested_filename == "zebra.txt"
+    assert Path(download.value.path()).read_bytes() == ZEBRA
     tab.shot("chat-citations")
     tab.check_clean()
 

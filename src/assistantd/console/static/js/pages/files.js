@@ -52,10 +52,12 @@ export async function render(main) {
     const refresh = async () => {
       const page = await api.get(`/vector_stores/${vs.id}/files`, { limit: 100 });
       clear(list, table([
-        { label: "File", cell: (f) => h("code", {}, f.id) }, { label: "Status", cell: (f) => f.status },
+        { label: "File", cell: (f) => fileRows.find((r) => r.id === f.id)?.filename || h("code", {}, f.id) },
+        { label: "Status", cell: (f) => f.status },
         { label: "Error", cell: (f) => f.last_error?.message || "" },
       ], page.data, "No files in this store."));
       if (page.data.some((f) => f.status === "in_progress")) setTimeout(() => refresh().catch(() => {}), 1000);
+      else if (detail.isConnected) loadStores(); // the store's file counts changed
     };
     clear(detail, h("section", { class: "card" }, h("h2", {}, `Store ${vs.name || vs.id}`),
       h("form", { class: "row", onsubmit: async (e) => {
