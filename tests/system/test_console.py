@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -568,3 +570,47 @@ def test_phone_width_and_keyboard_only(
         tab.check_clean()
     finally:
         context.close()
+
+
+def cli(server: Server, *args: str) -> str:
+    """`assistantd ...` on the console server's database, as an operator runs it."""
+    env = dict(os.environ, ASSISTANTD_DATA_DIR=str(server.settings.data_dir))
+    done = subprocess.run(
+        [sys.executable, "-m", "assistantd", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_wrong_key_and_a_revoked_key_are_refused(tab: Tab, console_server: Server) -> None:
+    page = tab.page
+    page.goto(f"{tab.root}/console/")
+    page.get_by_label("API key").fill("sk-not-a-key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Sign-in failed")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0  # a refused key is not kept
+
+    secret = (
+        cli(console_server, "keys", "create", "--name", "console-revoke", "--project", "alpha")
+        .strip()
+        .splitlines()[-1]
+    )
+    key_id = next(
+        line.split()[0]
+        for line in cli(console_server, "keys", "list").splitlines()
+        if "console-revoke" in line
+    )
+    page.get_by_label("API key").fill(secret)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Assistants").click()
+    expect(page.get_by_role("heading", name="Assistants")).to_be_visible()
+    cli(console_server, "keys", "revoke", key_id)
+    page.get_by_role("link", name="Files").click()
+    expect(page.get_by_role("alert")).to_contain_text("Check the key")
+    assert secret not in page.content()
+    tab.check_clean(allowed=("401",))
