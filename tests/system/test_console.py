@@ -614,3 +614,29 @@ def test_a_wrong_key_and_a_revoked_key_are_refused(tab: Tab, console_server: Ser
     expect(page.get_by_role("alert")).to_contain_text("Check the key")
     assert secret not in page.content()
     tab.check_clean(allowed=("401",))
+
+
+def test_model_output_is_text_never_markup(tab: Tab, models: SwitchRouter) -> None:
+    page = tab.page
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    models.use(
+        ScriptedBackend(
+            lambda _r: text_turn(
+                "<img src=x onerror=alert(1)> **bold** and `code`\n\n- one\n- two\n\n[docs](javascript:alert(2))"
+            )
+        )
+    )
+    tab.sign_in()
+    create_assistant(page, "Markup bot")
+    open_playground(page, "Markup bot")
+    send(page, "Say something tricky")
+    reply = page.locator(".msg.assistant").last
+    expect(reply.locator("strong")).to_have_text("bold")
+    expect(reply.locator("code")).to_have_text("code")
+    expect(reply.locator("li")).to_have_text(["one", "two"])
+    expect(reply).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(reply.locator("img")).to_have_count(0)
+    expect(reply.locator("a")).to_have_count(0)  # only http(s) links become links
+    assert dialogs == []
+    tab.check_clean()
