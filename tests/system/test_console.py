@@ -30,7 +30,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from assistantd.llm.base import ChatRequest
+from assistantd.llm.base import ChatRequest, ModelError
 from assistantd.testing.admin_api import DAY, AdminApi
 from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
 from assistantd.testing.server import Server, SwitchRouter, echo, make_settings, start_server
@@ -639,4 +639,29 @@ def test_model_output_is_text_never_markup(tab: Tab, models: SwitchRouter) -> No
     expect(reply.locator("img")).to_have_count(0)
     expect(reply.locator("a")).to_have_count(0)  # only http(s) links become links
     assert dialogs == []
+    tab.check_clean()
+
+
+def test_thread_list_pages_and_a_failed_run_says_why(tab: Tab, models: SwitchRouter) -> None:
+    page = tab.page
+    with tab.server.client("beta") as client:
+        made = [client.beta.threads.create(metadata={"title": f"old {i}"}).id for i in range(32)]
+    tab.sign_in("beta")
+    create_assistant(page, "Failing bot")
+    page.get_by_role("link", name="Playground").click()
+    expect(page.locator(".thread-link")).to_have_count(30)
+    expect(page.locator(".thread-link").first).to_contain_text("old 31")
+    page.get_by_role("button", name="More threads").click()
+    expect(page.locator(".thread-link")).to_have_count(32)
+    expect(page.locator(".thread-link").last).to_contain_text("old 0")
+    expect(page.get_by_role("button", name="More threads")).to_have_count(0)
+    assert page.locator(".thread-link").last.get_attribute("data-thread-id") == made[0]
+
+    models.use(ScriptedBackend([ModelError("The model is overloaded.")]))
+    page.get_by_label("Assistant").select_option(label="Failing bot · m")
+    page.get_by_role("button", name="New", exact=True).click()
+    send(page, "Hello?")
+    expect(page.get_by_role("status").first).to_contain_text("failed")
+    expect(page.get_by_role("status").first).to_contain_text("The model is overloaded.")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
     tab.check_clean()

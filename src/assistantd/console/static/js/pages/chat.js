@@ -145,16 +145,24 @@ export async function render(main) {
     clear(inspector, [...steps.values()].map(stepView));
   };
 
-  async function loadThreads() {
+  const threadItem = (t) => h("li", {}, h("button", { type: "button", class: "thread-link",
+    "aria-current": t.id === state.threadId ? "true" : null, dataset: { threadId: t.id },
+    onclick: () => openThread(t.id) }, t.metadata?.title || t.id, h("small", {}, when(t.created_at))));
+
+  async function loadThreads(after = null) {
     try {
-      const params = { limit: 30 };
+      const params = { limit: 30, after };
       const [key, ...value] = threadFilter.value.split("=");
       if (key.trim() && value.length) params[`metadata[${key.trim()}]`] = value.join("=").trim();
       const page = await api.get("/threads", params);
-      clear(threadList, page.data.map((t) => h("li", {}, h("button", { type: "button", class: "thread-link",
-        "aria-current": t.id === state.threadId ? "true" : null, dataset: { threadId: t.id },
-        onclick: () => openThread(t.id) }, t.metadata?.title || t.id, h("small", {}, when(t.created_at))))));
-      if (!page.data.length) threadList.append(h("li", { class: "muted" }, "No threads yet."));
+      if (!after) clear(threadList);
+      threadList.querySelector(".more")?.remove();
+      threadList.append(...page.data.map(threadItem));
+      if (!threadList.children.length) threadList.append(h("li", { class: "muted" }, "No threads yet."));
+      if (page.has_more) {
+        threadList.append(h("li", { class: "more" }, h("button", { type: "button", class: "secondary",
+          onclick: () => loadThreads(page.last_id) }, "More threads")));
+      }
     } catch (err) { banner(explain(err, "The thread list")); }
   }
 
