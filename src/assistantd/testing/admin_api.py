@@ -73,7 +73,7 @@ class AdminApi:
         key = {
             "object": "organization.project.api_key",
             "id": f"key_{secrets.token_hex(6)}",
-            "name": name,
+            "name": "Secret Key",  # what OpenAI names a service account's key
             "redacted_value": f"{value[:8]}...{value[-4:]}",
             "created_at": now,
             "last_used_at": None,

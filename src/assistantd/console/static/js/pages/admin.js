@@ -91,6 +91,8 @@ async function limits(root, project) {
   } }, field("USD per month", amount), h("button", { type: "submit" }, "Set")));
 }
 
+const owner = (k) => k.owner?.service_account?.name || k.owner?.user?.name || "";
+
 export async function keys(main) {
   if (needAdminKey(main, keys)) return;
   const pick = h("select", { id: "key-project" });
@@ -113,10 +115,11 @@ export async function keys(main) {
       const page = await api.admin.get(`/organization/projects/${pick.value}/api_keys`, { limit: 100 });
       clear(list, table([
         { label: "Name", cell: (k) => k.name }, { label: "Key", cell: (k) => h("code", {}, k.redacted_value) },
-        { label: "Owner", cell: (k) => k.owner?.service_account?.name || k.owner?.user?.name || k.owner?.type || "" },
+        { label: "Owner", cell: (k) => owner(k) || k.owner?.type || "" },
         { label: "Last used", cell: (k) => when(k.last_used_at) },
-        { label: "", cell: (k) => h("button", { type: "button", class: "danger", "aria-label": `Revoke ${k.name}`, onclick: async () => {
-          if (!confirm(`Revoke ${k.name}? Requests with it fail at once.`)) return;
+        { label: "", cell: (k) => h("button", { type: "button", class: "danger",
+          "aria-label": `Revoke ${k.name}${owner(k) ? ` of ${owner(k)}` : ""}`, onclick: async () => {
+          if (!confirm(`Revoke ${k.name} (${k.redacted_value})? Requests with it fail at once.`)) return;
           try { await api.admin.del(`/organization/projects/${pick.value}/api_keys/${k.id}`); load(); }
           catch (err) { banner(explain(err, "Revoking keys")); }
         } }, "Revoke") },
