@@ -516,18 +516,19 @@ def test_admin_projects_keys_limits_and_usage(tab: Tab) -> None:
 
     page.get_by_role("link", name="Keys").click()
     page.get_by_label("Project").select_option(label="Production")
-    expect(page.get_by_role("cell", name="ci-runner").first).to_be_visible()
+    expect(page.get_by_role("cell", name="ci-runner", exact=True).first).to_be_visible()
     page.get_by_label("New service account").fill("web-app")
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-secret").inner_text()
     assert secret.startswith("sk-svcacct-")
-    expect(page.get_by_role("cell", name="web-app").first).to_be_visible()
+    expect(page.get_by_role("cell", name="web-app", exact=True).first).to_be_visible()
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Revoke Secret Key of ci-runner").click()
-    expect(page.get_by_role("cell", name="ci-runner")).to_have_count(0)
+    expect(page.get_by_role("cell", name="ci-runner", exact=True)).to_have_count(0)
     owners = [k["owner"]["service_account"]["name"] for k in admin.keys[prod["id"]]]
     assert owners == ["web-app"]
-    assert ("DELETE", f"/v1/organization/projects/{prod['id']}/api_keys/") in [
+    # A service account's key is revoked by deleting its account, as OpenAI requires.
+    assert ("DELETE", f"/v1/organization/projects/{prod['id']}/service_accounts/") in [
         (m, p.rsplit("/", 1)[0] + "/") for m, p in admin.calls
     ]
 
@@ -687,10 +688,10 @@ def test_revoke_a_key_on_the_real_admin_api_and_see_it_fail(tab: Tab) -> None:
     with tab.server.client() as alpha:
         client = alpha.with_options(api_key=secret)
         assert client.beta.assistants.list().object == "list"
-        expect(page.get_by_role("cell", name="console-sa")).to_be_visible()
+        expect(page.get_by_role("cell", name="console-sa", exact=True)).to_be_visible()
         page.once("dialog", lambda d: d.accept())
         page.get_by_role("button", name=re.compile("^Revoke .* of console-sa$")).click()
-        expect(page.get_by_role("cell", name="console-sa")).to_have_count(0)
+        expect(page.get_by_role("cell", name="console-sa", exact=True)).to_have_count(0)
         with pytest.raises(openai.AuthenticationError):
             client.beta.assistants.list()
     tab.check_clean(allowed=("404",))  # pages this admin API may not serve yet

@@ -143,9 +143,29 @@ class AdminApi:
         if rest == ["api_keys"]:
             return 200, _page(self.keys[pid])
         if len(rest) == 2 and rest[0] == "api_keys" and method == "DELETE":
+            if any(
+                k["id"] == rest[1] and k["owner"]["type"] == "service_account"
+                for k in self.keys[pid]
+            ):
+                return _error(
+                    400,
+                    f"API key '{rest[1]}' belongs to a service account: delete the "
+                    "service account instead.",
+                )
             self.keys[pid] = [k for k in self.keys[pid] if k["id"] != rest[1]]
             return 200, {
                 "object": "organization.project.api_key.deleted",
+                "id": rest[1],
+                "deleted": True,
+            }
+        if len(rest) == 2 and rest[0] == "service_accounts" and method == "DELETE":
+            self.keys[pid] = [
+                k
+                for k in self.keys[pid]
+                if k["owner"].get("service_account", {}).get("id") != rest[1]
+            ]
+            return 200, {
+                "object": "organization.project.service_account.deleted",
                 "id": rest[1],
                 "deleted": True,
             }

@@ -120,7 +120,10 @@ export async function keys(main) {
         { label: "", cell: (k) => h("button", { type: "button", class: "danger",
           "aria-label": `Revoke ${k.name}${owner(k) ? ` of ${owner(k)}` : ""}`, onclick: async () => {
           if (!confirm(`Revoke ${k.name} (${k.redacted_value})? Requests with it fail at once.`)) return;
-          try { await api.admin.del(`/organization/projects/${pick.value}/api_keys/${k.id}`); load(); }
+          // A service account's key goes with its account (OpenAI refuses to delete it alone).
+          const sa = k.owner?.type === "service_account" ? k.owner.service_account : null;
+          const path = sa ? `service_accounts/${sa.id}` : `api_keys/${k.id}`;
+          try { await api.admin.del(`/organization/projects/${pick.value}/${path}`); load(); }
           catch (err) { banner(explain(err, "Revoking keys")); }
         } }, "Revoke") },
       ], page.data, "No keys in this project."));
