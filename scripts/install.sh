@@ -34,6 +34,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(inputs_hash)" ]; then
   inputs_hash > "$stamp"
   say "$VENV ready in $(( $(date +%s) - started )) s"
 fi
+# Debian's chromium, which the console's browser tests (tests/system/test_console.py) drive
+# headless through Playwright; Playwright's own browser download is never used. Checked
+# every time (a fraction of a second when it is there).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "need root to apt-get install chromium (the console's browser tests); they fail without it"
+  else
+    say "apt-get install chromium (the console's browser tests drive it headless; about a minute)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
 # The code-interpreter sandbox, checked every time (a fraction of a second when up to date):
 # it lives outside the checkout, where ASSISTANTD_SANDBOX_DIR (or .env) says.
 sandbox_dir=$("$VENV/bin/python" -c \

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from assistantd.admin.router import router as admin_router
 from assistantd.assistants.router import router as assistants_router
+from assistantd.console.router import install_console
 from assistantd.context import AppContext, Overrides
 from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
@@ -218,6 +219,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
                    vector_stores_router, models_router, admin_router, limits_router, usage_router,
                    health_router, metrics_router):
         app.include_router(router)
+
+    install_console(app)  # `/console` (static files) and the `/` redirect
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:

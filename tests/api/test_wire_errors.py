@@ -24,7 +24,7 @@ def _invalid_url(method: str, path: str) -> dict[str, Any]:
     ("PUT", "/assistants"),
     ("DELETE", "/threads/thread_abc/messages"),
     ("PATCH", "/assistants/asst_abc"),
-    ("GET", "/threads"),  # not an endpoint (there is no thread list)
+    ("PATCH", "/threads"),  # GET is the thread-list extension; PATCH is nothing
     ("POST", "/threads/thread_abc/runs/run_abc/steps"),
     ("GET", "/threads/thread_abc/runs/run_abc/cancel"),
     ("PUT", "/no/such/path"),

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import JSON, BigInteger, Integer, String, event
+from sqlalchemy import JSON, BigInteger, ColumnElement, Integer, String, bindparam, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -23,8 +23,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 # JSON on SQLite, JSONB on PostgreSQL: the same column type in every model.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -201,3 +204,32 @@ async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class json_member_text(FunctionElement[str]):
+    """`column[container][key]` as text, NULL when missing: any key, quotes and dots included
+    (a JSON path string cannot hold every key on SQLite). `container` is a fixed name of
+    ours; `key` is bound as a parameter."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_member_text"
+
+    def __init__(self, column: ColumnElement[Any] | InstrumentedAttribute[Any], container: str, key: str) -> None:
+        if not container.isidentifier():
+            raise ValueError(f"not a plain container name: {container!r}")
+        self.container = container
+        super().__init__(column, bindparam(None, key, type_=String(), unique=True))
+
+
+@compiles(json_member_text, "sqlite")
+def _json_member_text_sqlite(element: json_member_text, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(SELECT j.value FROM json_each({column}, '$.{element.container}') AS j "
+            f"WHERE j.key = {key} AND j.type = 'text')")
+
+
+@compiles(json_member_text, "postgresql")
+def _json_member_text_pg(element: json_member_text, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({column} -> '{element.container}') ->> CAST({key} AS TEXT))"

@@ -12,6 +12,7 @@ sse.py            server-sent events read off a raw HTTP stream
 documents.py      small real PDF, DOCX and PPTX files built in memory
 indexing.py       `add_text`: put a text into a retrieval index as the service would
 sandbox.py        the installed sandbox, a planted secret, forged kernel frames
+admin_api.py      `AdminApi`: an in-memory admin API in the spec's shapes (console tests)
 
 Nothing under `assistantd` outside this package may import it (tests/unit/test_architecture.py);
 `server.py` needs the `dev` extra (the `openai` SDK).

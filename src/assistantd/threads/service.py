@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any, cast
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import delete as sql_delete
 
-from assistantd.core.db import UnitOfWork
+from assistantd.core.db import UnitOfWork, json_member_text
+from assistantd.core.errors import InvalidRequest
 from assistantd.core.ids import new_id, next_seq, now_seconds
+from assistantd.core.pagination import ListParams, page
 from assistantd.core.resources import tool_resources_object
 from assistantd.core.wire import Deleted, deleted
 from assistantd.keys.service import Principal
@@ -101,3 +106,39 @@ async def delete(uow: UnitOfWork, caller: Principal, thread_id: str) -> Deleted:
         await repo.session.execute(sql_delete(model).where(model.thread_id == thread_id))
     await repo.delete(row)
     return deleted(thread_id, "thread.deleted")
+
+
+_METADATA_PARAM = re.compile(r"metadata\[(.*)\]", re.DOTALL)
+#: OpenAI's metadata bounds: at most 16 pairs, keys up to 64 characters, values up to 512.
+_MAX_FILTERS, _MAX_KEY, _MAX_VALUE = 16, 64, 512
+
+
+def metadata_filters(query: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The `metadata[key]=value` pairs of a list query (other parameters are ignored)."""
+    filters: dict[str, str] = {}
+    for name, value in query:
+        if not name.startswith("metadata"):
+            continue
+        match = _METADATA_PARAM.fullmatch(name)
+        if match is None or not match.group(1) or len(match.group(1)) > _MAX_KEY:
+            raise InvalidRequest(
+                f"Invalid query parameter {name[:80]!r}: expected 'metadata[key]=value' with a key "
+                f"of 1 to {_MAX_KEY} characters.", param="metadata")
+        if len(value) > _MAX_VALUE:
+            raise InvalidRequest(
+                f"Invalid 'metadata[{match.group(1)}]': string too long. Expected a string with maximum "
+                f"length {_MAX_VALUE}, but got a string with length {len(value)} instead.", param="metadata")
+        filters[match.group(1)] = value
+    if len(filters) > _MAX_FILTERS:
+        raise InvalidRequest(f"Invalid 'metadata': at most {_MAX_FILTERS} filters, got {len(filters)}.",
+                             param="metadata")
+    return filters
+
+
+async def list_(uow: UnitOfWork, caller: Principal, params: ListParams,
+                metadata: dict[str, str]) -> dict[str, Any]:
+    """Extension: the project's threads, a page at a time, matching every metadata pair."""
+    where: list[ColumnElement[bool]] = [
+        json_member_text(ThreadRow.body, "metadata", key) == value for key, value in metadata.items()]
+    rows, more = await ThreadRepository(uow.session).list_page(caller.project_id, params, *where)
+    return page([dict(r.body) for r in rows], more)
