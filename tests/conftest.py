@@ -26,7 +26,7 @@ from assistantd.testing.server import (
 )
 
 #: Fixture params that need a service `--sqlite-only` does without.
-SERVICE_PARAMS = {"postgres", "redis"}
+SERVICE_PARAMS = {"postgres", "redis", "pgvector"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -8,6 +8,7 @@ environment anywhere else. Every field here has a row in the README's settings t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -125,6 +126,32 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="Embedding model name for `EMBEDDING_BASE_URL`."
     )
+
+    vector_index: Literal["auto", "exact"] = Field(
+        "auto",
+        description="`auto`: on PostgreSQL with pgvector, vectors are searched in SQL (HNSW); "
+        "`exact`: always the in-process exact matrix.",
+    )
+    pgvector_ef_search: int = Field(
+        100, description="pgvector `hnsw.ef_search` of the vector query (recall against speed)."
+    )
+    storage: Literal["local", "s3"] = Field(
+        "local", description="Where file bytes live: `local` (FILES_DIR) or `s3` (S3-compatible)."
+    )
+    files_dir: Path | None = Field(
+        None, description="Directory of file bytes for `local` storage (default DATA_DIR/files); "
+        "point every process at one shared directory (NFS, ...) to scale out."
+    )
+    s3_bucket: str | None = Field(None, description="Bucket of `s3` storage.")
+    s3_prefix: str = Field("", description="Key prefix of every object in `s3` storage.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph, R2, ...); unset = AWS."
+    )
+    s3_region: str | None = Field(None, description="Region of `s3` storage.")
+    s3_access_key_id: str | None = Field(
+        None, description="Access key of `s3` storage; unset = the SDK's usual chain (env, profile, role)."
+    )
+    s3_secret_access_key: str | None = Field(None, description="Secret key of `s3` storage.")
 
     # -- code interpreter ------------------------------------------------------------------
     sandbox_dir: Path | None = Field(

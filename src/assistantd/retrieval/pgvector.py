@@ -1,0 +1,309 @@
+"""Vector search inside PostgreSQL when it has the pgvector extension.
+
+With ``vector`` installed, every chunk also carries its vector in ``embedding_vec``
+(type ``vector``, no fixed dimension: stores of different embedding models share the
+table), and each dimension in use gets a partial HNSW expression index::
+
+    CREATE INDEX ix_retrieval_chunks_vec_384 ON retrieval_chunks
+      USING hnsw ((embedding_vec::vector(384)) vector_ip_ops)
+      WHERE vector_dims(embedding_vec) = 384
+
+The vector side of `file_search` is then one SQL query per query vector: the store ids,
+the embedding model and the attribute filter (compiled by `filter_sql`) are conditions
+of that query, and no process holds a matrix. Vectors are unit length (both embedders
+normalise), so inner product is cosine; ``<#>`` is pgvector's negative inner product.
+
+Which plan answers a query:
+
+- HNSW (approximate) when the scope is a large enough part of the table, with
+  ``hnsw.iterative_scan = relaxed_order`` so filtered queries keep walking the graph
+  until they have their `k` rows instead of returning fewer;
+- exact (the same ORDER BY without the cast, which no index matches, so PostgreSQL reads
+  the scope's rows through the store index and sorts them) when the scope is small, or
+  a small share of a shared table: an HNSW walk would visit ``k / share`` rows to find
+  `k` in scope and could stop at ``hnsw.max_scan_tuples`` short of them.
+
+The float32 bytes in ``embedding`` stay the source of truth, so a database without the
+extension (or ``ASSISTANTD_VECTOR_INDEX=exact``) keeps working from the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .embed import Matrix
+from .filters import ComparisonFilter, CompoundFilter, Filter
+
+COLUMN = "embedding_vec"
+#: Scopes below this many chunks are searched exactly (an exact scan of 20k rows is a few ms).
+EXACT_BELOW_ROWS = 20_000
+#: Below this share of the table an HNSW walk wastes most of its visits on other stores.
+EXACT_BELOW_SHARE = 0.05
+DEFAULT_EF_SEARCH = 100
+
+
+def available_sync(bind: Connection) -> bool:
+    """Whether the server can install ``vector`` (for DDL run from ``create_all``)."""
+    if bind.dialect.name != "postgresql":
+        return False
+    return bool(
+        bind.execute(
+            text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+        ).scalar()
+    )
+
+
+def enable_ddl() -> list[str]:
+    """The extension and the column (the HNSW index comes per dimension, `ensure_index`)."""
+    return [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        f"ALTER TABLE retrieval_chunks ADD COLUMN IF NOT EXISTS {COLUMN} vector",
+    ]
+
+
+async def column_present(c: AsyncConnection) -> bool:
+    """Whether ``retrieval_chunks`` has the vector column (so the extension is installed)."""
+    if c.dialect.name != "postgresql":
+        return False
+    found = await c.execute(
+        text(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = 'retrieval_chunks' AND column_name = :col"
+        ),
+        {"col": COLUMN},
+    )
+    return bool(found.scalar())
+
+
+def index_name(dims: int) -> str:
+    return f"ix_retrieval_chunks_vec_{int(dims)}"
+
+
+#: Advisory lock key serialising index creation between processes ("vecx").
+_INDEX_LOCK = 0x7665_6378
+
+
+async def ensure_index(c: AsyncConnection, dims: int) -> bool:
+    """Create the HNSW index for `dims`-dimensional vectors unless it exists.
+
+    Returns whether it existed already (committed). Call it before the transaction writes
+    any chunk: two ingestions that had both inserted rows and then both asked for the
+    table's share lock to build the index would deadlock. An advisory lock makes the
+    second one wait for the first one's commit and then find the index.
+    """
+    name = index_name(dims)
+    exists = await c.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name})
+    if exists.scalar():
+        return True
+    await c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INDEX_LOCK})
+    exists = await c.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name})
+    if exists.scalar():
+        return True
+    d = int(dims)
+    await c.execute(
+        text(
+            f"CREATE INDEX IF NOT EXISTS {name} ON retrieval_chunks USING hnsw "
+            f"(({COLUMN}::vector({d})) vector_ip_ops) WHERE vector_dims({COLUMN}) = {d}"
+        )
+    )
+    return False
+
+
+async def write_vectors(c: AsyncConnection, ids_and_rows: Sequence[tuple[int, Matrix]]) -> None:
+    """Set the vector column of freshly inserted chunks (float4[] cast to vector)."""
+    if not ids_and_rows:
+        return
+    await c.execute(
+        text(
+            f"UPDATE retrieval_chunks SET {COLUMN} = CAST(CAST(:v AS real[]) AS vector) "
+            "WHERE id = :id"
+        ),
+        [{"id": i, "v": row.tolist()} for i, row in ids_and_rows],
+    )
+
+
+# -- filters ------------------------------------------------------------------------------
+
+_SCALAR_TYPES = "('string', 'number', 'boolean')"
+
+
+class _Params:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def add(self, value: Any) -> str:
+        name = f"flt{len(self.values)}"
+        self.values[name] = value
+        return f":{name}"
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _equal_sql(attr: str, typ: str, value: object, p: _Params) -> str:
+    kind = _kind(value)
+    if kind == "boolean":
+        return f"({typ} = 'boolean' AND {attr} = {p.add('true' if value else 'false')})"
+    if kind == "number":
+        return f"({typ} = 'number' AND CAST({attr} AS numeric) = CAST({p.add(repr(value))} AS numeric))"
+    return f"({typ} = 'string' AND {attr} = {p.add(value)})"
+
+
+def _order_sql(op: str, attr: str, typ: str, value: object, p: _Params) -> str:
+    sql_op = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    kind = _kind(value)
+    if kind == "number":
+        return (
+            f"({typ} = 'number' AND CAST({attr} AS numeric) {sql_op} "
+            f"CAST({p.add(repr(value))} AS numeric))"
+        )
+    if kind == "string":
+        # Code-point order, as Python compares strings (ISO dates sort right either way).
+        return f"({typ} = 'string' AND {attr} COLLATE \"C\" {sql_op} {p.add(value)})"
+    return "false"
+
+
+def _comparison_sql(flt: ComparisonFilter, column: str, p: _Params) -> str:
+    key = p.add(flt.key)
+    attr = f"({column} ->> {key})"
+    typ = f"json_typeof({column} -> {key})"
+    if flt.type in ("in", "nin"):
+        assert isinstance(flt.value, tuple)
+        found = " OR ".join(_equal_sql(attr, typ, v, p) for v in flt.value) or "false"
+        if flt.type == "in":
+            return f"COALESCE({found}, false)"
+        return f"COALESCE({typ} IN {_SCALAR_TYPES} AND NOT COALESCE({found}, false), false)"
+    if flt.type == "eq":
+        return f"COALESCE({_equal_sql(attr, typ, flt.value, p)}, false)"
+    if flt.type == "ne":
+        eq = _equal_sql(attr, typ, flt.value, p)
+        return f"COALESCE({typ} IN {_SCALAR_TYPES} AND NOT COALESCE({eq}, false), false)"
+    return f"COALESCE({_order_sql(flt.type, attr, typ, flt.value, p)}, false)"
+
+
+def _filter_sql(flt: Filter, column: str, p: _Params) -> str:
+    if isinstance(flt, CompoundFilter):
+        if not flt.filters:
+            return "true" if flt.type == "and" else "false"
+        joiner = " AND " if flt.type == "and" else " OR "
+        return "(" + joiner.join(_filter_sql(f, column, p) for f in flt.filters) + ")"
+    return _comparison_sql(flt, column, p)
+
+
+def filter_sql(flt: Filter, column: str = "f.attributes") -> tuple[str, dict[str, Any]]:
+    """A PostgreSQL condition on the JSON `column` true exactly when `filters.matches` is.
+
+    Every comparison is wrapped in ``COALESCE(..., false)``, so a missing key (SQL NULL)
+    is false and never turns a ``NOT`` or ``OR`` into NULL.
+    """
+    p = _Params()
+    return _filter_sql(flt, column, p), p.values
+
+
+# -- search -------------------------------------------------------------------------------
+
+
+async def scope(
+    c: AsyncConnection, vector_store_ids: Sequence[str], flt: Filter | None
+) -> tuple[int, list[set[str]] | None]:
+    """(chunks in scope, per store the files passing `flt` or None when unfiltered)."""
+    stores = list(vector_store_ids)
+    if flt is None:
+        total = await c.execute(
+            text(
+                "SELECT COALESCE(sum(chunk_count), 0) FROM retrieval_files "
+                "WHERE vector_store_id = ANY(:stores)"
+            ),
+            {"stores": stores},
+        )
+        return int(total.scalar() or 0), None
+    cond, params = filter_sql(flt)
+    rows = await c.execute(
+        text(
+            "SELECT f.vector_store_id, f.file_id, f.chunk_count FROM retrieval_files f "
+            f"WHERE f.vector_store_id = ANY(:stores) AND {cond}"
+        ),
+        {"stores": stores, **params},
+    )
+    allowed: dict[str, set[str]] = {vs: set() for vs in stores}
+    rows_in_scope = 0
+    for vs, file_id, count in rows:
+        allowed[vs].add(file_id)
+        rows_in_scope += int(count)
+    return rows_in_scope, [allowed[vs] for vs in stores]
+
+
+async def use_hnsw(c: AsyncConnection, scope_rows: int) -> bool:
+    """Whether the scope is big enough, and a big enough share of the table, for HNSW."""
+    if scope_rows < EXACT_BELOW_ROWS:
+        return False
+    estimate = await c.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('retrieval_chunks')")
+    )
+    total = max(float(estimate.scalar() or 0.0), float(scope_rows))
+    return scope_rows / total >= EXACT_BELOW_SHARE
+
+
+async def nearest(
+    c: AsyncConnection,
+    *,
+    vector_store_ids: Sequence[str],
+    model_id: str,
+    query_vectors: Matrix,
+    k: int,
+    flt: Filter | None,
+    hnsw: bool,
+    ef_search: int = DEFAULT_EF_SEARCH,
+) -> list[list[tuple[int, float]]]:
+    """Per query row, the top-`k` (chunk id, inner product) in scope, best first."""
+    d = int(query_vectors.shape[1])
+    cond, params = filter_sql(flt) if flt is not None else ("true", {})
+    vec = f"c.{COLUMN}::vector({d})" if hnsw else f"c.{COLUMN}"
+    sql = text(
+        f"SELECT c.id, -({vec} <#> CAST(:q AS vector)) AS score "
+        "FROM retrieval_chunks c JOIN retrieval_files f "
+        "ON f.vector_store_id = c.vector_store_id AND f.file_id = c.file_id "
+        f"WHERE c.vector_store_id = ANY(:stores) AND vector_dims(c.{COLUMN}) = {d} "
+        f"AND f.embedding_model = :model AND {cond} "
+        f"ORDER BY {vec} <#> CAST(:q AS vector) LIMIT :k"
+    )
+    if hnsw:
+        await c.execute(
+            text(
+                "SELECT set_config('hnsw.ef_search', :ef, true), "
+                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+            ),
+            {"ef": str(max(int(ef_search), k))},
+        )
+    out: list[list[tuple[int, float]]] = []
+    for row in np.asarray(query_vectors, dtype=np.float32):
+        result = await c.execute(
+            sql,
+            {
+                "q": _literal(row),
+                "stores": list(vector_store_ids),
+                "model": model_id,
+                "k": k,
+                **params,
+            },
+        )
+        hits = [(int(i), float(s)) for i, s in result]
+        hits.sort(key=lambda h: -h[1])  # relaxed_order may return near-ties out of order
+        out.append(hits)
+    return out
+
+
+def _literal(row: Matrix) -> str:
+    """pgvector's text form, ``[x,y,...]`` (float32 repr round-trips exactly)."""
+    return "[" + ",".join(map(repr, row.tolist())) + "]"
