@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from assistantd.retrieval import MiniLMEmbedder
 from assistantd.retrieval.tables import metadata
-from assistantd.testing.pgvector import database, start_pgvector
+from assistantd.testing.pgvector import database
 from assistantd.testing.server import pg_database
 
 
@@ -33,15 +33,6 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop()
-
-
-@pytest.fixture(scope="session")
-def pgvector_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, stop = start_pgvector(tmp_path_factory.mktemp("pgvector"))
-    try:
-        yield url
-    finally:
-        stop()
 
 
 @pytest.fixture(scope="session")
