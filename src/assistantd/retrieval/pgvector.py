@@ -8,9 +8,11 @@ table), and each dimension in use gets a partial HNSW expression index::
       USING hnsw ((embedding_vec::vector(384)) vector_ip_ops)
       WHERE vector_dims(embedding_vec) = 384
 
-The vector side of `file_search` is then one SQL query per query vector: the store ids,
-the embedding model and the attribute filter (compiled by `filter_sql`) are conditions
-of that query, and no process holds a matrix. Vectors are unit length (both embedders
+The vector side of `file_search` is then one SQL query per query vector, and no process
+holds a matrix. The attribute filter is compiled to SQL (`filter_sql`) and evaluated by
+PostgreSQL over the stores' files (`scope`); the vector query takes the store ids and
+the passing file ids as conditions (a join to ``retrieval_files`` there makes the
+planner sort every chunk instead of walking the index). Vectors are unit length (both embedders
 normalise), so inner product is cosine; ``<#>`` is pgvector's negative inner product.
 
 Which plan answers a query:
@@ -30,6 +32,7 @@ extension (or ``ASSISTANTD_VECTOR_INDEX=exact``) keeps working from the same row
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,6 +67,9 @@ def enable_ddl() -> list[str]:
     return [
         "CREATE EXTENSION IF NOT EXISTS vector",
         f"ALTER TABLE retrieval_chunks ADD COLUMN IF NOT EXISTS {COLUMN} vector",
+        # Kept in the row when it fits (MAIN, not PLAIN: a 3072-dim vector is 12 kB, more
+        # than a page): an exact scan then reads no TOAST pages.
+        f"ALTER TABLE retrieval_chunks ALTER COLUMN {COLUMN} SET STORAGE MAIN",
     ]
 
 
@@ -214,34 +220,63 @@ def filter_sql(flt: Filter, column: str = "f.attributes") -> tuple[str, dict[str
 # -- search -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a search covers, read from ``retrieval_files`` with the filter in SQL."""
+
+    #: Chunks in scope (of the searched model), to choose the plan.
+    rows: int
+    #: Per store, the files passing the filter; None when unfiltered.
+    allowed_by_store: list[set[str]] | None
+    #: File ids the vector query must stay within; None = every file of the stores.
+    vector_files: list[str] | None
+
+
 async def scope(
-    c: AsyncConnection, vector_store_ids: Sequence[str], flt: Filter | None
-) -> tuple[int, list[set[str]] | None]:
-    """(chunks in scope, per store the files passing `flt` or None when unfiltered)."""
+    c: AsyncConnection, vector_store_ids: Sequence[str], flt: Filter | None, model_id: str
+) -> Scope:
+    """Read the scope: the filter runs here, in SQL, over the stores' files.
+
+    The vector query then takes the passing file ids (``file_id = ANY(...)``) instead of
+    joining ``retrieval_files``: with the join, PostgreSQL plans a nested loop over
+    files and sorts every chunk, never the HNSW index scan.
+    """
     stores = list(vector_store_ids)
     if flt is None:
-        total = await c.execute(
-            text(
-                "SELECT COALESCE(sum(chunk_count), 0) FROM retrieval_files "
-                "WHERE vector_store_id = ANY(:stores)"
-            ),
-            {"stores": stores},
-        )
-        return int(total.scalar() or 0), None
-    cond, params = filter_sql(flt)
+        total, same_model = (
+            await c.execute(
+                text(
+                    "SELECT COALESCE(sum(chunk_count), 0), COALESCE(bool_and(embedding_model = "
+                    ":model), true) FROM retrieval_files WHERE vector_store_id = ANY(:stores)"
+                ),
+                {"stores": stores, "model": model_id},
+            )
+        ).one()
+        if same_model:
+            return Scope(int(total), None, None)
+        cond, params = "true", {}
+    else:
+        cond, params = filter_sql(flt)
     rows = await c.execute(
         text(
-            "SELECT f.vector_store_id, f.file_id, f.chunk_count FROM retrieval_files f "
-            f"WHERE f.vector_store_id = ANY(:stores) AND {cond}"
+            "SELECT f.vector_store_id, f.file_id, f.chunk_count, f.embedding_model = :model "
+            f"FROM retrieval_files f WHERE f.vector_store_id = ANY(:stores) AND {cond}"
         ),
-        {"stores": stores, **params},
+        {"stores": stores, "model": model_id, **params},
     )
     allowed: dict[str, set[str]] = {vs: set() for vs in stores}
+    vector_files: set[str] = set()
     rows_in_scope = 0
-    for vs, file_id, count in rows:
+    for vs, file_id, count, same in rows:
         allowed[vs].add(file_id)
-        rows_in_scope += int(count)
-    return rows_in_scope, [allowed[vs] for vs in stores]
+        if same:
+            vector_files.add(file_id)
+            rows_in_scope += int(count)
+    return Scope(
+        rows_in_scope,
+        [allowed[vs] for vs in stores] if flt is not None else None,
+        sorted(vector_files),
+    )
 
 
 async def use_hnsw(c: AsyncConnection, scope_rows: int) -> bool:
@@ -259,23 +294,24 @@ async def nearest(
     c: AsyncConnection,
     *,
     vector_store_ids: Sequence[str],
-    model_id: str,
     query_vectors: Matrix,
     k: int,
-    flt: Filter | None,
+    files: Sequence[str] | None,
     hnsw: bool,
     ef_search: int = DEFAULT_EF_SEARCH,
 ) -> list[list[tuple[int, float]]]:
-    """Per query row, the top-`k` (chunk id, inner product) in scope, best first."""
+    """Per query row, the top-`k` (chunk id, inner product) of the stores, best first.
+
+    `files` (from `scope`) limits the rows to those files; None = all of the stores.
+    """
     d = int(query_vectors.shape[1])
-    cond, params = filter_sql(flt) if flt is not None else ("true", {})
-    vec = f"c.{COLUMN}::vector({d})" if hnsw else f"c.{COLUMN}"
+    if files is not None and not files:
+        return [[] for _ in range(len(query_vectors))]
+    vec = f"{COLUMN}::vector({d})" if hnsw else COLUMN
+    file_cond = "AND file_id = ANY(:files) " if files is not None else ""
     sql = text(
-        f"SELECT c.id, -({vec} <#> CAST(:q AS vector)) AS score "
-        "FROM retrieval_chunks c JOIN retrieval_files f "
-        "ON f.vector_store_id = c.vector_store_id AND f.file_id = c.file_id "
-        f"WHERE c.vector_store_id = ANY(:stores) AND vector_dims(c.{COLUMN}) = {d} "
-        f"AND f.embedding_model = :model AND {cond} "
+        f"SELECT id, -({vec} <#> CAST(:q AS vector)) AS score FROM retrieval_chunks "
+        f"WHERE vector_store_id = ANY(:stores) AND vector_dims({COLUMN}) = {d} {file_cond}"
         f"ORDER BY {vec} <#> CAST(:q AS vector) LIMIT :k"
     )
     if hnsw:
@@ -286,18 +322,12 @@ async def nearest(
             ),
             {"ef": str(max(int(ef_search), k))},
         )
+    params: dict[str, Any] = {"stores": list(vector_store_ids), "k": k}
+    if files is not None:
+        params["files"] = list(files)
     out: list[list[tuple[int, float]]] = []
     for row in np.asarray(query_vectors, dtype=np.float32):
-        result = await c.execute(
-            sql,
-            {
-                "q": _literal(row),
-                "stores": list(vector_store_ids),
-                "model": model_id,
-                "k": k,
-                **params,
-            },
-        )
+        result = await c.execute(sql, {"q": _literal(row), **params})
         hits = [(int(i), float(s)) for i, s in result]
         hits.sort(key=lambda h: -h[1])  # relaxed_order may return near-ties out of order
         out.append(hits)

@@ -265,21 +265,21 @@ class HybridSearcher:
         mode: SearchMode,
     ) -> _Scope:
         """The pgvector path: the filter and the vector query both run in PostgreSQL."""
-        scope_rows, allowed_by_store = await pgvector.scope(c, vector_store_ids, flt)
+        found = await pgvector.scope(c, vector_store_ids, flt, self.embedder.model_id)
+        allowed_by_store = found.allowed_by_store
         vector_lists: list[list[tuple[int, float]]] = []
-        if mode != "keyword" and scope_rows:
-            vector_lists = await pgvector.nearest(
-                c,
-                vector_store_ids=vector_store_ids,
-                model_id=self.embedder.model_id,
-                query_vectors=qvecs,
-                k=pool,
-                flt=flt,
-                hnsw=await pgvector.use_hnsw(c, scope_rows),
-                ef_search=self.index.ef_search,
-            )
-        elif mode != "keyword":
+        if mode != "keyword":
             vector_lists = [[] for _ in range(len(qvecs))]
+            if found.rows:
+                vector_lists = await pgvector.nearest(
+                    c,
+                    vector_store_ids=vector_store_ids,
+                    query_vectors=qvecs,
+                    k=pool,
+                    files=found.vector_files,
+                    hnsw=await pgvector.use_hnsw(c, found.rows),
+                    ef_search=self.index.ef_search,
+                )
         return _Scope(
             vector_store_ids=list(vector_store_ids),
             allowed_by_store=allowed_by_store,

@@ -126,9 +126,9 @@ def _pgvector_available(
     tables: list[Table] | None = None,
     state: Any | None = None,
     *,
-    dialect: Dialect,
+    dialect: Dialect | None = None,
     compiler: DDLCompiler | None = None,
-    checkfirst: bool,
+    checkfirst: bool = False,
 ) -> bool:
     return bind is not None and available_sync(bind)
 

@@ -105,7 +105,7 @@ async def test_filter_sql_agrees_with_python(pg: AsyncEngine) -> None:
         for _ in range(400):
             raw = _filter(rng)
             flt = parse_filter(raw)
-            _, allowed = await pgvector.scope(c, ["vs"], flt)
+            allowed = (await pgvector.scope(c, ["vs"], flt, "m")).allowed_by_store
             assert allowed is not None
             expected = {f for f, a in files.items() if matches(flt, a)}
             if allowed[0] != expected:
@@ -153,6 +153,7 @@ async def _fill(pg: AsyncEngine, n: int, files: int) -> np.ndarray[Any, Any]:
         ids = (await c.execute(text("SELECT id FROM retrieval_chunks ORDER BY id"))).scalars().all()
         await pgvector.write_vectors(c, list(zip(ids, vecs, strict=True)))
         await c.execute(text("ANALYZE retrieval_chunks"))
+        await c.execute(text("ANALYZE retrieval_files"))
     return vecs
 
 
@@ -163,17 +164,18 @@ async def test_hnsw_is_used_and_recalls_exact_top_10(pg: AsyncEngine) -> None:
     queries = vecs[rng.integers(0, n, 40)] + 0.2 * rng.standard_normal((40, DIMS)).astype("<f4")
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     async with pg.connect() as c:
-        rows, _ = await pgvector.scope(c, ["vs"], None)
-        assert rows == n and await pgvector.use_hnsw(c, rows)
+        whole = await pgvector.scope(c, ["vs"], None, "m")
+        assert whole.rows == n and whole.vector_files is None
+        assert await pgvector.use_hnsw(c, whole.rows)
         plan = "\n".join(
             (
                 await c.execute(
                     text(
-                        f"EXPLAIN SELECT id FROM retrieval_chunks c WHERE vector_dims(c.embedding_vec) "
-                        f"= {DIMS} ORDER BY c.embedding_vec::vector({DIMS}) <#> CAST(:q AS vector) "
-                        "LIMIT 10"
+                        f"EXPLAIN SELECT id FROM retrieval_chunks WHERE vector_store_id = ANY(:s) AND "
+                        f"vector_dims(embedding_vec) = {DIMS} ORDER BY embedding_vec::vector({DIMS}) "
+                        "<#> CAST(:q AS vector) LIMIT 10"
                     ),
-                    {"q": "[" + ",".join(["0.25"] * DIMS) + "]"},
+                    {"q": "[" + ",".join(["0.25"] * DIMS) + "]", "s": ["vs"]},
                 )
             ).scalars()
         )
@@ -181,31 +183,47 @@ async def test_hnsw_is_used_and_recalls_exact_top_10(pg: AsyncEngine) -> None:
         got = await pgvector.nearest(
             c,
             vector_store_ids=["vs"],
-            model_id="m",
             query_vectors=queries,
             k=10,
-            flt=None,
+            files=None,
             hnsw=True,
         )
         exact = await pgvector.nearest(
             c,
             vector_store_ids=["vs"],
-            model_id="m",
             query_vectors=queries,
             k=10,
-            flt=None,
+            files=None,
             hnsw=False,
         )
         flt = parse_filter({"type": "eq", "key": "group", "value": 3})  # 1 file in 10
+        part = await pgvector.scope(c, ["vs"], flt, "m")
+        assert part.vector_files == sorted(f"file-{f}" for f in range(3, 50, 10))
         filtered = await pgvector.nearest(
             c,
             vector_store_ids=["vs"],
-            model_id="m",
             query_vectors=queries[:5],
             k=40,
-            flt=flt,
+            files=part.vector_files,
             hnsw=True,
         )
+        filtered_plan = "\n".join(
+            (
+                await c.execute(
+                    text(
+                        f"EXPLAIN SELECT id FROM retrieval_chunks WHERE vector_store_id = ANY(:s) AND "
+                        f"vector_dims(embedding_vec) = {DIMS} AND file_id = ANY(:f) ORDER BY "
+                        f"embedding_vec::vector({DIMS}) <#> CAST(:q AS vector) LIMIT 40"
+                    ),
+                    {
+                        "q": "[" + ",".join(["0.25"] * DIMS) + "]",
+                        "s": ["vs"],
+                        "f": part.vector_files,
+                    },
+                )
+            ).scalars()
+        )
+        assert pgvector.index_name(DIMS) in filtered_plan
     ids = np.arange(1, n + 1)
     truth = [set(ids[np.argsort(-(vecs @ q))[:10]].tolist()) for q in queries]
     assert [{i for i, _ in hits} for hits in exact] == truth  # the exact SQL plan is exact

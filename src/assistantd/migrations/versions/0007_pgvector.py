@@ -70,6 +70,7 @@ def upgrade() -> None:
     if bind.dialect.name != "postgresql" or not _extension_ready(bind):
         return
     op.execute("ALTER TABLE retrieval_chunks ADD COLUMN IF NOT EXISTS embedding_vec vector")
+    op.execute("ALTER TABLE retrieval_chunks ALTER COLUMN embedding_vec SET STORAGE MAIN")
     for d in sorted(_backfill(bind)):
         op.execute(
             f"CREATE INDEX IF NOT EXISTS ix_retrieval_chunks_vec_{d} ON retrieval_chunks "
