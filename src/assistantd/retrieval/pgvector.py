@@ -254,7 +254,7 @@ async def scope(
         ).one()
         if same_model:
             return Scope(int(total), None, None)
-        cond, params = "true", {}
+        cond, params = "true", dict[str, Any]()
     else:
         cond, params = filter_sql(flt)
     rows = await c.execute(
