@@ -47,8 +47,24 @@ FILES = 100
 POOL = 40
 
 
-def make_vectors(n: int, seed: int = 1) -> np.ndarray[Any, Any]:
+def make_vectors(n: int, seed: int = 1, data: str = "manifold") -> np.ndarray[Any, Any]:
+    """`manifold`: clusters in a 24-dim latent space, linearly mapped into 384 dims plus a
+    little noise (sentence embeddings occupy a low-dimensional part of their space).
+    `noise`: 2,000 centres plus heavy isotropic noise in all 384 dims, a worst case for
+    any graph index."""
     rng = np.random.default_rng(seed)
+    if data == "manifold":
+        latent = 24
+        centres = rng.standard_normal((500, latent)).astype(np.float32)
+        lift = rng.standard_normal((latent, DIMS)).astype(np.float32)
+        out = np.empty((n, DIMS), dtype=np.float32)
+        for start in range(0, n, 50_000):
+            stop = min(n, start + 50_000)
+            z = centres[rng.integers(0, 500, stop - start)]
+            z += 0.5 * rng.standard_normal((stop - start, latent)).astype(np.float32)
+            block = z @ lift + 0.5 * rng.standard_normal((stop - start, DIMS)).astype(np.float32)
+            out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        return out
     centres = rng.standard_normal((2000, DIMS)).astype(np.float32)
     out = np.empty((n, DIMS), dtype=np.float32)
     for start in range(0, n, 50_000):
@@ -132,8 +148,8 @@ def recall(got: list[list[int]], truth: list[list[int]]) -> float:
     )
 
 
-async def run(n: int, queries: int, ef_values: list[int]) -> dict[str, Any]:
-    vecs = make_vectors(n)
+async def run(n: int, queries: int, ef_values: list[int], data: str) -> dict[str, Any]:
+    vecs = make_vectors(n, data=data)
     rng = np.random.default_rng(7)
     qs = vecs[rng.integers(0, n, queries)] + 0.3 * rng.standard_normal((queries, DIMS)).astype(
         np.float32
@@ -235,16 +251,19 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ef", default="40,100,200", help="hnsw.ef_search values to try")
+    parser.add_argument("--data", choices=["manifold", "noise"], default="manifold")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    report = asyncio.run(run(args.chunks, args.queries, [int(e) for e in args.ef.split(",")]))
+    efs = [int(e) for e in args.ef.split(",")]
+    report = asyncio.run(run(args.chunks, args.queries, efs, args.data))
     report["machine"] = {
         "cpus": os.cpu_count(),
         "load_at_start": round(load, 1),
         "load_at_end": round(os.getloadavg()[0], 1),
     }
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"vector_scale_{args.chunks}.json"
+    suffix = "" if args.data == "manifold" else f"_{args.data}"
+    path = RESULTS / f"vector_scale_{args.chunks}{suffix}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

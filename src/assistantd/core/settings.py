@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         "`exact`: always the in-process exact matrix.",
     )
     pgvector_ef_search: int = Field(
-        100, description="pgvector `hnsw.ef_search` of the vector query (recall against speed)."
+        200, description="pgvector `hnsw.ef_search` of the vector query (recall against speed)."
     )
     storage: Literal["local", "s3"] = Field(
         "local", description="Where file bytes live: `local` (FILES_DIR) or `s3` (S3-compatible)."

@@ -75,6 +75,7 @@ def upgrade() -> None:
         op.execute(
             f"CREATE INDEX IF NOT EXISTS ix_retrieval_chunks_vec_{d} ON retrieval_chunks "
             f"USING hnsw ((embedding_vec::vector({d})) vector_ip_ops) "
+            "WITH (m = 16, ef_construction = 128) "
             f"WHERE vector_dims(embedding_vec) = {d}"
         )
 
