@@ -1,4 +1,4 @@
-"""The `assistantd` command: serve, migrate, and manage API keys."""
+"""The `assistantd` command: serve, worker, cluster, migrate, and manage API keys."""
 
 from __future__ import annotations
 
@@ -65,6 +65,18 @@ def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from assistantd import cluster
+
+    problem = cluster.check(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    _migrate(settings)  # once, before the children start
+    children = cluster.plan(args.api, args.workers, args.host, args.port, args.log_level)
+    return cluster.supervise(children)
+
+
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
     _migrate(settings)
     print(f"database at {settings.resolved_database_url} is up to date")
@@ -121,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="execute runs and ingest files (no HTTP); pair with "
                    "ASSISTANTD_WORKER_ENABLED=false API processes").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+
+    cl = sub.add_parser("cluster", help="run N API processes and M workers on this host, supervised "
+                        "(PostgreSQL and Redis)")
+    cl.add_argument("--api", type=int, default=2, help="API processes (no run worker in them)")
+    cl.add_argument("--workers", type=int, default=2, help="`assistantd worker` processes")
+    cl.add_argument("--host", default="127.0.0.1")
+    cl.add_argument("--port", type=int, default=8000,
+                    help="first API port (API i listens on port+i-1); 0 = free ports of the OS")
+    cl.add_argument("--log-level", default="warning")
+    cl.set_defaults(fn=cmd_cluster)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make a key; its secret is printed once, on the last line")

@@ -44,8 +44,8 @@ from .embed import Matrix
 from .filters import ComparisonFilter, CompoundFilter, Filter
 
 COLUMN = "embedding_vec"
-#: Scopes below this many chunks are searched exactly (a scan of 20k rows: ~100 ms here).
-EXACT_BELOW_ROWS = 20_000
+#: Scopes below this many chunks are searched exactly (a scan of 2k rows: ~10 ms here).
+EXACT_BELOW_ROWS = 2_000
 #: Below this share of the table an HNSW walk wastes most of its visits on other stores.
 EXACT_BELOW_SHARE = 0.05
 DEFAULT_EF_SEARCH = 200
