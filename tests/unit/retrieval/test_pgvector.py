@@ -265,3 +265,51 @@ async def test_search_runs_in_sql_and_keeps_no_matrix(pg: AsyncEngine) -> None:
     )
     assert {h.file_id for h in again.hits} == {"file-1", "file-2"}
     assert exact._cache  # the exact path loaded its matrix from the same rows
+
+
+async def test_migration_0007_backfills_vectors_and_builds_the_index(pgvector_admin: str) -> None:
+    import asyncio
+
+    from assistantd.migrations import upgrade
+    from assistantd.testing.pgvector import database
+
+    url, drop = database(pgvector_admin, "assistantd_migrate")
+    try:
+        await asyncio.to_thread(upgrade, url, "0002")
+        eng = create_async_engine(url)
+        vec = np.arange(1, DIMS + 1, dtype="<f4") / 10
+        async with eng.begin() as c:
+            assert not await pgvector.column_present(c)
+            await c.execute(
+                insert(retrieval_chunks),
+                [
+                    {
+                        "vector_store_id": "vs",
+                        "file_id": "f",
+                        "chunk_index": 0,
+                        "text": "x",
+                        "char_start": 0,
+                        "char_end": 1,
+                        "token_count": 1,
+                        "embedding": vec.tobytes(),
+                    }
+                ],
+            )
+        await asyncio.to_thread(upgrade, url, "0007")
+        async with eng.connect() as c:
+            assert await pgvector.column_present(c)
+            stored = (
+                await c.execute(text("SELECT embedding_vec::text FROM retrieval_chunks"))
+            ).scalar()
+            index = (
+                await c.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"),
+                    {"n": pgvector.index_name(DIMS)},
+                )
+            ).scalar()
+        await eng.dispose()
+        assert stored is not None
+        assert np.allclose(np.asarray(stored.strip("[]").split(","), dtype=np.float32), vec)
+        assert index is not None and "hnsw" in index and f"vector({DIMS})" in index
+    finally:
+        drop()
