@@ -9,10 +9,11 @@ the token, every search reads it (one primary-key lookup) and reloads the matrix
 changed. So several API/worker processes can share one database and never search stale
 vectors. Writes made by this process patch its own cached matrix instead of reloading.
 
-Why not an ANN index or pgvector: exact search over 100k × 384 float32 (150 MB) is a
-single matrix-vector product of ~10 milliseconds on one core, with perfect recall, and
-it behaves identically on SQLite and PostgreSQL. Stores far past a million chunks would
-want an ANN index; the matrix cache is bounded (LRU by bytes) so many small stores fit.
+On PostgreSQL with pgvector (`pgvector.py`), chunks also get their vector in a pgvector
+column and the searcher asks the database instead (`uses_pgvector`); this matrix is then
+never loaded. Elsewhere exact search over 100k × 384 float32 (150 MB) is a single
+matrix-vector product of ~10 milliseconds on one core, with perfect recall, identical on
+SQLite and PostgreSQL; the matrix cache is bounded (LRU by bytes) so many small stores fit.
 
 All methods take an ``AsyncConnection`` (or an ``AsyncEngine``, for which they open their
 own transaction). Writes do not commit: the caller owns the transaction. From an

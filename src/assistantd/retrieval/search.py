@@ -2,7 +2,8 @@
 
 1. Queries: ``query`` may be a list; with ``rewrite=True`` (the API's ``rewrite_query``)
    each is rewritten by `rewrite_query` (stop words and question phrasing dropped).
-2. Candidates per query: the top ``pool`` chunks by exact cosine similarity and the top
+2. Candidates per query: the top ``pool`` chunks by cosine similarity (exact, from the
+   process's matrix; or HNSW in PostgreSQL with pgvector, `pgvector.py`) and the top
    ``pool`` by the database's BM25-style keyword rank, both limited to files passing
    ``filters``.
 3. Fusion: reciprocal rank fusion, ``Σ w/(60 + rank)`` over every list of every query.
