@@ -137,3 +137,78 @@ def test_cluster_needs_postgres_and_redis(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "needs PostgreSQL" in done.stderr
+
+
+def test_streams_on_both_api_processes_survive_losing_every_worker(tmp_path: Path) -> None:
+    """SIGKILL both workers mid-run (one host): the cluster restarts them, they take the
+    runs over (the dead pids free the leases at once), and the SSE stream open on each API
+    process carries its resumed run to `thread.run.completed` and `done`."""
+    import httpx
+
+    url, drop = pg_database()
+    reply = "word " * 300
+    with FakeUpstream(lambda body: reply, token_delay=0.02) as up:
+        env = dict(
+            os.environ,
+            ASSISTANTD_DATA_DIR=str(tmp_path),
+            ASSISTANTD_DATABASE_URL=url,
+            ASSISTANTD_REDIS_URL=REDIS,
+            ASSISTANTD_LLM_BASE_URL=up.base_url,
+            ASSISTANTD_API_KEYS=KEY,
+            ASSISTANTD_SANDBOX_POOL_SIZE="0",
+        )
+        cluster = Cluster(env, "--api", "2", "--workers", "2", "--port", "0")
+        try:
+            ready = cluster.wait_for(r"^ready api=(\S+) workers=(\S+)$")
+            apis = ready.group(1).split(",")
+            workers = [int(p) for p in ready.group(2).split(",")]
+            h = {"Authorization": f"Bearer {KEY}"}
+            a = httpx.post(f"{apis[0]}/v1/assistants", json={"model": "m"}, headers=h).json()
+            streams: list[list[tuple[str, str]]] = [[], []]
+            errors: list[str] = []
+
+            def follow(n: int) -> None:
+                t = httpx.post(
+                    f"{apis[n]}/v1/threads",
+                    headers=h,
+                    json={"messages": [{"role": "user", "content": "go"}]},
+                ).json()
+                try:
+                    with httpx.stream(
+                        "POST",
+                        f"{apis[n]}/v1/threads/{t['id']}/runs",
+                        headers=h,
+                        json={"assistant_id": a["id"], "stream": True},
+                        timeout=180,
+                    ) as r:
+                        event = ""
+                        for line in r.iter_lines():
+                            if line.startswith("event: "):
+                                event = line[7:]
+                            elif line.startswith("data: "):
+                                streams[n].append((event, line[6:]))
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+
+            threads = [threading.Thread(target=follow, args=(n,)) for n in (0, 1)]
+            for th in threads:
+                th.start()
+            deadline = time.monotonic() + 60
+            while not all(sum(e == "thread.message.delta" for e, _ in s) > 20 for s in streams):
+                assert time.monotonic() < deadline, "runs did not start streaming"
+                time.sleep(0.05)
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            for th in threads:
+                th.join(timeout=170)
+            assert not errors
+            for s in streams:
+                names = [e for e, _ in s]
+                assert names[-2:] == ["thread.run.completed", "done"], names[-6:]
+                # The run was resumed by another worker, not finished before the kill.
+                assert "thread.message.incomplete" in names, sorted(set(names))
+                completed = [d for e, d in s if e == "thread.message.completed"]
+                assert completed and reply.strip() in completed[-1]
+        finally:
+            cluster.stop()
+    drop()
