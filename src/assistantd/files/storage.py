@@ -119,6 +119,21 @@ def _write_atomic(root: Path, project_id: str, file_id: str, data: bytes) -> Non
         part.unlink(missing_ok=True)
 
 
+def write_atomic(data_dir: Path, project_id: str, file_id: str, data: bytes) -> Path:
+    """Write `data` under the data dir's default local directory (blocking).
+
+    Kept for callers written before `FileStore`; new code goes through
+    ``await store_for(data_dir).put_bytes(...)``, which also reaches S3 and FILES_DIR.
+    """
+    _write_atomic(data_dir / "files", project_id, file_id, data)
+    return file_path(data_dir, project_id, file_id)
+
+
+def remove(path: Path) -> None:
+    """Delete a local file's bytes (blocking); see `write_atomic`."""
+    path.unlink(missing_ok=True)
+
+
 class LocalStore:
     """Files in a directory: this host's disk, or a directory shared by every process."""
 
