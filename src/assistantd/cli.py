@@ -1,11 +1,13 @@
-"""The `assistantd` command: serve, migrate, manage API keys, import and export."""
+"""The `assistantd` command: serve, worker, cluster, migrate, manage API keys, import and export,
+backup and restore, usage."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from assistantd.core.settings import Settings
@@ -80,6 +82,18 @@ def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
     _migrate(settings)
     asyncio.run(run_worker(settings))
     return 0
+
+
+def cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from assistantd import cluster
+
+    problem = cluster.check(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    _migrate(settings)  # once, before the children start
+    children = cluster.plan(args.api, args.workers, args.host, args.port, args.log_level)
+    return cluster.supervise(children)
 
 
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
@@ -172,6 +186,21 @@ def _progress(done: int, total: int) -> None:
         print(f"threads {done}/{total}", file=sys.stderr, flush=True)
 
 
+@contextlib.asynccontextmanager
+async def _file_store(settings: Settings) -> AsyncIterator[None]:
+    """The file store the settings name (local or S3), for a command outside the server."""
+    from assistantd.files import storage
+    from assistantd.files.backends import build_store
+
+    store = build_store(settings)
+    storage.configure(settings.data_dir, store)
+    try:
+        yield
+    finally:
+        storage.unconfigure(settings.data_dir)
+        await store.aclose()
+
+
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
@@ -187,8 +216,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> list[str]:
         engine = create_engine(settings.resolved_database_url)
         try:
-            report = await import_dump(session_maker(engine), settings.data_dir, args.project, dump.read(path),
-                                       files_dir, dry_run=args.dry_run, progress=_progress)
+            async with _file_store(settings):
+                report = await import_dump(session_maker(engine), settings.data_dir, args.project,
+                                           dump.read(path), files_dir, dry_run=args.dry_run, progress=_progress)
             return report.lines()
         finally:
             await engine.dispose()
@@ -214,8 +244,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> dict[str, int]:
         engine = create_engine(settings.resolved_database_url)
         try:
-            return dict(await export_project(session_maker(engine), settings.data_dir, args.project,
-                                             Path(args.path)))
+            async with _file_store(settings):
+                return dict(await export_project(session_maker(engine), settings.data_dir, args.project,
+                                                 Path(args.path)))
         finally:
             await engine.dispose()
 
@@ -286,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("path")
     exp.add_argument("--project", default="default")
     exp.set_defaults(fn=cmd_export)
+
+    cl = sub.add_parser("cluster", help="run N API processes and M workers on this host, supervised "
+                        "(PostgreSQL and Redis)")
+    cl.add_argument("--api", type=int, default=2, help="API processes (no run worker in them)")
+    cl.add_argument("--workers", type=int, default=2, help="`assistantd worker` processes")
+    cl.add_argument("--host", default="127.0.0.1")
+    cl.add_argument("--port", type=int, default=8000,
+                    help="first API port (API i listens on port+i-1); 0 = free ports of the OS")
+    cl.add_argument("--log-level", default="warning")
+    cl.set_defaults(fn=cmd_cluster)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="make a key; its secret is printed once, on the last line")

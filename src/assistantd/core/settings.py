@@ -149,6 +149,32 @@ class Settings(BaseSettings):
         None, description="Embedding model name for `EMBEDDING_BASE_URL`."
     )
 
+    vector_index: Literal["auto", "exact"] = Field(
+        "auto",
+        description="`auto`: on PostgreSQL with pgvector, vectors are searched in SQL (HNSW); "
+        "`exact`: always the in-process exact matrix.",
+    )
+    pgvector_ef_search: int = Field(
+        200, description="pgvector `hnsw.ef_search` of the vector query (recall against speed)."
+    )
+    storage: Literal["local", "s3"] = Field(
+        "local", description="Where file bytes live: `local` (FILES_DIR) or `s3` (S3-compatible)."
+    )
+    files_dir: Path | None = Field(
+        None, description="Directory of file bytes for `local` storage (default DATA_DIR/files); "
+        "point every process at one shared directory (NFS, ...) to scale out."
+    )
+    s3_bucket: str | None = Field(None, description="Bucket of `s3` storage.")
+    s3_prefix: str = Field("", description="Key prefix of every object in `s3` storage.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph, R2, ...); unset = AWS."
+    )
+    s3_region: str | None = Field(None, description="Region of `s3` storage.")
+    s3_access_key_id: str | None = Field(
+        None, description="Access key of `s3` storage; unset = the SDK's usual chain (env, profile, role)."
+    )
+    s3_secret_access_key: str | None = Field(None, description="Secret key of `s3` storage.")
+
     # -- code interpreter ------------------------------------------------------------------
     sandbox_dir: Path | None = Field(
         None,

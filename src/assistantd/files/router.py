@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, StreamingResponse
 
 from assistantd.api.deps import Caller, UoW, check_id
 from assistantd.context import app_context
@@ -58,5 +59,21 @@ async def delete_file(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings,
 @router.get("/{file_id}/content")
 async def file_content(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings) -> Any:
     check_id(file_id, "file-", "file_id")
-    path, filename = await service.content_path(uow, cfg.data_dir, caller.project_id, file_id)
-    return FileResponse(path, media_type="application/octet-stream", filename=filename)
+    content = await service.open_content(uow, cfg.data_dir, caller.project_id, file_id)
+    if content.path is not None:
+        return FileResponse(content.path, media_type="application/octet-stream",
+                            filename=content.filename)
+    assert content.chunks is not None
+    # Bytes streamed from object storage, with the headers FileResponse would send.
+    return StreamingResponse(content.chunks, media_type="application/octet-stream",
+                             headers={"content-length": str(content.size),
+                                      "content-disposition": _disposition(content.filename)})
+
+
+def _disposition(filename: str) -> str:
+    """`Content-Disposition` as Starlette's FileResponse writes it."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
+

@@ -7,7 +7,8 @@ purpose `assistants_output`).
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 
@@ -81,12 +82,12 @@ async def create_from_upload(
         )
         # Bytes first, row second: a visible row always has its bytes. If the commit then
         # fails, the orphan bytes are removed below or, after a crash, never referenced.
-        final = storage.file_path(data_dir, project_id, file_id)
-        await asyncio.to_thread(storage.commit_part, upload.part_path, final)
+        store = storage.store_for(data_dir)
+        await store.put_file(project_id, file_id, upload.part_path)
         try:
             await _insert(uow.session, project_id, body)
         except BaseException:
-            await asyncio.to_thread(storage.remove, final)
+            await store.delete(project_id, file_id)
             raise
         return body
     finally:
@@ -106,11 +107,12 @@ async def create_file_from_bytes(
         raise ValueError(f"unknown file purpose {purpose!r}")
     file_id = new_file_id()
     body = file_object(file_id, safe_filename(filename), len(data), purpose, now_seconds(), None)
-    final = await asyncio.to_thread(storage.write_atomic, data_dir, project_id, file_id, data)
+    store = storage.store_for(data_dir)
+    await store.put_bytes(project_id, file_id, data)
     try:
         await _insert(_session(uow), project_id, body)
     except BaseException:
-        await asyncio.to_thread(storage.remove, final)
+        await store.delete(project_id, file_id)
         raise
     return body
 
@@ -139,23 +141,36 @@ async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_
     """A file's content; `NotFound` (404) as `get_file`; `InvalidRequest` for a file imported
     without its bytes."""
     _check_content(await FileRepository(_session(s)).require(project_id, file_id, live()))
-    path = storage.file_path(data_dir, project_id, file_id)
     try:
-        return await asyncio.to_thread(path.read_bytes)
+        return await storage.store_for(data_dir).get_bytes(project_id, file_id)
     except FileNotFoundError:
         raise not_found("file", file_id) from None
 
 
-async def content_path(
-    s: SessionLike, data_dir: Path, project_id: str, file_id: str
-) -> tuple[Path, str]:
-    """Where a file's bytes are, and its filename (for streaming the download)."""
+@dataclass(frozen=True, slots=True)
+class Content:
+    """A download: a local path to serve directly, or a size and a stream of chunks."""
+
+    filename: str
+    path: Path | None
+    size: int = 0
+    chunks: AsyncIterator[bytes] | None = None
+
+
+async def open_content(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> Content:
+    """A file's bytes for the download endpoint; `NotFound` (404) as `get_file`."""
     row = await FileRepository(_session(s)).require(project_id, file_id, live())
     _check_content(row)
-    path = storage.file_path(data_dir, project_id, file_id)
-    if not path.is_file():
-        raise not_found("file", file_id)
-    return path, str(row.body["filename"])
+    filename = str(row.body["filename"])
+    store = storage.store_for(data_dir)
+    try:
+        path = await store.local_path(project_id, file_id)
+        if path is not None:
+            return Content(filename, path)
+        size, chunks = await store.stream(project_id, file_id)
+    except FileNotFoundError:
+        raise not_found("file", file_id) from None
+    return Content(filename, None, size, chunks)
 
 
 async def list_files(
@@ -190,6 +205,6 @@ async def delete_file(
         raise not_found("file", file_id)
     await dependents.file_deleted(uow, project_id, file_id)
     await FileRepository(uow.session).delete(row)
-    path = storage.file_path(data_dir, project_id, file_id)
-    uow.after_commit(lambda: asyncio.to_thread(storage.remove, path))
+    store = storage.store_for(data_dir)
+    uow.after_commit(lambda: store.delete(project_id, file_id))
     return deleted(file_id, "file")

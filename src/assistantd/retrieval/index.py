@@ -9,10 +9,11 @@ the token, every search reads it (one primary-key lookup) and reloads the matrix
 changed. So several API/worker processes can share one database and never search stale
 vectors. Writes made by this process patch its own cached matrix instead of reloading.
 
-Why not an ANN index or pgvector: exact search over 100k × 384 float32 (150 MB) is a
-single matrix-vector product of ~10 milliseconds on one core, with perfect recall, and
-it behaves identically on SQLite and PostgreSQL. Stores far past a million chunks would
-want an ANN index; the matrix cache is bounded (LRU by bytes) so many small stores fit.
+On PostgreSQL with pgvector (`pgvector.py`), chunks also get their vector in a pgvector
+column and the searcher asks the database instead (`uses_pgvector`); this matrix is then
+never loaded. Elsewhere exact search over 100k × 384 float32 (150 MB) is a single
+matrix-vector product of ~10 milliseconds on one core, with perfect recall, identical on
+SQLite and PostgreSQL; the matrix cache is bounded (LRU by bytes) so many small stores fit.
 
 All methods take an ``AsyncConnection`` (or an ``AsyncEngine``, for which they open their
 own transaction). Writes do not commit: the caller owns the transaction. From an
@@ -36,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import keyword
+from . import keyword, pgvector
 from .chunk import Chunk
 from .embed import Matrix
 from .tables import retrieval_chunks, retrieval_files, retrieval_stores
@@ -121,10 +122,38 @@ class ChunkIndex:
     One instance per database, shared by the whole app (it holds the matrix cache).
     """
 
-    def __init__(self, *, cache_bytes: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        *,
+        cache_bytes: int = 1 << 30,
+        vector_index: str = "auto",
+        ef_search: int = pgvector.DEFAULT_EF_SEARCH,
+    ) -> None:
+        """`vector_index`: ``auto`` uses pgvector where the database has its column (see
+        `pgvector.py`), ``exact`` always the in-process matrix."""
+        if vector_index not in ("auto", "exact"):
+            raise ValueError(f"vector_index must be auto or exact, not {vector_index!r}")
         self._cache: OrderedDict[tuple[str, str], _StoreMatrix] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._guard = threading.Lock()
+        self._vector_index = vector_index
+        self.ef_search = ef_search
+        self._pgvector: bool | None = None
+        self._indexed_dims: set[int] = set()
+
+    async def uses_pgvector(self, conn: Conn) -> bool:
+        """Whether vectors are searched in the database (pgvector) rather than in a matrix.
+
+        Decided once per index (one per database): the column is added by a migration,
+        which a running process does not see until it restarts.
+        """
+        if self._pgvector is None:
+            if self._vector_index == "exact":
+                self._pgvector = False
+            else:
+                async with _connect(conn) as c:
+                    self._pgvector = await pgvector.column_present(c)
+        return self._pgvector
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -144,6 +173,8 @@ class ChunkIndex:
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
         vectors = np.ascontiguousarray(embeddings, dtype="<f4")
         async with _connect(conn) as c:
+            if len(chunks) and await self.uses_pgvector(c):
+                await self.prepare_vectors(c, int(vectors.shape[1]))
             await self._delete_rows(c, vector_store_id, file_id)
             attrs = dict(attributes or {})
             await c.execute(
@@ -178,6 +209,11 @@ class ChunkIndex:
                     )
                 )
             ).all()
+            if stored and await self.uses_pgvector(c):
+                position = {ch.index: i for i, ch in enumerate(chunks)}
+                await pgvector.write_vectors(
+                    c, [(r[0], vectors[position[r[1]]]) for r in stored]
+                )
             old, new = await self._bump(c, vector_store_id)
 
         def patch(m: _StoreMatrix) -> None:
@@ -199,6 +235,20 @@ class ChunkIndex:
                 m.vectors = np.ascontiguousarray(np.concatenate([m.vectors, rows_in_order]))
 
         self._patch(vector_store_id, old, new, patch, model=embedding_model)
+
+    async def prepare_vectors(self, conn: Conn, dims: int) -> None:
+        """On pgvector, make sure the HNSW index for `dims` exists (a no-op elsewhere).
+
+        The app calls it at startup for its embedder, in a transaction of its own;
+        `add_file_chunks` calls it too, before writing, for any other dimension.
+        """
+        if dims in self._indexed_dims:
+            return
+        async with _connect(conn) as c:
+            if await self.uses_pgvector(c) and await pgvector.ensure_index(c, dims):
+                # Only an index seen committed is remembered: one created by a transaction
+                # that may still roll back is checked again next time.
+                self._indexed_dims.add(dims)
 
     async def delete_file(self, conn: Conn, *, vector_store_id: str, file_id: str) -> int:
         """Remove a file's chunks from one store; returns how many chunks were removed."""
@@ -454,6 +504,35 @@ class ChunkIndex:
             ids = matrix.chunk_ids[top if rows is None else rows[top]]
             out.append(list(zip(ids.tolist(), row[top].tolist(), strict=True)))
         return out
+
+    async def vectors_of(self, conn: Conn, chunk_ids: Sequence[int], dims: int) -> _StoreMatrix:
+        """The stored vectors of some chunks, as a matrix (rows in id order; `rows_of` works).
+
+        For the pgvector path, which keeps no matrix but still needs the cosine of keyword
+        hits the vector query did not return.
+        """
+        ids = sorted(set(chunk_ids))
+        rows: list[Any] = []
+        if ids:
+            async with _connect(conn) as c:
+                rows = list(
+                    (
+                        await c.execute(
+                            select(retrieval_chunks.c.id, retrieval_chunks.c.embedding)
+                            .where(retrieval_chunks.c.id.in_(ids))
+                            .order_by(retrieval_chunks.c.id)
+                        )
+                    ).all()
+                )
+        rows = [r for r in rows if len(r.embedding) == 4 * dims]  # other models' chunks
+        raw = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4")
+        return _StoreMatrix(
+            generation="",
+            chunk_ids=np.asarray([r.id for r in rows], dtype=np.int64),
+            file_codes=np.zeros(len(rows), dtype=np.int32),
+            vectors=raw.reshape(len(rows), dims).astype(np.float32, copy=True),
+            file_ids=[],
+        )
 
     async def keyword_candidates(
         self,

@@ -2,7 +2,8 @@
 
 1. Queries: ``query`` may be a list; with ``rewrite=True`` (the API's ``rewrite_query``)
    each is rewritten by `rewrite_query` (stop words and question phrasing dropped).
-2. Candidates per query: the top ``pool`` chunks by exact cosine similarity and the top
+2. Candidates per query: the top ``pool`` chunks by cosine similarity (exact, from the
+   process's matrix; or HNSW in PostgreSQL with pgvector, `pgvector.py`) and the top
    ``pool`` by the database's BM25-style keyword rank, both limited to files passing
    ``filters``.
 3. Fusion: reciprocal rank fusion, ``Σ w/(60 + rank)`` over every list of every query.
@@ -36,16 +37,18 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistantd.core.db import offloaded
 
+from . import pgvector
 from .embed import Embedder
 from .filters import Filter, matches, parse_filter
-from .index import ChunkIndex, Conn, StoredChunk, _connect
+from .index import ChunkIndex, Conn, StoredChunk, _connect, _StoreMatrix
 
 Ranker = Literal["none", "auto", "default-2024-11-15", "default_2024_08_21"]
 SearchMode = Literal["hybrid", "vector", "keyword"]
@@ -87,6 +90,29 @@ class SearchResult:
 
     search_queries: list[str]
     hits: list[SearchHit]
+
+
+@dataclass(slots=True)
+class _Scope:
+    """What one search covers, as the exact path or the pgvector path prepared it."""
+
+    vector_store_ids: list[str]
+    #: Per store, the files passing the filter; None without a filter.
+    allowed_by_store: list[set[str]] | None
+    #: Chunks in scope (a SQLite keyword-plan hint); None when not known for free.
+    scope_rows: int | None
+    #: Store → file → attributes read in this transaction (saves a join), or None.
+    attributes: dict[str, dict[str, dict[str, Any]]] | None
+    #: The exact path's matrices; None on the pgvector path.
+    matrices: list[_StoreMatrix] | None
+    #: The pgvector path's vector candidates, already queried.
+    vector_lists: list[list[tuple[int, float]]] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> set[str] | None:
+        if self.allowed_by_store is None:
+            return None
+        return set().union(*self.allowed_by_store)
 
 
 def rewrite_query(query: str) -> str:
@@ -168,95 +194,13 @@ class HybridSearcher:
         # matrix load, a second or so): run them in a thread, not on the event loop.
         with offloaded():
             async with _connect(conn) as c:
-                matrices = [
-                    await self.index.store_matrix(
-                        c, vs, self.embedder.model_id, self.embedder.dimensions
-                    )
-                    for vs in vector_store_ids
-                ]
-                # Per store: one file may sit in two stores with different attributes.
-                allowed_by_store: list[set[str]] | None = None
-                allowed: set[str] | None = None
-                if flt is not None:
-                    allowed_by_store = [
-                        {f for f, attrs in m.attributes.items() if matches(flt, attrs)}
-                        for m in matrices
-                    ]
-                    allowed = set().union(*allowed_by_store)
-                scope_rows = (
-                    sum(len(m.chunk_ids) for m in matrices)
-                    if allowed_by_store is None
-                    else sum(
-                        int(m.row_mask(files).sum())
-                        for m, files in zip(matrices, allowed_by_store, strict=True)
-                    )
-                )
-                # Attributes come from the matrices read above, in this same transaction.
-                attributes = {
-                    vs: m.attributes for vs, m in zip(vector_store_ids, matrices, strict=True)
-                }
-                # The vector scan (numpy, in a thread) overlaps the keyword queries, the read of
-                # the keyword hits' texts and their term scan (database and main thread).
-                vector_task = (
-                    asyncio.create_task(
-                        asyncio.to_thread(self._vector_lists, matrices, qvecs, pool, allowed_by_store)
-                    )
-                    if mode != "keyword"
-                    else None
-                )
-                keyword_lists: list[list[tuple[int, float]]] = []
-                found: dict[int, StoredChunk] = {}
-                evidence = _Evidence(queries)
-                try:
-                    if mode != "vector":
-                        for q in queries:
-                            keyword_lists.append(
-                                await self.index.keyword_candidates(
-                                    c,
-                                    vector_store_ids,
-                                    query_terms(q),
-                                    pool,
-                                    allowed,
-                                    scope_rows=scope_rows,
-                                )
-                            )
-                    if mode == "hybrid":
-                        # One read per side serves coverage, reranking and the final hits.
-                        found = await self.index.fetch_chunks(
-                            c, _ids(keyword_lists), attributes=attributes
-                        )
-                        evidence.scan(found)
-                finally:
-                    vector_lists = await vector_task if vector_task is not None else []
-                best_possible = (len(vector_lists) + len(keyword_lists)) / (RRF_K + 1)
-                if mode != "hybrid":
-                    fused = _rrf(vector_lists + keyword_lists, None)
-                    order = sorted(fused, key=lambda i: -fused[i])
-                    scored = [(i, fused[i] / best_possible) for i in order]
+                if await self.index.uses_pgvector(c):
+                    scope = await self._database_scope(c, vector_store_ids, flt, qvecs, pool, mode)
                 else:
-                    rest = [i for i in _ids(vector_lists) if i not in found]
-                    more = await self.index.fetch_chunks(c, rest, attributes=attributes)
-                    evidence.scan(more)
-                    found.update(more)
-                    evidence.finish(qvecs, matrices, vector_lists)
-                    fused = _rrf(vector_lists, None)
-                    for qi, ranked in enumerate(keyword_lists):
-                        for i, w in _rrf([ranked], evidence.coverage[qi]).items():
-                            fused[i] = fused.get(i, 0.0) + w
-                    order = sorted(fused, key=lambda i: -fused[i])
-                    if ranker == "none":
-                        scored = [(i, fused[i] / best_possible) for i in order]
-                    else:
-                        candidates = order[: max(3 * max_num_results, 30)]
-                        scored = sorted(
-                            ((i, evidence.relevance(i)) for i in candidates if i in found),
-                            key=lambda p: -(p[1] + 0.15 * fused[p[0]] / best_possible),
-                        )
-                kept = [(i, s) for i, s in scored if s >= score_threshold][:max_num_results]
-                if not found:
-                    found = await self.index.fetch_chunks(
-                        c, [i for i, _ in kept], attributes=attributes
-                    )
+                    scope = await self._matrix_scope(c, vector_store_ids, flt)
+                kept, found = await self._rank(
+                    c, scope, queries, qvecs, pool, mode, ranker, max_num_results, score_threshold
+                )
         hits = [
             SearchHit(
                 vector_store_id=ch.vector_store_id,
@@ -271,15 +215,165 @@ class HybridSearcher:
             for i, s in kept
             if (ch := found.get(i)) is not None
         ]
-        if allowed_by_store is not None:
+        if scope.allowed_by_store is not None:
             # Keyword candidates were filtered by file id across all stores; recheck the pair.
             passing = {
                 (vs, f)
-                for vs, files in zip(vector_store_ids, allowed_by_store, strict=True)
+                for vs, files in zip(vector_store_ids, scope.allowed_by_store, strict=True)
                 for f in files
             }
             hits = [h for h in hits if (h.vector_store_id, h.file_id) in passing]
         return SearchResult(queries, hits)
+
+    async def _matrix_scope(
+        self, c: AsyncConnection, vector_store_ids: Sequence[str], flt: Filter | None
+    ) -> _Scope:
+        """The exact path: each store's matrix, and the files passing the filter from it."""
+        matrices = [
+            await self.index.store_matrix(c, vs, self.embedder.model_id, self.embedder.dimensions)
+            for vs in vector_store_ids
+        ]
+        # Per store: one file may sit in two stores with different attributes.
+        allowed_by_store: list[set[str]] | None = None
+        if flt is not None:
+            allowed_by_store = [
+                {f for f, attrs in m.attributes.items() if matches(flt, attrs)} for m in matrices
+            ]
+        scope_rows = (
+            sum(len(m.chunk_ids) for m in matrices)
+            if allowed_by_store is None
+            else sum(
+                int(m.row_mask(files).sum())
+                for m, files in zip(matrices, allowed_by_store, strict=True)
+            )
+        )
+        return _Scope(
+            vector_store_ids=list(vector_store_ids),
+            allowed_by_store=allowed_by_store,
+            scope_rows=scope_rows,
+            # Attributes come from the matrices read above, in this same transaction.
+            attributes={vs: m.attributes for vs, m in zip(vector_store_ids, matrices, strict=True)},
+            matrices=matrices,
+        )
+
+    async def _database_scope(
+        self,
+        c: AsyncConnection,
+        vector_store_ids: Sequence[str],
+        flt: Filter | None,
+        qvecs: np.ndarray[Any, Any],
+        pool: int,
+        mode: SearchMode,
+    ) -> _Scope:
+        """The pgvector path: the filter and the vector query both run in PostgreSQL."""
+        found = await pgvector.scope(c, vector_store_ids, flt, self.embedder.model_id)
+        allowed_by_store = found.allowed_by_store
+        vector_lists: list[list[tuple[int, float]]] = []
+        if mode != "keyword":
+            vector_lists = [[] for _ in range(len(qvecs))]
+            if found.rows:
+                vector_lists = await pgvector.nearest(
+                    c,
+                    vector_store_ids=vector_store_ids,
+                    query_vectors=qvecs,
+                    k=pool,
+                    files=found.vector_files,
+                    hnsw=await pgvector.use_hnsw(c, found.rows),
+                    ef_search=self.index.ef_search,
+                )
+        return _Scope(
+            vector_store_ids=list(vector_store_ids),
+            allowed_by_store=allowed_by_store,
+            scope_rows=None,
+            attributes=None,
+            matrices=None,
+            vector_lists=vector_lists,
+        )
+
+    async def _rank(
+        self,
+        c: AsyncConnection,
+        scope: _Scope,
+        queries: list[str],
+        qvecs: np.ndarray[Any, Any],
+        pool: int,
+        mode: SearchMode,
+        ranker: Ranker,
+        max_num_results: int,
+        score_threshold: float,
+    ) -> tuple[list[tuple[int, float]], dict[int, StoredChunk]]:
+        """Candidates of both sides, fused and ranked: (kept (chunk id, score), texts)."""
+        # The exact vector scan (numpy, in a thread) overlaps the keyword queries, the read
+        # of the keyword hits' texts and their term scan (database and main thread).
+        vector_task = (
+            asyncio.create_task(
+                asyncio.to_thread(
+                    self._vector_lists, scope.matrices, qvecs, pool, scope.allowed_by_store
+                )
+            )
+            if mode != "keyword" and scope.matrices is not None
+            else None
+        )
+        keyword_lists: list[list[tuple[int, float]]] = []
+        found: dict[int, StoredChunk] = {}
+        evidence = _Evidence(queries)
+        try:
+            if mode != "vector":
+                for q in queries:
+                    keyword_lists.append(
+                        await self.index.keyword_candidates(
+                            c,
+                            scope.vector_store_ids,
+                            query_terms(q),
+                            pool,
+                            scope.allowed,
+                            scope_rows=scope.scope_rows,
+                        )
+                    )
+            if mode == "hybrid":
+                # One read per side serves coverage, reranking and the final hits.
+                found = await self.index.fetch_chunks(
+                    c, _ids(keyword_lists), attributes=scope.attributes
+                )
+                evidence.scan(found)
+        finally:
+            vector_lists = await vector_task if vector_task is not None else scope.vector_lists
+        best_possible = (len(vector_lists) + len(keyword_lists)) / (RRF_K + 1)
+        if mode != "hybrid":
+            fused = _rrf(vector_lists + keyword_lists, None)
+            order = sorted(fused, key=lambda i: -fused[i])
+            scored = [(i, fused[i] / best_possible) for i in order]
+        else:
+            rest = [i for i in _ids(vector_lists) if i not in found]
+            more = await self.index.fetch_chunks(c, rest, attributes=scope.attributes)
+            evidence.scan(more)
+            found.update(more)
+            matrices = scope.matrices
+            if matrices is None:
+                # No matrix in this process: read just the vectors the lists lack.
+                listed = set(_ids(vector_lists))
+                missing = [i for i in found if i not in listed]
+                matrices = [await self.index.vectors_of(c, missing, int(qvecs.shape[1]))]
+            evidence.finish(qvecs, matrices, vector_lists)
+            fused = _rrf(vector_lists, None)
+            for qi, ranked in enumerate(keyword_lists):
+                for i, w in _rrf([ranked], evidence.coverage[qi]).items():
+                    fused[i] = fused.get(i, 0.0) + w
+            order = sorted(fused, key=lambda i: -fused[i])
+            if ranker == "none":
+                scored = [(i, fused[i] / best_possible) for i in order]
+            else:
+                candidates = order[: max(3 * max_num_results, 30)]
+                scored = sorted(
+                    ((i, evidence.relevance(i)) for i in candidates if i in found),
+                    key=lambda p: -(p[1] + 0.15 * fused[p[0]] / best_possible),
+                )
+        kept = [(i, s) for i, s in scored if s >= score_threshold][:max_num_results]
+        if not found:
+            found = await self.index.fetch_chunks(
+                c, [i for i, _ in kept], attributes=scope.attributes
+            )
+        return kept, found
 
     def _vector_lists(
         self,

@@ -17,6 +17,8 @@ through DDL events (tests and benchmarks use that).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     DDL,
     JSON,
@@ -32,6 +34,12 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.schema import SchemaItem
+from sqlalchemy.sql.compiler import DDLCompiler
+from sqlalchemy.sql.ddl import BaseDDLElement
+
+from .pgvector import available_sync, enable_ddl
 
 metadata = MetaData()
 
@@ -109,3 +117,25 @@ for _stmt in SQLITE_FULL_TEXT_DROP:
     event.listen(retrieval_chunks, "before_drop", DDL(_stmt).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
 for _stmt in POSTGRES_FULL_TEXT_DDL:
     event.listen(retrieval_chunks, "after_create", DDL(_stmt).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+
+
+def _pgvector_available(
+    ddl: BaseDDLElement,
+    target: SchemaItem | str,
+    bind: Connection | None,
+    tables: list[Table] | None = None,
+    state: Any | None = None,
+    *,
+    dialect: Dialect | None = None,
+    compiler: DDLCompiler | None = None,
+    checkfirst: bool = False,
+) -> bool:
+    return bind is not None and available_sync(bind)
+
+
+for _stmt in enable_ddl():
+    event.listen(
+        retrieval_chunks,
+        "after_create",
+        DDL(_stmt).execute_if(dialect="postgresql", callable_=_pgvector_available),  # type: ignore[no-untyped-call]
+    )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -136,11 +135,14 @@ async def export_project(
     async with sessions() as s:
         assistants = [public(r.body) for r in await _rows(s, AssistantRow, project_id)]
         files = {r.id: public(r.body) for r in await _rows(s, FileRow, project_id, live())}
+        store = storage.store_for(data_dir)
         for file_id in files:
-            src = storage.file_path(data_dir, project_id, file_id)
-            if src.is_file():
-                await asyncio.to_thread(shutil.copyfile, src, out / FILES_DIR / file_id)
-                counts["file bytes"] += 1
+            try:
+                data = await store.get_bytes(project_id, file_id)
+            except FileNotFoundError:
+                continue
+            await asyncio.to_thread((out / FILES_DIR / file_id).write_bytes, data)
+            counts["file bytes"] += 1
         stores = await _stores(s, project_id)
         for thread in await _rows(s, ThreadRow, project_id):
             record = await _thread_record(s, project_id, thread, files)

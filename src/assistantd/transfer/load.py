@@ -245,11 +245,27 @@ async def plan(
         raise DumpError(planner.problems)
     sources = find_bytes(files_dir, new["file"])
     known = [i for i, owner in planner.owners["file"].items() if owner == project_id]
-    on_disk = {i for i in known if storage.file_path(data_dir, project_id, i).is_file()}
+    store = storage.store_for(data_dir)
+    on_disk = {i for i in known if await _has_bytes(store, project_id, i)}
     return Plan(new, sources, placeholders, set(sources) | on_disk)
 
 
 # -- rows ------------------------------------------------------------------------------
+
+
+async def _has_bytes(store: storage.FileStore, project_id: str, file_id: str) -> bool:
+    """Whether the file store holds a file's bytes (local disk or S3, as configured)."""
+    try:
+        path = await store.local_path(project_id, file_id)
+        if path is not None:
+            return True
+        _, chunks = await store.stream(project_id, file_id)
+    except FileNotFoundError:
+        return False
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    return True
 
 
 def _seqs(bodies: Sequence[Body]) -> dict[str, int]:
@@ -352,9 +368,7 @@ class Writer:
             source = self.plan.file_sources.get(body["id"])
             if source is not None:
                 data = await asyncio.to_thread(source.read_bytes)
-                await asyncio.to_thread(
-                    storage.write_atomic, self.data_dir, self.project_id, body["id"], data
-                )
+                await storage.store_for(self.data_dir).put_bytes(self.project_id, body["id"], data)
                 body["bytes"] = len(data)
                 self.report.files_with_bytes += 1
             else:

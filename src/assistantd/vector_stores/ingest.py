@@ -136,8 +136,7 @@ class IngestionWorker:
             try:
                 if file_row is None:
                     raise InvalidFile(f"file {file_id} no longer exists")
-                path = storage.file_path(self.data_dir, project_id, file_id)
-                data = await asyncio.to_thread(path.read_bytes)
+                data = await storage.store_for(self.data_dir).get_bytes(project_id, file_id)
                 strategy = ChunkingStrategy.from_wire(strategy_wire)
                 prepared = await self._prepare(data, filename, strategy)
                 if not prepared.chunks:

@@ -44,6 +44,18 @@ def build_embedder(settings: Settings) -> Embedder:
     return MiniLMEmbedder()
 
 
+async def _prepare_vectors(index: ChunkIndex, sessions: async_sessionmaker[AsyncSession],
+                           embedder: Embedder) -> None:
+    """On pgvector, build the embedder's HNSW index now, before any ingestion holds rows."""
+    try:
+        dims = embedder.dimensions
+    except RuntimeError:
+        return  # a remote model's size is known after its first call; the first write builds it
+    async with sessions() as session:
+        await index.prepare_vectors(await session.connection(), dims)
+        await session.commit()
+
+
 async def start_ingestion(settings: Settings, sessions: async_sessionmaker[AsyncSession],
                           embedder: Embedder | None = None) -> VectorStoreRuntime:
     """Build the vector-store runtime for the app lifespan and start its worker.
@@ -54,7 +66,8 @@ async def start_ingestion(settings: Settings, sessions: async_sessionmaker[Async
     """
     if embedder is None:
         embedder = build_embedder(settings)
-    index = ChunkIndex()
+    index = ChunkIndex(vector_index=settings.vector_index, ef_search=settings.pgvector_ef_search)
+    await _prepare_vectors(index, sessions, embedder)
     limits = ParseLimits(max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
                          max_paragraphs=settings.ingest_max_paragraphs,
                          timeout_seconds=settings.ingest_parse_timeout_seconds,

@@ -487,12 +487,9 @@ async def file_content(
     data: list[TextChunk] = []
     file_row = await FileRepository(s).get_live(project_id, file_id)
     if row.status == "completed" and file_row is not None:
-        path = storage.file_path(rt.settings.data_dir, project_id, file_id)
         try:
-            raw = await asyncio.to_thread(path.read_bytes)
-            doc = await parse_bounded(
-                raw, str(file_row.body["filename"]), None, rt.ingestion.limits
-            )
+            raw = await storage.store_for(rt.settings.data_dir).get_bytes(project_id, file_id)
+            doc = await parse_bounded(raw, str(file_row.body["filename"]), None, rt.ingestion.limits)
             data.append({"type": "text", "text": doc.text})
         except (OSError, RetrievalError):
             pass  # the file changed under us since ingestion; report no content

@@ -1,0 +1,138 @@
+"""File storage backends end to end over the official SDK.
+
+- S3: a real S3-wire server (moto's threaded server on a free port) and the real SDK
+  client (aiobotocore): uploads (one PUT, and multipart past 16 MB), downloads,
+  ingestion into a vector store, the bytes the sandbox reads (`read_file_bytes`, what
+  the code-interpreter bridge calls), deletion; nothing lands in the local files dir.
+- Shared directory: two servers with their own data dirs and one FILES_DIR (and one
+  database) serve each other's uploads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistantd.core.db import UnitOfWork
+from assistantd.files.service import read_file_bytes
+from assistantd.files.storage import project_key
+from assistantd.testing.s3 import ACCESS_KEY, REGION, SECRET_KEY, client, start_s3
+from assistantd.testing.server import Server, make_settings, run_db, start_server
+
+BUCKET = "assistantd-files"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[str]:
+    url, stop = start_s3(BUCKET)
+    try:
+        yield url
+    finally:
+        stop()
+
+
+@pytest.fixture(scope="module")
+def s3_server(s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = make_settings(
+        Path(tmp_path_factory.mktemp("s3-data")),
+        storage="s3",
+        s3_bucket=BUCKET,
+        s3_prefix="tenant1/",
+        s3_endpoint_url=s3,
+        s3_region=REGION,
+        s3_access_key_id=ACCESS_KEY,
+        s3_secret_access_key=SECRET_KEY,
+    )
+    srv, stop = start_server(settings)
+    try:
+        yield srv
+    finally:
+        stop()
+
+
+def _keys(url: str) -> set[str]:
+    listed = client(url).list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {o["Key"] for o in listed}
+
+
+def _local_files(server: Server) -> list[Path]:
+    root = server.settings.data_dir / "files"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_s3_upload_download_ingest_sandbox_read_delete(s3_server: Server, s3: str) -> None:
+    big = os.urandom(17 * 1024 * 1024 + 5)  # past the single-PUT threshold: multipart
+    with s3_server.client() as c:
+        small = c.files.create(
+            file=("notes.txt", b"Mount Etna in Sicily is an active volcano."), purpose="assistants"
+        )
+        large = c.files.create(file=("blob.bin", big), purpose="assistants")
+        key = f"tenant1/{project_key('alpha')}/"
+        assert {key + small.id, key + large.id} <= _keys(s3)
+        assert _local_files(s3_server) == []  # no bytes kept on this host
+        assert c.files.content(small.id).read() == b"Mount Etna in Sicily is an active volcano."
+        downloaded = c.files.with_raw_response.content(large.id)
+        assert downloaded.headers["content-length"] == str(len(big))
+        assert 'filename="blob.bin"' in downloaded.headers["content-disposition"]
+        assert downloaded.content == big
+
+        vs = c.vector_stores.create(name="s3")
+        done = c.vector_stores.files.create_and_poll(file_id=small.id, vector_store_id=vs.id)
+        assert done.status == "completed", done.last_error
+        hits = list(c.vector_stores.search(vs.id, query="volcano in Sicily"))
+        assert hits and hits[0].file_id == small.id
+
+        async def sandbox_read(uow: UnitOfWork) -> bytes:
+            return await read_file_bytes(
+                uow.session, s3_server.settings.data_dir, "alpha", small.id
+            )
+
+        # `run_db` runs in its own process state: the store is the app's, found by data dir.
+        assert run_db(s3_server, sandbox_read).startswith(b"Mount Etna")
+
+        assert c.files.delete(large.id).deleted
+        deadline = time.monotonic() + 10
+        while key + large.id in _keys(s3):
+            assert time.monotonic() < deadline, "object not deleted"
+            time.sleep(0.05)
+        assert key + small.id in _keys(s3)
+
+
+def test_missing_object_is_a_404_not_a_500(s3_server: Server, s3: str) -> None:
+    with s3_server.client() as c:
+        f = c.files.create(file=("gone.txt", b"soon gone"), purpose="assistants")
+        client(s3).delete_object(Bucket=BUCKET, Key=f"tenant1/{project_key('alpha')}/{f.id}")
+        import openai
+
+        with pytest.raises(openai.NotFoundError):
+            c.files.content(f.id).read()
+
+
+@pytest.fixture(scope="module")
+def shared_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    shared = Path(tmp_path_factory.mktemp("shared-files"))
+    db = Path(tmp_path_factory.mktemp("shared-db")) / "assistantd.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    servers: list[Any] = []
+    try:
+        for name in ("host-a", "host-b"):
+            data = Path(tmp_path_factory.mktemp(name))
+            servers.append(start_server(make_settings(data, url, files_dir=shared)))
+        yield servers[0][0], servers[1][0]
+    finally:
+        for _, stop in servers:
+            stop()
+
+
+def test_shared_directory_serves_both_hosts(shared_pair: tuple[Server, Server]) -> None:
+    a, b = shared_pair
+    with a.client() as ca, b.client() as cb:
+        f = ca.files.create(file=("shared.txt", b"written by host a"), purpose="assistants")
+        assert cb.files.content(f.id).read() == b"written by host a"
+        assert (a.settings.files_dir / project_key("alpha") / f.id).is_file()
+        assert not (a.settings.data_dir / "files" / project_key("alpha") / f.id).exists()
