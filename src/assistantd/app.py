@@ -163,6 +163,7 @@ async def running(settings: Settings, *, run_migrations: bool = True,
         # Runs in flight finish or are handed off (queued), within the drain time.
         await drainer.finish()
         await dispatcher.aclose()
+        await limits.aclose()
         await runtime.bus.aclose()
         await expiry.stop()
         await stores.aclose()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import redis.asyncio as aioredis
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MovingWindowSupport, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -32,10 +34,16 @@ class WindowLimiter:
     """Requests-per-minute and tokens-per-minute windows keyed by project and model."""
 
     def __init__(self, redis_url: str | None, *, prefix: str = "assistantd") -> None:
+        #: Our own pool, so that shutdown can close its connections (the library has no close).
+        self._pool: aioredis.ConnectionPool | None = None
         if redis_url:
             scheme, _, rest = redis_url.partition("://")
+            self._pool = aioredis.ConnectionPool.from_url(redis_url)
+            # The library passes options through to redis-py, though it types them as scalars.
+            options: dict[str, Any] = {"connection_pool": self._pool}
             storage = storage_from_string(
-                f"async+{scheme}://{rest}", implementation="redispy", key_prefix=f"{prefix}:limits"
+                f"async+{scheme}://{rest}", implementation="redispy", key_prefix=f"{prefix}:limits",
+                **options,
             )
         else:
             storage = storage_from_string("async+memory://")
@@ -43,6 +51,11 @@ class WindowLimiter:
         self.storage = storage
         self.requests = MovingWindowRateLimiter(storage)
         self.shared = bool(redis_url)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections (none without Redis)."""
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     async def take_request(self, key: str, limit: int) -> Window:
         """Count one request in the moving minute; refused (and not counted) past `limit`."""

@@ -109,6 +109,9 @@ class Limits:
         self._spend_limits: dict[str, tuple[float, int | None]] = {}
         self._spent: dict[str, tuple[float, float]] = {}
 
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+
     # -- configuration -----------------------------------------------------------------
 
     def defaults(self, model: str) -> ModelLimits:
