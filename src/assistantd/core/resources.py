@@ -9,15 +9,6 @@ from assistantd.core.schemas import ToolResources
 from assistantd.core.wire import ToolResourcesWire
 
 
-def public(body: dict[str, Any]) -> dict[str, Any]:
-    """The wire object of a run body, whose internal fields sit under `_`-prefixed keys.
-
-    Only runs and steps still keep such keys in their body; every other object keeps its
-    private state in typed columns beside the body, so its body is the wire object.
-    """
-    return {k: v for k, v in body.items() if not k.startswith("_")}
-
-
 def tool_resources_object(
     resources: ToolResources | None,
     *,

@@ -405,14 +405,13 @@ def usage_object(prompt: int, completion: int) -> Usage:
 
 
 def step_wire(body: dict[str, Any], include_content: bool) -> RunStep:
-    """A stored step as the API shows it: internal `_` keys dropped (also inside tool
-    calls), and file_search result `content` only when `include[]` asked for it."""
-    out = {k: v for k, v in body.items() if not k.startswith("_")}
+    """A stored step as the API shows it: file_search result `content` only when
+    `include[]` asked for it (the stored body has it)."""
+    out = dict(body)
     details = out.get("step_details") or {}
     if details.get("type") == "tool_calls":
         calls = []
         for call in details["tool_calls"]:
-            call = {k: v for k, v in call.items() if not k.startswith("_")}
             if (
                 call.get("type") == "file_search"
                 and not include_content

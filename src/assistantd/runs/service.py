@@ -16,7 +16,7 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
 from assistantd.core.ids import next_seq, now_seconds
 from assistantd.core.pagination import ListParams, page
-from assistantd.core.resources import public, tool_resources_wire
+from assistantd.core.resources import tool_resources_wire
 from assistantd.core.schemas import response_format_wire, tool_wire
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
@@ -35,6 +35,7 @@ from assistantd.runs.schemas import (
     ThreadAndRunCreate,
     tool_choice_wire,
 )
+from assistantd.runs.state import RunState, StepState
 from assistantd.threads import service as threads
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate
@@ -97,14 +98,13 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
                          else assistant.get("response_format", "auto")),
         expires_in=rt.settings.run_expires_seconds,
     )
-    # Internal: what the engine needs that the wire object does not show.
-    body["_include_content"] = include_content
-    body["_project_id"] = caller.project_id
-    body["_api_key_id"] = caller.key_id
+    # What the engine needs that the wire object does not show.
+    state = RunState(include_content=include_content, api_key_id=caller.key_id)
     if rt.limits is not None:
         await rt.limits.admit(uow.session, caller.project_id, body["model"])
     row = RunRow(id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=body["created_at"],
-                 thread_id=thread_id, status="queued", active_thread_id=thread_id, body=body)
+                 thread_id=thread_id, status="queued", active_thread_id=thread_id, body=body,
+                 state=state.dump())
     # This process's worker takes the run in the same transaction (no separate claim).
     lease = rt.dispatcher.lease_for_create()
     if lease is not None:
@@ -133,7 +133,8 @@ def _announce(uow: UnitOfWork, rt: RunRuntime, row: RunRow, run: dict[str, Any],
     events: list[Announcement] = [] if thread is None else [("thread.created", thread)]
     events += [("thread.run.created", run), ("thread.run.queued", run)]
     # The worker starts from the row as created (it holds the lease): no read back.
-    rt.dispatcher.submit(uow, run["id"], events, created=(row.project_id, row.body))
+    rt.dispatcher.submit(uow, run["id"], events,
+                         created=(row.project_id, row.body, RunState.load(row.state)))
 
 
 async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str, req: RunCreate,
@@ -150,7 +151,7 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
         await messages.add_user_messages(uow, caller, thread_id, req.additional_messages, rt.stores)
     row = await _build_run(uow, caller, rt, thread_id, req, assistant,
                            instructions_extra=req.additional_instructions, include_content=include_content)
-    run = public(row.body)
+    run = dict(row.body)
     _announce(uow, rt, row, run)
     return run
 
@@ -169,7 +170,7 @@ async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRunti
         expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS)
     row = await _build_run(uow, caller, rt, thread["id"], req, assistant, instructions_extra=None,
                            include_content=False, tool_resources=tool_resources_wire(resources))
-    run = public(row.body)
+    run = dict(row.body)
     _announce(uow, rt, row, run, thread)
     return thread, run
 
@@ -181,13 +182,13 @@ async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: s
     if row is None:
         await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
         raise not_found("run", run_id)
-    return public(row.body)
+    return dict(row.body)
 
 
 async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     rows, more = await RunRepository(uow.session).list_page(caller.project_id, params, RunRow.thread_id == thread_id)
-    return page([public(r.body) for r in rows], more)
+    return page([dict(r.body) for r in rows], more)
 
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str,
@@ -198,7 +199,7 @@ async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}
     await RunRepository(uow.session).save_body(row, body)
-    return public(body)
+    return dict(body)
 
 
 async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
@@ -210,10 +211,10 @@ async def cancel(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
     if decision == "refuse":
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
     if decision == "already":
-        return public(row.body)
+        return dict(row.body)
     body = dict(row.body, status="cancelling")
     await repo.write("run", body)
-    run = public(body)
+    run = dict(body)
     rt.dispatcher.cancel(uow, run_id, [("thread.run.cancelling", run)])
     return run
 
@@ -237,15 +238,19 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
     if rt.limits is not None:
         await rt.limits.admit(uow.session, caller.project_id, row.body["model"])
 
-    step_row = await RunStepRepository(uow.session).read(caller.project_id, row.body["_pending_step_id"])
+    state = RunState.load(row.state)
+    step_row = (await RunStepRepository(uow.session).read(caller.project_id, state.pending_step_id)
+                if state.pending_step_id is not None else None)
     if step_row is None:  # pragma: no cover - the engine always records it
         raise InvalidRequest(f"Run {run_id} has no pending tool step.")
-    step, body = lifecycle.resume_with_outputs(row.body, step_row.body, outputs, now_seconds())
-    await repo.write("step", step)
-    await repo.write("run", body)
-    run = public(body)
+    step_state = StepState.load(step_row.state)
+    step, body = lifecycle.resume_with_outputs(row.body, state, step_row.body, step_state, outputs,
+                                               now_seconds())
+    await repo.write("step", step, step_state)
+    await repo.write("run", body, state)
+    run = dict(body)
     rt.dispatcher.submit(uow, run_id, [
-        ("thread.run.step.completed", step_view(step, bool(row.body.get("_include_content")))),
+        ("thread.run.step.completed", step_view(step, state.include_content)),
         ("thread.run.queued", run)])
     return run
 

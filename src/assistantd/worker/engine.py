@@ -25,6 +25,8 @@ from assistantd.events.bus import EventBus
 from assistantd.llm.base import ModelError, ModelRouter
 from assistantd.ops.context import bind_run
 from assistantd.runs import lifecycle
+from assistantd.runs.dispatch import Created
+from assistantd.runs.state import RunState
 from assistantd.usage.meter import UsageMeter
 from assistantd.worker import prompt as prompts
 from assistantd.worker.execution import Collaborators, RunExecution, RunOutcome
@@ -44,27 +46,27 @@ class RunEngine:
         self.deps = Collaborators(store=store, models=models, settings=settings, tools=tools or {},
                                   files=files, meter=meter)
 
-    def _execution(self, run_id: str, run: dict[str, Any], project_id: str, *,
+    def _execution(self, run_id: str, run: dict[str, Any], state: RunState, project_id: str, *,
                    cancel: asyncio.Event | None = None, tracked: bool = False) -> RunExecution:
-        return RunExecution(self.deps, RunJournal(self.store, self.bus, run_id), run, project_id,
-                            cancel=cancel, tracked=tracked)
+        return RunExecution(self.deps, RunJournal(self.store, self.bus, run_id), run, state,
+                            project_id, cancel=cancel, tracked=tracked)
 
     # -- entry points ------------------------------------------------------------------
 
     async def execute(self, run_id: str, cancel: asyncio.Event,
-                      created: tuple[str, dict[str, Any]] | None = None) -> None:
+                      created: Created | None = None) -> None:
         """Run `run_id` until it pauses (requires_action) or ends.
 
-        `created`: (project id, body) of a run this process has just created, instead of
+        `created`: (project id, body, state) of a run this process has just created, instead of
         reading it back; a cancel since then arrives through `cancel`.
         """
         if created is not None:
-            project_id, run = created[0], dict(created[1])
+            project_id, run, state = created[0], dict(created[1]), created[2]
         else:
             row = await self.store.load_run(run_id)
             if row is None:
                 return
-            project_id, run = row.project_id, dict(row.body)
+            project_id, run, state = row.project_id, dict(row.body), RunState.load(row.state)
         bind_run(run_id, project_id)  # ops: this task's logs, metrics and spans name the run
         if run["status"] == "cancelling":
             await self.finalize(run_id, "cancelled")
@@ -74,7 +76,8 @@ class RunEngine:
         if run["expires_at"] and now_seconds() >= run["expires_at"]:
             await self.finalize(run_id, "expired")
             return
-        ex = self._execution(run_id, run, project_id, cancel=cancel, tracked=run["status"] == "queued")
+        ex = self._execution(run_id, run, state, project_id, cancel=cancel,
+                             tracked=run["status"] == "queued")
         if run["status"] == "in_progress":
             # Picked up after a crash: whatever step was in flight is lost; close it as
             # failed and go on from the thread's state.
@@ -131,7 +134,8 @@ class RunEngine:
         row = await self.store.load_run(run_id)
         if row is None or lifecycle.is_terminal(row.status):
             return
-        await self._execution(run_id, dict(row.body), row.project_id).end(status, **fields)
+        await self._execution(run_id, dict(row.body), RunState.load(row.state),
+                              row.project_id).end(status, **fields)
 
     async def _close_interrupted(self, run_id: str) -> None:
         """Close what a dead process left open: its message keeps the content its stream
@@ -140,7 +144,7 @@ class RunEngine:
         row = await self.store.load_run(run_id)
         if row is None:
             return
-        ex = self._execution(run_id, dict(row.body), row.project_id)
+        ex = self._execution(run_id, dict(row.body), RunState.load(row.state), row.project_id)
         error = {"code": "server_error", "message": "assistantd restarted while this step ran; the run resumed."}
         streamed = streamed_content(await self.bus.history(run_id), {m["id"] for m in open_messages}) \
             if open_messages else {}
@@ -150,7 +154,7 @@ class RunEngine:
                                content=streamed.get(message["id"]) or message["content"])
                 await ex.journal.record("message", message, "thread.message.incomplete")
             for step in open_steps:
-                await ex.finish_step(dict(step), "failed", None, error)
+                await ex.finish_step(dict(step.body), "failed", None, error, state=step.state)
 
 
 def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list[dict[str, Any]]]:

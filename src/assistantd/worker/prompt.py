@@ -26,6 +26,7 @@ from assistantd.llm.base import (
     ToolSpec,
     image_tokens,
 )
+from assistantd.runs.state import StoredStep
 
 #: purposes of the files an `image_file` part may show (`assistants_output`: the code
 #: interpreter's own figures)
@@ -115,7 +116,7 @@ def history_messages(messages: list[dict[str, Any]], *, images: bool = False) ->
     return out
 
 
-def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, Any]],
+def run_turns(steps: list[StoredStep], messages_by_id: dict[str, dict[str, Any]],
               *, images: bool = False) -> list[ChatMessage]:
     """What this run already did (its steps, in order) as chat messages.
 
@@ -125,7 +126,8 @@ def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, A
     user message (the message that shows them to the user keeps their placeholders).
     """
     out: list[ChatMessage] = []
-    for step in steps:
+    for stored in steps:
+        step, kept = stored.body, stored.state
         details = step["step_details"]
         if step["status"] in ("failed", "cancelled", "expired"):
             continue  # interrupted work (e.g. a crash mid-message) is not part of the story
@@ -143,10 +145,13 @@ def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, A
                 calls.append(ToolCall(call["id"], fn["name"], fn["arguments"]))
                 results.append(ChatMessage(role="tool", content=fn.get("output") or "", tool_call_id=call["id"]))
             else:
-                payload = call.get("_model_call") or {}
-                calls.append(ToolCall(call["id"], payload.get("name", kind), payload.get("arguments", "{}")))
-                results.append(ChatMessage(role="tool", content=call.get("_output", ""), tool_call_id=call["id"]))
-        if out and out[-1].role == "assistant" and not out[-1].tool_calls and step.get("_joins_previous"):
+                state = kept.calls.get(call["id"])
+                name, arguments = (state["model_call"]["name"], state["model_call"]["arguments"]) \
+                    if state is not None else (kind, "{}")
+                calls.append(ToolCall(call["id"], name, arguments))
+                output = state["output"] if state is not None else ""
+                results.append(ChatMessage(role="tool", content=output, tool_call_id=call["id"]))
+        if out and out[-1].role == "assistant" and not out[-1].tool_calls and kept.joins_previous:
             out[-1].tool_calls = calls
         else:
             out.append(ChatMessage(role="assistant", content=None, tool_calls=calls))

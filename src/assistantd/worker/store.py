@@ -15,13 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistantd.assistants.models import AssistantRow
 from assistantd.core.ids import next_seq
-from assistantd.core.resources import public
 from assistantd.events.bus import RunEvent
 from assistantd.runs.models import RunEventRow
 from assistantd.runs.repository import MESSAGES, RUNS, STEPS, body_update
+from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.threads.models import ThreadRow
 
 EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
+
+#: A change to write: ("run" | "step" | "message", its body, its private state or None to
+#: keep the stored one).
+Write = tuple[str, dict[str, Any], RunState | StepState | None]
 
 
 class RunStore:
@@ -34,23 +38,23 @@ class RunStore:
         self.engine = engine
 
     async def load_run(self, run_id: str) -> Row[Any] | None:
-        """The run's row (`id`, `project_id`, `status`, `body`, lease columns …)."""
+        """The run's row (`id`, `project_id`, `status`, `body`, `state`, lease columns …)."""
         async with self.engine.connect() as conn:
             return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
-    async def write(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Write several bodies (`("run" | "step" | "message", body)`) in one transaction."""
+    async def write(self, bodies: Sequence[Write]) -> None:
+        """Write several bodies (and states) in one transaction."""
         if not bodies:
             return
         async with self.engine.begin() as conn:
-            for kind, body in bodies:
-                await conn.execute(body_update(kind, body))
+            for kind, body, state in bodies:
+                await conn.execute(body_update(kind, body, state))
 
-    async def start(self, run: dict[str, Any]) -> RunContext:
+    async def start(self, run: dict[str, Any], state: RunState) -> RunContext:
         """Write the run (now `in_progress`) and read what its first model call needs, in
         one transaction."""
         async with self.engine.begin() as conn:
-            await conn.execute(body_update("run", run))
+            await conn.execute(body_update("run", run, state))
             return await self._context(conn, run)
 
     async def context(self, run: dict[str, Any]) -> RunContext:
@@ -66,38 +70,40 @@ class RunStore:
         msgs = (await conn.execute(select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
                                    .where(MESSAGES.c.thread_id == run["thread_id"])
                                    .order_by(MESSAGES.c.seq, MESSAGES.c.id))).all()
-        steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run["id"])
-                                    .order_by(STEPS.c.seq, STEPS.c.id))).scalars().all()
+        steps = (await conn.execute(select(STEPS.c.body, STEPS.c.state).where(STEPS.c.run_id == run["id"])
+                                    .order_by(STEPS.c.seq, STEPS.c.id))).all()
         assistant = (await conn.execute(select(assistants.c.body)
                                         .where(assistants.c.id == run["assistant_id"]))).scalar()
         return RunContext(
             history=[m.body for m in msgs if m.run_id != run["id"]],
-            steps=list(steps),
+            steps=[StoredStep(st.body, StepState.load(st.state)) for st in steps],
             own_messages={m.id: m.body for m in msgs if m.run_id == run["id"]},
             thread=thread,
             assistant=dict(assistant) if assistant is not None else None,
         )
 
-    async def insert_step(self, project_id: str, step: dict[str, Any],
+    async def insert_step(self, project_id: str, step: StoredStep,
                           message: dict[str, Any] | None = None) -> None:
         """Insert a step (and the message it creates, in the same transaction)."""
+        body = step.body
         async with self.engine.begin() as conn:
             await conn.execute(insert(STEPS).values(
-                id=step["id"], project_id=project_id, seq=next_seq(), created_at=step["created_at"],
-                run_id=step["run_id"], thread_id=step["thread_id"], body=step))
+                id=body["id"], project_id=project_id, seq=next_seq(), created_at=body["created_at"],
+                run_id=body["run_id"], thread_id=body["thread_id"], body=body, state=step.state.dump()))
             if message is not None:
                 await conn.execute(insert(MESSAGES).values(
                     id=message["id"], project_id=project_id, seq=next_seq(), created_at=message["created_at"],
                     thread_id=message["thread_id"], run_id=message["run_id"], body=message))
 
-    async def open_parts(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def open_parts(self, run_id: str) -> tuple[list[StoredStep], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""
         async with self.engine.connect() as conn:
-            steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run_id)
-                                        .order_by(STEPS.c.seq))).scalars().all()
+            steps = (await conn.execute(select(STEPS.c.body, STEPS.c.state).where(STEPS.c.run_id == run_id)
+                                        .order_by(STEPS.c.seq))).all()
             msgs = (await conn.execute(select(MESSAGES.c.body).where(MESSAGES.c.run_id == run_id)
                                        .order_by(MESSAGES.c.seq))).scalars().all()
-        return ([st for st in steps if st["status"] == "in_progress"],
+        return ([StoredStep(st.body, StepState.load(st.state)) for st in steps
+                 if st.body["status"] == "in_progress"],
                 [m for m in msgs if m["status"] == "in_progress"])
 
     async def claim(self, run_id: str, owner: str, now: float, lease: float,
@@ -164,11 +170,7 @@ class RunContext:
     """The state a model call is built from."""
 
     history: list[dict[str, Any]]  # the thread's messages before this run
-    steps: list[dict[str, Any]]  # this run's steps so far
+    steps: list[StoredStep]  # this run's steps so far
     own_messages: dict[str, dict[str, Any]]  # this run's messages by id
     thread: dict[str, Any] | None
     assistant: dict[str, Any] | None
-
-
-def wire(body: dict[str, Any]) -> dict[str, Any]:
-    return public(body)
