@@ -22,8 +22,10 @@ from sqlalchemy import select, text
 from assistantd.assistants.models import AssistantRow
 from assistantd.core.db import UnitOfWork, create_engine
 from assistantd.migrations import alembic_config, upgrade
+from assistantd.runs.models import RunRow, RunStepRow
 from assistantd.runs.state import RunState, StepState
-from assistantd.testing.server import Server, pg_database, run_db
+from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
+from assistantd.testing.server import Server, SwitchRouter, pg_database, run_db
 from assistantd.vector_stores.models import VectorStoreFileBatchRow, VectorStoreRow
 
 OLD_ROWS: list[tuple[str, str, dict[str, Any]]] = [
@@ -397,3 +399,67 @@ def test_migration_0008_moves_run_step_and_file_state_beside_the_body(database: 
         **STEP_ROWS,
         **FILE_ROWS,
     }
+
+
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+def _raw(response: Any) -> Any:
+    return json.loads(response.text)
+
+
+def test_a_run_and_its_steps_are_stored_exactly_as_the_wire_shows_them(
+    client: openai.OpenAI, server: Server, models: SwitchRouter
+) -> None:
+    models.use(
+        ScriptedBackend(
+            [
+                tool_call_turn("code_interpreter", {"code": "print(6 * 7)"}),
+                tool_call_turn("get_weather", {"city": "Paris"}),
+                text_turn("Sunny."),
+            ]
+        )
+    )
+    a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}, WEATHER_TOOL])
+    t = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "requires_action"
+
+    async def rows(uow: UnitOfWork) -> tuple[Any, list[Any]]:
+        s = uow.session
+        run_row = (await s.execute(select(RunRow).where(RunRow.id == run.id))).scalar_one()
+        steps = (
+            (await s.execute(select(RunStepRow).where(RunStepRow.run_id == run.id))).scalars().all()
+        )
+        return run_row, sorted(steps, key=lambda r: r.seq)
+
+    paused, (code_step, function_step) = run_db(server, rows)
+    state = RunState.load(paused.state)
+    assert state.pending_step_id == function_step.id and state.model_calls == 2
+    assert state.usage[0] > 0
+    kept = StepState.load(code_step.state)
+    (call_id,) = kept.calls
+    assert "42" in kept.calls[call_id]["output"]
+    assert kept.calls[call_id]["model_call"]["name"] == "code_interpreter"
+    assert StepState.load(function_step.state).usage is not None  # until the outputs come
+    wire_run = _raw(client.beta.threads.runs.with_raw_response.retrieve(run.id, thread_id=t.id))
+    assert paused.body == wire_run and not [k for k in wire_run if k.startswith("_")]
+
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=t.id, tool_outputs=[{"tool_call_id": call.id, "output": "sun"}]
+    )
+    assert done.status == "completed"
+    ended, steps = run_db(server, rows)
+    assert "pending_step_id" not in ended.state and ended.state["model_calls"] == 3
+    assert ended.body == _raw(
+        client.beta.threads.runs.with_raw_response.retrieve(run.id, thread_id=t.id)
+    )
+    listed = _raw(
+        client.beta.threads.runs.steps.with_raw_response.list(run.id, thread_id=t.id, order="asc")
+    )["data"]
+    assert [r.body for r in steps] == listed
+    assert "usage" not in steps[1].state and steps[1].body["usage"]["total_tokens"] > 0
