@@ -1,9 +1,11 @@
-"""Private state lives in typed columns, never in the stored wire object (migration 0004).
+"""Private state lives in typed columns, never in the stored wire object (migrations 0004
+and 0008).
 
 Assistants, vector stores and file batches keep what the API does not show (an
 assistant's `reasoning_effort`, a store's embedding model, a batch's cancellation) in
-columns beside `body`, so a body is exactly what clients receive. Rows written before
-0004, with those values under `_` keys in the body, are moved over by the migration.
+columns beside `body`, as files keep `content_missing` and runs and steps the engine's
+state (`state`), so a body is exactly what clients receive. Rows written before, with
+those values under `_` keys in the body, are moved over by the migrations.
 """
 
 from __future__ import annotations

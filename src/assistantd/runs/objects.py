@@ -1,10 +1,9 @@
 """Run and RunStep wire objects, the data of every stream event, and the lifecycle's vocabulary.
 
-The `TypedDict`s are the objects as clients receive them. The stored bodies of runs and
-steps also carry the engine's private `_`-prefixed keys, which `step_view` and
-`core.resources.public` drop; the untyped constructors `new_run` and `new_step` are kept
-for the engine and the run service until they take the typed ones (`run_object`,
-`step_object`).
+The `TypedDict`s are the objects as clients receive them, and as runs and steps are
+stored (the engine's private state sits beside the body: `runs/state.py`). The untyped
+constructors `new_run` and `new_step` are kept for the engine and the run service until
+they take the typed ones (`run_object`, `step_object`).
 """
 
 from __future__ import annotations
