@@ -32,19 +32,3 @@ def tool_resources_object(
     if v1_file_ids is not None and tool_types is not None and "code_interpreter" in tool_types:
         out["code_interpreter"] = {"file_ids": list(v1_file_ids)}
     return out
-
-
-def tool_resources_wire(
-    resources: ToolResources | None,
-    *,
-    previous: Mapping[str, Any] | None = None,
-    v1_file_ids: list[str] | None = None,
-    tool_types: set[str] | None = None,
-) -> dict[str, Any]:
-    """`tool_resources_object` for the run service, which still builds untyped run bodies."""
-    return cast(
-        dict[str, Any],
-        tool_resources_object(
-            resources, previous=previous, v1_file_ids=v1_file_ids, tool_types=tool_types
-        ),
-    )

@@ -7,7 +7,7 @@ which publishes them after the commit and starts or stops the run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 
@@ -15,9 +15,10 @@ from assistantd.assistants import service as assistants
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
 from assistantd.core.ids import next_seq, now_seconds
-from assistantd.core.pagination import ListParams, page
-from assistantd.core.resources import tool_resources_wire
+from assistantd.core.pagination import ListParams
+from assistantd.core.resources import tool_resources_object
 from assistantd.core.schemas import response_format_wire, tool_wire
+from assistantd.core.wire import ListPage, ToolResourcesWire, list_of
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
 from assistantd.runs import lifecycle
@@ -39,6 +40,7 @@ from assistantd.runs.state import RunState, StepState
 from assistantd.threads import service as threads
 from assistantd.threads.repository import ThreadRepository
 from assistantd.threads.schemas import ThreadCreate
+from assistantd.threads.wire import Thread
 from assistantd.vector_stores import service as vector_stores
 from assistantd.vector_stores.references import References
 
@@ -57,7 +59,7 @@ def _validate_include(include: list[str]) -> bool:
 
 async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
                      req: RunOptions, assistant: dict[str, Any], *, instructions_extra: str | None,
-                     include_content: bool, tool_resources: dict[str, Any] | None = None) -> RunRow:
+                     include_content: bool, tool_resources: ToolResourcesWire | None = None) -> RunRow:
     fields = req.model_fields_set
     instructions = req.instructions if req.instructions is not None else (assistant.get("instructions") or "")
     if instructions_extra:
@@ -129,8 +131,9 @@ async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_
 
 
 def _announce(uow: UnitOfWork, rt: RunRuntime, row: RunRow, run: dict[str, Any],
-              thread: dict[str, Any] | None = None) -> None:
-    events: list[Announcement] = [] if thread is None else [("thread.created", thread)]
+              thread: Thread | None = None) -> None:
+    # Event data is untyped on its way to the bus (`Announcement`).
+    events: list[Announcement] = [] if thread is None else [("thread.created", cast(dict[str, Any], thread))]
     events += [("thread.run.created", run), ("thread.run.queued", run)]
     # The worker starts from the row as created (it holds the lease): no read back.
     rt.dispatcher.submit(uow, run["id"], events,
@@ -157,19 +160,19 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
 
 
 async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime,
-                                req: ThreadAndRunCreate) -> tuple[dict[str, Any], dict[str, Any]]:
+                                req: ThreadAndRunCreate) -> tuple[Thread, dict[str, Any]]:
     assistant = await assistants.retrieve(uow, caller, req.assistant_id)
     treq = req.thread or ThreadCreate()
     await threads.references(treq, "thread").tool_resources(req.tool_resources).check(
         uow.session, caller.project_id)
-    thread = await threads.create(uow, caller, treq, rt.stores, checked=True)
+    thread = await threads.create_object(uow, caller, treq, rt.stores, checked=True)
     # The top-level resources are this run's (they replace the assistant's for it); the
     # thread keeps only its own.
     resources = await vector_stores.resolve_store_helpers(
         uow, rt.stores, caller.project_id, req.tool_resources,
         expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS)
     row = await _build_run(uow, caller, rt, thread["id"], req, assistant, instructions_extra=None,
-                           include_content=False, tool_resources=tool_resources_wire(resources))
+                           include_content=False, tool_resources=tool_resources_object(resources))
     run = dict(row.body)
     _announce(uow, rt, row, run, thread)
     return thread, run
@@ -185,10 +188,11 @@ async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: s
     return dict(row.body)
 
 
-async def list_(uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams) -> dict[str, Any]:
+async def list_(uow: UnitOfWork, caller: Principal, thread_id: str,
+                params: ListParams) -> ListPage[dict[str, Any]]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     rows, more = await RunRepository(uow.session).list_page(caller.project_id, params, RunRow.thread_id == thread_id)
-    return page([dict(r.body) for r in rows], more)
+    return list_of([dict(r.body) for r in rows], more)
 
 
 async def modify(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str,
@@ -256,12 +260,12 @@ async def submit_tool_outputs(uow: UnitOfWork, caller: Principal, rt: RunRuntime
 
 
 async def list_steps(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, params: ListParams,
-                     include: list[str]) -> dict[str, Any]:
+                     include: list[str]) -> ListPage[dict[str, Any]]:
     include_content = _validate_include(include)
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     await RunRepository(uow.session).require(caller.project_id, run_id, RunRow.thread_id == thread_id)
     rows, more = await RunStepRepository(uow.session).list_page(caller.project_id, params, RunStepRow.run_id == run_id)
-    return page([step_view(r.body, include_content) for r in rows], more)
+    return list_of([step_view(r.body, include_content) for r in rows], more)
 
 
 async def retrieve_step(uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, step_id: str,
