@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy.exc import IntegrityError
 
 from assistantd.assistants import service as assistants
+from assistantd.assistants.wire import Assistant
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict, InvalidRequest, not_found
 from assistantd.core.ids import next_seq, now_seconds
@@ -58,7 +59,7 @@ def _validate_include(include: list[str]) -> bool:
 
 
 async def _build_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: str,
-                     req: RunOptions, assistant: dict[str, Any], *, instructions_extra: str | None,
+                     req: RunOptions, assistant: Assistant, *, instructions_extra: str | None,
                      include_content: bool, tool_resources: ToolResourcesWire | None = None) -> RunRow:
     fields = req.model_fields_set
     instructions = req.instructions if req.instructions is not None else (assistant.get("instructions") or "")
@@ -147,7 +148,7 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
     active = await RunRepository(uow.session).active_for_thread(thread_id)
     if active is not None:
         raise ActiveRunConflict(f"Thread {thread_id} already has an active run {active}.")
-    assistant = await assistants.retrieve(uow, caller, req.assistant_id)
+    assistant = await assistants.retrieve_object(uow, caller, req.assistant_id)
     await References().messages(req.additional_messages, "additional_messages").check(
         uow.session, caller.project_id)
     if req.additional_messages:
@@ -161,7 +162,7 @@ async def create(uow: UnitOfWork, caller: Principal, rt: RunRuntime, thread_id: 
 
 async def create_thread_and_run(uow: UnitOfWork, caller: Principal, rt: RunRuntime,
                                 req: ThreadAndRunCreate) -> tuple[Thread, dict[str, Any]]:
-    assistant = await assistants.retrieve(uow, caller, req.assistant_id)
+    assistant = await assistants.retrieve_object(uow, caller, req.assistant_id)
     treq = req.thread or ThreadCreate()
     await threads.references(treq, "thread").tool_resources(req.tool_resources).check(
         uow.session, caller.project_id)
