@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from assistantd.runs.objects import ACTIVE, TERMINAL, usage_dict
+from assistantd.runs.objects import ACTIVE, TERMINAL, Usage, usage_object
 from assistantd.runs.state import RunState, StepState
 
 #: Each status and the statuses a run may move to from it. A run is resumed `in_progress`
@@ -146,7 +146,7 @@ def end_step(
     step: dict[str, Any],
     state: StepState,
     status: str,
-    usage: dict[str, int] | None,
+    usage: Usage | None,
     now: int,
     last_error: dict[str, str] | None = None,
 ) -> None:
@@ -154,7 +154,7 @@ def end_step(
     when none is given), and the error that ended it."""
     step["status"] = status
     step[STEP_ENDED_AT[status]] = now
-    step["usage"] = usage if usage is not None else state.usage or usage_dict(0, 0)
+    step["usage"] = usage if usage is not None else state.usage or usage_object(0, 0)
     state.usage = None
     if last_error is not None:
         step["last_error"] = last_error
@@ -187,7 +187,7 @@ def end_run(run: dict[str, Any], state: RunState, status: str, now: int, **field
         run[stamp] = now
     if status != "expired":
         run["expires_at"] = None
-    run["usage"] = usage_dict(*used_tokens(state))
+    run["usage"] = usage_object(*used_tokens(state))
 
 
 # -- pauses and resumes ------------------------------------------------------------------
@@ -198,7 +198,7 @@ def pause_for_outputs(
     state: RunState,
     step: dict[str, Any],
     step_state: StepState,
-    usage: dict[str, int],
+    usage: Usage,
     calls: list[dict[str, Any]],
 ) -> None:
     """The run waits for the client's outputs of function `calls` ({id, type, function});

@@ -478,10 +478,6 @@ def new_step(run: dict[str, Any], step_type: str, details: dict[str, Any]) -> di
     )
 
 
-def usage_dict(prompt: int, completion: int) -> dict[str, int]:
-    return cast(dict[str, int], usage_object(prompt, completion))
-
-
 def step_view(body: dict[str, Any], include_content: bool) -> dict[str, Any]:
     """`step_wire` as an untyped dict."""
     return cast(dict[str, Any], step_wire(body, include_content))

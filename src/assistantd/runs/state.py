@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
+from assistantd.runs.objects import Usage
+
 
 class ModelCall(TypedDict):
     """A server tool's call as the model made it (the wire shows the tool's own shape)."""
@@ -89,7 +91,7 @@ class StepState:
     """A run step's private state."""
 
     #: A paused tool step: its model call's usage, for when the step closes.
-    usage: dict[str, int] | None = None
+    usage: Usage | None = None
     #: The tool calls followed text in the same model response (one assistant turn).
     joins_previous: bool = False
     #: Server tool calls by call id.

@@ -23,7 +23,7 @@ from typing import Any
 
 from assistantd.core.ids import now_seconds
 from assistantd.events.bus import EventBus
-from assistantd.runs.objects import step_view, usage_dict
+from assistantd.runs.objects import step_view, usage_object
 from assistantd.worker.engine import streamed_content
 from assistantd.worker.store import Write
 from assistantd.worker.worker import RunWorker
@@ -108,7 +108,7 @@ async def hand_off(worker: RunWorker, bus: EventBus, run_id: str) -> None:
             failed_at=now,
             last_error={"code": "server_error", "message": HANDED_OFF},
         )
-        step["usage"] = stored.state.usage or usage_dict(0, 0)
+        step["usage"] = stored.state.usage or usage_object(0, 0)
         stored.state.usage = None
         writes.append(("step", step, stored.state))
         events.append(("thread.run.step.failed", step_view(step, False)))

@@ -32,7 +32,8 @@ from assistantd.llm.base import (
 )
 from assistantd.messages.service import new_message
 from assistantd.runs import lifecycle
-from assistantd.runs.objects import new_step, step_view, usage_dict
+from assistantd.runs.objects import Usage as StepUsage
+from assistantd.runs.objects import new_step, step_view, usage_object
 from assistantd.runs.state import CallState, RunState, StepState, StoredStep
 from assistantd.usage.meter import ModelCall, UsageMeter
 from assistantd.worker import prompt as prompts
@@ -44,7 +45,7 @@ from assistantd.worker.store import RunContext, RunStore
 from assistantd.worker.tools.base import ServerTool, ToolCallState, ToolEnv, ToolFailed
 
 #: How the answer's message closes when the run ends: (status, its step's usage, reason).
-CloseAs = tuple[str, dict[str, int] | None, str | None]
+CloseAs = tuple[str, StepUsage | None, str | None]
 
 
 class RunOutcome(Exception):
@@ -224,10 +225,10 @@ class RunExecution:
         await self.metered(finished.usage)
         return await self.after_model(finished, step_usage)
 
-    def model_call_finished(self, usage: Usage) -> dict[str, int]:
+    def model_call_finished(self, usage: Usage) -> StepUsage:
         """A model call ended with `usage`: the run counts it; returns the step's usage."""
         lifecycle.add_usage(self.state, usage.prompt_tokens, usage.completion_tokens)
-        return usage_dict(usage.prompt_tokens, usage.completion_tokens)
+        return usage_object(usage.prompt_tokens, usage.completion_tokens)
 
     async def metered(self, usage: Usage) -> None:
         """Tell the usage meter (usage rows, token limits) what this model call used."""
@@ -261,7 +262,7 @@ class RunExecution:
         elif isinstance(event, ToolCallArgumentsDelta):
             await self.tool_call_arguments(event)
 
-    async def after_model(self, finished: Finished, step_usage: dict[str, int]) -> str:
+    async def after_model(self, finished: Finished, step_usage: StepUsage) -> str:
         """What follows a finished model call: tool calls, or the answer's end."""
         run = self.run
         if self.calls and finished.reason == "length":
@@ -279,7 +280,7 @@ class RunExecution:
             )
         if self.calls:
             if self.message is not None:
-                await self.close_message("completed", usage_dict(0, 0))
+                await self.close_message("completed", usage_object(0, 0))
             return await self.tool_round(step_usage)
 
         # Cut off by a token limit: the run's budget, or the backend's own bound on one
@@ -383,7 +384,7 @@ class RunExecution:
     async def close_message(
         self,
         status: str,
-        usage: dict[str, int] | None,
+        usage: StepUsage | None,
         reason: str | None = None,
         last_error: dict[str, str] | None = None,
     ) -> None:
@@ -410,7 +411,7 @@ class RunExecution:
         joins = self.message is not None
         if joins:
             # The model wrote text, then called tools: the text is a finished message.
-            await self.close_message("completed", usage_dict(0, 0))
+            await self.close_message("completed", usage_object(0, 0))
         if self.tool_step is None:
             step = StoredStep(
                 new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []}),
@@ -481,7 +482,7 @@ class RunExecution:
             "thread.run.step.delta", events.step_delta(self.tool_step.body["id"], tool_call)
         )
 
-    async def tool_round(self, usage: dict[str, int]) -> str:
+    async def tool_round(self, usage: StepUsage) -> str:
         """Run the server-side calls; then either pause for function outputs ("pause") or
         go on to the next model call ("more")."""
         run = self.run
@@ -562,7 +563,7 @@ class RunExecution:
         self,
         step: dict[str, Any],
         status: str,
-        usage: dict[str, int] | None,
+        usage: StepUsage | None,
         last_error: dict[str, str] | None = None,
         *,
         state: StepState | None = None,
