@@ -28,7 +28,9 @@ class RunRow(ObjectRow, Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: The engine's private state (`runs/state.py::RunState.dump`); never on the wire.
-    state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default=text("'{}'"))
+    state: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
 
 
 class RunStepRow(ObjectRow, Base):
@@ -38,7 +40,9 @@ class RunStepRow(ObjectRow, Base):
     run_id: Mapped[str] = mapped_column(String(64))
     thread_id: Mapped[str] = mapped_column(String(64))
     #: The engine's private state (`runs/state.py::StepState.dump`); never on the wire.
-    state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default=text("'{}'"))
+    state: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
 
 
 class RunEventRow(Base):

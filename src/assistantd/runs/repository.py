@@ -15,7 +15,9 @@ STEPS: Table = RunStepRow.__table__  # type: ignore[assignment]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
 
 
-def body_update(kind: str, body: dict[str, Any], state: RunState | StepState | None = None) -> Update:
+def body_update(
+    kind: str, body: dict[str, Any], state: RunState | StepState | None = None
+) -> Update:
     """The one UPDATE that stores a run's, a step's or a run's message's changed body, and
     the run's or step's private `state` with it when one is given (else it is kept).
 
@@ -41,7 +43,9 @@ class RunRepository(Repository[RunRow]):
     async def active_for_thread(self, thread_id: str) -> str | None:
         """The id of the thread's active run, if it has one."""
         conn = await self.session.connection()
-        return (await conn.execute(select(RunRow.id).where(RunRow.active_thread_id == thread_id))).scalar()
+        return (
+            await conn.execute(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
+        ).scalar()
 
     async def write(
         self, kind: str, body: dict[str, Any], state: RunState | StepState | None = None

@@ -80,9 +80,7 @@ async def _thread_record(
     messages = [
         r.body for r in await _rows(s, MessageRow, project_id, MessageRow.thread_id == thread.id)
     ]
-    runs = [
-        dict(r.body) for r in await _rows(s, RunRow, project_id, RunRow.thread_id == thread.id)
-    ]
+    runs = [dict(r.body) for r in await _rows(s, RunRow, project_id, RunRow.thread_id == thread.id)]
     steps = await _rows(s, RunStepRow, project_id, RunStepRow.thread_id == thread.id)
     by_run: dict[str, list[Body]] = {}
     for st in steps:

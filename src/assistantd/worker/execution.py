@@ -236,11 +236,19 @@ class RunExecution:
         if meter is None:
             return
         server_tools = [c.run_tool["type"] for c in self.calls if c.run_tool is not None]
-        await meter.model_call(ModelCall(
-            project_id=self.project_id, api_key_id=self.state.api_key_id, run_id=self.run["id"],
-            thread_id=self.run["thread_id"], model=self.run["model"], input_tokens=usage.prompt_tokens,
-            output_tokens=usage.completion_tokens, file_search_calls=server_tools.count("file_search"),
-            code_interpreter_calls=server_tools.count("code_interpreter")))
+        await meter.model_call(
+            ModelCall(
+                project_id=self.project_id,
+                api_key_id=self.state.api_key_id,
+                run_id=self.run["id"],
+                thread_id=self.run["thread_id"],
+                model=self.run["model"],
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                file_search_calls=server_tools.count("file_search"),
+                code_interpreter_calls=server_tools.count("code_interpreter"),
+            )
+        )
 
     async def on_event(self, event: Any) -> None:
         """One event of the model's stream: text, a tool call starting, arguments."""

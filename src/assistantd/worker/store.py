@@ -66,14 +66,28 @@ class RunStore:
     async def _context(conn: Any, run: dict[str, Any]) -> RunContext:
         threads: Table = ThreadRow.__table__  # type: ignore[assignment]
         assistants: Table = AssistantRow.__table__  # type: ignore[assignment]
-        thread = (await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))).scalar()
-        msgs = (await conn.execute(select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
-                                   .where(MESSAGES.c.thread_id == run["thread_id"])
-                                   .order_by(MESSAGES.c.seq, MESSAGES.c.id))).all()
-        steps = (await conn.execute(select(STEPS.c.body, STEPS.c.state).where(STEPS.c.run_id == run["id"])
-                                    .order_by(STEPS.c.seq, STEPS.c.id))).all()
-        assistant = (await conn.execute(select(assistants.c.body)
-                                        .where(assistants.c.id == run["assistant_id"]))).scalar()
+        thread = (
+            await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))
+        ).scalar()
+        msgs = (
+            await conn.execute(
+                select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
+                .where(MESSAGES.c.thread_id == run["thread_id"])
+                .order_by(MESSAGES.c.seq, MESSAGES.c.id)
+            )
+        ).all()
+        steps = (
+            await conn.execute(
+                select(STEPS.c.body, STEPS.c.state)
+                .where(STEPS.c.run_id == run["id"])
+                .order_by(STEPS.c.seq, STEPS.c.id)
+            )
+        ).all()
+        assistant = (
+            await conn.execute(
+                select(assistants.c.body).where(assistants.c.id == run["assistant_id"])
+            )
+        ).scalar()
         return RunContext(
             history=[m.body for m in msgs if m.run_id != run["id"]],
             steps=[StoredStep(st.body, StepState.load(st.state)) for st in steps],
@@ -82,61 +96,119 @@ class RunStore:
             assistant=dict(assistant) if assistant is not None else None,
         )
 
-    async def insert_step(self, project_id: str, step: StoredStep,
-                          message: dict[str, Any] | None = None) -> None:
+    async def insert_step(
+        self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None
+    ) -> None:
         """Insert a step (and the message it creates, in the same transaction)."""
         body = step.body
         async with self.engine.begin() as conn:
-            await conn.execute(insert(STEPS).values(
-                id=body["id"], project_id=project_id, seq=next_seq(), created_at=body["created_at"],
-                run_id=body["run_id"], thread_id=body["thread_id"], body=body, state=step.state.dump()))
+            await conn.execute(
+                insert(STEPS).values(
+                    id=body["id"],
+                    project_id=project_id,
+                    seq=next_seq(),
+                    created_at=body["created_at"],
+                    run_id=body["run_id"],
+                    thread_id=body["thread_id"],
+                    body=body,
+                    state=step.state.dump(),
+                )
+            )
             if message is not None:
-                await conn.execute(insert(MESSAGES).values(
-                    id=message["id"], project_id=project_id, seq=next_seq(), created_at=message["created_at"],
-                    thread_id=message["thread_id"], run_id=message["run_id"], body=message))
+                await conn.execute(
+                    insert(MESSAGES).values(
+                        id=message["id"],
+                        project_id=project_id,
+                        seq=next_seq(),
+                        created_at=message["created_at"],
+                        thread_id=message["thread_id"],
+                        run_id=message["run_id"],
+                        body=message,
+                    )
+                )
 
     async def open_parts(self, run_id: str) -> tuple[list[StoredStep], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""
         async with self.engine.connect() as conn:
-            steps = (await conn.execute(select(STEPS.c.body, STEPS.c.state).where(STEPS.c.run_id == run_id)
-                                        .order_by(STEPS.c.seq))).all()
-            msgs = (await conn.execute(select(MESSAGES.c.body).where(MESSAGES.c.run_id == run_id)
-                                       .order_by(MESSAGES.c.seq))).scalars().all()
-        return ([StoredStep(st.body, StepState.load(st.state)) for st in steps
-                 if st.body["status"] == "in_progress"],
-                [m for m in msgs if m["status"] == "in_progress"])
+            steps = (
+                await conn.execute(
+                    select(STEPS.c.body, STEPS.c.state)
+                    .where(STEPS.c.run_id == run_id)
+                    .order_by(STEPS.c.seq)
+                )
+            ).all()
+            msgs = (
+                (
+                    await conn.execute(
+                        select(MESSAGES.c.body)
+                        .where(MESSAGES.c.run_id == run_id)
+                        .order_by(MESSAGES.c.seq)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return (
+            [
+                StoredStep(st.body, StepState.load(st.state))
+                for st in steps
+                if st.body["status"] == "in_progress"
+            ],
+            [m for m in msgs if m["status"] == "in_progress"],
+        )
 
-    async def claim(self, run_id: str, owner: str, now: float, lease: float,
-                    steal_from: str | None = None) -> bool:
+    async def claim(
+        self, run_id: str, owner: str, now: float, lease: float, steal_from: str | None = None
+    ) -> bool:
         """Take the run's lease if it is free, expired, already ours, or held by `steal_from`
         (a process known to be dead)."""
-        free = (RUNS.c.lease_owner.is_(None)) | (RUNS.c.lease_owner == owner) | (RUNS.c.lease_expires_at < now)
+        free = (
+            (RUNS.c.lease_owner.is_(None))
+            | (RUNS.c.lease_owner == owner)
+            | (RUNS.c.lease_expires_at < now)
+        )
         if steal_from is not None:
             free = free | (RUNS.c.lease_owner == steal_from)
         async with self.engine.begin() as conn:
             res = await conn.execute(
-                update(RUNS).where(RUNS.c.id == run_id, RUNS.c.active_thread_id.is_not(None), free)
-                .values(lease_owner=owner, lease_expires_at=now + lease))
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.active_thread_id.is_not(None), free)
+                .values(lease_owner=owner, lease_expires_at=now + lease)
+            )
             return bool(res.rowcount)
 
     async def renew(self, run_ids: Sequence[str], owner: str, until: float) -> None:
         if not run_ids:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(update(RUNS).where(RUNS.c.id.in_(run_ids), RUNS.c.lease_owner == owner)
-                               .values(lease_expires_at=until))
+            await conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id.in_(run_ids), RUNS.c.lease_owner == owner)
+                .values(lease_expires_at=until)
+            )
 
     async def release(self, run_id: str, owner: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.lease_owner == owner)
-                               .values(lease_owner=None, lease_expires_at=None))
+            await conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
 
     async def candidates(self) -> list[tuple[str, str, str | None, float | None, int | None]]:
         """Non-terminal runs: (id, status, lease owner, lease expiry, expires_at)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(RUNS.c.id, RUNS.c.status, RUNS.c.lease_owner,
-                                              RUNS.c.lease_expires_at, RUNS.c.body)
-                                       .where(RUNS.c.active_thread_id.is_not(None)))).all()
+            rows = (
+                await conn.execute(
+                    select(
+                        RUNS.c.id,
+                        RUNS.c.status,
+                        RUNS.c.lease_owner,
+                        RUNS.c.lease_expires_at,
+                        RUNS.c.body,
+                    ).where(RUNS.c.active_thread_id.is_not(None))
+                )
+            ).all()
         return [(r[0], r[1], r[2], r[3], (r[4] or {}).get("expires_at")) for r in rows]
 
     async def persist_events(self, run_id: str, events: Sequence[Any]) -> None:
@@ -147,8 +219,11 @@ class RunStore:
 
         A seq already stored is left as it is: a process that is not executing a run (no
         Redis, several processes) may have written a stray event of its own into the log."""
-        rows = [{"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()}
-                for run_id, events in logs for e in events]
+        rows = [
+            {"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()}
+            for run_id, events in logs
+            for e in events
+        ]
         if not rows:
             return
         from sqlalchemy.dialects import postgresql, sqlite
@@ -160,8 +235,13 @@ class RunStore:
 
     async def load_events(self, run_id: str) -> list[Any]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(EVENTS.c.seq, EVENTS.c.event, EVENTS.c.data)
-                                       .where(EVENTS.c.run_id == run_id).order_by(EVENTS.c.seq))).all()
+            rows = (
+                await conn.execute(
+                    select(EVENTS.c.seq, EVENTS.c.event, EVENTS.c.data)
+                    .where(EVENTS.c.run_id == run_id)
+                    .order_by(EVENTS.c.seq)
+                )
+            ).all()
         return [RunEvent(r.seq, r.event, r.data.encode()) for r in rows]
 
 
