@@ -173,7 +173,8 @@ async def test_a_function_call_pauses_the_run_and_releases_only_the_lease(
     assert [s["status"] for s in steps] == ["in_progress"]  # until the outputs come
     calls = row.body["required_action"]["submit_tool_outputs"]["tool_calls"]
     assert [c["function"]["name"] for c in calls] == ["get_weather"]
-    assert row.body["_pending_step_id"] == steps[0]["id"]
+    assert row.state["pending_step_id"] == steps[0]["id"]  # beside the body, never in it
+    assert not [k for k in row.body if k.startswith("_")]
 
     # Expired while waiting: the open tool step ends with it, as the run.
     await rig.engine.finalize(run["id"], "expired")
@@ -181,7 +182,7 @@ async def test_a_function_call_pauses_the_run_and_releases_only_the_lease(
     steps, _ = await rig.bodies(run["id"])
     assert row.status == "expired" and row.active_thread_id is None
     assert steps[0]["status"] == "expired" and steps[0]["expired_at"] is not None
-    assert "_pending_step_id" not in row.body and row.body["required_action"] is None
+    assert "pending_step_id" not in row.state and row.body["required_action"] is None
     assert [name for name, _ in await rig.events(run["id"])][-4:] == [
         "done",
         "thread.run.step.expired",

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from assistantd.events.bus import MemoryEventBus
+from assistantd.runs.state import StoredStep
 from assistantd.worker.journal import RunJournal
-from assistantd.worker.store import RunStore
+from assistantd.worker.store import RunStore, Write
 
 RUN = "run_1"
 
@@ -25,19 +26,19 @@ class RecordingStore(RunStore):
         self.transactions: list[tuple[list[str], int]] = []
         self.fail = False
 
-    async def write(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    async def write(self, bodies: Sequence[Write]) -> None:
         if not bodies:
             return
         if self.fail:
             raise RuntimeError("database gone")
         self.transactions.append(
-            ([f"{kind}:{body['id']}" for kind, body in bodies], await self.bus.position(RUN))
+            ([f"{kind}:{body['id']}" for kind, body, _ in bodies], await self.bus.position(RUN))
         )
 
     async def insert_step(
-        self, project_id: str, step: dict[str, Any], message: dict[str, Any] | None = None
+        self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None
     ) -> None:
-        self.transactions.append(([f"insert:{step['id']}"], await self.bus.position(RUN)))
+        self.transactions.append(([f"insert:{step.body['id']}"], await self.bus.position(RUN)))
 
 
 async def _log(bus: MemoryEventBus) -> list[str]:
@@ -112,7 +113,7 @@ async def test_inserts_and_committed_changes_then_done(bus: MemoryEventBus) -> N
     await journal.committed(
         [("thread.run.created", {"id": RUN}), ("thread.run.queued", {"id": RUN})], new=True
     )
-    await journal.insert("proj_1", {"id": "step_1"})
+    await journal.insert("proj_1", StoredStep({"id": "step_1"}))
     await journal.publish("thread.run.step.created", {"id": "step_1"})
     await journal.finish()
     assert store.transactions == [(["insert:step_1"], 2)]

@@ -9,6 +9,7 @@ import pytest
 
 from assistantd.runs import lifecycle
 from assistantd.runs.objects import ACTIVE, TERMINAL, new_run, new_step
+from assistantd.runs.state import RunState, StepState
 
 
 def _run(**over: Any) -> dict[str, Any]:
@@ -110,18 +111,14 @@ def test_endings_release_lock_and_lease_and_a_pause_only_the_lease() -> None:
 def test_end_run_sets_its_timestamp_usage_and_clears_the_pause(
     status: str, stamp: str | None, keeps_expiry: bool
 ) -> None:
-    run = _run(
-        status="requires_action",
-        required_action={"type": "submit_tool_outputs"},
-        _pending_step_id="step_1",
-        _usage=[10, 5],
-    )
+    run = _run(status="requires_action", required_action={"type": "submit_tool_outputs"})
+    state = RunState(pending_step_id="step_1", usage=(10, 5))
     keys = list(run)
     expires_at = run["expires_at"]
-    lifecycle.end_run(run, status, 1234, last_error=None)
+    lifecycle.end_run(run, state, status, 1234, last_error=None)
     assert run["status"] == status and run["required_action"] is None
-    assert "_pending_step_id" not in run
-    assert list(run) == [k for k in keys if k != "_pending_step_id"]  # the wire's key order
+    assert state.pending_step_id is None
+    assert list(run) == keys  # the wire's key order
     for name in ("completed_at", "cancelled_at", "failed_at"):
         assert run[name] == (1234 if name == stamp else None)
     assert run["expires_at"] == (expires_at if keeps_expiry else None)
@@ -130,16 +127,17 @@ def test_end_run_sets_its_timestamp_usage_and_clears_the_pause(
 
 def test_end_run_without_model_calls_has_zero_usage() -> None:
     run = _run()
-    lifecycle.end_run(run, "cancelled", 1)
+    lifecycle.end_run(run, RunState(), "cancelled", 1)
     assert run["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
 def test_usage_adds_up_over_model_calls() -> None:
-    run = _run()
-    assert lifecycle.used_tokens(run) == (0, 0)
-    lifecycle.add_usage(run, 7, 3)
-    lifecycle.add_usage(run, 2, 1)
-    assert lifecycle.used_tokens(run) == (9, 4)
+    state = RunState()
+    assert lifecycle.used_tokens(state) == (0, 0)
+    lifecycle.add_usage(state, 7, 3)
+    lifecycle.add_usage(state, 2, 1)
+    assert lifecycle.used_tokens(state) == (9, 4)
+    assert RunState.load(state.dump()).usage == (9, 4)
 
 
 @pytest.mark.parametrize(
@@ -179,14 +177,14 @@ def test_a_message_ending_maps_to_its_step(
 def test_end_step_takes_the_usage_it_kept_and_the_error() -> None:
     step = new_step(_run(), "tool_calls", {"type": "tool_calls", "tool_calls": []})
     keys = list(step)
-    step["_usage"] = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    state = StepState(usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
     error = {"code": "server_error", "message": "boom"}
-    lifecycle.end_step(step, "failed", None, 99, error)
-    assert list(step) == keys
+    lifecycle.end_step(step, state, "failed", None, 99, error)
+    assert list(step) == keys and state.usage is None
     assert (step["status"], step["failed_at"], step["last_error"]) == ("failed", 99, error)
     assert step["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
     other = new_step(_run(), "message_creation", {"type": "message_creation"})
-    lifecycle.end_step(other, "expired", None, 5)
+    lifecycle.end_step(other, StepState(), "expired", None, 5)
     assert other["expired_at"] == 5 and other["usage"]["total_tokens"] == 0
 
 
@@ -253,15 +251,20 @@ def test_a_pause_and_its_resume() -> None:
     )
     usage = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
     calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    lifecycle.pause_for_outputs(run, step, usage, calls)
-    assert run["status"] == "requires_action" and run["_pending_step_id"] == step["id"]
+    state, step_state = RunState(), StepState()
+    keys = list(run)
+    lifecycle.pause_for_outputs(run, state, step, step_state, usage, calls)
+    assert run["status"] == "requires_action" and state.pending_step_id == step["id"]
+    assert step_state.usage == usage and list(run) == keys
     assert lifecycle.pending_call_ids(run) == ["call_1"]
 
-    new_step_body, queued = lifecycle.resume_with_outputs(run, step, {"call_1": "42"}, 77)
+    new_step_body, queued = lifecycle.resume_with_outputs(
+        run, state, step, step_state, {"call_1": "42"}, 77
+    )
     assert queued["status"] == "queued" and queued["required_action"] is None
-    assert "_pending_step_id" not in queued and run["status"] == "requires_action"  # not changed
+    assert state.pending_step_id is None and run["status"] == "requires_action"  # not changed
     assert new_step_body["status"] == "completed" and new_step_body["completed_at"] == 77
-    assert new_step_body["usage"] == usage and "_usage" not in new_step_body
+    assert new_step_body["usage"] == usage and step_state.usage is None
     first, second = new_step_body["step_details"]["tool_calls"]
     assert first["function"]["output"] == "42"
     assert second == step["step_details"]["tool_calls"][1]

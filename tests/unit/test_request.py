@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from assistantd.runs.objects import new_run, new_step
+from assistantd.runs.state import StepState, StoredStep
 from assistantd.testing.scripted import ScriptedBackend
 from assistantd.worker.request import COMPLETION_RESERVE, OverBudget, build_chat_request, tool_view
 from assistantd.worker.store import RunContext
@@ -55,7 +56,7 @@ def _message(role: str, text: str, **over: Any) -> dict[str, Any]:
 
 def _context(
     *history: dict[str, Any],
-    steps: list[dict[str, Any]] | None = None,
+    steps: list[StoredStep] | None = None,
     thread: dict[str, Any] | None = None,
     assistant: dict[str, Any] | None = None,
 ) -> RunContext:
@@ -132,16 +133,22 @@ def test_tools_are_the_functions_then_the_server_tools() -> None:
 def test_the_completion_budget_is_what_the_run_has_left() -> None:
     context = _context(_message("user", "hi"))
     request = build_chat_request(
-        context, _run(max_completion_tokens=150, _usage=[10, 100]), ScriptedBackend([]), "m", TOOLS
+        context,
+        _run(max_completion_tokens=150),
+        ScriptedBackend([]),
+        "m",
+        TOOLS,
+        used=(10, 100),
     )
     assert request.max_tokens == 50
     with pytest.raises(OverBudget) as spent:
         build_chat_request(
             context,
-            _run(max_completion_tokens=100, _usage=[10, 100]),
+            _run(max_completion_tokens=100),
             ScriptedBackend([]),
             "m",
             TOOLS,
+            used=(10, 100),
         )
     assert spent.value.reason == "max_completion_tokens"
 
@@ -173,26 +180,19 @@ def test_the_tools_see_resources_stores_the_last_question_and_earlier_citations(
         {
             "type": "tool_calls",
             "tool_calls": [
-                {
-                    "id": "call_1",
-                    "type": "file_search",
-                    "file_search": {},
-                    "_citations": [["file_a", "a.txt"], ["file_b", "b.txt"]],
-                },
-                {
-                    "id": "call_2",
-                    "type": "code_interpreter",
-                    "code_interpreter": {},
-                    "_files": {"/mnt/data/out.csv": "file_out"},
-                },
-                {
-                    "id": "call_3",
-                    "type": "file_search",
-                    "file_search": {},
-                    "_citations": [["file_c", "c.txt"]],
-                },
+                {"id": "call_1", "type": "file_search", "file_search": {}},
+                {"id": "call_2", "type": "code_interpreter", "code_interpreter": {}},
+                {"id": "call_3", "type": "file_search", "file_search": {}},
             ],
         },
+    )
+    call: Any = {"output": "", "model_call": {"name": "n", "arguments": "{}"}}
+    kept = StepState(
+        calls={
+            "call_1": {**call, "citations": [["file_a", "a.txt"], ["file_b", "b.txt"]]},
+            "call_2": {**call, "files": {"/mnt/data/out.csv": "file_out"}},
+            "call_3": {**call, "citations": [["file_c", "c.txt"]]},
+        }
     )
     context = _context(
         _message("user", "first"),
@@ -202,7 +202,7 @@ def test_the_tools_see_resources_stores_the_last_question_and_earlier_citations(
             "second",
             attachments=[{"file_id": "file_att", "tools": [{"type": "code_interpreter"}]}],
         ),
-        steps=[earlier],
+        steps=[StoredStep(earlier, kept)],
         thread={"tool_resources": {"file_search": {"vector_store_ids": ["vs_thread"]}}},
         assistant={
             "tool_resources": {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from assistantd.assistants.models import AssistantRow
 from assistantd.assistants.repository import AssistantRepository
@@ -109,11 +109,6 @@ async def create(
 async def retrieve_object(uow: UnitOfWork, caller: Principal, assistant_id: str) -> Assistant:
     row = await AssistantRepository(uow.session).require_read(caller.project_id, assistant_id)
     return cast(Assistant, row.body)
-
-
-async def retrieve(uow: UnitOfWork, caller: Principal, assistant_id: str) -> dict[str, Any]:
-    """`retrieve_object` for the run service, which still reads the assistant as an untyped dict."""
-    return cast(dict[str, Any], await retrieve_object(uow, caller, assistant_id))
 
 
 async def modify(

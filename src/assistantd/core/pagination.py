@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal
 
 from fastapi import Query
 
 from assistantd.core.errors import InvalidRequest
-from assistantd.core.wire import list_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +37,14 @@ def parse_limit(limit: str | None, max_limit: int = 100, default_limit: int = 20
     return n
 
 
-def _parse(limit: str | None, order: str | None, after: str | None, before: str | None,
-           max_limit: int, default_limit: int) -> ListParams:
+def _parse(
+    limit: str | None,
+    order: str | None,
+    after: str | None,
+    before: str | None,
+    max_limit: int,
+    default_limit: int,
+) -> ListParams:
     n = parse_limit(limit, max_limit, default_limit)
     o = order or "desc"
     if o not in ("asc", "desc"):
@@ -67,9 +72,3 @@ async def file_list_params(
 ) -> ListParams:
     """The Files list allows up to 10,000 per page, 10,000 by default."""
     return _parse(limit, order, after, before, 10_000, 10_000)
-
-
-def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    """The list envelope of untyped objects (runs and steps, until their service takes the
-    `TypedDict`s); typed objects use `core.wire.list_of`."""
-    return cast(dict[str, Any], list_of(data, has_more))

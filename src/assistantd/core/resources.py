@@ -9,15 +9,6 @@ from assistantd.core.schemas import ToolResources
 from assistantd.core.wire import ToolResourcesWire
 
 
-def public(body: dict[str, Any]) -> dict[str, Any]:
-    """The wire object of a run body, whose internal fields sit under `_`-prefixed keys.
-
-    Only runs and steps still keep such keys in their body; every other object keeps its
-    private state in typed columns beside the body, so its body is the wire object.
-    """
-    return {k: v for k, v in body.items() if not k.startswith("_")}
-
-
 def tool_resources_object(
     resources: ToolResources | None,
     *,
@@ -41,19 +32,3 @@ def tool_resources_object(
     if v1_file_ids is not None and tool_types is not None and "code_interpreter" in tool_types:
         out["code_interpreter"] = {"file_ids": list(v1_file_ids)}
     return out
-
-
-def tool_resources_wire(
-    resources: ToolResources | None,
-    *,
-    previous: Mapping[str, Any] | None = None,
-    v1_file_ids: list[str] | None = None,
-    tool_types: set[str] | None = None,
-) -> dict[str, Any]:
-    """`tool_resources_object` for the run service, which still builds untyped run bodies."""
-    return cast(
-        dict[str, Any],
-        tool_resources_object(
-            resources, previous=previous, v1_file_ids=v1_file_ids, tool_types=tool_types
-        ),
-    )

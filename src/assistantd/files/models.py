@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Boolean, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from assistantd.core.db import Base, ObjectRow
@@ -18,3 +18,5 @@ class FileRow(ObjectRow, Base):
     # Queried columns beside the body: the list's `purpose` filter and the expiry sweep.
     purpose: Mapped[str] = mapped_column(String(32))
     expires_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: `assistantd import` found no bytes for the file: it is listed, its content is not there.
+    content_missing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

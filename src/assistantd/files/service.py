@@ -131,10 +131,12 @@ async def get_file(s: SessionLike, project_id: str, file_id: str) -> File:
 
 def _check_content(row: FileRow) -> None:
     """A file `assistantd import` found no bytes for is there, but its content is not."""
-    if row.body.get("_content_missing"):
+    if row.content_missing:
         raise InvalidRequest(
             f"File {row.id} was imported without its content (OpenAI does not release the bytes of "
-            "files with purpose 'assistants'); upload the file again to use it.", param="file_id")
+            "files with purpose 'assistants'); upload the file again to use it.",
+            param="file_id",
+        )
 
 
 async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> bytes:

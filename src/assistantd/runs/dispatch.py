@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from assistantd.core.db import UnitOfWork
+from assistantd.runs.state import RunState
 
 #: An event the API side announces on a run's log: (event name, data).
 Announcement = tuple[str, dict[str, Any]]
 #: (lease owner, lease expiry) stored with a run that this process will execute.
 Lease = tuple[str, float]
+#: A run just created: (project id, body, private state), so the worker need not read it back.
+Created = tuple[str, dict[str, Any], RunState]
 
 
 class RunDispatcher(Protocol):
@@ -31,12 +34,12 @@ class RunDispatcher(Protocol):
         run_id: str,
         events: Sequence[Announcement],
         *,
-        created: tuple[str, dict[str, Any]] | None = None,
+        created: Created | None = None,
     ) -> None:
         """Once `uow` has committed: publish `events` on the run's log, in order, then have
         the run executed (after the response has gone out).
 
-        `created`: (project id, body) of a run just inserted with `lease_for_create`'s
+        `created`: (project id, body, state) of a run just inserted with `lease_for_create`'s
         lease; its log is new, and the worker starts from this body without reading it back.
         """
 

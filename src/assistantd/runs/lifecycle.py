@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from assistantd.runs.objects import ACTIVE, TERMINAL, usage_dict
+from assistantd.runs.objects import ACTIVE, TERMINAL, Usage, usage_object
+from assistantd.runs.state import RunState, StepState
 
 #: Each status and the statuses a run may move to from it. A run is resumed `in_progress`
 #: after a crash, and an execution that ends as a cancel arrives may still end as it would
@@ -97,15 +98,14 @@ def held_columns(status: str) -> dict[str, Any]:
 # -- tokens ------------------------------------------------------------------------------
 
 
-def used_tokens(run: Mapping[str, Any]) -> tuple[int, int]:
+def used_tokens(state: RunState) -> tuple[int, int]:
     """(prompt, completion) tokens the run's model calls have used so far."""
-    used = run.get("_usage") or [0, 0]
-    return int(used[0]), int(used[1])
+    return state.usage
 
 
-def add_usage(run: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> None:
-    used_prompt, used_completion = used_tokens(run)
-    run["_usage"] = [used_prompt + prompt_tokens, used_completion + completion_tokens]
+def add_usage(state: RunState, prompt_tokens: int, completion_tokens: int) -> None:
+    used_prompt, used_completion = state.usage
+    state.usage = (used_prompt + prompt_tokens, used_completion + completion_tokens)
 
 
 # -- endings -----------------------------------------------------------------------------
@@ -144,8 +144,9 @@ def step_status_for_message(message_status: str, reason: str | None) -> str:
 
 def end_step(
     step: dict[str, Any],
+    state: StepState,
     status: str,
-    usage: dict[str, int] | None,
+    usage: Usage | None,
     now: int,
     last_error: dict[str, str] | None = None,
 ) -> None:
@@ -153,8 +154,8 @@ def end_step(
     when none is given), and the error that ended it."""
     step["status"] = status
     step[STEP_ENDED_AT[status]] = now
-    step["usage"] = usage if usage is not None else step.pop("_usage", None) or usage_dict(0, 0)
-    step.pop("_usage", None)
+    step["usage"] = usage if usage is not None else state.usage or usage_object(0, 0)
+    state.usage = None
     if last_error is not None:
         step["last_error"] = last_error
 
@@ -176,36 +177,41 @@ def left_open_message(message: Mapping[str, Any], reason: str, now: int) -> dict
     )
 
 
-def end_run(run: dict[str, Any], status: str, now: int, **fields: Any) -> None:
+def end_run(run: dict[str, Any], state: RunState, status: str, now: int, **fields: Any) -> None:
     """Give the run its terminal status: no required action, its timestamp, no expiry
     left (unless that is how it ended), and the usage of all its model calls."""
     run.update(status=status, required_action=None, **fields)
-    run.pop("_pending_step_id", None)
+    state.pending_step_id = None
     stamp = RUN_ENDED_AT.get(status)
     if stamp:
         run[stamp] = now
     if status != "expired":
         run["expires_at"] = None
-    run["usage"] = usage_dict(*used_tokens(run))
+    run["usage"] = usage_object(*used_tokens(state))
 
 
 # -- pauses and resumes ------------------------------------------------------------------
 
 
 def pause_for_outputs(
-    run: dict[str, Any], step: dict[str, Any], usage: dict[str, int], calls: list[dict[str, Any]]
+    run: dict[str, Any],
+    state: RunState,
+    step: dict[str, Any],
+    step_state: StepState,
+    usage: Usage,
+    calls: list[dict[str, Any]],
 ) -> None:
     """The run waits for the client's outputs of function `calls` ({id, type, function});
     the tool step stays open, keeping its model call's usage for when it closes."""
-    step["_usage"] = usage
+    step_state.usage = usage
     run.update(
         status="requires_action",
         required_action={
             "type": "submit_tool_outputs",
             "submit_tool_outputs": {"tool_calls": calls},
         },
-        _pending_step_id=step["id"],
     )
+    state.pending_step_id = step["id"]
 
 
 def pending_call_ids(run: Mapping[str, Any]) -> list[str]:
@@ -213,10 +219,16 @@ def pending_call_ids(run: Mapping[str, Any]) -> list[str]:
 
 
 def resume_with_outputs(
-    run: Mapping[str, Any], step: Mapping[str, Any], outputs: Mapping[str, str], now: int
+    run: Mapping[str, Any],
+    state: RunState,
+    step: Mapping[str, Any],
+    step_state: StepState,
+    outputs: Mapping[str, str],
+    now: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The (step, run) after the client's tool outputs: the step completed with the
-    outputs in its function calls, the run queued again."""
+    outputs in its function calls (the usage it kept), the run queued again (no step
+    pending). `state` and `step_state` change in place."""
     calls = []
     for call in step["step_details"]["tool_calls"]:
         if call["type"] == "function" and call["id"] in outputs:
@@ -227,11 +239,11 @@ def resume_with_outputs(
         step_details={"type": "tool_calls", "tool_calls": calls},
         status="completed",
         completed_at=now,
-        usage=step.get("_usage") or step.get("usage"),
+        usage=step_state.usage or step.get("usage"),
     )
-    new_step.pop("_usage", None)
+    step_state.usage = None
     new_run = dict(run, status="queued", required_action=None)
-    new_run.pop("_pending_step_id", None)
+    state.pending_step_id = None
     return new_step, new_run
 
 

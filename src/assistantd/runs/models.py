@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, Integer, String
+from typing import Any
+
+from sqlalchemy import Float, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from assistantd.core.db import Base, ObjectRow
+from assistantd.core.db import Base, JSONType, ObjectRow
 
 
 class RunRow(ObjectRow, Base):
@@ -25,6 +27,10 @@ class RunRow(ObjectRow, Base):
     # found by their stale lease and recovered.
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The engine's private state (`runs/state.py::RunState.dump`); never on the wire.
+    state: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
 
 
 class RunStepRow(ObjectRow, Base):
@@ -33,6 +39,10 @@ class RunStepRow(ObjectRow, Base):
 
     run_id: Mapped[str] = mapped_column(String(64))
     thread_id: Mapped[str] = mapped_column(String(64))
+    #: The engine's private state (`runs/state.py::StepState.dump`); never on the wire.
+    state: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
 
 
 class RunEventRow(Base):

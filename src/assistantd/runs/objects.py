@@ -1,10 +1,9 @@
 """Run and RunStep wire objects, the data of every stream event, and the lifecycle's vocabulary.
 
-The `TypedDict`s are the objects as clients receive them. The stored bodies of runs and
-steps also carry the engine's private `_`-prefixed keys, which `step_view` and
-`core.resources.public` drop; the untyped constructors `new_run` and `new_step` are kept
-for the engine and the run service until they take the typed ones (`run_object`,
-`step_object`).
+The `TypedDict`s are the objects as clients receive them, and as runs and steps are
+stored (the engine's private state sits beside the body: `runs/state.py`). The untyped
+constructors `new_run` and `new_step` are kept for the engine and the run service until
+they take the typed ones (`run_object`, `step_object`).
 """
 
 from __future__ import annotations
@@ -405,14 +404,13 @@ def usage_object(prompt: int, completion: int) -> Usage:
 
 
 def step_wire(body: dict[str, Any], include_content: bool) -> RunStep:
-    """A stored step as the API shows it: internal `_` keys dropped (also inside tool
-    calls), and file_search result `content` only when `include[]` asked for it."""
-    out = {k: v for k, v in body.items() if not k.startswith("_")}
+    """A stored step as the API shows it: file_search result `content` only when
+    `include[]` asked for it (the stored body has it)."""
+    out = dict(body)
     details = out.get("step_details") or {}
     if details.get("type") == "tool_calls":
         calls = []
         for call in details["tool_calls"]:
-            call = {k: v for k, v in call.items() if not k.startswith("_")}
             if (
                 call.get("type") == "file_search"
                 and not include_content
@@ -438,7 +436,7 @@ def new_run(
     model: str,
     instructions: str,
     tools: list[dict[str, Any]],
-    tool_resources: dict[str, Any],
+    tool_resources: ToolResourcesWire,
     metadata: dict[str, str],
     temperature: float | None,
     top_p: float | None,
@@ -458,7 +456,7 @@ def new_run(
             model=model,
             instructions=instructions,
             tools=tools,
-            tool_resources=cast(ToolResourcesWire, tool_resources),
+            tool_resources=tool_resources,
             metadata=metadata,
             temperature=temperature,
             top_p=top_p,
@@ -478,10 +476,6 @@ def new_step(run: dict[str, Any], step_type: str, details: dict[str, Any]) -> di
         dict[str, Any],
         step_object(cast(Run, run), cast(Any, step_type), cast(StepDetails, details)),
     )
-
-
-def usage_dict(prompt: int, completion: int) -> dict[str, int]:
-    return cast(dict[str, int], usage_object(prompt, completion))
 
 
 def step_view(body: dict[str, Any], include_content: bool) -> dict[str, Any]:

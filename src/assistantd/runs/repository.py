@@ -8,26 +8,31 @@ from assistantd.core.repository import Repository
 from assistantd.messages.models import MessageRow
 from assistantd.runs.lifecycle import held_columns
 from assistantd.runs.models import RunRow, RunStepRow
+from assistantd.runs.state import RunState, StepState
 
 RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 STEPS: Table = RunStepRow.__table__  # type: ignore[assignment]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
 
 
-def body_update(kind: str, body: dict[str, Any]) -> Update:
-    """The one UPDATE that stores a run's, a step's or a run's message's changed body.
+def body_update(
+    kind: str, body: dict[str, Any], state: RunState | StepState | None = None
+) -> Update:
+    """The one UPDATE that stores a run's, a step's or a run's message's changed body, and
+    the run's or step's private `state` with it when one is given (else it is kept).
 
     Every change of these rows after their insert is one of these, from the engine's own
     transactions (`worker/store.py::RunStore.write`) and from the API's
     (`RunRepository.write`): a run's status column, thread lock and lease follow its body's
     status as `runs/lifecycle.py::held_columns` says, whoever writes it.
     """
+    kept: dict[str, Any] = {} if state is None else {"state": state.dump()}
     if kind == "step":
-        return update(STEPS).where(STEPS.c.id == body["id"]).values(body=body)
+        return update(STEPS).where(STEPS.c.id == body["id"]).values(body=body, **kept)
     if kind == "message":
         return update(MESSAGES).where(MESSAGES.c.id == body["id"]).values(body=body)
     status = body["status"]
-    values: dict[str, Any] = {"status": status, "body": body, **held_columns(status)}
+    values: dict[str, Any] = {"status": status, "body": body, **kept, **held_columns(status)}
     return update(RUNS).where(RUNS.c.id == body["id"]).values(**values)
 
 
@@ -38,12 +43,16 @@ class RunRepository(Repository[RunRow]):
     async def active_for_thread(self, thread_id: str) -> str | None:
         """The id of the thread's active run, if it has one."""
         conn = await self.session.connection()
-        return (await conn.execute(select(RunRow.id).where(RunRow.active_thread_id == thread_id))).scalar()
+        return (
+            await conn.execute(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
+        ).scalar()
 
-    async def write(self, kind: str, body: dict[str, Any]) -> None:
+    async def write(
+        self, kind: str, body: dict[str, Any], state: RunState | StepState | None = None
+    ) -> None:
         """Store a changed run or step body in the request's transaction (`body_update`)."""
         conn = await self.session.connection()
-        await conn.execute(body_update(kind, body))
+        await conn.execute(body_update(kind, body, state))
 
 
 class RunStepRepository(Repository[RunStepRow]):

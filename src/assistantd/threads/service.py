@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import delete as sql_delete
@@ -12,9 +12,9 @@ from sqlalchemy import delete as sql_delete
 from assistantd.core.db import UnitOfWork, json_member_text
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.ids import new_id, next_seq, now_seconds
-from assistantd.core.pagination import ListParams, page
+from assistantd.core.pagination import ListParams
 from assistantd.core.resources import tool_resources_object
-from assistantd.core.wire import Deleted, deleted
+from assistantd.core.wire import Deleted, ListPage, deleted, list_of
 from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
 from assistantd.messages.models import MessageRow
@@ -68,18 +68,6 @@ async def create_object(
     return body
 
 
-async def create(
-    uow: UnitOfWork,
-    caller: Principal,
-    req: ThreadCreate,
-    stores: VectorStoreRuntime,
-    *,
-    checked: bool = False,
-) -> dict[str, Any]:
-    """`create_object` for the run service, which still reads the thread as an untyped dict."""
-    return cast(dict[str, Any], await create_object(uow, caller, req, stores, checked=checked))
-
-
 async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str) -> Thread:
     row = await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     return cast(Thread, dict(row.body))
@@ -123,22 +111,31 @@ def metadata_filters(query: Iterable[tuple[str, str]]) -> dict[str, str]:
         if match is None or not match.group(1) or len(match.group(1)) > _MAX_KEY:
             raise InvalidRequest(
                 f"Invalid query parameter {name[:80]!r}: expected 'metadata[key]=value' with a key "
-                f"of 1 to {_MAX_KEY} characters.", param="metadata")
+                f"of 1 to {_MAX_KEY} characters.",
+                param="metadata",
+            )
         if len(value) > _MAX_VALUE:
             raise InvalidRequest(
                 f"Invalid 'metadata[{match.group(1)}]': string too long. Expected a string with maximum "
-                f"length {_MAX_VALUE}, but got a string with length {len(value)} instead.", param="metadata")
+                f"length {_MAX_VALUE}, but got a string with length {len(value)} instead.",
+                param="metadata",
+            )
         filters[match.group(1)] = value
     if len(filters) > _MAX_FILTERS:
-        raise InvalidRequest(f"Invalid 'metadata': at most {_MAX_FILTERS} filters, got {len(filters)}.",
-                             param="metadata")
+        raise InvalidRequest(
+            f"Invalid 'metadata': at most {_MAX_FILTERS} filters, got {len(filters)}.",
+            param="metadata",
+        )
     return filters
 
 
-async def list_(uow: UnitOfWork, caller: Principal, params: ListParams,
-                metadata: dict[str, str]) -> dict[str, Any]:
+async def list_(
+    uow: UnitOfWork, caller: Principal, params: ListParams, metadata: dict[str, str]
+) -> ListPage[Thread]:
     """Extension: the project's threads, a page at a time, matching every metadata pair."""
     where: list[ColumnElement[bool]] = [
-        json_member_text(ThreadRow.body, "metadata", key) == value for key, value in metadata.items()]
+        json_member_text(ThreadRow.body, "metadata", key) == value
+        for key, value in metadata.items()
+    ]
     rows, more = await ThreadRepository(uow.session).list_page(caller.project_id, params, *where)
-    return page([dict(r.body) for r in rows], more)
+    return list_of([cast(Thread, r.body) for r in rows], more)

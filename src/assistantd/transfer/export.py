@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.assistants.models import AssistantRow
 from assistantd.core.db import ObjectRow
-from assistantd.core.resources import public
 from assistantd.files import storage
 from assistantd.files.models import FileRow
 from assistantd.files.repository import live
@@ -81,9 +80,7 @@ async def _thread_record(
     messages = [
         r.body for r in await _rows(s, MessageRow, project_id, MessageRow.thread_id == thread.id)
     ]
-    runs = [
-        public(r.body) for r in await _rows(s, RunRow, project_id, RunRow.thread_id == thread.id)
-    ]
+    runs = [dict(r.body) for r in await _rows(s, RunRow, project_id, RunRow.thread_id == thread.id)]
     steps = await _rows(s, RunStepRow, project_id, RunStepRow.thread_id == thread.id)
     by_run: dict[str, list[Body]] = {}
     for st in steps:
@@ -133,8 +130,8 @@ async def export_project(
     (out / FILES_DIR).mkdir(exist_ok=True)
     counts: Counter[str] = Counter()
     async with sessions() as s:
-        assistants = [public(r.body) for r in await _rows(s, AssistantRow, project_id)]
-        files = {r.id: public(r.body) for r in await _rows(s, FileRow, project_id, live())}
+        assistants = [dict(r.body) for r in await _rows(s, AssistantRow, project_id)]
+        files = {r.id: dict(r.body) for r in await _rows(s, FileRow, project_id, live())}
         store = storage.store_for(data_dir)
         for file_id in files:
             try:

@@ -38,9 +38,11 @@ from assistantd.messages.models import MessageRow
 from assistantd.messages.repository import MessageRepository
 from assistantd.runs.models import RunRow, RunStepRow
 from assistantd.runs.repository import RunRepository, RunStepRepository
+from assistantd.runs.state import RunState
 from assistantd.threads.models import ThreadRow
 from assistantd.threads.repository import ThreadRepository
 from assistantd.transfer.dump import Dump, missing_parents
+from assistantd.transfer.objects import EXPORTED_STATUS
 from assistantd.transfer.problems import DumpError
 from assistantd.transfer.repository import TransferRepository
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
@@ -372,7 +374,6 @@ class Writer:
                 body["bytes"] = len(data)
                 self.report.files_with_bytes += 1
             else:
-                body["_content_missing"] = True
                 self.report.files_without_bytes.append(body["id"])
             rows.append(
                 FileRow(
@@ -383,6 +384,7 @@ class Writer:
                     body=body,
                     purpose=body["purpose"],
                     expires_at=body["expires_at"],
+                    content_missing=source is None,
                 )
             )
         await FileRepository(s).insert_many(rows)
@@ -475,10 +477,14 @@ class Writer:
                 run_id=lambda b: b["run_id"],
             )
         )
+        # An export's active run is imported expired; its status there is kept in its state.
+        exported = {b["id"]: b.get(EXPORTED_STATUS) for b in runs}
+        runs = [{k: v for k, v in b.items() if k != EXPORTED_STATUS} for b in runs]
         await RunRepository(s).insert_many(
             self.rows(
                 RunRow,
                 runs,
+                state=lambda b: RunState(exported_status=exported[b["id"]]).dump(),
                 thread_id=lambda b: b["thread_id"],
                 status=lambda b: b["status"],
                 active_thread_id=lambda b: None,
@@ -534,7 +540,7 @@ async def import_dump(
     )
     async with sessions() as s:
         p = await plan(s, data_dir, project_id, dump, files_dir, report)
-    report.runs_expired = sum(1 for r in p.new["thread.run"] if "_exported_status" in r)
+    report.runs_expired = sum(1 for r in p.new["thread.run"] if EXPORTED_STATUS in r)
     if dry_run:
         _dry_counts(p, report)
         return report

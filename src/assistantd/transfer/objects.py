@@ -28,6 +28,9 @@ RUN_TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomp
 RUN_STATUSES = RUN_TERMINAL | {"queued", "in_progress", "requires_action", "cancelling"}
 STEP_STATUSES = frozenset({"in_progress", "cancelled", "failed", "completed", "expired"})
 MESSAGE_STATUSES = frozenset({"in_progress", "incomplete", "completed"})
+#: The key a read run body carries (in the plan only; the writer moves it to the run's
+#: state) when the export's run was still active: its status there.
+EXPORTED_STATUS = "_exported_status"
 PART_TYPES = {
     "text": "text",
     "image_file": "image_file",
@@ -364,7 +367,7 @@ def run(obj: Any, where: Where) -> Body:
         }
     )
     if body["status"] not in RUN_TERMINAL:
-        body["_exported_status"] = body["status"]  # kept, not shown
+        body[EXPORTED_STATUS] = body["status"]  # kept in the run's state, not shown
         body["status"], body["required_action"] = "expired", None
     return body
 

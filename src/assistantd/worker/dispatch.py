@@ -8,12 +8,11 @@ has gone out (`after_response`), so the client reads it while the run starts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from assistantd.core.db import UnitOfWork
 from assistantd.core.http import after_response
 from assistantd.events.bus import EventBus
-from assistantd.runs.dispatch import Announcement, Lease
+from assistantd.runs.dispatch import Announcement, Created, Lease
 from assistantd.worker.journal import RunJournal
 from assistantd.worker.worker import RunWorker
 
@@ -40,7 +39,7 @@ class LocalDispatcher:
         run_id: str,
         events: Sequence[Announcement],
         *,
-        created: tuple[str, dict[str, Any]] | None = None,
+        created: Created | None = None,
     ) -> None:
         async def committed() -> None:
             await self._announce(run_id, events, new=created is not None)
@@ -60,7 +59,7 @@ class LocalDispatcher:
     ) -> None:
         await RunJournal(self.worker.store, self.bus, run_id).committed(events, new=new)
 
-    def _start(self, run_id: str, created: tuple[str, dict[str, Any]] | None) -> None:
+    def _start(self, run_id: str, created: Created | None) -> None:
         # A created run holds this worker's lease already; a resumed one is claimed.
         self.worker.submit(run_id, claimed=created is not None, created=created)
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from assistantd.core.ids import now_seconds
 from assistantd.events.bus import EventBus
-from assistantd.runs.objects import step_view, usage_dict
+from assistantd.runs.objects import step_view, usage_object
 from assistantd.worker.engine import streamed_content
-from assistantd.worker.store import wire
+from assistantd.worker.store import Write
 from assistantd.worker.worker import RunWorker
 
 log = logging.getLogger("assistantd.shutdown")
@@ -89,7 +89,7 @@ async def hand_off(worker: RunWorker, bus: EventBus, run_id: str) -> None:
         streamed_content(await bus.history(run_id), {m["id"] for m in messages}) if messages else {}
     )
     now = now_seconds()
-    writes: list[tuple[str, dict[str, Any]]] = []
+    writes: list[Write] = []
     events: list[tuple[str, Any]] = []
     for message in messages:
         message = dict(
@@ -99,21 +99,22 @@ async def hand_off(worker: RunWorker, bus: EventBus, run_id: str) -> None:
             incomplete_details={"reason": "run_failed"},
             content=streamed.get(message["id"]) or message["content"],
         )
-        writes.append(("message", message))
+        writes.append(("message", message, None))
         events.append(("thread.message.incomplete", message))
-    for step in steps:
+    for stored in steps:
         step = dict(
-            step,
+            stored.body,
             status="failed",
             failed_at=now,
             last_error={"code": "server_error", "message": HANDED_OFF},
         )
-        step["usage"] = step.pop("_usage", None) or usage_dict(0, 0)
-        writes.append(("step", step))
+        step["usage"] = stored.state.usage or usage_object(0, 0)
+        stored.state.usage = None
+        writes.append(("step", step, stored.state))
         events.append(("thread.run.step.failed", step_view(step, False)))
     run = dict(row.body, status="queued")
-    writes.append(("run", run))
-    events.append(("thread.run.queued", wire(run)))
+    writes.append(("run", run, None))
+    events.append(("thread.run.queued", dict(run)))
     await store.write(writes)
     await store.release(run_id, worker.owner)
     for event, data in events:

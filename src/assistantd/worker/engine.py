@@ -25,6 +25,8 @@ from assistantd.events.bus import EventBus
 from assistantd.llm.base import ModelError, ModelRouter
 from assistantd.ops.context import bind_run
 from assistantd.runs import lifecycle
+from assistantd.runs.dispatch import Created
+from assistantd.runs.state import RunState
 from assistantd.usage.meter import UsageMeter
 from assistantd.worker import prompt as prompts
 from assistantd.worker.execution import Collaborators, RunExecution, RunOutcome
@@ -36,35 +38,64 @@ log = logging.getLogger("assistantd.engine")
 
 
 class RunEngine:
-    def __init__(self, store: RunStore, bus: EventBus, models: ModelRouter, settings: Settings,
-                 tools: dict[str, ServerTool] | None = None, files: prompts.ImageFiles | None = None,
-                 meter: UsageMeter | None = None) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        bus: EventBus,
+        models: ModelRouter,
+        settings: Settings,
+        tools: dict[str, ServerTool] | None = None,
+        files: prompts.ImageFiles | None = None,
+        meter: UsageMeter | None = None,
+    ) -> None:
         self.store = store
         self.bus = bus
-        self.deps = Collaborators(store=store, models=models, settings=settings, tools=tools or {},
-                                  files=files, meter=meter)
+        self.deps = Collaborators(
+            store=store,
+            models=models,
+            settings=settings,
+            tools=tools or {},
+            files=files,
+            meter=meter,
+        )
 
-    def _execution(self, run_id: str, run: dict[str, Any], project_id: str, *,
-                   cancel: asyncio.Event | None = None, tracked: bool = False) -> RunExecution:
-        return RunExecution(self.deps, RunJournal(self.store, self.bus, run_id), run, project_id,
-                            cancel=cancel, tracked=tracked)
+    def _execution(
+        self,
+        run_id: str,
+        run: dict[str, Any],
+        state: RunState,
+        project_id: str,
+        *,
+        cancel: asyncio.Event | None = None,
+        tracked: bool = False,
+    ) -> RunExecution:
+        return RunExecution(
+            self.deps,
+            RunJournal(self.store, self.bus, run_id),
+            run,
+            state,
+            project_id,
+            cancel=cancel,
+            tracked=tracked,
+        )
 
     # -- entry points ------------------------------------------------------------------
 
-    async def execute(self, run_id: str, cancel: asyncio.Event,
-                      created: tuple[str, dict[str, Any]] | None = None) -> None:
+    async def execute(
+        self, run_id: str, cancel: asyncio.Event, created: Created | None = None
+    ) -> None:
         """Run `run_id` until it pauses (requires_action) or ends.
 
-        `created`: (project id, body) of a run this process has just created, instead of
+        `created`: (project id, body, state) of a run this process has just created, instead of
         reading it back; a cancel since then arrives through `cancel`.
         """
         if created is not None:
-            project_id, run = created[0], dict(created[1])
+            project_id, run, state = created[0], dict(created[1]), created[2]
         else:
             row = await self.store.load_run(run_id)
             if row is None:
                 return
-            project_id, run = row.project_id, dict(row.body)
+            project_id, run, state = row.project_id, dict(row.body), RunState.load(row.state)
         bind_run(run_id, project_id)  # ops: this task's logs, metrics and spans name the run
         if run["status"] == "cancelling":
             await self.finalize(run_id, "cancelled")
@@ -74,13 +105,17 @@ class RunEngine:
         if run["expires_at"] and now_seconds() >= run["expires_at"]:
             await self.finalize(run_id, "expired")
             return
-        ex = self._execution(run_id, run, project_id, cancel=cancel, tracked=run["status"] == "queued")
+        ex = self._execution(
+            run_id, run, state, project_id, cancel=cancel, tracked=run["status"] == "queued"
+        )
         if run["status"] == "in_progress":
             # Picked up after a crash: whatever step was in flight is lost; close it as
             # failed and go on from the thread's state.
             await self._close_interrupted(run_id)
         await ex.start()
-        await self._drive(ex, cancel, (run["expires_at"] - time.time()) if run["expires_at"] else None)
+        await self._drive(
+            ex, cancel, (run["expires_at"] - time.time()) if run["expires_at"] else None
+        )
 
     async def _drive(self, ex: RunExecution, cancel: asyncio.Event, deadline: float | None) -> None:
         """Run the execution's loop until it pauses or ends, is cancelled, or runs out of
@@ -88,15 +123,19 @@ class RunEngine:
         loop = asyncio.create_task(ex.loop())
         stop = asyncio.create_task(cancel.wait())
         try:
-            done, _ = await asyncio.wait({loop, stop}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {loop, stop}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED
+            )
         except asyncio.CancelledError:
             # The worker is shutting down: stop generating, leave the run for recovery.
             loop.cancel()
             stop.cancel()
             raise
         stop.cancel()
-        if loop in done and not (cancel.is_set() and (loop.cancelled() or isinstance(
-                loop.exception(), asyncio.CancelledError))):
+        if loop in done and not (
+            cancel.is_set()
+            and (loop.cancelled() or isinstance(loop.exception(), asyncio.CancelledError))
+        ):
             await self._conclude(ex, loop)
             return
         ex.stopping = True  # the stream loop checks this between fragments
@@ -123,15 +162,22 @@ class RunEngine:
             await ex.end("failed", last_error={"code": err.code, "message": err.message})
         except Exception as err:  # a fault of ours: say so, never leave the run stuck
             log.exception("run %s crashed", run_id)
-            await ex.end("failed", last_error={
-                "code": "server_error", "message": f"assistantd failed while running: {type(err).__name__}: {err}"})
+            await ex.end(
+                "failed",
+                last_error={
+                    "code": "server_error",
+                    "message": f"assistantd failed while running: {type(err).__name__}: {err}",
+                },
+            )
 
     async def finalize(self, run_id: str, status: str, **fields: Any) -> None:
         """End a run that is not executing here (queued, requires_action, orphaned)."""
         row = await self.store.load_run(run_id)
         if row is None or lifecycle.is_terminal(row.status):
             return
-        await self._execution(run_id, dict(row.body), row.project_id).end(status, **fields)
+        await self._execution(run_id, dict(row.body), RunState.load(row.state), row.project_id).end(
+            status, **fields
+        )
 
     async def _close_interrupted(self, run_id: str) -> None:
         """Close what a dead process left open: its message keeps the content its stream
@@ -140,17 +186,25 @@ class RunEngine:
         row = await self.store.load_run(run_id)
         if row is None:
             return
-        ex = self._execution(run_id, dict(row.body), row.project_id)
-        error = {"code": "server_error", "message": "assistantd restarted while this step ran; the run resumed."}
-        streamed = streamed_content(await self.bus.history(run_id), {m["id"] for m in open_messages}) \
-            if open_messages else {}
+        ex = self._execution(run_id, dict(row.body), RunState.load(row.state), row.project_id)
+        error = {
+            "code": "server_error",
+            "message": "assistantd restarted while this step ran; the run resumed.",
+        }
+        streamed = (
+            streamed_content(await self.bus.history(run_id), {m["id"] for m in open_messages})
+            if open_messages
+            else {}
+        )
         async with ex.journal.batch():
             for message in open_messages:
-                message = dict(lifecycle.left_open_message(message, "run_failed", now_seconds()),
-                               content=streamed.get(message["id"]) or message["content"])
+                message = dict(
+                    lifecycle.left_open_message(message, "run_failed", now_seconds()),
+                    content=streamed.get(message["id"]) or message["content"],
+                )
                 await ex.journal.record("message", message, "thread.message.incomplete")
             for step in open_steps:
-                await ex.finish_step(dict(step), "failed", None, error)
+                await ex.finish_step(dict(step.body), "failed", None, error, state=step.state)
 
 
 def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
@@ -167,13 +221,21 @@ def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list
         slots = parts.setdefault(delta["id"], {})
         for entry in delta["delta"].get("content") or []:
             if entry["type"] == "text":
-                slot = slots.setdefault(entry["index"], {"type": "text", "text": {"value": "", "annotations": []}})
-                texts.setdefault((delta["id"], entry["index"]), []).append(entry["text"].get("value") or "")
-                slot["text"]["annotations"] += [{k: v for k, v in a.items() if k != "index"}
-                                                for a in entry["text"].get("annotations") or []]
+                slot = slots.setdefault(
+                    entry["index"], {"type": "text", "text": {"value": "", "annotations": []}}
+                )
+                texts.setdefault((delta["id"], entry["index"]), []).append(
+                    entry["text"].get("value") or ""
+                )
+                slot["text"]["annotations"] += [
+                    {k: v for k, v in a.items() if k != "index"}
+                    for a in entry["text"].get("annotations") or []
+                ]
             elif entry["type"] == "refusal":
                 slots.setdefault(entry["index"], {"type": "refusal", "refusal": ""})
-                refusals.setdefault((delta["id"], entry["index"]), []).append(entry.get("refusal") or "")
+                refusals.setdefault((delta["id"], entry["index"]), []).append(
+                    entry.get("refusal") or ""
+                )
             else:
                 slots[entry["index"]] = {k: v for k, v in entry.items() if k != "index"}
     for (message_id, index), values in texts.items():

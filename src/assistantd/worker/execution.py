@@ -32,18 +32,20 @@ from assistantd.llm.base import (
 )
 from assistantd.messages.service import new_message
 from assistantd.runs import lifecycle
-from assistantd.runs.objects import new_step, step_view, usage_dict
+from assistantd.runs.objects import Usage as StepUsage
+from assistantd.runs.objects import new_step, step_view, usage_object
+from assistantd.runs.state import CallState, RunState, StepState, StoredStep
 from assistantd.usage.meter import ModelCall, UsageMeter
 from assistantd.worker import prompt as prompts
 from assistantd.worker import wire as events
 from assistantd.worker.annotations import Annotator
 from assistantd.worker.journal import RunJournal
 from assistantd.worker.request import OverBudget, ToolView, build_chat_request, tool_view
-from assistantd.worker.store import RunContext, RunStore, wire
+from assistantd.worker.store import RunContext, RunStore
 from assistantd.worker.tools.base import ServerTool, ToolCallState, ToolEnv, ToolFailed
 
 #: How the answer's message closes when the run ends: (status, its step's usage, reason).
-CloseAs = tuple[str, dict[str, int] | None, str | None]
+CloseAs = tuple[str, StepUsage | None, str | None]
 
 
 class RunOutcome(Exception):
@@ -115,6 +117,7 @@ class RunExecution:
         deps: Collaborators,
         journal: RunJournal,
         run: dict[str, Any],
+        state: RunState,
         project_id: str,
         *,
         cancel: asyncio.Event | None = None,
@@ -122,14 +125,15 @@ class RunExecution:
     ) -> None:
         self.deps = deps
         self.journal = journal
-        self.run = run
+        self.run = run  # the wire object, as stored
+        self.state = state  # what the engine keeps beside it
         self.project_id = project_id
         self.cancel = cancel
         #: This execution opened every step and message still open (nothing was left by a
         #: crash or a pause), so a completed run has none to look up.
         self.tracked = tracked
         self.message: _OpenMessage | None = None
-        self.tool_step: dict[str, Any] | None = None
+        self.tool_step: StoredStep | None = None
         self.calls: list[_Call] = []  # the current model call's tool calls
         self.view = ToolView(resources={}, thread_stores=[], last_user_text="")
         self.pending_images: list[str] = []  # shown in the next message
@@ -148,13 +152,15 @@ class RunExecution:
     async def start(self) -> None:
         """The run is in progress: written with the context its first model call reads."""
         self.run.update(status="in_progress", started_at=now_seconds())
-        self.context = await self.journal.start(self.run, "thread.run.in_progress", wire(self.run))
+        self.context = await self.journal.start(
+            self.run, self.state, "thread.run.in_progress", dict(self.run)
+        )
 
     async def loop(self) -> None:
         """Model calls (and the server tools they call) until the run pauses or is done."""
-        run, limit = self.run, self.deps.settings.run_max_steps
+        state, limit = self.state, self.deps.settings.run_max_steps
         while True:
-            calls_made = int(run.get("_model_calls", 0))
+            calls_made = state.model_calls
             if calls_made >= limit:
                 raise RunOutcome(
                     "failed",
@@ -164,7 +170,7 @@ class RunExecution:
                         f"{limit} (ASSISTANTD_RUN_MAX_STEPS).",
                     },
                 )
-            run["_model_calls"] = calls_made + 1
+            state.model_calls = calls_made + 1
             after = await self.model_call()
             if after == "pause":
                 return
@@ -181,7 +187,9 @@ class RunExecution:
         context, self.context = self.context or await self.deps.store.context(run), None
         self.view = tool_view(context, run)
         try:
-            request = build_chat_request(context, run, backend, model_name, self.deps.tools)
+            request = build_chat_request(
+                context, run, backend, model_name, self.deps.tools, used=self.state.usage
+            )
         except OverBudget as over:
             raise RunOutcome("incomplete", incomplete_details={"reason": over.reason}) from None
         if backend.supports_images:
@@ -217,10 +225,10 @@ class RunExecution:
         await self.metered(finished.usage)
         return await self.after_model(finished, step_usage)
 
-    def model_call_finished(self, usage: Usage) -> dict[str, int]:
+    def model_call_finished(self, usage: Usage) -> StepUsage:
         """A model call ended with `usage`: the run counts it; returns the step's usage."""
-        lifecycle.add_usage(self.run, usage.prompt_tokens, usage.completion_tokens)
-        return usage_dict(usage.prompt_tokens, usage.completion_tokens)
+        lifecycle.add_usage(self.state, usage.prompt_tokens, usage.completion_tokens)
+        return usage_object(usage.prompt_tokens, usage.completion_tokens)
 
     async def metered(self, usage: Usage) -> None:
         """Tell the usage meter (usage rows, token limits) what this model call used."""
@@ -228,11 +236,19 @@ class RunExecution:
         if meter is None:
             return
         server_tools = [c.run_tool["type"] for c in self.calls if c.run_tool is not None]
-        await meter.model_call(ModelCall(
-            project_id=self.project_id, api_key_id=self.run.get("_api_key_id"), run_id=self.run["id"],
-            thread_id=self.run["thread_id"], model=self.run["model"], input_tokens=usage.prompt_tokens,
-            output_tokens=usage.completion_tokens, file_search_calls=server_tools.count("file_search"),
-            code_interpreter_calls=server_tools.count("code_interpreter")))
+        await meter.model_call(
+            ModelCall(
+                project_id=self.project_id,
+                api_key_id=self.state.api_key_id,
+                run_id=self.run["id"],
+                thread_id=self.run["thread_id"],
+                model=self.run["model"],
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                file_search_calls=server_tools.count("file_search"),
+                code_interpreter_calls=server_tools.count("code_interpreter"),
+            )
+        )
 
     async def on_event(self, event: Any) -> None:
         """One event of the model's stream: text, a tool call starting, arguments."""
@@ -254,14 +270,14 @@ class RunExecution:
         elif isinstance(event, ToolCallArgumentsDelta):
             await self.tool_call_arguments(event)
 
-    async def after_model(self, finished: Finished, step_usage: dict[str, int]) -> str:
+    async def after_model(self, finished: Finished, step_usage: StepUsage) -> str:
         """What follows a finished model call: tool calls, or the answer's end."""
         run = self.run
         if self.calls and finished.reason == "length":
             # Arguments cut off mid-JSON cannot be handed to the client as a call.
             if (
                 run.get("max_completion_tokens")
-                and lifecycle.used_tokens(run)[1] >= run["max_completion_tokens"]
+                and lifecycle.used_tokens(self.state)[1] >= run["max_completion_tokens"]
             ):
                 raise RunOutcome(
                     "incomplete", incomplete_details={"reason": "max_completion_tokens"}
@@ -272,7 +288,7 @@ class RunExecution:
             )
         if self.calls:
             if self.message is not None:
-                await self.close_message("completed", usage_dict(0, 0))
+                await self.close_message("completed", usage_object(0, 0))
             return await self.tool_round(step_usage)
 
         # Cut off by a token limit: the run's budget, or the backend's own bound on one
@@ -310,7 +326,7 @@ class RunExecution:
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": body["id"]}},
         )
-        await self.journal.insert(self.project_id, step, body)
+        await self.journal.insert(self.project_id, StoredStep(step), body)
         # Figures from code run earlier in this run lead the message, as OpenAI showed them.
         images, self.pending_images = self.pending_images, []
         self.message = _OpenMessage(body=body, step=step, images=images)
@@ -376,7 +392,7 @@ class RunExecution:
     async def close_message(
         self,
         status: str,
-        usage: dict[str, int] | None,
+        usage: StepUsage | None,
         reason: str | None = None,
         last_error: dict[str, str] | None = None,
     ) -> None:
@@ -403,14 +419,16 @@ class RunExecution:
         joins = self.message is not None
         if joins:
             # The model wrote text, then called tools: the text is a finished message.
-            await self.close_message("completed", usage_dict(0, 0))
+            await self.close_message("completed", usage_object(0, 0))
         if self.tool_step is None:
-            step = new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-            step["_joins_previous"] = joins
+            step = StoredStep(
+                new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []}),
+                StepState(joins_previous=joins),
+            )
             await self.journal.insert(self.project_id, step)
             self.tool_step = step
-            await self.journal.publish("thread.run.step.created", step_view(step, False))
-            await self.journal.publish("thread.run.step.in_progress", step_view(step, False))
+            await self.journal.publish("thread.run.step.created", step_view(step.body, False))
+            await self.journal.publish("thread.run.step.in_progress", step_view(step.body, False))
         state = ToolCallState(index=len(self.calls), id=event.id, name=event.name)
         run_tool = next(
             (
@@ -469,10 +487,10 @@ class RunExecution:
     async def _step_delta(self, tool_call: dict[str, Any]) -> None:
         assert self.tool_step is not None
         await self.journal.delta(
-            "thread.run.step.delta", events.step_delta(self.tool_step["id"], tool_call)
+            "thread.run.step.delta", events.step_delta(self.tool_step.body["id"], tool_call)
         )
 
-    async def tool_round(self, usage: dict[str, int]) -> str:
+    async def tool_round(self, usage: StepUsage) -> str:
         """Run the server-side calls; then either pause for function outputs ("pause") or
         go on to the next model call ("more")."""
         run = self.run
@@ -483,17 +501,20 @@ class RunExecution:
             raise ModelError(
                 f"The model called {unknown[0]!r}, which is not one of the run's tools."
             )
-        entries = [await self._execute(call) for call in self.calls]
-        step = dict(self.tool_step)
+        step_state = self.tool_step.state
+        entries = [await self._execute(call, step_state) for call in self.calls]
+        step = dict(self.tool_step.body)
         step["step_details"] = {"type": "tool_calls", "tool_calls": entries}
         self.tool_step = None
         functions = [c for c in self.calls if c.tool is None]
         if not functions:
-            await self.finish_step(step, "completed", usage)
+            await self.finish_step(step, "completed", usage, state=step_state)
             return "more"
         lifecycle.pause_for_outputs(
             run,
+            self.state,
             step,
+            step_state,
             usage,
             [
                 {
@@ -505,14 +526,17 @@ class RunExecution:
             ],
         )
         async with self.journal.batch():
-            await self.journal.record("step", step)
-            await self.journal.record("run", run, "thread.run.requires_action", wire(run))
+            await self.journal.record("step", step, state=step_state)
+            await self.journal.record(
+                "run", run, "thread.run.requires_action", dict(run), state=self.state
+            )
         await self.journal.finish()
         return "pause"
 
-    async def _execute(self, call: _Call) -> dict[str, Any]:
+    async def _execute(self, call: _Call, step_state: StepState) -> dict[str, Any]:
         """The step's entry for one call: a function call as the model made it (its output
-        comes from the client), or a server tool's call after it ran."""
+        comes from the client), or a server tool's call after it ran (what the engine
+        keeps of it goes to `step_state.calls`)."""
         if call.tool is None or call.run_tool is None:
             return {
                 "id": call.id,
@@ -525,16 +549,19 @@ class RunExecution:
             raise ModelError(str(err)) from err
         entry = dict(outcome.call)
         # Kept for the next model call's prompt and for citations; never shown on the wire.
-        entry["_output"] = outcome.output
-        entry["_model_call"] = {"name": call.name, "arguments": call.arguments}
+        kept: CallState = {
+            "output": outcome.output,
+            "model_call": {"name": call.name, "arguments": call.arguments},
+        }
         if call.tool.type == "file_search":
-            entry["_citations"] = [list(v) for _, v in sorted(outcome.citations.items())]
+            kept["citations"] = [list(v) for _, v in sorted(outcome.citations.items())]
             for k, (fid, _name) in outcome.citations.items():
                 self.annotator.citations[(self.view.file_search_calls, k)] = fid
             self.view.file_search_calls += 1
         if outcome.files:
-            entry["_files"] = outcome.files
+            kept["files"] = outcome.files
             self.annotator.sandbox_files.update(outcome.files)
+        step_state.calls[call.id] = kept
         self.pending_images.extend(outcome.images)
         return entry
 
@@ -544,15 +571,19 @@ class RunExecution:
         self,
         step: dict[str, Any],
         status: str,
-        usage: dict[str, int] | None,
+        usage: StepUsage | None,
         last_error: dict[str, str] | None = None,
+        *,
+        state: StepState | None = None,
     ) -> None:
-        lifecycle.end_step(step, status, usage, now_seconds(), last_error)
+        state = state or StepState()
+        lifecycle.end_step(step, state, status, usage, now_seconds(), last_error)
         await self.journal.record(
             "step",
             step,
             f"thread.run.step.{status}",
-            step_view(step, bool(self.run.get("_include_content"))),
+            step_view(step, self.state.include_content),
+            state=state,
         )
 
     async def end(self, status: str, **fields: Any) -> None:
@@ -576,8 +607,10 @@ class RunExecution:
                     )
             if not (self.tracked and status == "completed"):
                 await self._close_untracked(status, reason, error)
-            lifecycle.end_run(run, status, now_seconds(), **fields)
-            await self.journal.record("run", run, f"thread.run.{status}", wire(run))
+            lifecycle.end_run(run, self.state, status, now_seconds(), **fields)
+            await self.journal.record(
+                "run", run, f"thread.run.{status}", dict(run), state=self.state
+            )
         await self.journal.finish()
         await self.ended()
 
@@ -596,8 +629,8 @@ class RunExecution:
                 await self.journal.record("message", message, "thread.message.incomplete")
         step_status = lifecycle.step_status_for_run(status)
         for step in open_steps:
-            if step["id"] not in closed:
-                await self.finish_step(dict(step), step_status, None, error)
+            if step.body["id"] not in closed:
+                await self.finish_step(dict(step.body), step_status, None, error, state=step.state)
 
     async def ended(self) -> None:
         """The run has reached its terminal status (`self.run["status"]`), committed and

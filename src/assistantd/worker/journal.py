@@ -23,9 +23,8 @@ from typing import Any
 
 from assistantd.events.bus import EventBus
 from assistantd.runs.dispatch import Announcement
-from assistantd.worker.store import RunContext, RunStore
-
-Write = tuple[str, dict[str, Any]]
+from assistantd.runs.state import RunState, StepState, StoredStep
+from assistantd.worker.store import RunContext, RunStore, Write
 
 
 class RunJournal:
@@ -56,7 +55,7 @@ class RunJournal:
 
     def batched_ids(self) -> set[str]:
         """The ids of the bodies the open batch writes (none outside a batch)."""
-        return {body["id"] for _, body in self._batch[0]} if self._batch else set()
+        return {body["id"] for _, body, _ in self._batch[0]} if self._batch else set()
 
     async def record(
         self,
@@ -64,13 +63,16 @@ class RunJournal:
         body: dict[str, Any],
         event: str | None = None,
         data: dict[str, Any] | None = None,
+        *,
+        state: RunState | StepState | None = None,
     ) -> None:
-        """Write `body` (`"run" | "step" | "message"`), then publish `event` with `data`
-        (default: the body itself)."""
+        """Write `body` (`"run" | "step" | "message"`) and, when given, its private `state`,
+        then publish `event` with `data` (default: the body itself)."""
+        write: Write = (kind, body, state)
         if self._batch is not None:
-            self._batch[0].append((kind, body))
+            self._batch[0].append(write)
         else:
-            await self.store.write([(kind, body)])
+            await self.store.write([write])
         if event is not None:
             await self.publish(event, body if data is None else data)
 
@@ -84,16 +86,18 @@ class RunJournal:
         await self.bus.publish(self.run_id, event, data)
 
     async def insert(
-        self, project_id: str, step: dict[str, Any], message: dict[str, Any] | None = None
+        self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None
     ) -> None:
         """Insert a step (and the message it creates) now, in its own transaction: `publish`
         its events next."""
         await self.store.insert_step(project_id, step, message)
 
-    async def start(self, run: dict[str, Any], event: str, data: dict[str, Any]) -> RunContext:
+    async def start(
+        self, run: dict[str, Any], state: RunState, event: str, data: dict[str, Any]
+    ) -> RunContext:
         """Write the run as it starts, read what its first model call needs (one
         transaction), then publish `event`."""
-        context = await self.store.start(run)
+        context = await self.store.start(run, state)
         await self.bus.publish(self.run_id, event, data)
         return context
 

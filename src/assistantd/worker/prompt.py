@@ -26,13 +26,18 @@ from assistantd.llm.base import (
     ToolSpec,
     image_tokens,
 )
+from assistantd.runs.state import StoredStep
 
 #: purposes of the files an `image_file` part may show (`assistants_output`: the code
 #: interpreter's own figures)
 IMAGE_PURPOSES = ("vision", "assistants", "assistants_output")
 #: magic bytes → the image types chat completions takes (PNG, JPEG, GIF, WEBP)
-_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
-                (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
 SHOWN_ABOVE = "The images of the previous message:"
 
 
@@ -75,12 +80,21 @@ def message_content(content: list[dict[str, Any]], *, images: bool) -> str | lis
                 out.append(TextPart(part["refusal"]))
         elif kind == "image_url":
             image = part["image_url"]
-            out.append(ImagePart(image["url"], image.get("detail") or "auto",
-                                 _url_placeholder(image["url"])))
+            out.append(
+                ImagePart(
+                    image["url"], image.get("detail") or "auto", _url_placeholder(image["url"])
+                )
+            )
         elif kind == "image_file":
             image = part["image_file"]
-            out.append(ImagePart("", image.get("detail") or "auto",
-                                 _file_placeholder(image["file_id"]), file_id=image["file_id"]))
+            out.append(
+                ImagePart(
+                    "",
+                    image.get("detail") or "auto",
+                    _file_placeholder(image["file_id"]),
+                    file_id=image["file_id"],
+                )
+            )
     return out
 
 
@@ -109,14 +123,17 @@ def history_messages(messages: list[dict[str, Any]], *, images: bool = False) ->
         content = message_content(m["content"], images=True)
         if isinstance(content, list) and m["role"] != "user":
             out.append(ChatMessage(role=m["role"], content=message_text(m["content"])))
-            out.append(_images_message(SHOWN_ABOVE, [p for p in content if isinstance(p, ImagePart)]))
+            out.append(
+                _images_message(SHOWN_ABOVE, [p for p in content if isinstance(p, ImagePart)])
+            )
         else:
             out.append(ChatMessage(role=m["role"], content=content))
     return out
 
 
-def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, Any]],
-              *, images: bool = False) -> list[ChatMessage]:
+def run_turns(
+    steps: list[StoredStep], messages_by_id: dict[str, dict[str, Any]], *, images: bool = False
+) -> list[ChatMessage]:
     """What this run already did (its steps, in order) as chat messages.
 
     A message step directly followed by a tool step of the same model call becomes one
@@ -125,7 +142,8 @@ def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, A
     user message (the message that shows them to the user keeps their placeholders).
     """
     out: list[ChatMessage] = []
-    for step in steps:
+    for stored in steps:
+        step, kept = stored.body, stored.state
         details = step["step_details"]
         if step["status"] in ("failed", "cancelled", "expired"):
             continue  # interrupted work (e.g. a crash mid-message) is not part of the story
@@ -141,12 +159,22 @@ def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, A
             if kind == "function":
                 fn = call["function"]
                 calls.append(ToolCall(call["id"], fn["name"], fn["arguments"]))
-                results.append(ChatMessage(role="tool", content=fn.get("output") or "", tool_call_id=call["id"]))
+                results.append(
+                    ChatMessage(
+                        role="tool", content=fn.get("output") or "", tool_call_id=call["id"]
+                    )
+                )
             else:
-                payload = call.get("_model_call") or {}
-                calls.append(ToolCall(call["id"], payload.get("name", kind), payload.get("arguments", "{}")))
-                results.append(ChatMessage(role="tool", content=call.get("_output", ""), tool_call_id=call["id"]))
-        if out and out[-1].role == "assistant" and not out[-1].tool_calls and step.get("_joins_previous"):
+                state = kept.calls.get(call["id"])
+                name, arguments = (
+                    (state["model_call"]["name"], state["model_call"]["arguments"])
+                    if state is not None
+                    else (kind, "{}")
+                )
+                calls.append(ToolCall(call["id"], name, arguments))
+                output = state["output"] if state is not None else ""
+                results.append(ChatMessage(role="tool", content=output, tool_call_id=call["id"]))
+        if out and out[-1].role == "assistant" and not out[-1].tool_calls and kept.joins_previous:
             out[-1].tool_calls = calls
         else:
             out.append(ChatMessage(role="assistant", content=None, tool_calls=calls))
@@ -154,12 +182,21 @@ def run_turns(steps: list[dict[str, Any]], messages_by_id: dict[str, dict[str, A
         if images:
             for call in details["tool_calls"]:
                 figures: list[ContentPart] = [
-                    ImagePart("", "auto", _file_placeholder(o["image"]["file_id"]), file_id=o["image"]["file_id"])
+                    ImagePart(
+                        "",
+                        "auto",
+                        _file_placeholder(o["image"]["file_id"]),
+                        file_id=o["image"]["file_id"],
+                    )
                     for o in (call.get("code_interpreter") or {}).get("outputs") or ()
-                    if o.get("type") == "image"]
+                    if o.get("type") == "image"
+                ]
                 if figures:
-                    out.append(_images_message(f"The images code_interpreter call {call['id']} displayed:",
-                                               figures))
+                    out.append(
+                        _images_message(
+                            f"The images code_interpreter call {call['id']} displayed:", figures
+                        )
+                    )
     return out
 
 
@@ -168,16 +205,25 @@ def function_specs(tools: list[dict[str, Any]]) -> list[ToolSpec]:
     for tool in tools:
         if tool["type"] == "function":
             fn = tool["function"]
-            specs.append(ToolSpec(name=fn["name"], description=fn.get("description"),
-                                  parameters=fn.get("parameters") or {"type": "object", "properties": {}},
-                                  strict=fn.get("strict")))
+            specs.append(
+                ToolSpec(
+                    name=fn["name"],
+                    description=fn.get("description"),
+                    parameters=fn.get("parameters") or {"type": "object", "properties": {}},
+                    strict=fn.get("strict"),
+                )
+            )
     return specs
 
 
 def _shows_previous(message: ChatMessage) -> bool:
     content = message.content
-    return (isinstance(content, list) and bool(content) and isinstance(content[0], TextPart)
-            and content[0].text == SHOWN_ABOVE)
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and isinstance(content[0], TextPart)
+        and content[0].text == SHOWN_ABOVE
+    )
 
 
 @dataclass
@@ -192,8 +238,10 @@ def count(backend: ModelBackend, messages: list[ChatMessage]) -> int:
     total = 0
     for m in messages:
         if isinstance(m.content, list):
-            total += 4 + sum(image_tokens(p) if isinstance(p, ImagePart) else backend.count_tokens(p.text)
-                             for p in m.content)
+            total += 4 + sum(
+                image_tokens(p) if isinstance(p, ImagePart) else backend.count_tokens(p.text)
+                for p in m.content
+            )
         else:
             total += 4 + backend.count_tokens(m.content or "")
         for c in m.tool_calls:
@@ -201,8 +249,14 @@ def count(backend: ModelBackend, messages: list[ChatMessage]) -> int:
     return total
 
 
-def fit(backend: ModelBackend, system: list[ChatMessage], history: list[ChatMessage],
-        current: list[ChatMessage], truncation: dict[str, Any], limit: int) -> Fitted:
+def fit(
+    backend: ModelBackend,
+    system: list[ChatMessage],
+    history: list[ChatMessage],
+    current: list[ChatMessage],
+    truncation: dict[str, Any],
+    limit: int,
+) -> Fitted:
     """Apply `truncation_strategy` and drop the oldest history until the prompt fits `limit`.
 
     The run's own turns and the newest history message are never dropped: without them
@@ -231,7 +285,9 @@ def fit(backend: ModelBackend, system: list[ChatMessage], history: list[ChatMess
 
 
 class ImageFiles(Protocol):
-    async def image(self, project_id: str, file_id: str, max_bytes: int) -> tuple[str, int, bytes | None] | None:
+    async def image(
+        self, project_id: str, file_id: str, max_bytes: int
+    ) -> tuple[str, int, bytes | None] | None:
         """(purpose, size, bytes) of a file of the project, bytes None when over `max_bytes`;
         None when the file is gone."""
 
@@ -246,8 +302,9 @@ def image_mime_type(data: bytes) -> str | None:
     return None
 
 
-async def load_images(messages: list[ChatMessage], files: ImageFiles | None, project_id: str,
-                      max_bytes: int) -> None:
+async def load_images(
+    messages: list[ChatMessage], files: ImageFiles | None, project_id: str, max_bytes: int
+) -> None:
     """Fill the `data:` URL of every `image_file` part of `messages`, in place.
 
     A file that is gone since the message was written shows its placeholder, saying so;
@@ -261,7 +318,11 @@ async def load_images(messages: list[ChatMessage], files: ImageFiles | None, pro
         for k, part in enumerate(parts):
             if not isinstance(part, ImagePart) or part.file_id is None or part.url:
                 continue
-            found = await files.image(project_id, part.file_id, max_bytes) if files is not None else None
+            found = (
+                await files.image(project_id, part.file_id, max_bytes)
+                if files is not None
+                else None
+            )
             if found is None:
                 parts[k] = TextPart(f"[image file {part.file_id}: deleted, not shown]")
                 continue
@@ -269,13 +330,16 @@ async def load_images(messages: list[ChatMessage], files: ImageFiles | None, pro
             if purpose not in IMAGE_PURPOSES:
                 raise ModelInvalidPrompt(
                     f"The image file {part.file_id} has purpose {purpose!r}; an image_file must be "
-                    f"uploaded with purpose 'vision' or 'assistants'.")
+                    f"uploaded with purpose 'vision' or 'assistants'."
+                )
             if data is None:
                 raise ModelInvalidPrompt(
                     f"The image file {part.file_id} is {size} bytes; images sent to the model may be "
-                    f"at most {max_bytes} bytes (ASSISTANTD_IMAGE_MAX_BYTES).")
+                    f"at most {max_bytes} bytes (ASSISTANTD_IMAGE_MAX_BYTES)."
+                )
             mime = image_mime_type(data)
             if mime is None:
                 raise ModelInvalidPrompt(
-                    f"The image file {part.file_id} is not a PNG, JPEG, GIF or WEBP image.")
+                    f"The image file {part.file_id} is not a PNG, JPEG, GIF or WEBP image."
+                )
             part.url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from assistantd.events.bus import EventBus
+from assistantd.runs.dispatch import Created
 from assistantd.worker.dispatch import LocalDispatcher
 from assistantd.worker.worker import RunWorker
 
@@ -43,7 +44,7 @@ class RedisDispatcher(LocalDispatcher):
         await super().aclose()
         await self._redis.aclose()
 
-    def _start(self, run_id: str, created: tuple[str, dict[str, Any]] | None) -> None:
+    def _start(self, run_id: str, created: Created | None) -> None:
         if not self.worker.enabled:
             self._notify("submit", run_id)
             return

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistantd.llm.base import ChatMessage, ChatRequest, ModelBackend
-from assistantd.runs.lifecycle import used_tokens
 from assistantd.worker import prompt as prompts
 from assistantd.worker.annotations import Annotator
 from assistantd.worker.store import RunContext
@@ -63,13 +62,15 @@ def tool_view(context: RunContext, run: Mapping[str, Any]) -> ToolView:
         ),
     )
     for step in context.steps:
-        for call in step["step_details"].get("tool_calls") or []:
+        for call in step.body["step_details"].get("tool_calls") or []:
+            kept = step.state.calls.get(call["id"])
             if call["type"] == "file_search":
-                for k, (fid, _name) in enumerate(call.get("_citations") or []):
+                citations = kept.get("citations", []) if kept is not None else []
+                for k, (fid, _name) in enumerate(citations):
                     view.annotator.citations[(view.file_search_calls, k)] = fid
                 view.file_search_calls += 1
-            elif call["type"] == "code_interpreter":
-                view.annotator.sandbox_files.update(call.get("_files") or {})
+            elif call["type"] == "code_interpreter" and kept is not None:
+                view.annotator.sandbox_files.update(kept.get("files", {}))
     return view
 
 
@@ -79,12 +80,15 @@ def build_chat_request(
     backend: ModelBackend,
     model_name: str,
     server_tools: Mapping[str, ServerTool],
+    *,
+    used: tuple[int, int] = (0, 0),
 ) -> ChatRequest:
     """The next model call's request; `OverBudget` when the run's token limits allow none.
+    `used`: the (prompt, completion) tokens the run's model calls have used so far.
 
     Image parts are left for `prompt.load_images` (the one step that reads files).
     """
-    used_prompt, used_completion = used_tokens(run)
+    used_prompt, used_completion = used
     system_text = run.get("instructions") or ""
     system = [ChatMessage(role="system", content=system_text)] if system_text else []
     images = backend.supports_images

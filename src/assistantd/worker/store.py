@@ -15,13 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistantd.assistants.models import AssistantRow
 from assistantd.core.ids import next_seq
-from assistantd.core.resources import public
 from assistantd.events.bus import RunEvent
 from assistantd.runs.models import RunEventRow
 from assistantd.runs.repository import MESSAGES, RUNS, STEPS, body_update
+from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.threads.models import ThreadRow
 
 EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
+
+#: A change to write: ("run" | "step" | "message", its body, its private state or None to
+#: keep the stored one).
+Write = tuple[str, dict[str, Any], RunState | StepState | None]
 
 
 class RunStore:
@@ -34,23 +38,23 @@ class RunStore:
         self.engine = engine
 
     async def load_run(self, run_id: str) -> Row[Any] | None:
-        """The run's row (`id`, `project_id`, `status`, `body`, lease columns …)."""
+        """The run's row (`id`, `project_id`, `status`, `body`, `state`, lease columns …)."""
         async with self.engine.connect() as conn:
             return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
-    async def write(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Write several bodies (`("run" | "step" | "message", body)`) in one transaction."""
+    async def write(self, bodies: Sequence[Write]) -> None:
+        """Write several bodies (and states) in one transaction."""
         if not bodies:
             return
         async with self.engine.begin() as conn:
-            for kind, body in bodies:
-                await conn.execute(body_update(kind, body))
+            for kind, body, state in bodies:
+                await conn.execute(body_update(kind, body, state))
 
-    async def start(self, run: dict[str, Any]) -> RunContext:
+    async def start(self, run: dict[str, Any], state: RunState) -> RunContext:
         """Write the run (now `in_progress`) and read what its first model call needs, in
         one transaction."""
         async with self.engine.begin() as conn:
-            await conn.execute(body_update("run", run))
+            await conn.execute(body_update("run", run, state))
             return await self._context(conn, run)
 
     async def context(self, run: dict[str, Any]) -> RunContext:
@@ -62,75 +66,149 @@ class RunStore:
     async def _context(conn: Any, run: dict[str, Any]) -> RunContext:
         threads: Table = ThreadRow.__table__  # type: ignore[assignment]
         assistants: Table = AssistantRow.__table__  # type: ignore[assignment]
-        thread = (await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))).scalar()
-        msgs = (await conn.execute(select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
-                                   .where(MESSAGES.c.thread_id == run["thread_id"])
-                                   .order_by(MESSAGES.c.seq, MESSAGES.c.id))).all()
-        steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run["id"])
-                                    .order_by(STEPS.c.seq, STEPS.c.id))).scalars().all()
-        assistant = (await conn.execute(select(assistants.c.body)
-                                        .where(assistants.c.id == run["assistant_id"]))).scalar()
+        thread = (
+            await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))
+        ).scalar()
+        msgs = (
+            await conn.execute(
+                select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
+                .where(MESSAGES.c.thread_id == run["thread_id"])
+                .order_by(MESSAGES.c.seq, MESSAGES.c.id)
+            )
+        ).all()
+        steps = (
+            await conn.execute(
+                select(STEPS.c.body, STEPS.c.state)
+                .where(STEPS.c.run_id == run["id"])
+                .order_by(STEPS.c.seq, STEPS.c.id)
+            )
+        ).all()
+        assistant = (
+            await conn.execute(
+                select(assistants.c.body).where(assistants.c.id == run["assistant_id"])
+            )
+        ).scalar()
         return RunContext(
             history=[m.body for m in msgs if m.run_id != run["id"]],
-            steps=list(steps),
+            steps=[StoredStep(st.body, StepState.load(st.state)) for st in steps],
             own_messages={m.id: m.body for m in msgs if m.run_id == run["id"]},
             thread=thread,
             assistant=dict(assistant) if assistant is not None else None,
         )
 
-    async def insert_step(self, project_id: str, step: dict[str, Any],
-                          message: dict[str, Any] | None = None) -> None:
+    async def insert_step(
+        self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None
+    ) -> None:
         """Insert a step (and the message it creates, in the same transaction)."""
+        body = step.body
         async with self.engine.begin() as conn:
-            await conn.execute(insert(STEPS).values(
-                id=step["id"], project_id=project_id, seq=next_seq(), created_at=step["created_at"],
-                run_id=step["run_id"], thread_id=step["thread_id"], body=step))
+            await conn.execute(
+                insert(STEPS).values(
+                    id=body["id"],
+                    project_id=project_id,
+                    seq=next_seq(),
+                    created_at=body["created_at"],
+                    run_id=body["run_id"],
+                    thread_id=body["thread_id"],
+                    body=body,
+                    state=step.state.dump(),
+                )
+            )
             if message is not None:
-                await conn.execute(insert(MESSAGES).values(
-                    id=message["id"], project_id=project_id, seq=next_seq(), created_at=message["created_at"],
-                    thread_id=message["thread_id"], run_id=message["run_id"], body=message))
+                await conn.execute(
+                    insert(MESSAGES).values(
+                        id=message["id"],
+                        project_id=project_id,
+                        seq=next_seq(),
+                        created_at=message["created_at"],
+                        thread_id=message["thread_id"],
+                        run_id=message["run_id"],
+                        body=message,
+                    )
+                )
 
-    async def open_parts(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def open_parts(self, run_id: str) -> tuple[list[StoredStep], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""
         async with self.engine.connect() as conn:
-            steps = (await conn.execute(select(STEPS.c.body).where(STEPS.c.run_id == run_id)
-                                        .order_by(STEPS.c.seq))).scalars().all()
-            msgs = (await conn.execute(select(MESSAGES.c.body).where(MESSAGES.c.run_id == run_id)
-                                       .order_by(MESSAGES.c.seq))).scalars().all()
-        return ([st for st in steps if st["status"] == "in_progress"],
-                [m for m in msgs if m["status"] == "in_progress"])
+            steps = (
+                await conn.execute(
+                    select(STEPS.c.body, STEPS.c.state)
+                    .where(STEPS.c.run_id == run_id)
+                    .order_by(STEPS.c.seq)
+                )
+            ).all()
+            msgs = (
+                (
+                    await conn.execute(
+                        select(MESSAGES.c.body)
+                        .where(MESSAGES.c.run_id == run_id)
+                        .order_by(MESSAGES.c.seq)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return (
+            [
+                StoredStep(st.body, StepState.load(st.state))
+                for st in steps
+                if st.body["status"] == "in_progress"
+            ],
+            [m for m in msgs if m["status"] == "in_progress"],
+        )
 
-    async def claim(self, run_id: str, owner: str, now: float, lease: float,
-                    steal_from: str | None = None) -> bool:
+    async def claim(
+        self, run_id: str, owner: str, now: float, lease: float, steal_from: str | None = None
+    ) -> bool:
         """Take the run's lease if it is free, expired, already ours, or held by `steal_from`
         (a process known to be dead)."""
-        free = (RUNS.c.lease_owner.is_(None)) | (RUNS.c.lease_owner == owner) | (RUNS.c.lease_expires_at < now)
+        free = (
+            (RUNS.c.lease_owner.is_(None))
+            | (RUNS.c.lease_owner == owner)
+            | (RUNS.c.lease_expires_at < now)
+        )
         if steal_from is not None:
             free = free | (RUNS.c.lease_owner == steal_from)
         async with self.engine.begin() as conn:
             res = await conn.execute(
-                update(RUNS).where(RUNS.c.id == run_id, RUNS.c.active_thread_id.is_not(None), free)
-                .values(lease_owner=owner, lease_expires_at=now + lease))
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.active_thread_id.is_not(None), free)
+                .values(lease_owner=owner, lease_expires_at=now + lease)
+            )
             return bool(res.rowcount)
 
     async def renew(self, run_ids: Sequence[str], owner: str, until: float) -> None:
         if not run_ids:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(update(RUNS).where(RUNS.c.id.in_(run_ids), RUNS.c.lease_owner == owner)
-                               .values(lease_expires_at=until))
+            await conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id.in_(run_ids), RUNS.c.lease_owner == owner)
+                .values(lease_expires_at=until)
+            )
 
     async def release(self, run_id: str, owner: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.lease_owner == owner)
-                               .values(lease_owner=None, lease_expires_at=None))
+            await conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
 
     async def candidates(self) -> list[tuple[str, str, str | None, float | None, int | None]]:
         """Non-terminal runs: (id, status, lease owner, lease expiry, expires_at)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(RUNS.c.id, RUNS.c.status, RUNS.c.lease_owner,
-                                              RUNS.c.lease_expires_at, RUNS.c.body)
-                                       .where(RUNS.c.active_thread_id.is_not(None)))).all()
+            rows = (
+                await conn.execute(
+                    select(
+                        RUNS.c.id,
+                        RUNS.c.status,
+                        RUNS.c.lease_owner,
+                        RUNS.c.lease_expires_at,
+                        RUNS.c.body,
+                    ).where(RUNS.c.active_thread_id.is_not(None))
+                )
+            ).all()
         return [(r[0], r[1], r[2], r[3], (r[4] or {}).get("expires_at")) for r in rows]
 
     async def persist_events(self, run_id: str, events: Sequence[Any]) -> None:
@@ -141,8 +219,11 @@ class RunStore:
 
         A seq already stored is left as it is: a process that is not executing a run (no
         Redis, several processes) may have written a stray event of its own into the log."""
-        rows = [{"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()}
-                for run_id, events in logs for e in events]
+        rows = [
+            {"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()}
+            for run_id, events in logs
+            for e in events
+        ]
         if not rows:
             return
         from sqlalchemy.dialects import postgresql, sqlite
@@ -154,8 +235,13 @@ class RunStore:
 
     async def load_events(self, run_id: str) -> list[Any]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(EVENTS.c.seq, EVENTS.c.event, EVENTS.c.data)
-                                       .where(EVENTS.c.run_id == run_id).order_by(EVENTS.c.seq))).all()
+            rows = (
+                await conn.execute(
+                    select(EVENTS.c.seq, EVENTS.c.event, EVENTS.c.data)
+                    .where(EVENTS.c.run_id == run_id)
+                    .order_by(EVENTS.c.seq)
+                )
+            ).all()
         return [RunEvent(r.seq, r.event, r.data.encode()) for r in rows]
 
 
@@ -164,11 +250,7 @@ class RunContext:
     """The state a model call is built from."""
 
     history: list[dict[str, Any]]  # the thread's messages before this run
-    steps: list[dict[str, Any]]  # this run's steps so far
+    steps: list[StoredStep]  # this run's steps so far
     own_messages: dict[str, dict[str, Any]]  # this run's messages by id
     thread: dict[str, Any] | None
     assistant: dict[str, Any] | None
-
-
-def wire(body: dict[str, Any]) -> dict[str, Any]:
-    return public(body)

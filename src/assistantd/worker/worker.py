@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from assistantd.core.leases import owner_alive, owner_name
 from assistantd.core.periodic import every
 from assistantd.core.settings import Settings
+from assistantd.runs.dispatch import Created
 from assistantd.worker.engine import RunEngine
 from assistantd.worker.store import RunStore
 
@@ -84,7 +84,7 @@ class RunWorker:
         return self.owner, time.time() + LEASE_SECONDS
 
     def submit(self, run_id: str, steal_from: str | None = None, claimed: bool = False,
-               created: tuple[str, dict[str, Any]] | None = None) -> None:
+               created: Created | None = None) -> None:
         """Execute a queued run here (if nobody else holds it).
 
         `claimed`: the run was created with this worker's lease (`lease_for_new_run`);
@@ -114,7 +114,7 @@ class RunWorker:
         return list(self._tasks)
 
     async def _execute(self, run_id: str, steal_from: str | None, claimed: bool = False,
-                       created: tuple[str, dict[str, Any]] | None = None) -> None:
+                       created: Created | None = None) -> None:
         try:
             async with self._limit:
                 if not claimed and not await self.store.claim(
