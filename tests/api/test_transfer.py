@@ -332,3 +332,21 @@ def test_objects_created_meanwhile_by_another_import(tmp_path: Path) -> None:
             await engine.dispose()
 
     asyncio.run(main())
+
+
+def test_reasoning_effort_goes_into_its_column_not_the_body(server: Server, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from assistantd.assistants.models import AssistantRow
+
+    raw = {**dumps.assistants()[0], "id": "asst_effortEFFORTeffort0123456", "reasoning_effort": "high"}
+    (tmp_path / "assistants.json").write_text(json.dumps({"object": "list", "data": [raw]}))
+    _import(server.settings.resolved_database_url, server.settings.data_dir, "effort",
+            tmp_path / "assistants.json", files_dir=None)
+
+    async def row(uow: Any) -> Any:
+        return (await uow.session.execute(select(AssistantRow).where(AssistantRow.id == raw["id"]))).scalar_one()
+
+    stored = run_db(server, row)
+    assert stored.reasoning_effort == "high"
+    assert not [k for k in stored.body if k.startswith("_")]

@@ -42,7 +42,7 @@ from assistantd.runs.state import RunState
 from assistantd.threads.models import ThreadRow
 from assistantd.threads.repository import ThreadRepository
 from assistantd.transfer.dump import Dump, missing_parents
-from assistantd.transfer.objects import EXPORTED_STATUS
+from assistantd.transfer.objects import EXPORTED_STATUS, REASONING_EFFORT
 from assistantd.transfer.problems import DumpError
 from assistantd.transfer.repository import TransferRepository
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
@@ -445,8 +445,12 @@ class Writer:
         async with self.sessions() as s, s.begin():
             await self.files(s)
             await self.stores(s)
+            # The reader keeps an assistant's reasoning_effort (which the API does not show)
+            # under a private key; it goes into its column, never into the stored body.
+            assistants = [dict(b) for b in self.plan.new["assistant"]]
+            efforts = {b["id"]: b.pop(REASONING_EFFORT, None) for b in assistants}
             await AssistantRepository(s).insert_many(
-                self.rows(AssistantRow, self.plan.new["assistant"])
+                self.rows(AssistantRow, assistants, reasoning_effort=lambda b: efforts[b["id"]])
             )
         self.report.created["file"] += len(self.plan.new["file"])
         self.report.created["assistant"] += len(self.plan.new["assistant"])

@@ -31,6 +31,8 @@ MESSAGE_STATUSES = frozenset({"in_progress", "incomplete", "completed"})
 #: The key a read run body carries (in the plan only; the writer moves it to the run's
 #: state) when the export's run was still active: its status there.
 EXPORTED_STATUS = "_exported_status"
+#: Where the reader keeps an assistant's reasoning_effort until the loader puts it in its column.
+REASONING_EFFORT = "_reasoning_effort"
 PART_TYPES = {
     "text": "text",
     "image_file": "image_file",
@@ -223,7 +225,7 @@ def assistant(obj: Any, where: Where) -> Body:
         "response_format": a.get("response_format") or "auto",
     }
     if a.get("reasoning_effort") is not None:
-        body["_reasoning_effort"] = _typed(a, "reasoning_effort", str, where, None)
+        body[REASONING_EFFORT] = _typed(a, "reasoning_effort", str, where, None)
     return body
 
 
