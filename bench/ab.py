@@ -23,7 +23,17 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from bench.common import API_KEY, ROOT, Server, Upstream, fmt, postgres_database, raise_nofile, table, write_results
+from bench.common import (
+    API_KEY,
+    ROOT,
+    Server,
+    Upstream,
+    fmt,
+    postgres_database,
+    raise_nofile,
+    table,
+    write_results,
+)
 from bench.throughput import MODEL, _level
 
 NAME = "ab"
@@ -52,10 +62,16 @@ async def _assistant(server: Server) -> str:
     return assistant.id
 
 
-def measure(a: Path, b: Path, rounds: int, seconds: float, concurrency: int, db: str) -> dict[str, Any]:
+def measure(
+    a: Path, b: Path, rounds: int, seconds: float, concurrency: int, db: str
+) -> dict[str, Any]:
     raise_nofile()
     per: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
-    with Upstream(token_delay=0.0) as up, _server(a, up.base_url, db) as sa, _server(b, up.base_url, db) as sb:
+    with (
+        Upstream(token_delay=0.0) as up,
+        _server(a, up.base_url, db) as sa,
+        _server(b, up.base_url, db) as sb,
+    ):
         servers = {"A": sa, "B": sb}
 
         async def go() -> None:
@@ -69,11 +85,21 @@ def measure(a: Path, b: Path, rounds: int, seconds: float, concurrency: int, db:
                     s = servers[side]
                     r = await _level(s.base_url, ids[side], concurrency, 1.0, seconds, s.pid)
                     per[side].append(r)
-                    print(f"  round {i} {side}: {r['runs_per_second']:6.1f} runs/s  "
-                          f"server CPU {r['server_cpu_ms_per_run']:5.2f} ms/run  errors {r['errors']}", flush=True)
+                    print(
+                        f"  round {i} {side}: {r['runs_per_second']:6.1f} runs/s  "
+                        f"server CPU {r['server_cpu_ms_per_run']:5.2f} ms/run  errors {r['errors']}",
+                        flush=True,
+                    )
 
         asyncio.run(go())
-    return {"a": str(a), "b": str(b), "db": db, "concurrency": concurrency, "seconds": seconds, "rounds": per}
+    return {
+        "a": str(a),
+        "b": str(b),
+        "db": db,
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "rounds": per,
+    }
 
 
 def report(result: dict[str, Any]) -> str:
@@ -86,15 +112,39 @@ def report(result: dict[str, Any]) -> str:
             "p99": statistics.median(1000 * r["latency"].get("p99", 0.0) for r in rs),
             "errors": sum(r["errors"] for r in rs),
         }
-    rows = [[side, result[side.lower()], fmt(m["rps"], 1), fmt(m["cpu"], 2), fmt(m["p50"], 1), fmt(m["p99"], 1),
-             int(m["errors"])] for side, m in med.items()]
+    rows = [
+        [
+            side,
+            result[side.lower()],
+            fmt(m["rps"], 1),
+            fmt(m["cpu"], 2),
+            fmt(m["p50"], 1),
+            fmt(m["p99"], 1),
+            int(m["errors"]),
+        ]
+        for side, m in med.items()
+    ]
     a, b = med["A"], med["B"]
-    rows.append(["B/A", "", fmt(b["rps"] / a["rps"], 3), fmt(b["cpu"] / a["cpu"], 3),
-                 fmt(b["p50"] / a["p50"], 3), fmt(b["p99"] / a["p99"], 3), ""])
+    rows.append(
+        [
+            "B/A",
+            "",
+            fmt(b["rps"] / a["rps"], 3),
+            fmt(b["cpu"] / a["cpu"], 3),
+            fmt(b["p50"] / a["p50"], 3),
+            fmt(b["p99"] / a["p99"], 3),
+            "",
+        ]
+    )
     result["medians"] = med
-    return (f"{result['db']}, concurrency {result['concurrency']}, {len(result['rounds']['A'])} rounds of "
-            f"{result['seconds']:.0f} s per side (medians)\n"
-            + table(["side", "source", "runs/s", "server CPU ms/run", "latency p50 ms", "p99 ms", "errors"], rows))
+    return (
+        f"{result['db']}, concurrency {result['concurrency']}, {len(result['rounds']['A'])} rounds of "
+        f"{result['seconds']:.0f} s per side (medians)\n"
+        + table(
+            ["side", "source", "runs/s", "server CPU ms/run", "latency p50 ms", "p99 ms", "errors"],
+            rows,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -105,7 +155,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
-    parser.add_argument("--name", default=NAME, help="results file name (bench/results/<name>.json)")
+    parser.add_argument(
+        "--name", default=NAME, help="results file name (bench/results/<name>.json)"
+    )
     args = parser.parse_args(argv)
     result = measure(args.a, args.b, args.rounds, args.seconds, args.concurrency, args.db)
     text = report(result)
