@@ -19,6 +19,7 @@ from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
 from assistantd.core.http import JSONResponse, RequestIdMiddleware
 from assistantd.core.request_guard import RequestGuard
+from assistantd.core.server import tune_gc
 from assistantd.core.settings import Settings
 from assistantd.events.bus import EventBus, MemoryEventBus
 from assistantd.events.redis_bus import RedisEventBus
@@ -193,8 +194,9 @@ async def run_worker(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
-               overrides: Overrides | None = None) -> FastAPI:
-    """Build the API. `overrides` replace lifespan-built engines (tests pass a scripted model)."""
+               overrides: Overrides | None = None, gc_tuned: bool = False) -> FastAPI:
+    """Build the API. `overrides` replace lifespan-built engines (tests pass a scripted model);
+    `gc_tuned`: a server process's collector settings (`core.server.tune_gc`) once started."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -202,6 +204,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
         async with running(settings, run_migrations=run_migrations, overrides=overrides) as ctx, \
                 operations(app, ctx):
             app.state.ctx = ctx
+            if gc_tuned:
+                tune_gc()
             yield
 
     app = FastAPI(
@@ -238,4 +242,4 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
 
 def serve_app() -> FastAPI:
     """uvicorn's factory for `assistantd serve`: the CLI has already run the migrations."""
-    return create_app(run_migrations=False)
+    return create_app(run_migrations=False, gc_tuned=True)

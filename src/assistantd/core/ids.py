@@ -8,13 +8,25 @@ import threading
 import time
 
 _ALPHABET = string.ascii_letters + string.digits
+_BASE = len(_ALPHABET)
 _lock = threading.Lock()
 _last_seq = 0
 
 
 def new_id(prefix: str, length: int = 24) -> str:
-    """A fresh id such as `asst_Xy3…` (`file-` ids use a dash, as OpenAI's do)."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A fresh id such as `asst_Xy3…` (`file-` ids use a dash, as OpenAI's do).
+
+    One draw from the OS for the whole id, written in base 62: uniform over the
+    `62**length` ids exactly as `secrets.choice` per character is, at a tenth of the cost
+    (that was one `getrandbits`, so one `urandom` system call, per character: ~27 µs an id,
+    and every request and object takes one).
+    """
+    n = secrets.randbelow(_BASE**length)
+    chars = []
+    for _ in range(length):
+        n, digit = divmod(n, _BASE)
+        chars.append(_ALPHABET[digit])
+    return prefix + "".join(chars)
 
 
 def next_seq() -> int:
