@@ -34,20 +34,37 @@ MODEL = "gpt-4o-mini"
 
 def _env(db_url: str, llm: str, data_dir: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTD_")}
-    env.update({
-        "ASSISTANTD_DATA_DIR": data_dir, "ASSISTANTD_API_KEYS": API_KEY,
-        "ASSISTANTD_DATABASE_URL": db_url, "ASSISTANTD_REDIS_URL": REDIS,
-        "ASSISTANTD_LLM_BASE_URL": llm, "ASSISTANTD_SANDBOX_POOL_SIZE": "0",
-        "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT": "0",
-    })
+    env.update(
+        {
+            "ASSISTANTD_DATA_DIR": data_dir,
+            "ASSISTANTD_API_KEYS": API_KEY,
+            "ASSISTANTD_DATABASE_URL": db_url,
+            "ASSISTANTD_REDIS_URL": REDIS,
+            "ASSISTANTD_LLM_BASE_URL": llm,
+            "ASSISTANTD_SANDBOX_POOL_SIZE": "0",
+            "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT": "0",
+        }
+    )
     return env
 
 
 def _start(layout: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
     if layout == "single":
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "assistantd", "serve", "--port", str(port),
-                                 "--log-level", "warning"], env=env, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "assistantd",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            text=True,
+        )
         urls = [f"http://127.0.0.1:{port}"]
         deadline = time.monotonic() + 90
         while True:
@@ -58,9 +75,23 @@ def _start(layout: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], lis
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
             time.sleep(0.2)
-    proc = subprocess.Popen([sys.executable, "-m", "assistantd", "cluster", "--api", "2",
-                             "--workers", "2", "--port", "0"], env=env, text=True,
-                            stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "assistantd",
+            "cluster",
+            "--api",
+            "2",
+            "--workers",
+            "2",
+            "--port",
+            "0",
+        ],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if m := re.match(r"ready api=(\S+) workers=", line):
@@ -68,9 +99,12 @@ def _start(layout: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], lis
     raise RuntimeError("cluster did not start")
 
 
-async def _level(urls: list[str], concurrency: int, warmup: float, seconds: float) -> dict[str, Any]:
-    clients = [AsyncOpenAI(base_url=f"{u}/v1", api_key=API_KEY, max_retries=0, timeout=120)
-               for u in urls]
+async def _level(
+    urls: list[str], concurrency: int, warmup: float, seconds: float
+) -> dict[str, Any]:
+    clients = [
+        AsyncOpenAI(base_url=f"{u}/v1", api_key=API_KEY, max_retries=0, timeout=120) for u in urls
+    ]
     assistant = await clients[0].beta.assistants.create(model=MODEL)
     done: list[float] = []
     errors: list[str] = []
@@ -98,8 +132,12 @@ async def _level(urls: list[str], concurrency: int, warmup: float, seconds: floa
     for c in clients:
         await c.close()
     measured = [t for t in done if start + warmup <= t <= start + warmup + seconds]
-    return {"concurrency": concurrency, "runs_per_second": round(len(measured) / seconds, 1),
-            "errors": len(errors), "error_examples": sorted(set(errors))[:3]}
+    return {
+        "concurrency": concurrency,
+        "runs_per_second": round(len(measured) / seconds, 1),
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:3],
+    }
 
 
 def main() -> None:
@@ -124,8 +162,11 @@ def main() -> None:
                         proc.stdout.close()
                 out["layouts"][layout] = rows
                 for r in rows:
-                    print(f"  {layout:24} c={r['concurrency']:<3} {r['runs_per_second']:6.1f} runs/s "
-                          f"errors {r['errors']}", flush=True)
+                    print(
+                        f"  {layout:24} c={r['concurrency']:<3} {r['runs_per_second']:6.1f} runs/s "
+                        f"errors {r['errors']}",
+                        flush=True,
+                    )
     out["load_at_end"] = round(os.getloadavg()[0], 1)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cluster_throughput.json").write_text(json.dumps(out, indent=2) + "\n")

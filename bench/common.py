@@ -76,7 +76,9 @@ def fmt(v: float | None, digits: int = 2) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table (it reads fine in a terminal too)."""
     cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in cells]
@@ -117,7 +119,9 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def publish(name: str, result: dict[str, Any], table_text: str, plot: Callable[[Path], None]) -> Path:
+def publish(
+    name: str, result: dict[str, Any], table_text: str, plot: Callable[[Path], None]
+) -> Path:
     """Write `bench/results/<name>.json` (with the printed table) and its PNG plot."""
     png = write_results(name, {**result, "table": table_text}).with_suffix(".png")
     plot(png)
@@ -207,9 +211,15 @@ class Server:
     `database_url=None` = SQLite in the data dir. `env` adds `ASSISTANTD_*` settings.
     """
 
-    def __init__(self, *, llm_base_url: str | None, database_url: str | None = None,
-                 env: dict[str, str] | None = None, log_level: str = "warning",
-                 ready_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        llm_base_url: str | None,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+        log_level: str = "warning",
+        ready_timeout: float = 60.0,
+    ) -> None:
         self.port = free_port()
         self.llm_base_url = llm_base_url
         self.database_url = database_url
@@ -236,13 +246,15 @@ class Server:
     def __enter__(self) -> Server:
         self._dir = tempfile.mkdtemp(prefix="assistantd-bench-")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTD_")}
-        env.update({
-            "ASSISTANTD_DATA_DIR": self._dir,
-            "ASSISTANTD_API_KEYS": API_KEY,
-            # Every benchmark client is one loopback address (1,000 open streams and more).
-            "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT": "0",
-            **self.extra_env,
-        })
+        env.update(
+            {
+                "ASSISTANTD_DATA_DIR": self._dir,
+                "ASSISTANTD_API_KEYS": API_KEY,
+                # Every benchmark client is one loopback address (1,000 open streams and more).
+                "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT": "0",
+                **self.extra_env,
+            }
+        )
         if self.llm_base_url:
             env["ASSISTANTD_LLM_BASE_URL"] = self.llm_base_url
         if self.database_url:
@@ -250,8 +262,18 @@ class Server:
         self.log_path = Path(self._dir) / "server.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "assistantd"), "serve", "--port", str(self.port), "--log-level", self.log_level],
-            env=env, cwd=self._dir, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(VENV_BIN / "assistantd"),
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                self.log_level,
+            ],
+            env=env,
+            cwd=self._dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             _wait_http(f"{self.url}/health", self.proc, self.ready_timeout, "assistantd serve")
@@ -283,8 +305,14 @@ class Upstream:
     carrying the time it was written.
     """
 
-    def __init__(self, *, token_delay: float = 0.0, reply: str = REPLY, stamped: bool = False,
-                 tokens: int = 20) -> None:
+    def __init__(
+        self,
+        *,
+        token_delay: float = 0.0,
+        reply: str = REPLY,
+        stamped: bool = False,
+        tokens: int = 20,
+    ) -> None:
         self.port = free_port()
         self.token_delay = token_delay
         self.reply = reply
@@ -303,12 +331,33 @@ class Upstream:
 
     def __enter__(self) -> Upstream:
         if self.stamped:
-            cmd = [sys.executable, "-m", "bench.common", "upstream", "--port", str(self.port),
-                   "--token-delay", str(self.token_delay), "--tokens", str(self.tokens)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "bench.common",
+                "upstream",
+                "--port",
+                str(self.port),
+                "--token-delay",
+                str(self.token_delay),
+                "--tokens",
+                str(self.tokens),
+            ]
         else:
-            cmd = [sys.executable, "-m", "assistantd.testing.fake_upstream", "--port", str(self.port),
-                   "--token-delay", str(self.token_delay), "--reply", self.reply]
-        self.proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cmd = [
+                sys.executable,
+                "-m",
+                "assistantd.testing.fake_upstream",
+                "--port",
+                str(self.port),
+                "--token-delay",
+                str(self.token_delay),
+                "--reply",
+                self.reply,
+            ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         _wait_http(f"{self.base_url}/models", self.proc, 30, "upstream")
         return self
 
@@ -330,9 +379,24 @@ def profiled(pid: int | None, out: Path | None, rate: int = 250) -> Iterator[Non
     if spy is None:
         raise RuntimeError("py-spy is not installed: .venv/bin/pip install py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-r", str(rate), "--format", "raw",
-                             "-o", str(out), "--nonblocking", "--threads"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-p",
+            str(pid),
+            "-r",
+            str(rate),
+            "--format",
+            "raw",
+            "-o",
+            str(out),
+            "--nonblocking",
+            "--threads",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
     try:
         yield
@@ -344,8 +408,9 @@ def profiled(pid: int | None, out: Path | None, rate: int = 250) -> Iterator[Non
             proc.kill()
 
 
-def hot_spots(collapsed: Path, top: int = 25, self_time: bool = False,
-              contains: str = "") -> list[tuple[float, str]]:
+def hot_spots(
+    collapsed: Path, top: int = 25, self_time: bool = False, contains: str = ""
+) -> list[tuple[float, str]]:
     """Share of samples per frame (cumulative, or self with `self_time`), from py-spy raw output."""
     totals: dict[str, int] = {}
     samples = 0
@@ -411,8 +476,14 @@ def _stamped_upstream_main(argv: Sequence[str]) -> None:
         taken just before it is written, so a reader can tell how long it took to arrive.
         A model named `<name>:<k>` gets `k` tokens instead (short warm-up replies)."""
 
-        async def _respond(self, method: str, path: str, raw: bytes, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter) -> None:
+        async def _respond(
+            self,
+            method: str,
+            path: str,
+            raw: bytes,
+            reader: asyncio.StreamReader,
+            writer: asyncio.StreamWriter,
+        ) -> None:
             if method != "POST" or "chat/completions" not in path:
                 await super()._respond(method, path, raw, reader, writer)
                 return
@@ -420,8 +491,16 @@ def _stamped_upstream_main(argv: Sequence[str]) -> None:
             self._counter += 1
             c = fu._Completion(body, fu.FakeReply(text=""), self._counter)
             tokens = int(str(body.get("model", "")).partition(":")[2] or args.tokens)
-            writer.write(fu._head(200, {"content-type": "text/event-stream",
-                                        "transfer-encoding": "chunked", "cache-control": "no-cache"}))
+            writer.write(
+                fu._head(
+                    200,
+                    {
+                        "content-type": "text/event-stream",
+                        "transfer-encoding": "chunked",
+                        "cache-control": "no-cache",
+                    },
+                )
+            )
             writer.write(fu._chunked(fu._sse(c._chunk({"role": "assistant", "content": ""}))))
             await writer.drain()
             start = time.monotonic()

@@ -34,7 +34,11 @@ PROMPT = "Write a long story about a lighthouse keeper who finds a message in a 
 
 
 def _rate(times: list[float]) -> float:
-    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else float("nan")
+    return (
+        (len(times) - 1) / (times[-1] - times[0])
+        if len(times) > 1 and times[-1] > times[0]
+        else float("nan")
+    )
 
 
 def measure(max_tokens: int, repeats: int, threads: int) -> dict[str, Any]:
@@ -60,7 +64,9 @@ def measure(max_tokens: int, repeats: int, threads: int) -> dict[str, Any]:
         def direct() -> tuple[list[float], float, str]:
             t0 = time.perf_counter()
             times, parts = [], []
-            for chunk in llm.create_completion(prompt, temperature=0.0, max_tokens=max_tokens, stream=True):
+            for chunk in llm.create_completion(
+                prompt, temperature=0.0, max_tokens=max_tokens, stream=True
+            ):
                 content = chunk["choices"][0]["text"]  # type: ignore[index]
                 if content:
                     times.append(time.perf_counter())
@@ -71,8 +77,12 @@ def measure(max_tokens: int, repeats: int, threads: int) -> dict[str, Any]:
             thread = client.beta.threads.create(messages=[{"role": "user", "content": PROMPT}])
             t0 = time.perf_counter()
             times, parts = [], []
-            with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id,
-                                                 temperature=0.0, max_completion_tokens=max_tokens) as s:
+            with client.beta.threads.runs.stream(
+                thread_id=thread.id,
+                assistant_id=assistant.id,
+                temperature=0.0,
+                max_completion_tokens=max_tokens,
+            ) as s:
                 for event in s:
                     if event.event == "thread.message.delta":
                         for block in event.data.delta.content or []:
@@ -87,7 +97,7 @@ def measure(max_tokens: int, repeats: int, threads: int) -> dict[str, Any]:
         direct()
         served()
         for i in range(repeats):
-            for side in (("direct", "served") if i % 2 == 0 else ("served", "direct")):
+            for side in ("direct", "served") if i % 2 == 0 else ("served", "direct"):
                 if side == "direct":
                     times, ttft, text = direct()
                     direct_rates.append(_rate(times))
@@ -104,35 +114,61 @@ def measure(max_tokens: int, repeats: int, threads: int) -> dict[str, Any]:
         llm.close()
     ratios = [s / d for s, d in zip(served_rates, direct_rates, strict=True)]
     return {
-        "max_tokens": max_tokens, "repeats": repeats, "threads": threads, "model": str(path.name),
-        "direct_tokens_per_s": summary(direct_rates), "served_tokens_per_s": summary(served_rates),
-        "ratio": summary(ratios), "prompt_tokens": len(prompt), "direct_deltas": direct_n, "served_deltas": served_n,
+        "max_tokens": max_tokens,
+        "repeats": repeats,
+        "threads": threads,
+        "model": str(path.name),
+        "direct_tokens_per_s": summary(direct_rates),
+        "served_tokens_per_s": summary(served_rates),
+        "ratio": summary(ratios),
+        "prompt_tokens": len(prompt),
+        "direct_deltas": direct_n,
+        "served_deltas": served_n,
         "served_usage_completion_tokens": served_usage,
-        "direct_ttft_s": summary(direct_ttft), "served_ttft_s": summary(served_ttft),
+        "direct_ttft_s": summary(direct_ttft),
+        "served_ttft_s": summary(served_ttft),
         "same_text": texts.get("direct") == texts.get("served"),
-        "direct_text_head": texts.get("direct", "")[:200], "served_text_head": texts.get("served", "")[:200],
+        "direct_text_head": texts.get("direct", "")[:200],
+        "served_text_head": texts.get("served", "")[:200],
     }
 
 
 def report(r: dict[str, Any]) -> str:
     def row(label: str, st: dict[str, float], digits: int = 1, scale: float = 1.0) -> list[str]:
-        return [label, fmt(scale * st["median"], digits), fmt(scale * st["p90"], digits),
-                f"{fmt(scale * st['min'], digits)} – {fmt(scale * st['max'], digits)}"]
+        return [
+            label,
+            fmt(scale * st["median"], digits),
+            fmt(scale * st["p90"], digits),
+            f"{fmt(scale * st['min'], digits)} – {fmt(scale * st['max'], digits)}",
+        ]
 
-    out = [table([f"{r['model']}, {r['max_tokens']} tokens, {r['threads']} threads, n={r['repeats']}",
-                  "median", "p90", "min – max"], [
-        row("direct llama-cpp-python, tokens/s", r["direct_tokens_per_s"]),
-        row("through assistantd (streamed run), tokens/s", r["served_tokens_per_s"]),
-        row("ratio served / direct (paired), %", r["ratio"], 1, 100.0),
-        row("direct, time to first token, ms", r["direct_ttft_s"], 1, 1000.0),
-        row("served, time to first token, ms", r["served_ttft_s"], 1, 1000.0),
-    ])]
-    out.append(f"\ndeltas per answer: direct {r['direct_deltas']}, served {r['served_deltas']} "
-               f"(run usage.completion_tokens {r['served_usage_completion_tokens']}); "
-               f"identical text: {r['same_text']}")
+    out = [
+        table(
+            [
+                f"{r['model']}, {r['max_tokens']} tokens, {r['threads']} threads, n={r['repeats']}",
+                "median",
+                "p90",
+                "min – max",
+            ],
+            [
+                row("direct llama-cpp-python, tokens/s", r["direct_tokens_per_s"]),
+                row("through assistantd (streamed run), tokens/s", r["served_tokens_per_s"]),
+                row("ratio served / direct (paired), %", r["ratio"], 1, 100.0),
+                row("direct, time to first token, ms", r["direct_ttft_s"], 1, 1000.0),
+                row("served, time to first token, ms", r["served_ttft_s"], 1, 1000.0),
+            ],
+        )
+    ]
+    out.append(
+        f"\ndeltas per answer: direct {r['direct_deltas']}, served {r['served_deltas']} "
+        f"(run usage.completion_tokens {r['served_usage_completion_tokens']}); "
+        f"identical text: {r['same_text']}"
+    )
     ratio = r["ratio"]["median"]
     r["targets"] = {"ratio": ratio, "target": 0.95, "met": ratio >= 0.95}
-    out.append(f"target ≥ 95% of direct: {fmt(100 * ratio, 1)}% → {'MET' if ratio >= 0.95 else 'MISSED'}")
+    out.append(
+        f"target ≥ 95% of direct: {fmt(100 * ratio, 1)}% → {'MET' if ratio >= 0.95 else 'MISSED'}"
+    )
     return "\n".join(out)
 
 
@@ -150,10 +186,17 @@ def _bars(ax: Any, r: dict[str, Any]) -> None:
     labels = ["llama-cpp-python\ndirect", "through assistantd\n(streamed run)"]
     sts = [r["direct_tokens_per_s"], r["served_tokens_per_s"]]
     ax.bar(labels, [s["median"] for s in sts], color=["tab:gray", "tab:blue"])
-    ax.errorbar(labels, [s["median"] for s in sts],
-                yerr=[[s["median"] - s["min"] for s in sts], [s["max"] - s["median"] for s in sts]],
-                fmt="none", color="k", capsize=5)
-    ax.axhline(0.95 * sts[0]["median"], color="tab:red", ls="--", lw=1, label="95% of direct (target)")
+    ax.errorbar(
+        labels,
+        [s["median"] for s in sts],
+        yerr=[[s["median"] - s["min"] for s in sts], [s["max"] - s["median"] for s in sts]],
+        fmt="none",
+        color="k",
+        capsize=5,
+    )
+    ax.axhline(
+        0.95 * sts[0]["median"], color="tab:red", ls="--", lw=1, label="95% of direct (target)"
+    )
     ax.set_ylabel("tokens/s (bar median, whiskers min–max)")
     ax.set_title(f"{r['model']}: {r['max_tokens']} tokens, {r['threads']} threads")
     ax.legend(fontsize=8)
@@ -162,14 +205,23 @@ def _bars(ax: Any, r: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: one pair after warm-up (~40 s)")
-    parser.add_argument("--max-tokens", type=int, default=None,
-                        help="default 256 (the API rejects max_completion_tokens < 256)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one pair after warm-up (~40 s)"
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="default 256 (the API rejects max_completion_tokens < 256)",
+    )
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--threads", default=None,
-                        help="comma-separated CPU thread counts, each measured on both sides "
-                             f"(default 1; add {os.cpu_count()} to see all cores, much slower on a "
-                             "busy box: llama.cpp threads spin while waiting for each other)")
+    parser.add_argument(
+        "--threads",
+        default=None,
+        help="comma-separated CPU thread counts, each measured on both sides "
+        f"(default 1; add {os.cpu_count()} to see all cores, much slower on a "
+        "busy box: llama.cpp threads spin while waiting for each other)",
+    )
     args = parser.parse_args(argv)
     threads = [int(t) for t in (args.threads or "1").split(",")]
     runs = []
@@ -179,8 +231,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         texts.append(report(r))
         print(texts[-1], flush=True)
         runs.append(r)
-    result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "runs": runs,
-                              "targets": {f"threads_{r['threads']}": r["targets"] for r in runs}}
+    result: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "runs": runs,
+        "targets": {f"threads_{r['threads']}": r["targets"] for r in runs},
+    }
     suffix = "_quick" if args.quick else ""
     publish(NAME + suffix, result, "\n\n".join(texts), lambda png: plot(runs, png))
     return result

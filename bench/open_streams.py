@@ -71,8 +71,11 @@ class Tally:
 
 
 async def _through_server(http: httpx.AsyncClient, assistant_id: str, tally: Tally, n: int) -> None:
-    body = {"assistant_id": assistant_id, "stream": True,
-            "thread": {"messages": [{"role": "user", "content": "Count slowly."}]}}
+    body = {
+        "assistant_id": assistant_id,
+        "stream": True,
+        "thread": {"messages": [{"role": "user", "content": "Count slowly."}]},
+    }
     counted = False
     try:
         async with http.stream("POST", "/v1/threads/runs", json=body) as r:
@@ -105,7 +108,11 @@ async def _through_server(http: httpx.AsyncClient, assistant_id: str, tally: Tal
 
 
 async def _straight(http: httpx.AsyncClient, tally: Tally) -> None:
-    body = {"model": "stamped", "stream": True, "messages": [{"role": "user", "content": "Count slowly."}]}
+    body = {
+        "model": "stamped",
+        "stream": True,
+        "messages": [{"role": "user", "content": "Count slowly."}],
+    }
     try:
         async with http.stream("POST", "/chat/completions", json=body) as r:
             async for line in r.aiter_lines():
@@ -120,25 +127,44 @@ async def _straight(http: httpx.AsyncClient, tally: Tally) -> None:
         tally.errors.append(f"control: {type(exc).__name__}: {exc}"[:200])
 
 
-async def _run(server: Server, upstream: Upstream, n: int, control: int, open_concurrency: int,
-               hold: float, ramp_limit: float) -> dict[str, Any]:
+async def _run(
+    server: Server,
+    upstream: Upstream,
+    n: int,
+    control: int,
+    open_concurrency: int,
+    hold: float,
+    ramp_limit: float,
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=n + 64, max_keepalive_connections=n + 64)
     timeout = httpx.Timeout(60.0, read=120.0)
-    async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, limits=limits,
-                                 timeout=timeout) as http, \
-            httpx.AsyncClient(base_url=upstream.base_url, limits=limits, timeout=timeout) as up_http:
+    async with (
+        httpx.AsyncClient(
+            base_url=server.url, headers=HEADERS, limits=limits, timeout=timeout
+        ) as http,
+        httpx.AsyncClient(base_url=upstream.base_url, limits=limits, timeout=timeout) as up_http,
+    ):
         # `stamped:<k>`: the upstream answers k tokens (see bench.common); plain `stamped`
         # answers longer than the benchmark runs.
-        warm_assistant = (await http.post("/v1/assistants", json={"model": f"stamped:{WARM_TOKENS}",
-                                                                   "name": "warm-up"})).json()
-        assistant = (await http.post("/v1/assistants", json={"model": "stamped", "name": "bench"})).json()
+        warm_assistant = (
+            await http.post(
+                "/v1/assistants", json={"model": f"stamped:{WARM_TOKENS}", "name": "warm-up"}
+            )
+        ).json()
+        assistant = (
+            await http.post("/v1/assistants", json={"model": "stamped", "name": "bench"})
+        ).json()
         # Warm the code paths, the database pool and the allocator with a burst of complete
         # streams (64 at once), so "before" is a server that has already worked, then measure.
         warm = Tally()
         burst = min(n, 64)
-        await asyncio.gather(*[_through_server(http, warm_assistant["id"], warm, burst) for _ in range(burst)])
+        await asyncio.gather(
+            *[_through_server(http, warm_assistant["id"], warm, burst) for _ in range(burst)]
+        )
         if warm.errors or warm.finished < burst:
-            raise RuntimeError(f"warm-up: {warm.finished}/{burst} streams finished; errors: {warm.errors[:3]}")
+            raise RuntimeError(
+                f"warm-up: {warm.finished}/{burst} streams finished; errors: {warm.errors[:3]}"
+            )
         await asyncio.sleep(1.0)
         before = proc_status(server.pid)
         fds_before = fd_count(server.pid)
@@ -164,16 +190,29 @@ async def _run(server: Server, upstream: Upstream, n: int, control: int, open_co
             now = time.monotonic()
             if hold_until is None and tally.all_open_at is not None:
                 hold_until = tally.all_open_at + hold
-            if (hold_until is not None and now >= hold_until) or (hold_until is None and now - t_start > ramp_limit):
+            if (hold_until is not None and now >= hold_until) or (
+                hold_until is None and now - t_start > ramp_limit
+            ):
                 break
             st = proc_status(server.pid)
-            samples.append({"t": now - t_start, "open": tally.open_now, "tokens": len(tally.delays),
-                            "rss_kb": st["VmRSS"], "threads": st["Threads"], "fds": fd_count(server.pid),
-                            "holding": hold_until is not None})
+            samples.append(
+                {
+                    "t": now - t_start,
+                    "open": tally.open_now,
+                    "tokens": len(tally.delays),
+                    "rss_kb": st["VmRSS"],
+                    "threads": st["Threads"],
+                    "fds": fd_count(server.pid),
+                    "holding": hold_until is not None,
+                }
+            )
             await asyncio.sleep(0.5)
         t_end = time.monotonic()
-        ended_by = "hold" if hold_until is not None and t_end >= hold_until else (
-            "ramp limit" if hold_until is None else "streams ended")
+        ended_by = (
+            "hold"
+            if hold_until is not None and t_end >= hold_until
+            else ("ramp limit" if hold_until is None else "streams ended")
+        )
         for t in tasks:
             if not t.done():
                 t.cancel()
@@ -202,7 +241,9 @@ async def _run(server: Server, upstream: Upstream, n: int, control: int, open_co
         "rss_open_mb": at_peak["rss_kb"] / 1024 if at_peak else None,
         "rss_hwm_mb": proc_status(server.pid)["VmHWM"] / 1024,
         "extra_rss_mb": (at_peak["rss_kb"] - before["VmRSS"]) / 1024 if at_peak else None,
-        "extra_rss_kb_per_stream": (at_peak["rss_kb"] - before["VmRSS"]) / peak_open if at_peak else None,
+        "extra_rss_kb_per_stream": (at_peak["rss_kb"] - before["VmRSS"]) / peak_open
+        if at_peak
+        else None,
         "tokens_per_stream_at_peak": at_peak["tokens"] / peak_open if at_peak else None,
         "threads_before": before["Threads"],
         "threads_open": at_peak["threads"] if at_peak else None,
@@ -218,23 +259,40 @@ async def _run(server: Server, upstream: Upstream, n: int, control: int, open_co
     }
 
 
-def measure(n: int, token_delay: float, hold: float, control: int, ramp_limit: float,
-            profile: Path | None = None) -> dict[str, Any]:
+def measure(
+    n: int,
+    token_delay: float,
+    hold: float,
+    control: int,
+    ramp_limit: float,
+    profile: Path | None = None,
+) -> dict[str, Any]:
     nofile = raise_nofile(65536)
     # Longer than the benchmark can last: the client ends the streams, not the upstream.
     tokens = math.ceil((ramp_limit + hold + 60) / token_delay)
-    with Upstream(stamped=True, token_delay=token_delay, tokens=tokens) as up, \
-            Server(llm_base_url=up.base_url,
-                   env={"ASSISTANTD_RUN_CONCURRENCY": str(n + 16)}) as server:
+    with (
+        Upstream(stamped=True, token_delay=token_delay, tokens=tokens) as up,
+        Server(llm_base_url=up.base_url, env={"ASSISTANTD_RUN_CONCURRENCY": str(n + 16)}) as server,
+    ):
         with profiled(server.pid if profile else None, profile):
-            result = asyncio.run(_run(server, up, n, control, open_concurrency=32, hold=hold,
-                                      ramp_limit=ramp_limit))
+            result = asyncio.run(
+                _run(server, up, n, control, open_concurrency=32, hold=hold, ramp_limit=ramp_limit)
+            )
         with contextlib.suppress(OSError):
-            result["server_nofile_limit"] = int(next(
-                line.split()[3] for line in Path(f"/proc/{server.pid}/limits").read_text().splitlines()
-                if line.startswith("Max open files")))
-    result.update(client_nofile_limit=nofile, token_delay=token_delay, hold_s=hold, ramp_limit_s=ramp_limit,
-                  control_streams=control)
+            result["server_nofile_limit"] = int(
+                next(
+                    line.split()[3]
+                    for line in Path(f"/proc/{server.pid}/limits").read_text().splitlines()
+                    if line.startswith("Max open files")
+                )
+            )
+    result.update(
+        client_nofile_limit=nofile,
+        token_delay=token_delay,
+        hold_s=hold,
+        ramp_limit_s=ramp_limit,
+        control_streams=control,
+    )
     return result
 
 
@@ -242,37 +300,61 @@ def report(r: dict[str, Any]) -> str:
     def row(label: str, st: dict[str, float]) -> list[str]:
         if not st.get("n"):
             return [label, "0", "-", "-", "-", "-"]
-        return [label, str(st["n"]), fmt(1000 * st["median"], 1), fmt(1000 * st["p90"], 1),
-                fmt(1000 * st["p99"], 1), f"{fmt(1000 * st['min'], 1)} – {fmt(1000 * st['max'], 1)}"]
+        return [
+            label,
+            str(st["n"]),
+            fmt(1000 * st["median"], 1),
+            fmt(1000 * st["p90"], 1),
+            fmt(1000 * st["p99"], 1),
+            f"{fmt(1000 * st['min'], 1)} – {fmt(1000 * st['max'], 1)}",
+        ]
 
-    out = [table(["token delay (ms)", "tokens", "p50", "p90", "p99", "min – max"], [
-        row("through assistantd, all streams open", r["token_delay_steady"]),
-        row("straight from upstream (control), same window", r["control_delay_steady"]),
-        row("through assistantd, while opening (ramp-up)", r["token_delay_ramp"]),
-        row("straight from upstream, whole run", r["control_delay_all"]),
-    ])]
+    out = [
+        table(
+            ["token delay (ms)", "tokens", "p50", "p90", "p99", "min – max"],
+            [
+                row("through assistantd, all streams open", r["token_delay_steady"]),
+                row("straight from upstream (control), same window", r["control_delay_steady"]),
+                row("through assistantd, while opening (ramp-up)", r["token_delay_ramp"]),
+                row("straight from upstream, whole run", r["control_delay_all"]),
+            ],
+        )
+    ]
     out.append("")
-    out.append(table(["memory and handles", "value"], [
-        ["streams requested / peak open at once", f"{r['streams']} / {r['peak_open']}"],
-        ["all open after (s) / then held (s)", f"{fmt(r['all_open_after_s'], 1)} / {fmt(r['hold_s'], 0)}"
-         + ("" if r["ended_by"] == "hold" else f" (ended by {r['ended_by']})")],
-        ["server RSS before (MB)", fmt(r["rss_before_mb"], 1)],
-        ["server RSS with all open (MB)", fmt(r["rss_open_mb"], 1)],
-        ["extra RSS total (MB)", fmt(r["extra_rss_mb"], 1)],
-        ["extra RSS per stream (kB)", fmt(r["extra_rss_kb_per_stream"], 1)],
-        ["tokens per stream so far, at that RSS", fmt(r["tokens_per_stream_at_peak"], 0)],
-        ["server threads before / open", f"{r['threads_before']} / {r['threads_open']}"],
-        ["server fds before / open", f"{r['fds_before']} / {r['fds_open']}"],
-        ["fd limit client / server", f"{r['client_nofile_limit']} / {r.get('server_nofile_limit')}"],
-        ["errors", str(r["errors"])],
-    ]))
+    out.append(
+        table(
+            ["memory and handles", "value"],
+            [
+                ["streams requested / peak open at once", f"{r['streams']} / {r['peak_open']}"],
+                [
+                    "all open after (s) / then held (s)",
+                    f"{fmt(r['all_open_after_s'], 1)} / {fmt(r['hold_s'], 0)}"
+                    + ("" if r["ended_by"] == "hold" else f" (ended by {r['ended_by']})"),
+                ],
+                ["server RSS before (MB)", fmt(r["rss_before_mb"], 1)],
+                ["server RSS with all open (MB)", fmt(r["rss_open_mb"], 1)],
+                ["extra RSS total (MB)", fmt(r["extra_rss_mb"], 1)],
+                ["extra RSS per stream (kB)", fmt(r["extra_rss_kb_per_stream"], 1)],
+                ["tokens per stream so far, at that RSS", fmt(r["tokens_per_stream_at_peak"], 0)],
+                ["server threads before / open", f"{r['threads_before']} / {r['threads_open']}"],
+                ["server fds before / open", f"{r['fds_before']} / {r['fds_open']}"],
+                [
+                    "fd limit client / server",
+                    f"{r['client_nofile_limit']} / {r.get('server_nofile_limit')}",
+                ],
+                ["errors", str(r["errors"])],
+            ],
+        )
+    )
     extra = r["extra_rss_mb"]
     met = extra is not None and extra <= 100 and r["peak_open"] >= r["streams"]
     st, ct = r["token_delay_steady"], r["control_delay_steady"]
     added = (st["p99"] - ct["p99"]) * 1000 if st.get("n") and ct.get("n") else None
     r["targets"] = {"extra_rss_mb": extra, "target_mb": 100, "met": met, "p99_added_ms": added}
-    out.append(f"\ntarget ≤ 100 MB extra for {r['streams']} streams: {fmt(extra, 1)} MB → {'MET' if met else 'MISSED'}"
-               f"; p99 token delay added by the server (vs control): {fmt(added, 1)} ms")
+    out.append(
+        f"\ntarget ≤ 100 MB extra for {r['streams']} streams: {fmt(extra, 1)} MB → {'MET' if met else 'MISSED'}"
+        f"; p99 token delay added by the server (vs control): {fmt(added, 1)} ms"
+    )
     if r["error_examples"]:
         out.append(f"errors, e.g.: {r['error_examples'][:3]}")
     return "\n".join(out)
@@ -284,7 +366,9 @@ def plot(r: dict[str, Any], path: Path) -> None:
     s = r["samples"]
     t = [x["t"] for x in s]
     ax1.plot(t, [x["rss_kb"] / 1024 for x in s], color="tab:blue", label="server RSS (MB)")
-    ax1.axhline(r["rss_before_mb"] + 100, color="tab:red", ls="--", lw=1, label="before + 100 MB (target)")
+    ax1.axhline(
+        r["rss_before_mb"] + 100, color="tab:red", ls="--", lw=1, label="before + 100 MB (target)"
+    )
     ax1.set_xlabel("s since the first stream was opened")
     ax1.set_ylabel("MB")
     ax1b = ax1.twinx()
@@ -292,14 +376,28 @@ def plot(r: dict[str, Any], path: Path) -> None:
     ax1b.set_ylabel("open streams")
     ax1.legend(loc="upper left", fontsize=8)
     ax1b.legend(loc="lower right", fontsize=8)
-    ax1.set_title(f"{r['streams']} SSE streams, token every {r['token_delay']} s, held {r['hold_s']:g} s")
+    ax1.set_title(
+        f"{r['streams']} SSE streams, token every {r['token_delay']} s, held {r['hold_s']:g} s"
+    )
     ax1.grid(alpha=0.3)
-    for key, label in (("token_delay_steady", "through assistantd"), ("control_delay_steady", "upstream direct")):
+    for key, label in (
+        ("token_delay_steady", "through assistantd"),
+        ("control_delay_steady", "upstream direct"),
+    ):
         st = r[key]
         if st.get("n"):
-            ax2.bar(label, 1000 * st["median"], color="tab:blue" if "assistantd" in label else "tab:gray")
-            ax2.errorbar(label, 1000 * st["median"], yerr=[[0], [1000 * (st["p99"] - st["median"])]], color="k",
-                         capsize=4)
+            ax2.bar(
+                label,
+                1000 * st["median"],
+                color="tab:blue" if "assistantd" in label else "tab:gray",
+            )
+            ax2.errorbar(
+                label,
+                1000 * st["median"],
+                yerr=[[0], [1000 * (st["p99"] - st["median"])]],
+                color="k",
+                capsize=4,
+            )
     ax2.set_ylabel("token delay ms (bar p50, whisker p99), all streams open")
     ax2.grid(alpha=0.3, axis="y")
     fig.tight_layout()
@@ -312,18 +410,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 streams (~25 s)")
     parser.add_argument("--streams", type=int, default=None)
     parser.add_argument("--token-delay", type=float, default=0.5)
-    parser.add_argument("--hold", type=float, default=None,
-                        help="seconds all streams are held open once open (default 30, quick 10)")
-    parser.add_argument("--ramp-limit", type=float, default=300.0,
-                        help="give up waiting for every stream's first token after this many seconds")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the server with py-spy (slows it; numbers are not for publishing)")
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=None,
+        help="seconds all streams are held open once open (default 30, quick 10)",
+    )
+    parser.add_argument(
+        "--ramp-limit",
+        type=float,
+        default=300.0,
+        help="give up waiting for every stream's first token after this many seconds",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the server with py-spy (slows it; numbers are not for publishing)",
+    )
     args = parser.parse_args(argv)
     n = args.streams or (100 if args.quick else 1000)
     hold = args.hold if args.hold is not None else (10.0 if args.quick else 30.0)
     profile = RESULTS / f"{NAME}_profile.txt" if args.profile else None
-    result = measure(n, args.token_delay, hold, control=10 if args.quick else 50, ramp_limit=args.ramp_limit,
-                     profile=profile)
+    result = measure(
+        n,
+        args.token_delay,
+        hold,
+        control=10 if args.quick else 50,
+        ramp_limit=args.ramp_limit,
+        profile=profile,
+    )
     if profile is not None:
         print_hot_spots(profile, 40)
         return result

@@ -344,10 +344,7 @@ def main() -> None:
     )
     print(header)
     for row in search:
-        cells = [
-            f"{row[k]['p50_ms']:>9.2f} / {row[k]['p99_ms']:<9.2f}"
-            for k in MODES
-        ]
+        cells = [f"{row[k]['p50_ms']:>9.2f} / {row[k]['p99_ms']:<9.2f}" for k in MODES]
         print(
             f"{row['chunks']:>8} {row['cold_first_search_ms']:>8.0f} "
             + " ".join(f"{c:>22}" for c in cells)
@@ -356,10 +353,7 @@ def main() -> None:
     for row in search:
         print(
             f"{row['chunks']:>8}          "
-            + " ".join(
-                f"{row[k]['cpu_ms_per_search']:>22.2f}"
-                for k in MODES
-            )
+            + " ".join(f"{row[k]['cpu_ms_per_search']:>22.2f}" for k in MODES)
         )
     print(
         f"  + MiniLM query embedding (one short query): p50 {query_embed['p50_ms']} ms, "

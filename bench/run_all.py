@@ -82,19 +82,50 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
         a = summary(s["a_total"])
         sleep = summary(s["b_poll_sleep"])
         rows += [
-            ["1 Run overhead", "upstream chat completion direct (a), total", f"{_ms(a, 'median')} ms",
-             f"{_ms(a, 'p99')} ms", "-", "reference"],
-            ["", "run (b) added beyond poll sleep: (b) − (a) − sleep", f"{_ms(b, 'median')} ms",
-             f"{_ms(b, 'p99')} ms", "≤ 10 ms p50", ok(t["b_met"])],
-            ["", "of (b): SDK poll sleep (`openai-poll-after-ms`)", f"{_ms(sleep, 'median')} ms",
-             f"{_ms(sleep, 'p99')} ms", "-", "-"],
-            ["", "stream (c) added time to first token", f"{_ms(c, 'median')} ms", f"{_ms(c, 'p99')} ms",
-             "≤ 5 ms p50", ok(t["c_met"])],
+            [
+                "1 Run overhead",
+                "upstream chat completion direct (a), total",
+                f"{_ms(a, 'median')} ms",
+                f"{_ms(a, 'p99')} ms",
+                "-",
+                "reference",
+            ],
+            [
+                "",
+                "run (b) added beyond poll sleep: (b) − (a) − sleep",
+                f"{_ms(b, 'median')} ms",
+                f"{_ms(b, 'p99')} ms",
+                "≤ 10 ms p50",
+                ok(t["b_met"]),
+            ],
+            [
+                "",
+                "of (b): SDK poll sleep (`openai-poll-after-ms`)",
+                f"{_ms(sleep, 'median')} ms",
+                f"{_ms(sleep, 'p99')} ms",
+                "-",
+                "-",
+            ],
+            [
+                "",
+                "stream (c) added time to first token",
+                f"{_ms(c, 'median')} ms",
+                f"{_ms(c, 'p99')} ms",
+                "≤ 5 ms p50",
+                ok(t["c_met"]),
+            ],
         ]
         ka = ro["keepalive"]["latency"]
-        rows.append(["", "keep-alive GET /v1/assistants ×200, one connection (Nagle check)",
-                     f"{_ms(ka, 'median')} ms", f"{_ms(ka, 'p99')} ms", "≪ 40 ms",
-                     ok(ka["median"] < 0.035)])
+        rows.append(
+            [
+                "",
+                "keep-alive GET /v1/assistants ×200, one connection (Nagle check)",
+                f"{_ms(ka, 'median')} ms",
+                f"{_ms(ka, 'p99')} ms",
+                "≪ 40 ms",
+                ok(ka["median"] < 0.035),
+            ]
+        )
     tp = results.get("throughput")
     if tp:
         first = True
@@ -103,36 +134,71 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
                 target = "≥ 200 runs/s" if (db == "sqlite" and r["concurrency"] == 64) else "-"
                 verdict = ok(r["runs_per_second"] >= 200) if target != "-" else "-"
                 w = r["windows"]
-                rows.append(["2 Throughput" if first else "",
-                             f"{db}, concurrency {r['concurrency']}: runs/s (1-s windows min–max)",
-                             f"{fmt(r['runs_per_second'], 1)} ({fmt(w.get('min'), 0)}–{fmt(w.get('max'), 0)})",
-                             f"latency p99 {_ms(r['latency'], 'p99')} ms", target, verdict])
+                rows.append(
+                    [
+                        "2 Throughput" if first else "",
+                        f"{db}, concurrency {r['concurrency']}: runs/s (1-s windows min–max)",
+                        f"{fmt(r['runs_per_second'], 1)} ({fmt(w.get('min'), 0)}–{fmt(w.get('max'), 0)})",
+                        f"latency p99 {_ms(r['latency'], 'p99')} ms",
+                        target,
+                        verdict,
+                    ]
+                )
                 first = False
     os_ = results.get("open_streams")
     if os_:
         st, ct = os_["token_delay_steady"], os_["control_delay_steady"]
         rows += [
-            ["3 Open streams", f"{os_['streams']} SSE streams: extra server RSS total "
-             f"(per stream)", f"{fmt(os_['extra_rss_mb'], 1)} MB ({fmt(os_['extra_rss_kb_per_stream'], 0)} kB)",
-             "-", "≤ 100 MB", ok(os_["targets"]["met"])],
-            ["", "token delay through assistantd, all streams open", f"{_ms(st, 'median')} ms",
-             f"{_ms(st, 'p99')} ms", "-", "-"],
-            ["", "token delay straight from upstream (control)", f"{_ms(ct, 'median')} ms",
-             f"{_ms(ct, 'p99')} ms", "-", "-"],
+            [
+                "3 Open streams",
+                f"{os_['streams']} SSE streams: extra server RSS total (per stream)",
+                f"{fmt(os_['extra_rss_mb'], 1)} MB ({fmt(os_['extra_rss_kb_per_stream'], 0)} kB)",
+                "-",
+                "≤ 100 MB",
+                ok(os_["targets"]["met"]),
+            ],
+            [
+                "",
+                "token delay through assistantd, all streams open",
+                f"{_ms(st, 'median')} ms",
+                f"{_ms(st, 'p99')} ms",
+                "-",
+                "-",
+            ],
+            [
+                "",
+                "token delay straight from upstream (control)",
+                f"{_ms(ct, 'median')} ms",
+                f"{_ms(ct, 'p99')} ms",
+                "-",
+                "-",
+            ],
         ]
     lm = results.get("local_model")
     if lm:
         for i, r in enumerate(lm["runs"]):
-            rows.append(["6 Local model" if i == 0 else "",
-                         f"tokens/s through assistantd / direct, {r['threads']} thread(s)",
-                         f"{fmt(r['served_tokens_per_s']['median'], 1)} / {fmt(r['direct_tokens_per_s']['median'], 1)}"
-                         f" = {fmt(100 * r['ratio']['median'], 1)}%",
-                         f"min {fmt(100 * r['ratio']['min'], 1)}%", "≥ 95%", ok(r["targets"]["met"])])
+            rows.append(
+                [
+                    "6 Local model" if i == 0 else "",
+                    f"tokens/s through assistantd / direct, {r['threads']} thread(s)",
+                    f"{fmt(r['served_tokens_per_s']['median'], 1)} / {fmt(r['direct_tokens_per_s']['median'], 1)}"
+                    f" = {fmt(100 * r['ratio']['median'], 1)}%",
+                    f"min {fmt(100 * r['ratio']['min'], 1)}%",
+                    "≥ 95%",
+                    ok(r["targets"]["met"]),
+                ]
+            )
     return rows
 
 
-def write_summary(results: dict[str, Any], failures: dict[str, str], others: list[list[str]], quick: bool,
-                  load: float, durations: dict[str, float]) -> Path:
+def write_summary(
+    results: dict[str, Any],
+    failures: dict[str, str],
+    others: list[list[str]],
+    quick: bool,
+    load: float,
+    durations: dict[str, float],
+) -> Path:
     m = machine()
     lines = [
         "# assistantd benchmarks",
@@ -144,13 +210,22 @@ def write_summary(results: dict[str, Any], failures: dict[str, str], others: lis
         "Client, server, upstream and database share these cores; every comparison runs its "
         "sides in the same loop. Reproduce with `make bench` (details: `bench/results/*.json`, plots `*.png`).",
         "",
-        table(["benchmark", "measure", "p50 / value", "p99 / spread", "target", "verdict"], summary_rows(results)),
+        table(
+            ["benchmark", "measure", "p50 / value", "p99 / spread", "target", "verdict"],
+            summary_rows(results),
+        ),
     ]
     if others:
-        lines += ["", "Other benchmarks (retrieval, code interpreter; their own tables are in their JSON/PNG):", "",
-                  table(["script", "exit", "seconds", "last line"], others)]
+        lines += [
+            "",
+            "Other benchmarks (retrieval, code interpreter; their own tables are in their JSON/PNG):",
+            "",
+            table(["script", "exit", "seconds", "last line"], others),
+        ]
     if failures:
-        lines += ["", "Failed:", ""] + [f"- `{k}`: `{v.strip().splitlines()[-1]}`" for k, v in failures.items()]
+        lines += ["", "Failed:", ""] + [
+            f"- `{k}`: `{v.strip().splitlines()[-1]}`" for k, v in failures.items()
+        ]
     lines += ["", "Durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()), ""]
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "SUMMARY.md"
@@ -168,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
     durations: dict[str, float] = {}
-    for name in (args.only.split(",") if args.only else OURS):
+    for name in args.only.split(",") if args.only else OURS:
         print(f"\n=== {name} {'(quick)' if args.quick else ''} ===", flush=True)
         result, seconds, error = _run_ours(name, args.quick)
         durations[name] = seconds
@@ -190,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
                 failures[script] = f"exit {code}: {last}"
     path = write_summary(results, failures, others, args.quick, load, durations)
     (RESULTS / ("run_all_quick.json" if args.quick else "run_all.json")).write_text(
-        json.dumps({"durations": durations, "failures": failures, "background_load": load}, indent=2) + "\n")
+        json.dumps(
+            {"durations": durations, "failures": failures, "background_load": load}, indent=2
+        )
+        + "\n"
+    )
     print("\n" + path.read_text())
     return 1 if failures else 0
 

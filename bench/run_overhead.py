@@ -63,9 +63,23 @@ class _SleepMeter:
 
 
 def measure(iterations: int, warmup: int, profile: Path | None = None) -> dict[str, Any]:
-    samples: dict[str, list[float]] = {k: [] for k in (
-        "a_total", "a_ttft", "b_total", "b_message", "b_poll_sleep", "b_polls", "b_minus_a",
-        "b_minus_a_minus_sleep", "c_ttft", "c_total", "c_ttft_minus_a_ttft", "c_total_minus_a_total")}
+    samples: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "a_total",
+            "a_ttft",
+            "b_total",
+            "b_message",
+            "b_poll_sleep",
+            "b_polls",
+            "b_minus_a",
+            "b_minus_a_minus_sleep",
+            "c_ttft",
+            "c_total",
+            "c_ttft_minus_a_ttft",
+            "c_total_minus_a_total",
+        )
+    }
     with Upstream(token_delay=0.0) as up, Server(llm_base_url=up.base_url) as server:
         direct = OpenAI(base_url=up.base_url, api_key="unused", max_retries=0)
         client = OpenAI(base_url=server.base_url, api_key=API_KEY, max_retries=0)
@@ -79,7 +93,8 @@ def measure(iterations: int, warmup: int, profile: Path | None = None) -> dict[s
             ttft = None
             text = []
             for chunk in direct.chat.completions.create(
-                    model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True):
+                model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True
+            ):
                 if chunk.choices and chunk.choices[0].delta.content:
                     if ttft is None:
                         ttft = time.perf_counter() - t0
@@ -123,8 +138,13 @@ def measure(iterations: int, warmup: int, profile: Path | None = None) -> dict[s
         elapsed = time.perf_counter() - t_start
         server_cpu = _cpu(server.pid) - cpu0
         nagle = keepalive_check(server.url, 200)
-    return {"samples": samples, "server_cpu_seconds": server_cpu, "elapsed_seconds": elapsed,
-            "server_cpu_ms_per_iteration": 1000 * server_cpu / iterations, "keepalive": nagle}
+    return {
+        "samples": samples,
+        "server_cpu_seconds": server_cpu,
+        "elapsed_seconds": elapsed,
+        "server_cpu_ms_per_iteration": 1000 * server_cpu / iterations,
+        "keepalive": nagle,
+    }
 
 
 def loop(iterations: int, a: Any, b: Any, c: Any, samples: dict[str, list[float]]) -> None:
@@ -133,7 +153,11 @@ def loop(iterations: int, a: Any, b: Any, c: Any, samples: dict[str, list[float]
         # Rotate the order so no side always runs right after another.
         for which in ("abc", "bca", "cab")[i % 3]:
             got[which] = {"a": a, "b": b, "c": c}[which]()
-        (a_ttft, a_total), (b_total, b_msg, b_sleep, b_polls), (c_ttft, c_total) = got["a"], got["b"], got["c"]
+        (a_ttft, a_total), (b_total, b_msg, b_sleep, b_polls), (c_ttft, c_total) = (
+            got["a"],
+            got["b"],
+            got["c"],
+        )
         samples["a_total"].append(a_total)
         samples["a_ttft"].append(a_ttft)
         samples["b_total"].append(b_total)
@@ -159,8 +183,11 @@ def keepalive_check(url: str, count: int) -> dict[str, Any]:
     lat: list[float] = []
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     ports = set()
-    with httpx.Client(base_url=url, limits=limits, headers={"Authorization": f"Bearer {API_KEY}",
-                                                            "OpenAI-Beta": "assistants=v2"}) as http:
+    with httpx.Client(
+        base_url=url,
+        limits=limits,
+        headers={"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "assistants=v2"},
+    ) as http:
         for _ in range(count):
             t0 = time.perf_counter()
             r = http.get("/v1/assistants", params={"limit": 20})
@@ -171,8 +198,12 @@ def keepalive_check(url: str, count: int) -> dict[str, Any]:
                 sock = stream.get_extra_info("socket")
                 if sock is not None:
                     ports.add(sock.getsockname()[1])
-    return {"requests": count, "connections_used": len(ports) or None, "latency": summary(lat),
-            "loops": nodelay_probe()}
+    return {
+        "requests": count,
+        "connections_used": len(ports) or None,
+        "latency": summary(lat),
+        "loops": nodelay_probe(),
+    }
 
 
 def nodelay_probe() -> dict[str, Any]:
@@ -241,26 +272,45 @@ def report(result: dict[str, Any]) -> str:
     rows = []
     for key, label in ROWS:
         st = summary(s[key])
-        rows.append([label, fmt(1000 * st["median"]), fmt(1000 * st["p90"]), fmt(1000 * st["p99"]),
-                     f"{fmt(1000 * st['min'])} – {fmt(1000 * st['max'])}"])
+        rows.append(
+            [
+                label,
+                fmt(1000 * st["median"]),
+                fmt(1000 * st["p90"]),
+                fmt(1000 * st["p99"]),
+                f"{fmt(1000 * st['min'])} – {fmt(1000 * st['max'])}",
+            ]
+        )
     out = [table([f"ms (n={len(s['a_total'])})", "p50", "p90", "p99", "min – max"], rows)]
     polls = summary(s["b_polls"])
-    out.append(f"\n(b) retrieves per run: median {fmt(polls['median'], 1)}, max {fmt(polls['max'], 0)}; "
-               f"server CPU {fmt(result['server_cpu_ms_per_iteration'])} ms per iteration (b + c + threads)")
+    out.append(
+        f"\n(b) retrieves per run: median {fmt(polls['median'], 1)}, max {fmt(polls['max'], 0)}; "
+        f"server CPU {fmt(result['server_cpu_ms_per_iteration'])} ms per iteration (b + c + threads)"
+    )
     b_added = 1000 * summary(s["b_minus_a_minus_sleep"])["median"]
     c_added = 1000 * summary(s["c_ttft_minus_a_ttft"])["median"]
     result["targets"] = {
-        "b_added_p50_ms": b_added, "b_target_ms": 10, "b_met": b_added <= 10,
-        "c_ttft_added_p50_ms": c_added, "c_target_ms": 5, "c_met": c_added <= 5,
+        "b_added_p50_ms": b_added,
+        "b_target_ms": 10,
+        "b_met": b_added <= 10,
+        "c_ttft_added_p50_ms": c_added,
+        "c_target_ms": 5,
+        "c_met": c_added <= 5,
     }
-    out.append(f"target (b) ≤ 10 ms p50 beyond poll wait: {fmt(b_added)} ms → "
-               f"{'MET' if b_added <= 10 else 'MISSED'}")
-    out.append(f"target (c) ≤ 5 ms p50 added TTFT: {fmt(c_added)} ms → {'MET' if c_added <= 5 else 'MISSED'}")
+    out.append(
+        f"target (b) ≤ 10 ms p50 beyond poll wait: {fmt(b_added)} ms → "
+        f"{'MET' if b_added <= 10 else 'MISSED'}"
+    )
+    out.append(
+        f"target (c) ≤ 5 ms p50 added TTFT: {fmt(c_added)} ms → {'MET' if c_added <= 5 else 'MISSED'}"
+    )
     ka = result["keepalive"]
     lat = ka["latency"]
-    out.append(f"\nkeep-alive: {ka['requests']} × GET /v1/assistants over {ka['connections_used']} connection(s): "
-               f"p50 {fmt(1000 * lat['median'])} ms, p99 {fmt(1000 * lat['p99'])} ms, max {fmt(1000 * lat['max'])} ms "
-               f"→ {'NAGLE STALL (~40 ms)' if lat['median'] > 0.035 else 'no Nagle stall'}")
+    out.append(
+        f"\nkeep-alive: {ka['requests']} × GET /v1/assistants over {ka['connections_used']} connection(s): "
+        f"p50 {fmt(1000 * lat['median'])} ms, p99 {fmt(1000 * lat['p99'])} ms, max {fmt(1000 * lat['max'])} ms "
+        f"→ {'NAGLE STALL (~40 ms)' if lat['median'] > 0.035 else 'no Nagle stall'}"
+    )
     out.append(f"TCP_NODELAY on accepted sockets: {ka['loops']}")
     return "\n".join(out)
 
@@ -269,9 +319,13 @@ def plot(result: dict[str, Any], path: Any) -> None:
     plt = pyplot()
     s = result["samples"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key, label in [("a_total", "(a) upstream direct"), ("b_total", "(b) create_and_poll"),
-                       ("b_minus_a_minus_sleep", "(b) − (a) − poll sleep"), ("c_ttft", "(c) stream TTFT"),
-                       ("c_total", "(c) stream total")]:
+    for key, label in [
+        ("a_total", "(a) upstream direct"),
+        ("b_total", "(b) create_and_poll"),
+        ("b_minus_a_minus_sleep", "(b) − (a) − poll sleep"),
+        ("c_ttft", "(c) stream TTFT"),
+        ("c_total", "(c) stream total"),
+    ]:
         v = sorted(1000 * x for x in s[key])
         ax1.plot(v, [i / len(v) for i in range(len(v))], label=label)
     ax1.set_xlabel("ms")
@@ -297,8 +351,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (~10 s)")
     parser.add_argument("--iterations", type=int, default=None)
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the server with py-spy (slows it; numbers are not for publishing)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the server with py-spy (slows it; numbers are not for publishing)",
+    )
     args = parser.parse_args(argv)
     iterations = args.iterations or (30 if args.quick else 300)
     profile = RESULTS / f"{NAME}_profile.txt" if args.profile else None

@@ -55,16 +55,31 @@ def _client_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def _level(base_url: str, assistant_id: str, concurrency: int, warmup: float, seconds: float,
-                 server_pid: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
-    client = AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0, timeout=120,
-                         http_client=DefaultAsyncHttpxClient(limits=limits))
+async def _level(
+    base_url: str,
+    assistant_id: str,
+    concurrency: int,
+    warmup: float,
+    seconds: float,
+    server_pid: int,
+) -> dict[str, Any]:
+    limits = httpx.Limits(
+        max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8
+    )
+    client = AsyncOpenAI(
+        base_url=base_url,
+        api_key=API_KEY,
+        max_retries=0,
+        timeout=120,
+        http_client=DefaultAsyncHttpxClient(limits=limits),
+    )
     done: list[tuple[float, float]] = []  # (finished at, latency)
     errors: list[str] = []
     statuses: dict[str, int] = {}
     stop_at = time.perf_counter() + warmup + seconds
-    max_runs = int(concurrency * (warmup + seconds) * 100) + 100  # a bound, never reached in practice
+    max_runs = (
+        int(concurrency * (warmup + seconds) * 100) + 100
+    )  # a bound, never reached in practice
 
     async def loop() -> None:
         while time.perf_counter() < stop_at and len(done) + len(errors) < max_runs:
@@ -130,8 +145,13 @@ def _database(db: str) -> Iterator[str | None]:
             yield url
 
 
-def measure(dbs: list[str], levels: list[int], warmup: float, seconds: float,
-            profile_level: int | None = None) -> dict[str, Any]:
+def measure(
+    dbs: list[str],
+    levels: list[int],
+    warmup: float,
+    seconds: float,
+    profile_level: int | None = None,
+) -> dict[str, Any]:
     raise_nofile()
     results: dict[str, list[dict[str, Any]]] = {}
     with Upstream(token_delay=0.0) as up:
@@ -144,16 +164,25 @@ def measure(dbs: list[str], levels: list[int], warmup: float, seconds: float,
                     assistant = await setup.beta.assistants.create(model=MODEL, name="bench")
                     await setup.close()
                     for c in levels:
-                        out = RESULTS / f"{NAME}_profile_{db}_c{c}.txt" if c == profile_level else None
+                        out = (
+                            RESULTS / f"{NAME}_profile_{db}_c{c}.txt"
+                            if c == profile_level
+                            else None
+                        )
                         with profiled(server.pid if out else None, out):
-                            r = await _level(server.base_url, assistant.id, c, warmup, seconds, server.pid)
+                            r = await _level(
+                                server.base_url, assistant.id, c, warmup, seconds, server.pid
+                            )
                         r["database"] = db
                         results[db].append(r)
-                        print(f"  {db:8} c={c:<4} {r['runs_per_second']:7.1f} runs/s  "
-                              f"p50 {1000 * r['latency'].get('median', float('nan')):7.1f} ms  "
-                              f"errors {r['errors']}  server CPU {r['server_cpu_utilisation']:.0%}  "
-                              f"client CPU {r['client_cpu_utilisation']:.0%}  "
-                              f"machine CPU {r['machine_cpu_utilisation']:.0%}", flush=True)
+                        print(
+                            f"  {db:8} c={c:<4} {r['runs_per_second']:7.1f} runs/s  "
+                            f"p50 {1000 * r['latency'].get('median', float('nan')):7.1f} ms  "
+                            f"errors {r['errors']}  server CPU {r['server_cpu_utilisation']:.0%}  "
+                            f"client CPU {r['client_cpu_utilisation']:.0%}  "
+                            f"machine CPU {r['machine_cpu_utilisation']:.0%}",
+                            flush=True,
+                        )
                         if out is not None:
                             for share, frame in hot_spots(out, 25, self_time=False):
                                 print(f"      {share:5.1f}%  {frame}")
@@ -167,24 +196,59 @@ def report(result: dict[str, Any]) -> str:
     for db, levels in result["results"].items():
         for r in levels:
             w, lat = r["windows"], r["latency"]
-            rows.append([
-                db, r["concurrency"], fmt(r["runs_per_second"], 1), fmt(w.get("median"), 0),
-                fmt(w.get("p90"), 0), f"{fmt(w.get('min'), 0)} – {fmt(w.get('max'), 0)}",
-                fmt(1000 * lat.get("median", float("nan")), 1), fmt(1000 * lat.get("p99", float("nan")), 1),
-                fmt(r["server_cpu_ms_per_run"], 1), fmt(r["client_cpu_ms_per_run"], 1), r["errors"],
-            ])
-    out = [table(["db", "c", "runs/s", "1-s window p50", "p90", "min – max", "latency p50 ms",
-                  "p99 ms", "server CPU ms/run", "client CPU ms/run", "errors"], rows)]
-    sqlite64 = next((r for r in result["results"].get("sqlite", []) if r["concurrency"] == 64), None)
+            rows.append(
+                [
+                    db,
+                    r["concurrency"],
+                    fmt(r["runs_per_second"], 1),
+                    fmt(w.get("median"), 0),
+                    fmt(w.get("p90"), 0),
+                    f"{fmt(w.get('min'), 0)} – {fmt(w.get('max'), 0)}",
+                    fmt(1000 * lat.get("median", float("nan")), 1),
+                    fmt(1000 * lat.get("p99", float("nan")), 1),
+                    fmt(r["server_cpu_ms_per_run"], 1),
+                    fmt(r["client_cpu_ms_per_run"], 1),
+                    r["errors"],
+                ]
+            )
+    out = [
+        table(
+            [
+                "db",
+                "c",
+                "runs/s",
+                "1-s window p50",
+                "p90",
+                "min – max",
+                "latency p50 ms",
+                "p99 ms",
+                "server CPU ms/run",
+                "client CPU ms/run",
+                "errors",
+            ],
+            rows,
+        )
+    ]
+    sqlite64 = next(
+        (r for r in result["results"].get("sqlite", []) if r["concurrency"] == 64), None
+    )
     if sqlite64 is not None:
         met = sqlite64["runs_per_second"] >= 200
-        result["targets"] = {"sqlite_c64_runs_per_second": sqlite64["runs_per_second"], "target": 200, "met": met}
-        out.append(f"target ≥ 200 runs/s at c=64 on SQLite: {fmt(sqlite64['runs_per_second'], 1)} → "
-                   f"{'MET' if met else 'MISSED'}")
+        result["targets"] = {
+            "sqlite_c64_runs_per_second": sqlite64["runs_per_second"],
+            "target": 200,
+            "met": met,
+        }
+        out.append(
+            f"target ≥ 200 runs/s at c=64 on SQLite: {fmt(sqlite64['runs_per_second'], 1)} → "
+            f"{'MET' if met else 'MISSED'}"
+        )
     for levels in result["results"].values():
         for r in levels:
             if r["error_examples"]:
-                out.append(f"{r['database']} c={r['concurrency']} errors, e.g.: {r['error_examples'][:2]}")
+                out.append(
+                    f"{r['database']} c={r['concurrency']} errors, e.g.: {r['error_examples'][:2]}"
+                )
     return "\n".join(out)
 
 
@@ -193,12 +257,30 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for db, levels in result["results"].items():
         cs = [r["concurrency"] for r in levels]
-        ax1.errorbar(cs, [r["runs_per_second"] for r in levels],
-                     yerr=[[r["runs_per_second"] - r["windows"].get("min", 0) for r in levels],
-                           [r["windows"].get("max", 0) - r["runs_per_second"] for r in levels]],
-                     marker="o", capsize=3, label=db)
-        ax2.plot(cs, [1000 * r["latency"].get("median", 0) for r in levels], marker="o", label=f"{db} p50")
-        ax2.plot(cs, [1000 * r["latency"].get("p99", 0) for r in levels], marker="x", ls="--", label=f"{db} p99")
+        ax1.errorbar(
+            cs,
+            [r["runs_per_second"] for r in levels],
+            yerr=[
+                [r["runs_per_second"] - r["windows"].get("min", 0) for r in levels],
+                [r["windows"].get("max", 0) - r["runs_per_second"] for r in levels],
+            ],
+            marker="o",
+            capsize=3,
+            label=db,
+        )
+        ax2.plot(
+            cs,
+            [1000 * r["latency"].get("median", 0) for r in levels],
+            marker="o",
+            label=f"{db} p50",
+        )
+        ax2.plot(
+            cs,
+            [1000 * r["latency"].get("p99", 0) for r in levels],
+            marker="x",
+            ls="--",
+            label=f"{db} p99",
+        )
     ax1.axhline(200, color="tab:red", ls="--", lw=1, label="target (SQLite, c=64)")
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
@@ -220,10 +302,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per level")
     parser.add_argument("--concurrency", default=None, help="comma-separated levels")
     parser.add_argument("--db", default=None, help="sqlite,postgres")
-    parser.add_argument("--profile", type=int, default=None, metavar="C",
-                        help="sample the server with py-spy at this concurrency (numbers not for publishing)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=None,
+        metavar="C",
+        help="sample the server with py-spy at this concurrency (numbers not for publishing)",
+    )
     args = parser.parse_args(argv)
-    levels = [int(c) for c in (args.concurrency or ("8,64" if args.quick else "1,8,64,256")).split(",")]
+    levels = [
+        int(c) for c in (args.concurrency or ("8,64" if args.quick else "1,8,64,256")).split(",")
+    ]
     dbs = (args.db or "sqlite,postgres").split(",")
     if "postgres" in dbs and not postgres_available():
         print("PostgreSQL is not reachable on 127.0.0.1:5432; skipping it")

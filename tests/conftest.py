@@ -34,8 +34,11 @@ SERVICE_PARAMS = {"postgres", "redis", "pgvector"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--sqlite-only", action="store_true",
-                     help="deselect tests parametrized on PostgreSQL or Redis (make test-fast)")
+    parser.addoption(
+        "--sqlite-only",
+        action="store_true",
+        help="deselect tests parametrized on PostgreSQL or Redis (make test-fast)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,7 +57,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
     drop = None
     url = None

@@ -72,46 +72,82 @@ log = logging.getLogger("assistantd")
 def build_sandbox(settings: Settings) -> CodeSandbox:
     """The configured code-interpreter sandbox (bubblewrap, a warm pool of kernels)."""
     s = settings
-    output = OutputLimits(max_frame_bytes=s.sandbox_max_frame_bytes, max_frames=s.sandbox_max_frames,
-                          max_images=s.sandbox_max_images, max_files=s.sandbox_max_output_files,
-                          max_file_bytes=s.sandbox_max_output_file_mb * 1024 * 1024)
+    output = OutputLimits(
+        max_frame_bytes=s.sandbox_max_frame_bytes,
+        max_frames=s.sandbox_max_frames,
+        max_images=s.sandbox_max_images,
+        max_files=s.sandbox_max_output_files,
+        max_file_bytes=s.sandbox_max_output_file_mb * 1024 * 1024,
+    )
     return BubblewrapSandbox(
         sandbox_dir=s.sandbox_dir,
-        idle_seconds=s.sandbox_idle_seconds, timeout_seconds=s.sandbox_timeout_seconds,
-        memory_mb=s.sandbox_memory_mb, disk_mb=s.sandbox_disk_mb, max_processes=s.sandbox_max_processes,
-        pool_size=s.sandbox_pool_size, max_output_chars=s.sandbox_max_output_chars, output_limits=output,
+        idle_seconds=s.sandbox_idle_seconds,
+        timeout_seconds=s.sandbox_timeout_seconds,
+        memory_mb=s.sandbox_memory_mb,
+        disk_mb=s.sandbox_disk_mb,
+        max_processes=s.sandbox_max_processes,
+        pool_size=s.sandbox_pool_size,
+        max_output_chars=s.sandbox_max_output_chars,
+        output_limits=output,
     )
 
 
-def build_server_tools(settings: Settings, stores: VectorStoreRuntime, sandbox: CodeSandbox,
-                       files: AppFiles) -> dict[str, ServerTool]:
+def build_server_tools(
+    settings: Settings, stores: VectorStoreRuntime, sandbox: CodeSandbox, files: AppFiles
+) -> dict[str, ServerTool]:
     """file_search and code_interpreter, on the vector stores, files and the sandbox."""
-    return {"file_search": FileSearchTool(AppSearch(stores)),
-            "code_interpreter": CodeInterpreterTool(
-                sandbox, files, output_storage_bytes=settings.sandbox_output_storage_mb * 1024 * 1024)}
+    return {
+        "file_search": FileSearchTool(AppSearch(stores)),
+        "code_interpreter": CodeInterpreterTool(
+            sandbox, files, output_storage_bytes=settings.sandbox_output_storage_mb * 1024 * 1024
+        ),
+    }
 
 
-async def start_runs(settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
-                     stores: VectorStoreRuntime, models: ModelRouter, sandbox: CodeSandbox,
-                     limits: Limits | None = None) -> tuple[RunRuntime, LocalDispatcher]:
+async def start_runs(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    stores: VectorStoreRuntime,
+    models: ModelRouter,
+    sandbox: CodeSandbox,
+    limits: Limits | None = None,
+) -> tuple[RunRuntime, LocalDispatcher]:
     """Build the run machinery (event bus, engine, worker, dispatcher) and start the worker."""
     store = RunStore(engine)
     bus: EventBus
     if settings.redis_url:
-        bus = RedisEventBus(settings.redis_url, persist=store.persist_events, load=store.load_events)
+        bus = RedisEventBus(
+            settings.redis_url, persist=store.persist_events, load=store.load_events
+        )
     else:
-        bus = MemoryEventBus(persist=store.persist_events, load=store.load_events,
-                             flush_seconds=settings.event_flush_seconds, persist_many=store.persist_event_logs)
+        bus = MemoryEventBus(
+            persist=store.persist_events,
+            load=store.load_events,
+            flush_seconds=settings.event_flush_seconds,
+            persist_many=store.persist_event_logs,
+        )
     bus = ObservedBus(bus)
     files = AppFiles(sessions, settings.data_dir)
-    run_engine = RunEngine(store, bus, models, settings,
-                           tools=observe_tools(build_server_tools(settings, stores, sandbox, files)),
-                           files=files, meter=limits)
+    run_engine = RunEngine(
+        store,
+        bus,
+        models,
+        settings,
+        tools=observe_tools(build_server_tools(settings, stores, sandbox, files)),
+        files=files,
+        meter=limits,
+    )
     worker = RunWorker(run_engine, store, settings)
-    dispatcher = (RedisDispatcher(worker, bus, settings.redis_url) if settings.redis_url
-                  else LocalDispatcher(worker, bus))
+    dispatcher = (
+        RedisDispatcher(worker, bus, settings.redis_url)
+        if settings.redis_url
+        else LocalDispatcher(worker, bus)
+    )
     await dispatcher.start()
-    runtime = RunRuntime(settings=settings, bus=bus, dispatcher=dispatcher, stores=stores, limits=limits)
+    runtime = RunRuntime(
+        settings=settings, bus=bus, dispatcher=dispatcher, stores=stores, limits=limits
+    )
     return runtime, dispatcher
 
 
@@ -123,8 +159,9 @@ async def _warm(sandbox: CodeSandbox) -> None:
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, run_migrations: bool = True,
-                  overrides: Overrides | None = None) -> AsyncIterator[AppContext]:
+async def running(
+    settings: Settings, *, run_migrations: bool = True, overrides: Overrides | None = None
+) -> AsyncIterator[AppContext]:
     """Everything the process runs besides HTTP: database, ingestion, run worker, sandbox.
 
     The API's lifespan and `assistantd worker` both live inside it. `overrides` replace
@@ -148,16 +185,34 @@ async def running(settings: Settings, *, run_migrations: bool = True,
     tracing.configure()
     sandbox = ObservedSandbox(overrides.sandbox or build_sandbox(settings))
     models = ObservedModels(overrides.models or build_model_router(settings))
-    limits = Limits(settings, engine, sessions, Pricing.load(settings.pricing_file), WindowLimiter(settings.redis_url))
-    runtime, dispatcher = await start_runs(settings, engine, sessions, stores, models, sandbox, limits)
+    limits = Limits(
+        settings,
+        engine,
+        sessions,
+        Pricing.load(settings.pricing_file),
+        WindowLimiter(settings.redis_url),
+    )
+    runtime, dispatcher = await start_runs(
+        settings, engine, sessions, stores, models, sandbox, limits
+    )
     warmup = None
     if settings.worker_enabled and settings.sandbox_pool_size > 0:
         # Warm the code-interpreter pool in the background: start-up does not wait for it.
         warmup = asyncio.create_task(_warm(sandbox))
     drainer = Drainer(dispatcher.worker, runtime.bus, settings.shutdown_drain_seconds)
-    ctx = AppContext(settings=settings, engine=engine, sessions=sessions, stores=stores,
-                     file_dependents=file_dependents, models=models, sandbox=sandbox, runs=runtime,
-                     sandbox_warmup=warmup, limits=limits, drainer=drainer)
+    ctx = AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        stores=stores,
+        file_dependents=file_dependents,
+        models=models,
+        sandbox=sandbox,
+        runs=runtime,
+        sandbox_warmup=warmup,
+        limits=limits,
+        drainer=drainer,
+    )
     try:
         yield ctx
     finally:
@@ -182,10 +237,14 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings.model_copy(update={"worker_enabled": True}), run_migrations=False) as ctx:
+    async with running(
+        settings.model_copy(update={"worker_enabled": True}), run_migrations=False
+    ) as ctx:
         metrics = None
         if settings.worker_metrics_port is not None:
-            metrics = serve_worker_metrics(ctx, settings.worker_metrics_host, settings.worker_metrics_port)
+            metrics = serve_worker_metrics(
+                ctx, settings.worker_metrics_host, settings.worker_metrics_port
+            )
         log.info("assistantd worker running")
         await stop.wait()
         if metrics is not None:
@@ -193,16 +252,23 @@ async def run_worker(settings: Settings) -> None:
             await metrics[1]
 
 
-def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
-               overrides: Overrides | None = None, gc_tuned: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_migrations: bool = True,
+    overrides: Overrides | None = None,
+    gc_tuned: bool = False,
+) -> FastAPI:
     """Build the API. `overrides` replace lifespan-built engines (tests pass a scripted model);
     `gc_tuned`: a server process's collector settings (`core.server.tune_gc`) once started."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, run_migrations=run_migrations, overrides=overrides) as ctx, \
-                operations(app, ctx):
+        async with (
+            running(settings, run_migrations=run_migrations, overrides=overrides) as ctx,
+            operations(app, ctx),
+        ):
             app.state.ctx = ctx
             if gc_tuned:
                 tune_gc()
@@ -219,16 +285,28 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True,
     install_handlers(app)
     # Inside RequestIdMiddleware, so that its errors carry the id too. The upload streams its
     # multipart body to disk itself, bounded by ASSISTANTD_MAX_UPLOAD_BYTES.
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_json_body_bytes,
-                       streamed_paths=("/v1/files",))
+    app.add_middleware(
+        RequestGuard, max_body_bytes=settings.max_json_body_bytes, streamed_paths=("/v1/files",)
+    )
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(ObservingMiddleware, access_log=settings.log_format == "json")
     app.add_middleware(RequestIdMiddleware)
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
-    for router in (assistants_router, runs_router, threads_router, messages_router, files_router,
-                   vector_stores_router, models_router, admin_router, limits_router, usage_router,
-                   health_router, metrics_router):
+    for router in (
+        assistants_router,
+        runs_router,
+        threads_router,
+        messages_router,
+        files_router,
+        vector_stores_router,
+        models_router,
+        admin_router,
+        limits_router,
+        usage_router,
+        health_router,
+        metrics_router,
+    ):
         app.include_router(router)
 
     install_console(app)  # `/console` (static files) and the `/` redirect

@@ -78,7 +78,9 @@ def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
     if config is not None:
         logging.config.dictConfig(config)
     else:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
     _migrate(settings)
     asyncio.run(run_worker(settings))
     return 0
@@ -108,12 +110,18 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
     _migrate(settings)
     if args.admin:
-        admin, secret = asyncio.run(_with_session(settings, lambda s: create_admin_key(s, args.name)))
-        print(f"created admin key {admin.id} (for /v1/organization/* only); the secret is shown once:")
+        admin, secret = asyncio.run(
+            _with_session(settings, lambda s: create_admin_key(s, args.name))
+        )
+        print(
+            f"created admin key {admin.id} (for /v1/organization/* only); the secret is shown once:"
+        )
         print(secret)
         return 0
     try:
-        key, secret = asyncio.run(_with_session(settings, lambda s: create_key(s, args.name, args.project)))
+        key, secret = asyncio.run(
+            _with_session(settings, lambda s: create_key(s, args.name, args.project))
+        )
     except InvalidRequest as exc:
         print(exc.message, file=sys.stderr)
         return 1
@@ -170,7 +178,9 @@ def cmd_usage(args: argparse.Namespace, settings: Settings) -> int:
     end = args.until + 86400 if args.until is not None else int(time.time()) + 1
     start = args.since if args.since is not None else end - args.days * 86400
     pricing = Pricing.load(settings.pricing_file)
-    rows = asyncio.run(_with_session(settings, lambda s: summary(s, pricing, start, end, tuple(args.project))))
+    rows = asyncio.run(
+        _with_session(settings, lambda s: summary(s, pricing, start, end, tuple(args.project)))
+    )
     print(render(rows))
     return 0
 
@@ -180,8 +190,12 @@ def _progress(done: int, total: int) -> None:
         width = 30
         filled = width * done // max(total, 1)
         end = "\n" if done >= total else ""
-        print(f"\rthreads [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
-              file=sys.stderr, flush=True)
+        print(
+            f"\rthreads [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
     elif done >= total or done % 2000 == 0:
         print(f"threads {done}/{total}", file=sys.stderr, flush=True)
 
@@ -210,15 +224,26 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from assistantd.transfer.problems import DumpError
 
     path = Path(args.path)
-    files_dir = Path(args.files_dir) if args.files_dir else (path / dump.FILES_DIR if path.is_dir() else None)
+    files_dir = (
+        Path(args.files_dir)
+        if args.files_dir
+        else (path / dump.FILES_DIR if path.is_dir() else None)
+    )
     _migrate(settings)
 
     async def main() -> list[str]:
         engine = create_engine(settings.resolved_database_url)
         try:
             async with _file_store(settings):
-                report = await import_dump(session_maker(engine), settings.data_dir, args.project,
-                                           dump.read(path), files_dir, dry_run=args.dry_run, progress=_progress)
+                report = await import_dump(
+                    session_maker(engine),
+                    settings.data_dir,
+                    args.project,
+                    dump.read(path),
+                    files_dir,
+                    dry_run=args.dry_run,
+                    progress=_progress,
+                )
             return report.lines()
         finally:
             await engine.dispose()
@@ -245,13 +270,19 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         engine = create_engine(settings.resolved_database_url)
         try:
             async with _file_store(settings):
-                return dict(await export_project(session_maker(engine), settings.data_dir, args.project,
-                                                 Path(args.path)))
+                return dict(
+                    await export_project(
+                        session_maker(engine), settings.data_dir, args.project, Path(args.path)
+                    )
+                )
         finally:
             await engine.dispose()
 
     counts = asyncio.run(main())
-    print(f"exported project {args.project} to {args.path}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    print(
+        f"exported project {args.project} to {args.path}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
     return 0
 
 
@@ -265,7 +296,9 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     except BackupError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"backed up the {manifest['database']} database and {manifest['files']} files to {args.path}")
+    print(
+        f"backed up the {manifest['database']} database and {manifest['files']} files to {args.path}"
+    )
     return 0
 
 
@@ -279,12 +312,16 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     except BackupError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"restored the {manifest['database']} database and {manifest['files']} files from {args.path}")
+    print(
+        f"restored the {manifest['database']} database and {manifest['files']} files from {args.path}"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="assistantd", description="A self-hosted OpenAI Assistants API v2 server.")
+    p = argparse.ArgumentParser(
+        prog="assistantd", description="A self-hosted OpenAI Assistants API v2 server."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API (and, by default, the run worker)")
@@ -294,23 +331,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(fn=cmd_serve)
 
-    sub.add_parser("worker", help="execute runs and ingest files (no HTTP); pair with "
-                   "ASSISTANTD_WORKER_ENABLED=false API processes").set_defaults(fn=cmd_worker)
-    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
-    backup = sub.add_parser("backup", help="copy the database and uploaded files to a new directory "
-                            "(safe while the server runs)")
+    sub.add_parser(
+        "worker",
+        help="execute runs and ingest files (no HTTP); pair with "
+        "ASSISTANTD_WORKER_ENABLED=false API processes",
+    ).set_defaults(fn=cmd_worker)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        fn=cmd_migrate
+    )
+    backup = sub.add_parser(
+        "backup",
+        help="copy the database and uploaded files to a new directory (safe while the server runs)",
+    )
     backup.add_argument("path")
     backup.set_defaults(fn=cmd_backup)
-    restore = sub.add_parser("restore", help="replace the database and files with a backup (server stopped)")
+    restore = sub.add_parser(
+        "restore", help="replace the database and files with a backup (server stopped)"
+    )
     restore.add_argument("path")
     restore.set_defaults(fn=cmd_restore)
 
-    imp = sub.add_parser("import", help="load an export of OpenAI's Assistants API (or of assistantd), "
-                         "keeping every id")
+    imp = sub.add_parser(
+        "import",
+        help="load an export of OpenAI's Assistants API (or of assistantd), keeping every id",
+    )
     imp.add_argument("path", help="the export directory, or one JSON file")
     imp.add_argument("--project", default="default")
-    imp.add_argument("--files-dir", help="bytes of the files, named by file id or filename "
-                     "(default: PATH/files)")
+    imp.add_argument(
+        "--files-dir", help="bytes of the files, named by file id or filename (default: PATH/files)"
+    )
     imp.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     imp.set_defaults(fn=cmd_import)
     exp = sub.add_parser("export", help="write a project in the format `import` reads")
@@ -318,34 +367,60 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--project", default="default")
     exp.set_defaults(fn=cmd_export)
 
-    cl = sub.add_parser("cluster", help="run N API processes and M workers on this host, supervised "
-                        "(PostgreSQL and Redis)")
+    cl = sub.add_parser(
+        "cluster",
+        help="run N API processes and M workers on this host, supervised (PostgreSQL and Redis)",
+    )
     cl.add_argument("--api", type=int, default=2, help="API processes (no run worker in them)")
     cl.add_argument("--workers", type=int, default=2, help="`assistantd worker` processes")
     cl.add_argument("--host", default="127.0.0.1")
-    cl.add_argument("--port", type=int, default=8000,
-                    help="first API port (API i listens on port+i-1); 0 = free ports of the OS")
+    cl.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="first API port (API i listens on port+i-1); 0 = free ports of the OS",
+    )
     cl.add_argument("--log-level", default="warning")
     cl.set_defaults(fn=cmd_cluster)
 
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
-    create = keys.add_parser("create", help="make a key; its secret is printed once, on the last line")
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser(
+        "create", help="make a key; its secret is printed once, on the last line"
+    )
     create.add_argument("--name")
-    create.add_argument("--project", default="default",
-                        help="the project's id; a project of that id is made if there is none")
-    create.add_argument("--admin", action="store_true",
-                        help="make an admin key (sk-admin-…) for the /v1/organization admin API instead")
+    create.add_argument(
+        "--project",
+        default="default",
+        help="the project's id; a project of that id is made if there is none",
+    )
+    create.add_argument(
+        "--admin",
+        action="store_true",
+        help="make an admin key (sk-admin-…) for the /v1/organization admin API instead",
+    )
     create.set_defaults(fn=cmd_keys_create)
-    keys.add_parser("list", help="list project and admin keys (never their secrets)").set_defaults(fn=cmd_keys_list)
+    keys.add_parser("list", help="list project and admin keys (never their secrets)").set_defaults(
+        fn=cmd_keys_list
+    )
     revoke = keys.add_parser("revoke", help="revoke a project or admin key by id")
     revoke.add_argument("id")
     revoke.set_defaults(fn=cmd_keys_revoke)
 
     usage = sub.add_parser("usage", help="tokens and cost by day, project and model")
-    usage.add_argument("--since", type=_day, help="first day (YYYY-MM-DD, UTC); default: --days ago")
-    usage.add_argument("--until", type=_day, help="last day, included (YYYY-MM-DD, UTC); default: now")
-    usage.add_argument("--days", type=int, default=7, help="days back when --since is not given (default 7)")
-    usage.add_argument("--project", action="append", default=[], help="only this project (repeatable)")
+    usage.add_argument(
+        "--since", type=_day, help="first day (YYYY-MM-DD, UTC); default: --days ago"
+    )
+    usage.add_argument(
+        "--until", type=_day, help="last day, included (YYYY-MM-DD, UTC); default: now"
+    )
+    usage.add_argument(
+        "--days", type=int, default=7, help="days back when --since is not given (default 7)"
+    )
+    usage.add_argument(
+        "--project", action="append", default=[], help="only this project (repeatable)"
+    )
     usage.set_defaults(fn=cmd_usage)
     return p
 

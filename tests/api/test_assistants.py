@@ -13,21 +13,35 @@ WEATHER = {
     "function": {
         "name": "get_weather",
         "description": "Weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
     },
 }
 
 
 def test_create_retrieve_modify_delete(client: openai.OpenAI) -> None:
     a = client.beta.assistants.create(
-        model="gpt-4o", name="Math tutor", description="d", instructions="Be terse.",
+        model="gpt-4o",
+        name="Math tutor",
+        description="d",
+        instructions="Be terse.",
         tools=[WEATHER, {"type": "code_interpreter"}, {"type": "file_search"}],
-        metadata={"team": "x"}, temperature=0.5, top_p=0.9,
+        metadata={"team": "x"},
+        temperature=0.5,
+        top_p=0.9,
         response_format={"type": "json_object"},
     )
     assert a.id.startswith("asst_") and a.object == "assistant"
     assert isinstance(a.created_at, int)
-    assert (a.name, a.description, a.instructions, a.model) == ("Math tutor", "d", "Be terse.", "gpt-4o")
+    assert (a.name, a.description, a.instructions, a.model) == (
+        "Math tutor",
+        "d",
+        "Be terse.",
+        "gpt-4o",
+    )
     assert [t.type for t in a.tools] == ["function", "code_interpreter", "file_search"]
     assert a.tools[0].function.parameters["required"] == ["city"]
     assert a.tools[2].file_search.ranking_options.score_threshold == 0.0
@@ -48,12 +62,28 @@ def test_create_retrieve_modify_delete(client: openai.OpenAI) -> None:
 
 
 def test_defaults_every_field_present(server: Server) -> None:
-    r = httpx.post(f"{server.base_url}/assistants", json={"model": "m"},
-                   headers={"Authorization": f"Bearer {server.keys['alpha']}"})
+    r = httpx.post(
+        f"{server.base_url}/assistants",
+        json={"model": "m"},
+        headers={"Authorization": f"Bearer {server.keys['alpha']}"},
+    )
     assert r.status_code == 200
     body = r.json()
-    assert set(body) >= {"id", "object", "created_at", "name", "description", "model", "instructions",
-                         "tools", "tool_resources", "metadata", "temperature", "top_p", "response_format"}
+    assert set(body) >= {
+        "id",
+        "object",
+        "created_at",
+        "name",
+        "description",
+        "model",
+        "instructions",
+        "tools",
+        "tool_resources",
+        "metadata",
+        "temperature",
+        "top_p",
+        "response_format",
+    }
     assert body["name"] is None and body["description"] is None and body["instructions"] is None
     assert body["tools"] == [] and body["metadata"] == {} and body["response_format"] == "auto"
     assert r.headers["x-request-id"].startswith("req_")
@@ -69,11 +99,14 @@ def test_v1_only_endpoints_are_not_served(server: Server, client: openai.OpenAI)
     t = client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
     m = client.beta.threads.messages.list(t.id).data[0]
     h = {"Authorization": f"Bearer {server.keys['alpha']}", "OpenAI-Beta": "assistants=v1"}
-    for method, path in [("POST", f"/assistants/{a.id}/files"), ("GET", f"/assistants/{a.id}/files"),
-                         ("GET", f"/assistants/{a.id}/files/file-x"),
-                         ("DELETE", f"/assistants/{a.id}/files/file-x"),
-                         ("GET", f"/threads/{t.id}/messages/{m.id}/files"),
-                         ("GET", f"/threads/{t.id}/messages/{m.id}/files/file-x")]:
+    for method, path in [
+        ("POST", f"/assistants/{a.id}/files"),
+        ("GET", f"/assistants/{a.id}/files"),
+        ("GET", f"/assistants/{a.id}/files/file-x"),
+        ("DELETE", f"/assistants/{a.id}/files/file-x"),
+        ("GET", f"/threads/{t.id}/messages/{m.id}/files"),
+        ("GET", f"/threads/{t.id}/messages/{m.id}/files/file-x"),
+    ]:
         r = httpx.request(method, server.base_url + path, headers=h, json={"file_id": "file-x"})
         assert r.status_code == 404, path
         assert r.json()["error"]["message"] == f"Invalid URL ({method} /v1{path})", path
@@ -81,10 +114,17 @@ def test_v1_only_endpoints_are_not_served(server: Server, client: openai.OpenAI)
 
 def test_v1_requests_are_answered_in_v2_shapes(server: Server) -> None:
     h = {"Authorization": f"Bearer {server.keys['alpha']}", "OpenAI-Beta": "assistants=v1"}
-    f = httpx.post(f"{server.base_url}/files", headers=h, data={"purpose": "assistants"},
-                   files={"file": ("a.csv", b"x,y\n1,2\n")}).json()
-    a = httpx.post(f"{server.base_url}/assistants", headers=h, json={
-        "model": "m", "tools": [{"type": "code_interpreter"}], "file_ids": [f["id"]]}).json()
+    f = httpx.post(
+        f"{server.base_url}/files",
+        headers=h,
+        data={"purpose": "assistants"},
+        files={"file": ("a.csv", b"x,y\n1,2\n")},
+    ).json()
+    a = httpx.post(
+        f"{server.base_url}/assistants",
+        headers=h,
+        json={"model": "m", "tools": [{"type": "code_interpreter"}], "file_ids": [f["id"]]},
+    ).json()
     assert "file_ids" not in a
     assert a["tool_resources"] == {"code_interpreter": {"file_ids": [f["id"]]}}
 
@@ -98,8 +138,14 @@ def test_v1_requests_are_answered_in_v2_shapes(server: Server) -> None:
         ({"name": "n" * 257}, "name"),
         ({"description": "d" * 513}, "description"),
         ({"instructions": "i" * 256_001}, "instructions"),
-        ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "tools[0].function.name"),
-        ({"tools": [{"type": "function", "function": {"name": f"f{i}"}} for i in range(129)]}, "tools"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "bad name!"}}]},
+            "tools[0].function.name",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": f"f{i}"}} for i in range(129)]},
+            "tools",
+        ),
         ({"tools": [{"type": "browser"}]}, "tools[0].type"),
         ({"temperature": 3}, "temperature"),
         ({"top_p": -1}, "top_p"),
@@ -121,19 +167,26 @@ def test_missing_model_and_malformed_json(server: Server) -> None:
     h = {"Authorization": f"Bearer {server.keys['alpha']}", "Content-Type": "application/json"}
     r = httpx.post(f"{server.base_url}/assistants", json={}, headers=h)
     assert r.status_code == 400
-    assert r.json()["error"] == {"message": "Missing required parameter: 'model'.",
-                                 "type": "invalid_request_error", "param": "model", "code": None}
+    assert r.json()["error"] == {
+        "message": "Missing required parameter: 'model'.",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": None,
+    }
     r = httpx.post(f"{server.base_url}/assistants", content=b'{"model": ', headers=h)
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     assert "JSON" in r.json()["error"]["message"]
-    r = httpx.post(f"{server.base_url}/assistants", content=b'[1, 2]', headers=h)
+    r = httpx.post(f"{server.base_url}/assistants", content=b"[1, 2]", headers=h)
     assert r.status_code == 400
 
 
 def test_wrong_id_prefix(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         client.beta.assistants.retrieve("undefined")
-    assert e.value.body["message"] == "Invalid 'assistant_id': 'undefined'. Expected an ID that begins with 'asst'."
+    assert (
+        e.value.body["message"]
+        == "Invalid 'assistant_id': 'undefined'. Expected an ID that begins with 'asst'."
+    )
 
 
 def test_other_project_sees_404(client: openai.OpenAI, other_client: openai.OpenAI) -> None:

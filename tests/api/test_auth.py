@@ -22,7 +22,9 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 @pytest.mark.parametrize("header", [None, "Bearer wrong-key", "Basic abc", "Bearer"])
-def test_missing_or_wrong_key_is_401(server: Server, method: str, path: str, header: str | None) -> None:
+def test_missing_or_wrong_key_is_401(
+    server: Server, method: str, path: str, header: str | None
+) -> None:
     headers = {"Authorization": header} if header is not None else {}
     r = httpx.request(method, server.base_url + path, headers=headers, json={"model": "m"})
     assert r.status_code == 401
@@ -44,10 +46,14 @@ def test_beta_header_versions(server: Server) -> None:
     for beta in ("assistants=v2", "assistants=v1", None):
         headers = dict(h, **({"OpenAI-Beta": beta} if beta else {}))
         assert httpx.get(f"{server.base_url}/assistants", headers=headers).status_code == 200
-    r = httpx.get(f"{server.base_url}/assistants", headers=dict(h, **{"OpenAI-Beta": "assistants=v9"}))
+    r = httpx.get(
+        f"{server.base_url}/assistants", headers=dict(h, **{"OpenAI-Beta": "assistants=v9"})
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_beta"
 
 
 def test_unknown_route_is_openai_shaped_404(server: Server) -> None:
-    r = httpx.get(f"{server.base_url}/nope", headers={"Authorization": f"Bearer {server.keys['alpha']}"})
+    r = httpx.get(
+        f"{server.base_url}/nope", headers={"Authorization": f"Bearer {server.keys['alpha']}"}
+    )
     assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"

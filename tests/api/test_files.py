@@ -24,8 +24,13 @@ def test_upload_wait_retrieve_content_delete(client: openai.OpenAI, server: Serv
     data = b"The quick brown fox.\n" * 10
     f = client.files.create(file=("notes.txt", data), purpose="assistants")
     assert f.id.startswith("file-") and len(f.id) == len("file-") + 24 and f.id[5:].isalnum()
-    assert (f.object, f.bytes, f.filename, f.purpose, f.status) == ("file", len(data), "notes.txt",
-                                                                     "assistants", "processed")
+    assert (f.object, f.bytes, f.filename, f.purpose, f.status) == (
+        "file",
+        len(data),
+        "notes.txt",
+        "assistants",
+        "processed",
+    )
     assert isinstance(f.created_at, int) and f.expires_at is None
     assert client.files.wait_for_processing(f.id).status == "processed"
     assert client.files.retrieve(f.id) == f
@@ -73,13 +78,22 @@ def test_list_purpose_filter_order_and_pagination(client: openai.OpenAI) -> None
     assert walked == listed
 
 
-def test_expires_after_and_expired_files_behave_as_deleted(client: openai.OpenAI, server: Server) -> None:
-    f = client.files.create(file=("tmp.txt", b"short lived"), purpose="batch",
-                            expires_after={"anchor": "created_at", "seconds": 3600})
+def test_expires_after_and_expired_files_behave_as_deleted(
+    client: openai.OpenAI, server: Server
+) -> None:
+    f = client.files.create(
+        file=("tmp.txt", b"short lived"),
+        purpose="batch",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
     assert f.expires_at == f.created_at + 3600
 
-    run_db(server, lambda uow: uow.session.execute(
-        update(FileRow).where(FileRow.id == f.id).values(expires_at=int(time.time()) - 1)))
+    run_db(
+        server,
+        lambda uow: uow.session.execute(
+            update(FileRow).where(FileRow.id == f.id).values(expires_at=int(time.time()) - 1)
+        ),
+    )
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(f.id)
     with pytest.raises(openai.NotFoundError):
@@ -89,12 +103,23 @@ def test_expires_after_and_expired_files_behave_as_deleted(client: openai.OpenAI
 
 def test_create_file_from_bytes_for_other_packages(client: openai.OpenAI, server: Server) -> None:
     async def make(uow: UnitOfWork) -> dict[str, Any]:
-        return await create_file_from_bytes(uow, server.settings.data_dir, "alpha", "sub/dir/out.csv",
-                                            b"a,b\n1,2\n", "assistants_output")
+        return await create_file_from_bytes(
+            uow,
+            server.settings.data_dir,
+            "alpha",
+            "sub/dir/out.csv",
+            b"a,b\n1,2\n",
+            "assistants_output",
+        )
 
     made = run_db(server, make)
     got = client.files.retrieve(made["id"])
-    assert (got.filename, got.purpose, got.bytes, got.status) == ("out.csv", "assistants_output", 8, "processed")
+    assert (got.filename, got.purpose, got.bytes, got.status) == (
+        "out.csv",
+        "assistants_output",
+        8,
+        "processed",
+    )
     assert client.files.content(made["id"]).read() == b"a,b\n1,2\n"
 
 
@@ -110,8 +135,9 @@ def small_uploads(server: Server) -> Iterator[int]:
         settings.max_upload_bytes = before
 
 
-def test_oversize_upload_is_413_and_leaves_nothing(client: openai.OpenAI, server: Server,
-                                                   small_uploads: int) -> None:
+def test_oversize_upload_is_413_and_leaves_nothing(
+    client: openai.OpenAI, server: Server, small_uploads: int
+) -> None:
     directory = project_dir(server.settings.data_dir, "alpha")
     directory.mkdir(parents=True, exist_ok=True)
     before = set(directory.iterdir())
@@ -134,20 +160,37 @@ def test_oversize_upload_is_413_and_leaves_nothing(client: openai.OpenAI, server
         ({"file": ("a.txt", b"x")}, {}, "purpose", "Missing required parameter: 'purpose'"),
         ({"file": ("a.txt", b"x")}, {"purpose": "nope"}, "purpose", "Supported values are"),
         (None, {"purpose": "assistants"}, "file", "Missing required parameter: 'file'"),
-        ({"file": ("a.txt", b"x")}, {"purpose": "batch", "expires_after[anchor]": "created_at",
-                                     "expires_after[seconds]": "60"}, "expires_after.seconds", "between 3600"),
-        ({"file": ("a.txt", b"x")}, {"purpose": "batch", "expires_after[anchor]": "now",
-                                     "expires_after[seconds]": "3600"}, "expires_after.anchor", "created_at"),
+        (
+            {"file": ("a.txt", b"x")},
+            {
+                "purpose": "batch",
+                "expires_after[anchor]": "created_at",
+                "expires_after[seconds]": "60",
+            },
+            "expires_after.seconds",
+            "between 3600",
+        ),
+        (
+            {"file": ("a.txt", b"x")},
+            {"purpose": "batch", "expires_after[anchor]": "now", "expires_after[seconds]": "3600"},
+            "expires_after.anchor",
+            "created_at",
+        ),
     ],
 )
-def test_bad_uploads_are_400(server: Server, files: Any, data: dict[str, str], param: str,
-                             fragment: str) -> None:
+def test_bad_uploads_are_400(
+    server: Server, files: Any, data: dict[str, str], param: str, fragment: str
+) -> None:
     if files is None:
         files = {"other": ("x.txt", b"x")}
     r = httpx.post(f"{server.base_url}/files", files=files, data=data, headers=auth(server))
     assert r.status_code == 400, r.text
     err = r.json()["error"]
-    assert err["param"] == param and fragment in err["message"] and err["type"] == "invalid_request_error"
+    assert (
+        err["param"] == param
+        and fragment in err["message"]
+        and err["type"] == "invalid_request_error"
+    )
 
 
 def test_non_multipart_upload_is_400(server: Server) -> None:
@@ -159,21 +202,36 @@ def test_non_multipart_upload_is_400(server: Server) -> None:
 def test_ids_and_projects(client: openai.OpenAI, other_client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         client.files.retrieve("vs_abc")
-    assert e.value.body["message"] == "Invalid 'file_id': 'vs_abc'. Expected an ID that begins with 'file'."
+    assert (
+        e.value.body["message"]
+        == "Invalid 'file_id': 'vs_abc'. Expected an ID that begins with 'file'."
+    )
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve("file-doesnotexist")
     mine = client.files.create(file=("mine.txt", b"secret"), purpose="assistants")
-    for call in (other_client.files.retrieve, other_client.files.content, other_client.files.delete):
+    for call in (
+        other_client.files.retrieve,
+        other_client.files.content,
+        other_client.files.delete,
+    ):
         with pytest.raises(openai.NotFoundError):
             call(mine.id)
     assert mine.id not in [f.id for f in other_client.files.list()]
     assert client.files.retrieve(mine.id).id == mine.id
 
 
-@pytest.mark.parametrize(("sent", "stored"), [
-    ("..", "upload"), ("../x", "x"), ("a/b.csv", "b.csv"), (".", "upload"), ("dir/..", "upload"),
-    ("..\\evil.txt", "evil.txt"), ("  notes .txt ", "notes .txt"),
-])
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("..", "upload"),
+        ("../x", "x"),
+        ("a/b.csv", "b.csv"),
+        (".", "upload"),
+        ("dir/..", "upload"),
+        ("..\\evil.txt", "evil.txt"),
+        ("  notes .txt ", "notes .txt"),
+    ],
+)
 def test_upload_stores_a_safe_bare_filename(client: openai.OpenAI, sent: str, stored: str) -> None:
     f = client.files.create(file=(sent, b"x"), purpose="assistants")
     assert f.filename == stored

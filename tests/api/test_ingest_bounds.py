@@ -28,12 +28,14 @@ CONTENT_TYPES = (
     '<Default Extension="xml" ContentType="application/xml"/>'
     '<Override PartName="/word/document.xml" '
     'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
-    "</Types>")
+    "</Types>"
+)
 RELS = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
     '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
     '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
-    'officeDocument" Target="word/document.xml"/></Relationships>')
+    'officeDocument" Target="word/document.xml"/></Relationships>'
+)
 
 
 def docx(paragraphs: int, text: str = "ab") -> bytes:
@@ -63,7 +65,7 @@ def lying_zip(real: bytes) -> bytes:
     pos = 0
     while (pos := data.find(b"PK\x01\x02", pos)) != -1:
         name_len = struct.unpack_from("<H", data, pos + 28)[0]
-        if data[pos + 46: pos + 46 + name_len] == b"word/document.xml":
+        if data[pos + 46 : pos + 46 + name_len] == b"word/document.xml":
             struct.pack_into("<I", data, pos + 24, 100)
         pos += 4
     return bytes(data)
@@ -94,7 +96,9 @@ def test_parse_in_child_within_time_and_memory() -> None:
     text = asyncio.run(parse_bounded(docx(50), "fine.docx"))
     assert text.text.count("ab") == 50 and text.kind == "docx"
     with pytest.raises(InvalidFile, match="took longer than"):
-        asyncio.run(parse_bounded(docx(50_000), "slow.docx", limits=ParseLimits(timeout_seconds=0.05)))
+        asyncio.run(
+            parse_bounded(docx(50_000), "slow.docx", limits=ParseLimits(timeout_seconds=0.05))
+        )
     with pytest.raises(InvalidFile, match="MB"):
         asyncio.run(parse_bounded(docx(50_000), "fat.docx", limits=ParseLimits(memory_mb=64)))
 
@@ -109,7 +113,9 @@ def test_chunk_bound() -> None:
         chunk_bounded(text, minilm_tokenizer(), strategy, 49, "big.txt")
 
 
-def test_hostile_docx_fails_fast_and_the_server_stays_responsive(client: openai.OpenAI, server: Server) -> None:
+def test_hostile_docx_fails_fast_and_the_server_stays_responsive(
+    client: openai.OpenAI, server: Server
+) -> None:
     data = hostile_docx()
     assert len(data) < 200_000
     upload = client.files.create(file=("probe.docx", io.BytesIO(data)), purpose="assistants")
@@ -118,8 +124,9 @@ def test_hostile_docx_fails_fast_and_the_server_stays_responsive(client: openai.
     client.vector_stores.files.create(vector_store_id=store.id, file_id=upload.id)
     latencies: list[float] = []
     status = "in_progress"
-    with httpx.Client(base_url=server.base_url,
-                      headers={"Authorization": f"Bearer {server.keys['alpha']}"}) as http:
+    with httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {server.keys['alpha']}"}
+    ) as http:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
@@ -127,7 +134,9 @@ def test_hostile_docx_fails_fast_and_the_server_stays_responsive(client: openai.
             latencies.append(time.perf_counter() - t0)
             assert r.status_code == 200
             if len(latencies) % 10 == 0:
-                status = client.vector_stores.files.retrieve(upload.id, vector_store_id=store.id).status
+                status = client.vector_stores.files.retrieve(
+                    upload.id, vector_store_id=store.id
+                ).status
                 if status != "in_progress":
                     break
             time.sleep(0.005)

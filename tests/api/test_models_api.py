@@ -43,7 +43,9 @@ def test_list_and_retrieve_the_models_file_names(file_server: Server) -> None:
     with file_server.client("alpha") as client:
         page = client.models.list()
         assert [(m.id, m.object, m.owned_by) for m in page.data] == [
-            ("gpt-4o", "model", "upstream"), ("local-qwen", "model", "assistantd")]
+            ("gpt-4o", "model", "upstream"),
+            ("local-qwen", "model", "assistantd"),
+        ]
         assert all(isinstance(m.created, int) and m.created > 0 for m in page.data)
         got = client.models.retrieve("local-qwen")
         assert got == page.data[1]
@@ -54,25 +56,35 @@ def test_unknown_model_is_404_in_openais_words(file_server: Server) -> None:
         client.models.retrieve("gpt-3.5-turbo")
     assert e.value.body == {
         "message": "The model 'gpt-3.5-turbo' does not exist",
-        "type": "invalid_request_error", "param": "model", "code": "model_not_found"}
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
 
 
 def test_raw_wire_and_authentication(file_server: Server) -> None:
     base = file_server.base_url
-    r = httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {file_server.keys['alpha']}"})
+    r = httpx.get(
+        f"{base}/models", headers={"Authorization": f"Bearer {file_server.keys['alpha']}"}
+    )
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"object", "data"} and body["object"] == "list"
     assert set(body["data"][0]) == {"id", "object", "created", "owned_by"}
     for path in ("/models", "/models/gpt-4o"):
         assert httpx.get(f"{base}{path}").status_code == 401
-        assert httpx.get(f"{base}{path}", headers={"Authorization": "Bearer sk-wrong"}).status_code == 401
+        assert (
+            httpx.get(f"{base}{path}", headers={"Authorization": "Bearer sk-wrong"}).status_code
+            == 401
+        )
 
 
 def test_embedded_default_serves_every_name(server: Server) -> None:
     """No models file, no upstream: the bundled model is listed, and any name is served."""
     with server.client("alpha") as client:
-        assert [(m.id, m.owned_by) for m in client.models.list().data] == [(BUNDLED_MODEL_ID, "assistantd")]
+        assert [(m.id, m.owned_by) for m in client.models.list().data] == [
+            (BUNDLED_MODEL_ID, "assistantd")
+        ]
         got = client.models.retrieve("gpt-4o")
         assert (got.id, got.object, got.owned_by) == ("gpt-4o", "model", "assistantd")
         assert client.models.retrieve("Qwen/Qwen2.5-7B-Instruct").id == "Qwen/Qwen2.5-7B-Instruct"
@@ -84,8 +96,9 @@ def settings(**values: object) -> Settings:
 
 def test_catalog_follows_the_routing_precedence(tmp_path: Path) -> None:
     up = ServedModel("qwen2.5", "upstream")
-    assert model_catalog(settings(llm_base_url="http://127.0.0.1:9/v1", llm_model="qwen2.5")) == ModelCatalog(
-        (up,), "upstream")
+    assert model_catalog(
+        settings(llm_base_url="http://127.0.0.1:9/v1", llm_model="qwen2.5")
+    ) == ModelCatalog((up,), "upstream")
     # An upstream without llm_model takes any name: nothing to list by name.
     bare = model_catalog(settings(llm_base_url="http://127.0.0.1:9/v1"))
     assert bare.models == () and bare.find("anything") == ServedModel("anything", "upstream")
@@ -98,7 +111,10 @@ def test_catalog_follows_the_routing_precedence(tmp_path: Path) -> None:
     both = model_catalog(settings(llm_models_file=path, llm_base_url="http://h/v1", llm_model="x"))
     assert [m.id for m in both.models] == ["x"]
     # A "*" entry sent upstream under one name lists that name.
-    path.write_text('[models."*"]\nbackend = "openai"\nbase_url = "http://h/v1"\nmodel = "llama3"\n')
+    path.write_text(
+        '[models."*"]\nbackend = "openai"\nbase_url = "http://h/v1"\nmodel = "llama3"\n'
+    )
     assert model_catalog(settings(llm_models_file=path)) == ModelCatalog(
-        (ServedModel("llama3", "upstream"),), "upstream")
+        (ServedModel("llama3", "upstream"),), "upstream"
+    )
     assert model_catalog(settings()).models == (ServedModel(BUNDLED_MODEL_ID, "assistantd"),)

@@ -11,7 +11,9 @@ from assistantd.testing.server import Server
 def test_walk_many_in_same_second(client: openai.OpenAI) -> None:
     t = client.beta.threads.create()
     # 45 messages created well within a couple of seconds: many share created_at.
-    ids = [client.beta.threads.messages.create(t.id, role="user", content=str(i)).id for i in range(45)]
+    ids = [
+        client.beta.threads.messages.create(t.id, role="user", content=str(i)).id for i in range(45)
+    ]
     asc = [m.id for m in client.beta.threads.messages.list(t.id, order="asc", limit=7)]
     assert asc == ids
     desc = [m.id for m in client.beta.threads.messages.list(t.id, limit=4)]
@@ -25,7 +27,9 @@ def test_walk_many_in_same_second(client: openai.OpenAI) -> None:
 
 def test_after_before(client: openai.OpenAI) -> None:
     t = client.beta.threads.create()
-    ids = [client.beta.threads.messages.create(t.id, role="user", content=str(i)).id for i in range(10)]
+    ids = [
+        client.beta.threads.messages.create(t.id, role="user", content=str(i)).id for i in range(10)
+    ]
     p = client.beta.threads.messages.list(t.id, order="asc", after=ids[2], limit=3)
     assert [m.id for m in p.data] == ids[3:6] and p.has_more
     p = client.beta.threads.messages.list(t.id, order="asc", before=ids[7], limit=3)
@@ -46,11 +50,15 @@ def test_assistants_walk(client: openai.OpenAI) -> None:
     assert made <= set(seen)
 
 
-@pytest.mark.parametrize(("query", "param"), [("limit=0", "limit"), ("limit=101", "limit"),
-                                                ("limit=x", "limit"), ("order=up", "order")])
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"), ("order=up", "order")],
+)
 def test_bad_list_params(server: Server, query: str, param: str) -> None:
     import httpx
 
-    r = httpx.get(f"{server.base_url}/assistants?{query}",
-                  headers={"Authorization": f"Bearer {server.keys['alpha']}"})
+    r = httpx.get(
+        f"{server.base_url}/assistants?{query}",
+        headers={"Authorization": f"Bearer {server.keys['alpha']}"},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == param

@@ -19,8 +19,11 @@ def test_thread_with_initial_messages(client: openai.OpenAI) -> None:
         messages=[
             {"role": "user", "content": "Hello", "metadata": {"n": "1"}},
             {"role": "assistant", "content": [{"type": "text", "text": "Hi!"}]},
-            {"role": "user", "content": "file", "attachments": [
-                {"file_id": attached, "tools": [{"type": "code_interpreter"}]}]},
+            {
+                "role": "user",
+                "content": "file",
+                "attachments": [{"file_id": attached, "tools": [{"type": "code_interpreter"}]}],
+            },
         ],
         metadata={"user": "u1"},
         tool_resources={"code_interpreter": {"file_ids": [resource]}},
@@ -56,10 +59,13 @@ def test_message_crud(client: openai.OpenAI) -> None:
     img = _upload(client, "a.png")
     t = client.beta.threads.create()
     m = client.beta.threads.messages.create(
-        t.id, role="user",
-        content=[{"type": "text", "text": "look"},
-                 {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
-                 {"type": "image_file", "image_file": {"file_id": img, "detail": "low"}}],
+        t.id,
+        role="user",
+        content=[
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+            {"type": "image_file", "image_file": {"file_id": img, "detail": "low"}},
+        ],
         metadata={"k": "v"},
     )
     assert m.id.startswith("msg_") and m.object == "thread.message"
@@ -78,29 +84,55 @@ def test_message_crud(client: openai.OpenAI) -> None:
 def test_message_every_field_present(server: Server) -> None:
     h = {"Authorization": f"Bearer {server.keys['alpha']}"}
     t = httpx.post(f"{server.base_url}/threads", headers=h).json()
-    m = httpx.post(f"{server.base_url}/threads/{t['id']}/messages", headers=h,
-                   json={"role": "user", "content": "x"}).json()
-    assert set(m) == {"id", "object", "created_at", "assistant_id", "thread_id", "run_id", "role",
-                      "content", "attachments", "metadata", "status", "incomplete_details",
-                      "completed_at", "incomplete_at"}
+    m = httpx.post(
+        f"{server.base_url}/threads/{t['id']}/messages",
+        headers=h,
+        json={"role": "user", "content": "x"},
+    ).json()
+    assert set(m) == {
+        "id",
+        "object",
+        "created_at",
+        "assistant_id",
+        "thread_id",
+        "run_id",
+        "role",
+        "content",
+        "attachments",
+        "metadata",
+        "status",
+        "incomplete_details",
+        "completed_at",
+        "incomplete_at",
+    }
     assert set(t) == {"id", "object", "created_at", "metadata", "tool_resources"}
 
 
 def test_v1_message_file_ids_become_attachments(server: Server) -> None:
     h = {"Authorization": f"Bearer {server.keys['alpha']}", "OpenAI-Beta": "assistants=v1"}
-    f = httpx.post(f"{server.base_url}/files", headers=h, data={"purpose": "assistants"},
-                   files={"file": ("notes.txt", b"The v1 era had file_ids on messages.")}).json()
+    f = httpx.post(
+        f"{server.base_url}/files",
+        headers=h,
+        data={"purpose": "assistants"},
+        files={"file": ("notes.txt", b"The v1 era had file_ids on messages.")},
+    ).json()
     t = httpx.post(f"{server.base_url}/threads", headers=h).json()
-    m = httpx.post(f"{server.base_url}/threads/{t['id']}/messages", headers=h,
-                   json={"role": "user", "content": "x", "file_ids": [f["id"]]}).json()
+    m = httpx.post(
+        f"{server.base_url}/threads/{t['id']}/messages",
+        headers=h,
+        json={"role": "user", "content": "x", "file_ids": [f["id"]]},
+    ).json()
     assert m["attachments"] == [{"file_id": f["id"], "tools": [{"type": "file_search"}]}]
     # As OpenAI mapped them: the file lands in the thread's vector store.
     thread = httpx.get(f"{server.base_url}/threads/{t['id']}", headers=h).json()
     (store_id,) = thread["tool_resources"]["file_search"]["vector_store_ids"]
     files = httpx.get(f"{server.base_url}/vector_stores/{store_id}/files", headers=h).json()["data"]
     assert [x["id"] for x in files] == [f["id"]]
-    missing = httpx.post(f"{server.base_url}/threads/{t['id']}/messages", headers=h,
-                         json={"role": "user", "content": "x", "file_ids": ["file-nope"]})
+    missing = httpx.post(
+        f"{server.base_url}/threads/{t['id']}/messages",
+        headers=h,
+        json={"role": "user", "content": "x", "file_ids": ["file-nope"]},
+    )
     assert missing.status_code == 404
 
 
@@ -127,7 +159,9 @@ def test_message_validation(server: Server, body: dict, param: str) -> None:
     assert listed["data"] == []
 
 
-def test_messages_of_other_project_are_invisible(client: openai.OpenAI, other_client: openai.OpenAI) -> None:
+def test_messages_of_other_project_are_invisible(
+    client: openai.OpenAI, other_client: openai.OpenAI
+) -> None:
     t = client.beta.threads.create(messages=[{"role": "user", "content": "secret"}])
     with pytest.raises(openai.NotFoundError):
         other_client.beta.threads.retrieve(t.id)

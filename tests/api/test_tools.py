@@ -26,15 +26,24 @@ CODE = (
 
 
 def test_code_interpreter_run(client: openai.OpenAI, server: Server, models: SwitchRouter) -> None:
-    backend = models.use(ScriptedBackend([
-        tool_call_turn("code_interpreter", {"code": CODE}),
-        text_turn("The total is 60. Download it: sandbox:/mnt/data/summary.csv"),
-        tool_call_turn("code_interpreter", {"code": "print(total * 2)"}),
-        text_turn("Doubled: 120."),
-    ]))
-    upload = client.files.create(file=("sales.csv", io.BytesIO(b"amount\n10\n20\n30\n")), purpose="assistants")
-    a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}],
-                                      tool_resources={"code_interpreter": {"file_ids": [upload.id]}})
+    backend = models.use(
+        ScriptedBackend(
+            [
+                tool_call_turn("code_interpreter", {"code": CODE}),
+                text_turn("The total is 60. Download it: sandbox:/mnt/data/summary.csv"),
+                tool_call_turn("code_interpreter", {"code": "print(total * 2)"}),
+                text_turn("Doubled: 120."),
+            ]
+        )
+    )
+    upload = client.files.create(
+        file=("sales.csv", io.BytesIO(b"amount\n10\n20\n30\n")), purpose="assistants"
+    )
+    a = client.beta.assistants.create(
+        model="m",
+        tools=[{"type": "code_interpreter"}],
+        tool_resources={"code_interpreter": {"file_ids": [upload.id]}},
+    )
     t = client.beta.threads.create(messages=[{"role": "user", "content": "Sum the sales."}])
     run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
     assert run.status == "completed", run.last_error
@@ -61,7 +70,7 @@ def test_code_interpreter_run(client: openai.OpenAI, server: Server, models: Swi
     text = msg.content[1].text
     (ann,) = text.annotations
     assert ann.type == "file_path" and ann.text == "sandbox:/mnt/data/summary.csv"
-    assert text.value[ann.start_index:ann.end_index] == ann.text
+    assert text.value[ann.start_index : ann.end_index] == ann.text
     summary = client.files.content(ann.file_path.file_id).read()
     assert summary.decode().splitlines() == ["amount", "10", "20", "30"]
 
@@ -73,37 +82,73 @@ def test_code_interpreter_run(client: openai.OpenAI, server: Server, models: Swi
 
 
 def test_code_interpreter_stream_events(server: Server, models: SwitchRouter) -> None:
-    models.use(ScriptedBackend([
-        tool_call_turn("code_interpreter", {"code": "for i in range(3):\n    print('line', i)"}),
-        text_turn("Printed."),
-    ]))
+    models.use(
+        ScriptedBackend(
+            [
+                tool_call_turn(
+                    "code_interpreter", {"code": "for i in range(3):\n    print('line', i)"}
+                ),
+                text_turn("Printed."),
+            ]
+        )
+    )
     h = auth(server)
-    a = httpx.post(f"{server.base_url}/assistants", headers=h,
-                   json={"model": "m", "tools": [{"type": "code_interpreter"}]}).json()
-    with httpx.stream("POST", f"{server.base_url}/threads/runs", headers=h, timeout=120,
-                      json={"assistant_id": a["id"], "stream": True,
-                            "thread": {"messages": [{"role": "user", "content": "print"}]}}) as r:
+    a = httpx.post(
+        f"{server.base_url}/assistants",
+        headers=h,
+        json={"model": "m", "tools": [{"type": "code_interpreter"}]},
+    ).json()
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/threads/runs",
+        headers=h,
+        timeout=120,
+        json={
+            "assistant_id": a["id"],
+            "stream": True,
+            "thread": {"messages": [{"role": "user", "content": "print"}]},
+        },
+    ) as r:
         frames = read_sse(r)
     got = names(frames)
     assert got[-2:] == ["thread.run.completed", "done"]
-    deltas = [f[1]["delta"]["step_details"]["tool_calls"][0] for f in frames if f[0] == "thread.run.step.delta"]
-    assert deltas[0]["type"] == "code_interpreter" and deltas[0]["code_interpreter"] == {"input": "", "outputs": []}
+    deltas = [
+        f[1]["delta"]["step_details"]["tool_calls"][0]
+        for f in frames
+        if f[0] == "thread.run.step.delta"
+    ]
+    assert deltas[0]["type"] == "code_interpreter" and deltas[0]["code_interpreter"] == {
+        "input": "",
+        "outputs": [],
+    }
     assert "id" in deltas[0] and all("id" not in d for d in deltas[1:])
     code = "".join(d["code_interpreter"].get("input", "") for d in deltas)
     assert code == "for i in range(3):\n    print('line', i)"
-    logs = "".join(o["logs"] for d in deltas for o in d["code_interpreter"].get("outputs", []) if o["type"] == "logs")
+    logs = "".join(
+        o["logs"]
+        for d in deltas
+        for o in d["code_interpreter"].get("outputs", [])
+        if o["type"] == "logs"
+    )
     assert logs == "line 0\nline 1\nline 2\n"
     completed = next(f[1] for f in frames if f[0] == "thread.run.step.completed")
     out = completed["step_details"]["tool_calls"][0]
     assert set(out) == {"id", "type", "code_interpreter"}  # nothing internal leaks
-    assert out["code_interpreter"]["outputs"] == [{"type": "logs", "logs": "line 0\nline 1\nline 2\n"}]
+    assert out["code_interpreter"]["outputs"] == [
+        {"type": "logs", "logs": "line 0\nline 1\nline 2\n"}
+    ]
 
 
-def test_code_interpreter_error_is_output_not_failure(client: openai.OpenAI, models: SwitchRouter) -> None:
-    models.use(ScriptedBackend([tool_call_turn("code_interpreter", {"code": "1/0"}), text_turn("Oops.")]))
+def test_code_interpreter_error_is_output_not_failure(
+    client: openai.OpenAI, models: SwitchRouter
+) -> None:
+    models.use(
+        ScriptedBackend([tool_call_turn("code_interpreter", {"code": "1/0"}), text_turn("Oops.")])
+    )
     a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}])
-    run = client.beta.threads.create_and_run_poll(assistant_id=a.id, thread={
-        "messages": [{"role": "user", "content": "divide"}]})
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=a.id, thread={"messages": [{"role": "user", "content": "divide"}]}
+    )
     assert run.status == "completed"
     step = client.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id, order="asc").data[0]
     assert "ZeroDivisionError" in step.step_details.tool_calls[0].code_interpreter.outputs[0].logs
@@ -126,23 +171,37 @@ def cite(request: ChatRequest) -> Any:
 def test_file_search_run_cites_the_right_file(client: openai.OpenAI, models: SwitchRouter) -> None:
     store = client.vector_stores.create(name="handbook")
     batch = client.vector_stores.file_batches.upload_and_poll(
-        store.id, files=[(name, io.BytesIO(data)) for name, data in DOCS.items()])
+        store.id, files=[(name, io.BytesIO(data)) for name, data in DOCS.items()]
+    )
     assert batch.file_counts.completed == 2
-    ids = {f.id: client.files.retrieve(f.id).filename for f in client.vector_stores.files.list(store.id)}
+    ids = {
+        f.id: client.files.retrieve(f.id).filename
+        for f in client.vector_stores.files.list(store.id)
+    }
     zebra = next(i for i, n in ids.items() if n == "zebra.txt")
 
     models.use(ScriptedBackend(cite))
-    a = client.beta.assistants.create(model="m", tools=[{"type": "file_search"}],
-                                      tool_resources={"file_search": {"vector_store_ids": [store.id]}})
-    t = client.beta.threads.create(messages=[{"role": "user", "content": "When can I bring a zebra?"}])
+    a = client.beta.assistants.create(
+        model="m",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    t = client.beta.threads.create(
+        messages=[{"role": "user", "content": "When can I bring a zebra?"}]
+    )
     run = client.beta.threads.runs.create_and_poll(
-        thread_id=t.id, assistant_id=a.id, include=["step_details.tool_calls[*].file_search.results[*].content"])
+        thread_id=t.id,
+        assistant_id=a.id,
+        include=["step_details.tool_calls[*].file_search.results[*].content"],
+    )
     assert run.status == "completed", run.last_error
     msg = client.beta.threads.messages.list(t.id).data[0]
     text = msg.content[0].text
     (ann,) = text.annotations
     assert ann.type == "file_citation" and ann.file_citation.file_id == zebra
-    assert text.value[ann.start_index:ann.end_index] == ann.text and ann.text.startswith("【0:0†zebra.txt")
+    assert text.value[ann.start_index : ann.end_index] == ann.text and ann.text.startswith(
+        "【0:0†zebra.txt"
+    )
 
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=t.id, order="asc").data
     call = steps[0].step_details.tool_calls[0]
@@ -152,47 +211,82 @@ def test_file_search_run_cites_the_right_file(client: openai.OpenAI, models: Swi
     assert top.file_id == zebra and top.file_name == "zebra.txt" and 0 <= top.score <= 1
     assert top.content is None  # list without include[]
     full = client.beta.threads.runs.steps.retrieve(
-        steps[0].id, thread_id=t.id, run_id=run.id,
-        include=["step_details.tool_calls[*].file_search.results[*].content"])
+        steps[0].id,
+        thread_id=t.id,
+        run_id=run.id,
+        include=["step_details.tool_calls[*].file_search.results[*].content"],
+    )
     assert "Fridays" in full.step_details.tool_calls[0].file_search.results[0].content[0].text
 
 
-def test_attachment_creates_thread_store_and_streams_file_search(server: Server, client: openai.OpenAI,
-                                                                  models: SwitchRouter) -> None:
+def test_attachment_creates_thread_store_and_streams_file_search(
+    server: Server, client: openai.OpenAI, models: SwitchRouter
+) -> None:
     f = client.files.create(file=("zebra.txt", io.BytesIO(DOCS["zebra.txt"])), purpose="assistants")
     models.use(ScriptedBackend(cite))
     a = client.beta.assistants.create(model="m", tools=[{"type": "file_search"}])
-    t = client.beta.threads.create(messages=[{"role": "user", "content": "zebra?", "attachments": [
-        {"file_id": f.id, "tools": [{"type": "file_search"}]}]}])
+    t = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "zebra?",
+                "attachments": [{"file_id": f.id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
     thread = client.beta.threads.retrieve(t.id)
     (store_id,) = thread.tool_resources.file_search.vector_store_ids
     store = client.vector_stores.retrieve(store_id)
     assert store.expires_after.days == 7 and store.expires_after.anchor == "last_active_at"
-    with httpx.stream("POST", f"{server.base_url}/threads/{t.id}/runs", headers=auth(server), timeout=120,
-                      json={"assistant_id": a.id, "stream": True}) as r:
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/threads/{t.id}/runs",
+        headers=auth(server),
+        timeout=120,
+        json={"assistant_id": a.id, "stream": True},
+    ) as r:
         frames = read_sse(r)
     got = names(frames)
     assert got[-2:] == ["thread.run.completed", "done"]
-    intro = next(f[1] for f in frames if f[0] == "thread.run.step.delta")["delta"]["step_details"]["tool_calls"][0]
+    intro = next(f[1] for f in frames if f[0] == "thread.run.step.delta")["delta"]["step_details"][
+        "tool_calls"
+    ][0]
     assert intro["type"] == "file_search" and intro["file_search"] == {
-        "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 0.0}, "results": []}
+        "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 0.0},
+        "results": [],
+    }
     deltas = [f[1]["delta"]["content"][0]["text"] for f in frames if f[0] == "thread.message.delta"]
     anns = [a for d in deltas for a in d.get("annotations", [])]
-    assert len(anns) == 1 and anns[0]["file_citation"] == {"file_id": f.id} and anns[0]["index"] == 0
+    assert (
+        len(anns) == 1 and anns[0]["file_citation"] == {"file_id": f.id} and anns[0]["index"] == 0
+    )
     completed = next(f[1] for f in frames if f[0] == "thread.run.step.completed")
-    assert "content" not in json.dumps(completed["step_details"]["tool_calls"][0]["file_search"]["results"])
+    assert "content" not in json.dumps(
+        completed["step_details"]["tool_calls"][0]["file_search"]["results"]
+    )
 
 
 def test_code_interpreter_mounts_files_uploaded_with_unsafe_names(
-        client: openai.OpenAI, models: SwitchRouter) -> None:
+    client: openai.OpenAI, models: SwitchRouter
+) -> None:
     listing = "import os\nprint(sorted(os.listdir('/mnt/data')), open('/mnt/data/b.csv').read())"
-    models.use(ScriptedBackend([tool_call_turn("code_interpreter", {"code": listing}), text_turn("Listed.")]))
-    ids = [client.files.create(file=(name, io.BytesIO(data)), purpose="assistants").id
-           for name, data in [("..", b"dots"), ("../x", b"x"), ("a/b.csv", b"n\n1\n")]]
-    a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}],
-                                      tool_resources={"code_interpreter": {"file_ids": ids}})
-    run = client.beta.threads.create_and_run_poll(assistant_id=a.id, thread={
-        "messages": [{"role": "user", "content": "list"}]})
+    models.use(
+        ScriptedBackend(
+            [tool_call_turn("code_interpreter", {"code": listing}), text_turn("Listed.")]
+        )
+    )
+    ids = [
+        client.files.create(file=(name, io.BytesIO(data)), purpose="assistants").id
+        for name, data in [("..", b"dots"), ("../x", b"x"), ("a/b.csv", b"n\n1\n")]
+    ]
+    a = client.beta.assistants.create(
+        model="m",
+        tools=[{"type": "code_interpreter"}],
+        tool_resources={"code_interpreter": {"file_ids": ids}},
+    )
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=a.id, thread={"messages": [{"role": "user", "content": "list"}]}
+    )
     assert run.status == "completed", run.last_error
     step = client.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id, order="asc").data[0]
     logs = step.step_details.tool_calls[0].code_interpreter.outputs[0].logs

@@ -224,8 +224,10 @@ def test_an_id_of_another_project_is_refused_and_nothing_written(
 
     def held() -> tuple[list[str], list[str]]:
         # The server is shared with other modules, which may have made objects in "beta".
-        return ([a.id for a in other_client.beta.assistants.list(limit=100)],
-                [f.id for f in other_client.files.list().data])
+        return (
+            [a.id for a in other_client.beta.assistants.list(limit=100)],
+            [f.id for f in other_client.files.list().data],
+        )
 
     before = held()
     with pytest.raises(DumpError) as e:
@@ -339,14 +341,25 @@ def test_reasoning_effort_goes_into_its_column_not_the_body(server: Server, tmp_
 
     from assistantd.assistants.models import AssistantRow
 
-    raw = {**dumps.assistants()[0], "id": "asst_effortEFFORTeffort0123456", "reasoning_effort": "high",
-           "tool_resources": {}}
+    raw = {
+        **dumps.assistants()[0],
+        "id": "asst_effortEFFORTeffort0123456",
+        "reasoning_effort": "high",
+        "tool_resources": {},
+    }
     (tmp_path / "assistants.json").write_text(json.dumps({"object": "list", "data": [raw]}))
-    _import(server.settings.resolved_database_url, server.settings.data_dir, "effort",
-            tmp_path / "assistants.json", files_dir=None)
+    _import(
+        server.settings.resolved_database_url,
+        server.settings.data_dir,
+        "effort",
+        tmp_path / "assistants.json",
+        files_dir=None,
+    )
 
     async def row(uow: Any) -> Any:
-        return (await uow.session.execute(select(AssistantRow).where(AssistantRow.id == raw["id"]))).scalar_one()
+        return (
+            await uow.session.execute(select(AssistantRow).where(AssistantRow.id == raw["id"]))
+        ).scalar_one()
 
     stored = run_db(server, row)
     assert stored.reasoning_effort == "high"

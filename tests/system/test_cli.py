@@ -16,8 +16,13 @@ from assistantd.testing.server import make_settings, start_server
 
 def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ASSISTANTD_DATA_DIR=str(data_dir))
-    return subprocess.run([sys.executable, "-m", "assistantd", *args], env=env, text=True,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "assistantd", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
@@ -66,7 +71,9 @@ def test_keys_create_admin(tmp_path: Path) -> None:
 
     srv, stop = start_server(make_settings(tmp_path))
     try:
-        org = openai.OpenAI(base_url=srv.base_url, api_key=None, admin_api_key=secret, max_retries=0)
+        org = openai.OpenAI(
+            base_url=srv.base_url, api_key=None, admin_api_key=secret, max_retries=0
+        )
         assert {"default", "team"} <= {p.id for p in org.admin.organization.projects.list()}
         h = {"Authorization": f"Bearer {secret}"}
         assert httpx.get(f"{srv.base_url}/assistants", headers=h).status_code == 401

@@ -25,11 +25,16 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_text_run_streams_from_the_real_model(llama_server: Server) -> None:
     with llama_server.client() as client:
-        a = client.beta.assistants.create(model="gemma", instructions="Answer in one short sentence.")
-        t = client.beta.threads.create(messages=[{"role": "user", "content": "What color is the sky?"}])
+        a = client.beta.assistants.create(
+            model="gemma", instructions="Answer in one short sentence."
+        )
+        t = client.beta.threads.create(
+            messages=[{"role": "user", "content": "What color is the sky?"}]
+        )
         deltas: list[str] = []
-        with client.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id, max_completion_tokens=256,
-                                             temperature=0) as stream:
+        with client.beta.threads.runs.stream(
+            thread_id=t.id, assistant_id=a.id, max_completion_tokens=256, temperature=0
+        ) as stream:
             for delta in stream.text_deltas:
                 deltas.append(delta)
             run = stream.get_final_run()
@@ -52,12 +57,21 @@ def test_forced_tool_call_is_schema_valid(llama_server: Server) -> None:
         "additionalProperties": False,
     }
     with llama_server.client() as client:
-        a = client.beta.assistants.create(model="gemma", tools=[
-            {"type": "function", "function": {"name": "get_forecast", "parameters": schema}}])
-        t = client.beta.threads.create(messages=[{"role": "user", "content": "Forecast for Paris, 3 days."}])
+        a = client.beta.assistants.create(
+            model="gemma",
+            tools=[
+                {"type": "function", "function": {"name": "get_forecast", "parameters": schema}}
+            ],
+        )
+        t = client.beta.threads.create(
+            messages=[{"role": "user", "content": "Forecast for Paris, 3 days."}]
+        )
         run = client.beta.threads.runs.create_and_poll(
-            thread_id=t.id, assistant_id=a.id, temperature=0,
-            tool_choice={"type": "function", "function": {"name": "get_forecast"}})
+            thread_id=t.id,
+            assistant_id=a.id,
+            temperature=0,
+            tool_choice={"type": "function", "function": {"name": "get_forecast"}},
+        )
         assert run.status == "requires_action", run.last_error
         call = run.required_action.submit_tool_outputs.tool_calls[0]
         assert call.function.name == "get_forecast"
@@ -83,10 +97,17 @@ def test_a_run_without_a_budget_stops_at_the_response_bound(tmp_path: Path) -> N
     try:
         with srv.client() as client:
             a = client.beta.assistants.create(model="gemma", instructions="Write at great length.")
-            t = client.beta.threads.create(messages=[
-                {"role": "user", "content": "Tell me a very long story about a dragon, in ten chapters."}])
-            run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id,
-                                                           temperature=0)
+            t = client.beta.threads.create(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": "Tell me a very long story about a dragon, in ten chapters.",
+                    }
+                ]
+            )
+            run = client.beta.threads.runs.create_and_poll(
+                thread_id=t.id, assistant_id=a.id, temperature=0
+            )
             assert run.status == "incomplete", run.last_error
             assert run.incomplete_details is not None
             assert run.incomplete_details.reason == "max_completion_tokens"

@@ -30,11 +30,17 @@ PER_CLIENT = 6
 
 
 @pytest.fixture(scope="module", params=["httptools", "h11"])
-def slow_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def slow_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """uvicorn's protocol as `auto` picks it (httptools), and h11 (without httptools)."""
-    settings = make_settings(Path(tmp_path_factory.mktemp("slow")), http_header_timeout_seconds=HEADER_TIMEOUT,
-                             http_body_timeout_seconds=BODY_TIMEOUT,
-                             http_max_connections_per_client=PER_CLIENT, sandbox_pool_size=0)
+    settings = make_settings(
+        Path(tmp_path_factory.mktemp("slow")),
+        http_header_timeout_seconds=HEADER_TIMEOUT,
+        http_body_timeout_seconds=BODY_TIMEOUT,
+        http_max_connections_per_client=PER_CLIENT,
+        sandbox_pool_size=0,
+    )
     with pytest.MonkeyPatch.context() as mp:
         if request.param == "h11":
             mp.setattr(server_module, "_protocol_class", server_module._h11_class)
@@ -135,8 +141,13 @@ def test_huge_headers_are_refused(slow_server: Server) -> None:
 
 def test_a_stalled_body_is_closed_after_the_body_timeout(slow_server: Server) -> None:
     with _connect(slow_server) as s:
-        s.sendall(("POST /v1/threads HTTP/1.1\r\nHost: x\r\n" + _auth(slow_server)
-                   + "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"metadata\"").encode())
+        s.sendall(
+            (
+                "POST /v1/threads HTTP/1.1\r\nHost: x\r\n"
+                + _auth(slow_server)
+                + 'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"metadata"'
+            ).encode()
+        )
         start = time.monotonic()
         closed, _ = _closed_within(s, BODY_TIMEOUT + 5)
         took = time.monotonic() - start
@@ -147,18 +158,27 @@ def test_a_stalled_body_is_closed_after_the_body_timeout(slow_server: Server) ->
 def test_a_slow_but_steady_body_is_read(slow_server: Server) -> None:
     body = b'{"metadata": {"k": "v"}}'
     with _connect(slow_server) as s:
-        s.sendall(("POST /v1/threads HTTP/1.1\r\nHost: x\r\n" + _auth(slow_server)
-                   + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode())
+        s.sendall(
+            (
+                "POST /v1/threads HTTP/1.1\r\nHost: x\r\n"
+                + _auth(slow_server)
+                + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+        )
         for i in range(0, len(body), 4):  # a chunk every BODY_TIMEOUT / 3: 6 chunks, ~3 s
             time.sleep(BODY_TIMEOUT / 3)
-            s.sendall(body[i:i + 4])
+            s.sendall(body[i : i + 4])
         _, got = _closed_within(s, 2)
     assert got.startswith(b"HTTP/1.1 200"), got[:200]
 
 
 def test_connections_per_address_are_bounded(slow_server: Server) -> None:
-    refused = REGISTRY.get_sample_value("assistantd_rate_limit_rejections_total",
-                                        {"limit": "connections_per_client"}) or 0.0
+    refused = (
+        REGISTRY.get_sample_value(
+            "assistantd_rate_limit_rejections_total", {"limit": "connections_per_client"}
+        )
+        or 0.0
+    )
     held = [_connect(slow_server) for _ in range(PER_CLIENT)]
     try:
         with _connect(slow_server) as extra:
@@ -168,9 +188,16 @@ def test_connections_per_address_are_bounded(slow_server: Server) -> None:
         head, _, payload = got.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 429"), got[:200]
         err = json.loads(payload)["error"]
-        assert err["code"] == "rate_limit_exceeded" and "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT" in err["message"]
-        assert REGISTRY.get_sample_value("assistantd_rate_limit_rejections_total",
-                                         {"limit": "connections_per_client"}) == refused + 1
+        assert (
+            err["code"] == "rate_limit_exceeded"
+            and "ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT" in err["message"]
+        )
+        assert (
+            REGISTRY.get_sample_value(
+                "assistantd_rate_limit_rejections_total", {"limit": "connections_per_client"}
+            )
+            == refused + 1
+        )
         # The held ones still work, and closing one makes room.
         held[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _closed_within(held[0], 0.5)[1].startswith(b"HTTP/1.1 200")
@@ -200,8 +227,14 @@ def test_streams_and_long_polls_outlive_the_timeouts(slow_server: Server) -> Non
         assert run.status == "completed" and time.monotonic() - start >= pause
         # The SDK's poll helper long-polls the run with x-stainless-poll-helper.
         run = c.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst.id)
-        r = httpx.get(f"{slow_server.base_url}/threads/{thread.id}/runs/{run.id}", timeout=30, headers={
-            "Authorization": f"Bearer {slow_server.keys['alpha']}", "x-stainless-poll-helper": "true"})
+        r = httpx.get(
+            f"{slow_server.base_url}/threads/{thread.id}/runs/{run.id}",
+            timeout=30,
+            headers={
+                "Authorization": f"Bearer {slow_server.keys['alpha']}",
+                "x-stainless-poll-helper": "true",
+            },
+        )
         assert r.status_code == 200
         c.beta.threads.runs.poll(run.id, thread_id=thread.id)
     finally:
@@ -212,12 +245,21 @@ def test_serve_with_workers_applies_the_settings(tmp_path: Path) -> None:
     """`assistantd serve --workers 2`: each worker process gets the guard and its settings."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTD_")}
-    env.update(ASSISTANTD_DATA_DIR=str(tmp_path), ASSISTANTD_SANDBOX_POOL_SIZE="0",
-               ASSISTANTD_WORKER_ENABLED="false", ASSISTANTD_HTTP_HEADER_TIMEOUT_SECONDS="1",
-               ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT="50")
+    env.update(
+        ASSISTANTD_DATA_DIR=str(tmp_path),
+        ASSISTANTD_SANDBOX_POOL_SIZE="0",
+        ASSISTANTD_WORKER_ENABLED="false",
+        ASSISTANTD_HTTP_HEADER_TIMEOUT_SECONDS="1",
+        ASSISTANTD_HTTP_MAX_CONNECTIONS_PER_CLIENT="50",
+    )
     cli = Path(sys.executable).with_name("assistantd")
-    proc = subprocess.Popen([str(cli), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(cli), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         for _ in range(4):  # the kernel spreads connections over both workers

@@ -29,13 +29,29 @@ class Proc:
     def __init__(self, data_dir: Path, upstream: str, **env: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.env = dict(os.environ, ASSISTANTD_DATA_DIR=str(data_dir), ASSISTANTD_LLM_BASE_URL=upstream,
-                        ASSISTANTD_API_KEYS=KEY, **env)
+        self.env = dict(
+            os.environ,
+            ASSISTANTD_DATA_DIR=str(data_dir),
+            ASSISTANTD_LLM_BASE_URL=upstream,
+            ASSISTANTD_API_KEYS=KEY,
+            **env,
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "assistantd", "serve", "--port", str(self.port),
-                                      "--log-level", "warning"], env=self.env)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "assistantd",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+        )
         wait_http(f"http://127.0.0.1:{self.port}/health", self.proc)
 
     def kill(self) -> None:
@@ -58,7 +74,10 @@ def script(body: dict[str, Any]) -> Any:
         return f"The weather tool said {last['content']}."
     text = str(last.get("content") or "")
     if "weather" in text and body.get("tools"):
-        return [FakeToolCall("get_weather", {"city": "Paris"}), FakeToolCall("get_weather", {"city": "Rome"})]
+        return [
+            FakeToolCall("get_weather", {"city": "Paris"}),
+            FakeToolCall("get_weather", {"city": "Rome"}),
+        ]
     if "fail" in text:
         return FakeError(400, "This model's maximum context length is 10 tokens")
     if "long" in text:
@@ -80,19 +99,35 @@ def served(tmp_path: Path, upstream: FakeUpstream) -> Iterator[Proc]:
     proc.stop()
 
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 def test_full_conversation_through_upstream(served: Proc, upstream: FakeUpstream) -> None:
     with openai.OpenAI(base_url=served.base_url, api_key=KEY, max_retries=0) as client:
-        a = client.beta.assistants.create(model="my-model", instructions="Be brief.", tools=[WEATHER])
+        a = client.beta.assistants.create(
+            model="my-model", instructions="Be brief.", tools=[WEATHER]
+        )
         t = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
         run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
         assert run.status == "completed" and run.model == "my-model"
-        assert client.beta.threads.messages.list(t.id).data[0].content[0].text.value == "echo: hello"
+        assert (
+            client.beta.threads.messages.list(t.id).data[0].content[0].text.value == "echo: hello"
+        )
         sent = upstream.requests[-1]
-        assert sent["model"] == "my-model" and sent["messages"][0] == {"role": "system", "content": "Be brief."}
+        assert sent["model"] == "my-model" and sent["messages"][0] == {
+            "role": "system",
+            "content": "Be brief.",
+        }
         assert sent["stream"] is True and sent["tools"][0]["function"]["name"] == "get_weather"
 
         client.beta.threads.messages.create(t.id, role="user", content="weather please")
@@ -103,7 +138,8 @@ def test_full_conversation_through_upstream(served: Proc, upstream: FakeUpstream
         calls = run.required_action.submit_tool_outputs.tool_calls
         assert [json.loads(c.function.arguments)["city"] for c in calls] == ["Paris", "Rome"]
         with client.beta.threads.runs.submit_tool_outputs_stream(
-            thread_id=t.id, run_id=run.id,
+            thread_id=t.id,
+            run_id=run.id,
             tool_outputs=[{"tool_call_id": c.id, "output": "sunny"} for c in calls],
         ) as stream:
             text = "".join(stream.text_deltas)
@@ -124,10 +160,15 @@ def test_crash_mid_run_is_recovered(tmp_path: Path) -> None:
         try:
             with openai.OpenAI(base_url=proc.base_url, api_key=KEY, max_retries=0) as client:
                 a = client.beta.assistants.create(model="m")
-                t = client.beta.threads.create(messages=[{"role": "user", "content": "something long"}])
+                t = client.beta.threads.create(
+                    messages=[{"role": "user", "content": "something long"}]
+                )
                 run = client.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
                 deadline = time.monotonic() + 20
-                while client.beta.threads.runs.retrieve(run.id, thread_id=t.id).status != "in_progress":
+                while (
+                    client.beta.threads.runs.retrieve(run.id, thread_id=t.id).status
+                    != "in_progress"
+                ):
                     assert time.monotonic() < deadline
                     time.sleep(0.05)
                 time.sleep(0.5)  # mid-generation
@@ -135,7 +176,9 @@ def test_crash_mid_run_is_recovered(tmp_path: Path) -> None:
                 proc.start()
                 run = client.beta.threads.runs.poll(run.id, thread_id=t.id)
                 assert run.status == "completed", run.last_error
-                steps = client.beta.threads.runs.steps.list(run.id, thread_id=t.id, order="asc").data
+                steps = client.beta.threads.runs.steps.list(
+                    run.id, thread_id=t.id, order="asc"
+                ).data
                 assert steps[0].status == "failed" and "restarted" in steps[0].last_error.message
                 assert steps[-1].status == "completed"
                 msgs = client.beta.threads.messages.list(t.id, run_id=run.id, order="asc").data
@@ -147,8 +190,13 @@ def test_crash_mid_run_is_recovered(tmp_path: Path) -> None:
 
 
 def delta_text(frames: list[tuple[str, Any, str | None]], message_id: str) -> str:
-    return "".join(c["text"]["value"] for e, d, _ in frames if e == "thread.message.delta" and d["id"] == message_id
-                   for c in d["delta"]["content"] if c["type"] == "text")
+    return "".join(
+        c["text"]["value"]
+        for e, d, _ in frames
+        if e == "thread.message.delta" and d["id"] == message_id
+        for c in d["delta"]["content"]
+        if c["type"] == "text"
+    )
 
 
 def test_resume_after_a_crash_misses_no_event_and_keeps_the_streamed_text(tmp_path: Path) -> None:
@@ -159,10 +207,17 @@ def test_resume_after_a_crash_misses_no_event_and_keeps_the_streamed_text(tmp_pa
             h = {"Authorization": f"Bearer {KEY}"}
             with openai.OpenAI(base_url=proc.base_url, api_key=KEY, max_retries=0) as client:
                 a = client.beta.assistants.create(model="m")
-                t = client.beta.threads.create(messages=[{"role": "user", "content": "something long"}])
+                t = client.beta.threads.create(
+                    messages=[{"role": "user", "content": "something long"}]
+                )
             seen: list[tuple[str, Any, str | None]] = []
-            with httpx.stream("POST", f"{proc.base_url}/threads/{t.id}/runs", headers=h, timeout=60,
-                              json={"assistant_id": a.id, "stream": True}) as r:
+            with httpx.stream(
+                "POST",
+                f"{proc.base_url}/threads/{t.id}/runs",
+                headers=h,
+                timeout=60,
+                json={"assistant_id": a.id, "stream": True},
+            ) as r:
                 for frame in frames_of(r):
                     seen.append(frame)
                     if [f[0] for f in seen].count("thread.message.delta") == 60:
@@ -174,8 +229,12 @@ def test_resume_after_a_crash_misses_no_event_and_keeps_the_streamed_text(tmp_pa
             proc.start()
             last = seen[-1][2]
             assert last is not None
-            with httpx.stream("GET", f"{proc.base_url}/threads/{t.id}/runs/{run_id}/events", timeout=60,
-                              headers=dict(h, **{"Last-Event-ID": last})) as r:
+            with httpx.stream(
+                "GET",
+                f"{proc.base_url}/threads/{t.id}/runs/{run_id}/events",
+                timeout=60,
+                headers=dict(h, **{"Last-Event-ID": last}),
+            ) as r:
                 rest = list(frames_of(r))
             with openai.OpenAI(base_url=proc.base_url, api_key=KEY, max_retries=0) as client:
                 msgs = client.beta.threads.messages.list(t.id, run_id=run_id, order="asc").data
@@ -187,10 +246,21 @@ def test_resume_after_a_crash_misses_no_event_and_keeps_the_streamed_text(tmp_pa
     got = [f[0] for f in rest if f[0] != "thread.message.delta"]
     # Everything after what the client saw: the end of the first message as far as it was
     # written, its closing, then the resumed run from its first event.
-    assert got[:7] == ["thread.message.incomplete", "thread.run.step.failed", "thread.run.in_progress",
-                       "thread.run.step.created", "thread.run.step.in_progress", "thread.message.created",
-                       "thread.message.in_progress"], got
-    assert got[-4:] == ["thread.message.completed", "thread.run.step.completed", "thread.run.completed", "done"], got
+    assert got[:7] == [
+        "thread.message.incomplete",
+        "thread.run.step.failed",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+    ], got
+    assert got[-4:] == [
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+        "done",
+    ], got
     announced = {d["id"] for e, d, _ in seen + rest if e == "thread.message.created"}
     assert {d["id"] for e, d, _ in rest if e == "thread.message.delta"} <= announced
     # The interrupted message keeps what was streamed: what the client saw, then what it
@@ -201,4 +271,6 @@ def test_resume_after_a_crash_misses_no_event_and_keeps_the_streamed_text(tmp_pa
     assert kept == delta_text(seen, first) + delta_text(rest, first)
     assert len(kept.split()) > 60 and ("word " * 400).startswith(kept)
     second = next(d for e, d, _ in rest if e == "thread.message.created")["id"]
-    assert msgs[-1].id == second and msgs[-1].content[0].text.value == "word " * 400 == delta_text(rest, second)
+    assert msgs[-1].id == second and msgs[-1].content[0].text.value == "word " * 400 == delta_text(
+        rest, second
+    )

@@ -18,11 +18,15 @@ ROOT = Path(__file__).resolve().parents[2] / "src" / "assistantd"
 #: The only `assistantd` imports allowed inside a function (or under TYPE_CHECKING), as
 #: (importer, imported or "*"): why each is there.
 DEFERRED: dict[tuple[str, str], str] = {
-    ("assistantd.llm.router", "assistantd.llm.llama_cpp"):
-        "the llama.cpp backend (the optional `local` extra) is loaded only when a route uses it",
-    ("assistantd.cli", "*"):
-        "each command imports what it runs: `assistantd --help` or `keys list` would otherwise "
-        "load the whole app (about 1.5 s instead of 0.3 s)",
+    (
+        "assistantd.llm.router",
+        "assistantd.llm.llama_cpp",
+    ): "the llama.cpp backend (the optional `local` extra) is loaded only when a route uses it",
+    (
+        "assistantd.cli",
+        "*",
+    ): "each command imports what it runs: `assistantd --help` or `keys list` would otherwise "
+    "load the whole app (about 1.5 s instead of 0.3 s)",
 }
 
 
@@ -50,7 +54,8 @@ def _modules() -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
@@ -90,8 +95,10 @@ def _edges(modules: dict[str, Path]) -> list[Edge]:
                     parts = parts[: len(parts) - node.level + 1]
                     base = ".".join(parts + ([base] if base else []))
                 # `from pkg import mod` imports the module; `from mod import name` the module.
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                           for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                    for a in node.names
+                ]
             for target in targets:
                 while target not in modules and "." in target:
                     target = target.rsplit(".", 1)[0]  # `import a.b.c` of a name inside a.b
@@ -165,8 +172,8 @@ def test_the_graph_is_read() -> None:
 def test_no_import_cycles() -> None:
     cycles = _cycles(MODULES, EDGES)
     details = [
-        f"{' <-> '.join(c)}:\n" + "\n".join(
-            f"    {_where(e)}" for e in EDGES if e.source in c and e.target in c)
+        f"{' <-> '.join(c)}:\n"
+        + "\n".join(f"    {_where(e)}" for e in EDGES if e.source in c and e.target in c)
         for c in cycles
     ]
     assert not cycles, "import cycles:\n" + "\n".join(details)
@@ -174,8 +181,11 @@ def test_no_import_cycles() -> None:
 
 def test_core_imports_only_core() -> None:
     """`core/` is the ground floor: it may not import a domain (or any other) package."""
-    up = [_where(e) for e in EDGES
-          if e.source.startswith("assistantd.core.") and not e.target.startswith("assistantd.core.")]
+    up = [
+        _where(e)
+        for e in EDGES
+        if e.source.startswith("assistantd.core.") and not e.target.startswith("assistantd.core.")
+    ]
     assert not up, "core/ imports upward:\n" + "\n".join(up)
 
 
@@ -184,7 +194,8 @@ def test_no_deferred_imports_outside_the_list() -> None:
     unlisted = [_where(e) for e in deferred if not _listed(e)]
     assert not unlisted, (
         "assistantd imports inside a function or under TYPE_CHECKING (move them to the top of "
-        "the module, or name an optional extra in DEFERRED):\n" + "\n".join(unlisted))
+        "the module, or name an optional extra in DEFERRED):\n" + "\n".join(unlisted)
+    )
     used = {(e.source, e.target) for e in deferred} | {(e.source, "*") for e in deferred}
     stale = set(DEFERRED) - used
     assert not stale, f"DEFERRED names imports that are gone: {sorted(stale)}"
@@ -192,8 +203,12 @@ def test_no_deferred_imports_outside_the_list() -> None:
 
 def test_the_runtime_does_not_import_the_test_helpers() -> None:
     """`assistantd.testing` (fakes and test helpers) may import anything; nothing imports it."""
-    into = [_where(e) for e in EDGES if e.target.startswith("assistantd.testing")
-            and not e.source.startswith("assistantd.testing")]
+    into = [
+        _where(e)
+        for e in EDGES
+        if e.target.startswith("assistantd.testing")
+        and not e.source.startswith("assistantd.testing")
+    ]
     assert not into, "the runtime imports assistantd.testing:\n" + "\n".join(into)
 
 
@@ -205,8 +220,14 @@ EXECUTION_BUILDERS = frozenset({"assistantd.app"})
 
 def test_execution_is_reached_only_through_the_dispatcher() -> None:
     """`runs/` is the API side: no module but the composition root imports `worker/`."""
-    assert any(e.source in EXECUTION_BUILDERS and e.target.startswith("assistantd.worker") for e in EDGES)
-    into = [_where(e) for e in EDGES if e.target.startswith("assistantd.worker")
-            and not e.source.startswith(("assistantd.worker", "assistantd.testing"))
-            and e.source not in EXECUTION_BUILDERS]
+    assert any(
+        e.source in EXECUTION_BUILDERS and e.target.startswith("assistantd.worker") for e in EDGES
+    )
+    into = [
+        _where(e)
+        for e in EDGES
+        if e.target.startswith("assistantd.worker")
+        and not e.source.startswith(("assistantd.worker", "assistantd.testing"))
+        and e.source not in EXECUTION_BUILDERS
+    ]
     assert not into, "imports of run execution (worker/) from outside it:\n" + "\n".join(into)

@@ -16,7 +16,9 @@ README = (REPO / "README.md").read_text()
 
 @pytest.mark.parametrize("name", sorted(Settings.model_fields))
 def test_setting_is_in_readme_table(name: str) -> None:
-    assert f"| `ASSISTANTD_{name.upper()}` |" in README, f"ASSISTANTD_{name.upper()} is not in the README"
+    assert f"| `ASSISTANTD_{name.upper()}` |" in README, (
+        f"ASSISTANTD_{name.upper()} is not in the README"
+    )
 
 
 def test_quick_start_commands() -> None:
@@ -30,10 +32,16 @@ def _code_map() -> list[str]:
 
 def _packages() -> list[str]:
     """Every package under src/assistantd, every test tier, and bench/."""
-    found = [f"src/assistantd/{d.name}" for d in sorted((REPO / "src" / "assistantd").iterdir())
-             if d.is_dir() and any(d.glob("*.py"))]
-    found += [f"tests/{d.name}" for d in sorted((REPO / "tests").iterdir())
-              if d.is_dir() and any(d.rglob("test_*.py"))]
+    found = [
+        f"src/assistantd/{d.name}"
+        for d in sorted((REPO / "src" / "assistantd").iterdir())
+        if d.is_dir() and any(d.glob("*.py"))
+    ]
+    found += [
+        f"tests/{d.name}"
+        for d in sorted((REPO / "tests").iterdir())
+        if d.is_dir() and any(d.rglob("test_*.py"))
+    ]
     return [*found, "bench"]
 
 

@@ -12,8 +12,11 @@ import orjson
 from assistantd.events.bus import DONE, UNWRITTEN_LIMIT, MemoryEventBus, RunEvent
 from assistantd.events.sse import PING, frames, sse_response
 
-DELTA = {"id": "msg_0123456789abcdefghijklmn", "object": "thread.message.delta",
-         "delta": {"content": [{"index": 0, "type": "text", "text": {"value": " 1764000000.123456"}}]}}
+DELTA = {
+    "id": "msg_0123456789abcdefghijklmn",
+    "object": "thread.message.delta",
+    "delta": {"content": [{"index": 0, "type": "text", "text": {"value": " 1764000000.123456"}}]},
+}
 
 
 class Table:
@@ -123,7 +126,16 @@ async def test_a_log_read_back_after_a_crash_never_reuses_an_id() -> None:
     # A client that had seen 38 (from the dead process) gets every newer event; one at 25
     # also gets what the database kept of the old ones.
     assert [e.seq for e in await read_all(after, "run_1", after=38)] == [seq, seq + 1, seq + 2]
-    assert [e.seq for e in await read_all(after, "run_1", after=25)] == [26, 27, 28, 29, 30, seq, seq + 1, seq + 2]
+    assert [e.seq for e in await read_all(after, "run_1", after=25)] == [
+        26,
+        27,
+        28,
+        29,
+        30,
+        seq,
+        seq + 1,
+        seq + 2,
+    ]
     assert [e.seq for e in await read_all(after, "run_1", after=seq)] == [seq + 1, seq + 2]
     assert [seq for seq, _, _ in table.rows["run_1"]] == [*range(1, 31), seq, seq + 1, seq + 2]
     # And again after a second crash: still growing.
@@ -140,7 +152,9 @@ async def test_a_live_log_is_written_as_it_goes() -> None:
         for run_id, events in logs:
             await table.persist(run_id, events)
 
-    bus = MemoryEventBus(persist=table.persist, load=table.load, flush_seconds=0.05, persist_many=persist_many)
+    bus = MemoryEventBus(
+        persist=table.persist, load=table.load, flush_seconds=0.05, persist_many=persist_many
+    )
     for run_id in ("run_1", "run_2"):
         await bus.open(run_id)
         await bus.publish(run_id, "thread.run.created", {})
@@ -222,24 +236,53 @@ def test_streamed_content_rebuilds_an_interrupted_message_from_its_deltas() -> N
     from assistantd.worker.engine import streamed_content
 
     def delta(mid: str, entry: dict[str, Any]) -> RunEvent:
-        return RunEvent(0, "thread.message.delta", orjson.dumps(
-            {"id": mid, "object": "thread.message.delta", "delta": {"content": [entry]}}))
+        return RunEvent(
+            0,
+            "thread.message.delta",
+            orjson.dumps(
+                {"id": mid, "object": "thread.message.delta", "delta": {"content": [entry]}}
+            ),
+        )
 
-    image = {"index": 0, "type": "image_file", "image_file": {"file_id": "file_1", "detail": "auto"}}
-    path = {"index": 0, "type": "file_path", "text": "sandbox:/mnt/data/a.csv", "start_index": 4,
-            "end_index": 27, "file_path": {"file_id": "file_2"}}
+    image = {
+        "index": 0,
+        "type": "image_file",
+        "image_file": {"file_id": "file_1", "detail": "auto"},
+    }
+    path = {
+        "index": 0,
+        "type": "file_path",
+        "text": "sandbox:/mnt/data/a.csv",
+        "start_index": 4,
+        "end_index": 27,
+        "file_path": {"file_id": "file_2"},
+    }
     events = [
         RunEvent(0, "thread.message.created", b'{"id": "msg_a"}'),
         delta("msg_a", image),
         delta("msg_a", {"index": 1, "type": "text", "text": {"value": "See ", "annotations": []}}),
         delta("msg_b", {"index": 0, "type": "text", "text": {"value": "other", "annotations": []}}),
-        delta("msg_a", {"index": 1, "type": "text", "text": {"value": "sandbox:/mnt/data/a.csv", "annotations": [path]}}),
+        delta(
+            "msg_a",
+            {
+                "index": 1,
+                "type": "text",
+                "text": {"value": "sandbox:/mnt/data/a.csv", "annotations": [path]},
+            },
+        ),
         delta("msg_a", {"index": 1, "type": "text", "text": {"value": " and"}}),
     ]
     content = streamed_content(events, {"msg_a"})
-    assert content == {"msg_a": [
-        {"type": "image_file", "image_file": {"file_id": "file_1", "detail": "auto"}},
-        {"type": "text", "text": {"value": "See sandbox:/mnt/data/a.csv and", "annotations": [
-            {k: v for k, v in path.items() if k != "index"}]}},
-    ]}
+    assert content == {
+        "msg_a": [
+            {"type": "image_file", "image_file": {"file_id": "file_1", "detail": "auto"}},
+            {
+                "type": "text",
+                "text": {
+                    "value": "See sandbox:/mnt/data/a.csv and",
+                    "annotations": [{k: v for k, v in path.items() if k != "index"}],
+                },
+            },
+        ]
+    }
     assert streamed_content(events, {"msg_c"}) == {}

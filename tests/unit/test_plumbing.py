@@ -59,8 +59,13 @@ async def _call(app: Any, order: list[str]) -> None:
 async def test_after_response_runs_once_the_body_is_sent() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         after_response(lambda: order.append("work"))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"{}"})
 
     order: list[str] = []
@@ -71,8 +76,13 @@ async def test_after_response_runs_once_the_body_is_sent() -> None:
 async def test_after_response_runs_once_a_stream_has_started() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         after_response(lambda: order.append("work"))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 

@@ -29,8 +29,12 @@ async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:
 UoW = Annotated[UnitOfWork, Depends(_uow, scope="function")]
 
 
-async def _authenticate(request: Request, uow: UnitOfWork, authorization: str | None) -> Principal | AdminPrincipal:
-    who = await authenticate(uow.session, authorization, app_context(request).settings.static_api_keys)
+async def _authenticate(
+    request: Request, uow: UnitOfWork, authorization: str | None
+) -> Principal | AdminPrincipal:
+    who = await authenticate(
+        uow.session, authorization, app_context(request).settings.static_api_keys
+    )
     # End the key lookup's transaction now: the handler may read a long upload or wait on
     # a stream before it touches the database again, and must not hold a lock meanwhile.
     await uow.session.commit()
@@ -38,8 +42,9 @@ async def _authenticate(request: Request, uow: UnitOfWork, authorization: str | 
     return who
 
 
-async def _principal(request: Request, uow: UoW,
-                     authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def _principal(
+    request: Request, uow: UoW, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
     beta = request.headers.get("openai-beta")
     if beta is not None and not re.search(r"assistants=v[12]\b", beta) and "assistants=" in beta:
         raise InvalidRequest(
@@ -51,21 +56,24 @@ async def _principal(request: Request, uow: UoW,
     if isinstance(principal, AdminPrincipal):
         raise AuthenticationFailed(
             "Admin API keys can only be used with the /v1/organization endpoints. Use a project "
-            "API key for this request.")
+            "API key for this request."
+        )
     return principal
 
 
 Caller = Annotated[Principal, Depends(_principal)]
 
 
-async def require_admin(request: Request, uow: UoW,
-                        authorization: Annotated[str | None, Header()] = None) -> AdminPrincipal:
+async def require_admin(
+    request: Request, uow: UoW, authorization: Annotated[str | None, Header()] = None
+) -> AdminPrincipal:
     """The caller of a `/v1/organization/*` endpoint: an admin key, or 401/403."""
     principal = await _authenticate(request, uow, authorization)
     if not isinstance(principal, AdminPrincipal):
         raise PermissionDenied(
             "You have insufficient permissions for this operation. Missing scopes: "
-            "api.management.read. Use an admin API key (sk-admin-…) for /v1/organization endpoints.")
+            "api.management.read. Use an admin API key (sk-admin-…) for /v1/organization endpoints."
+        )
     return principal
 
 

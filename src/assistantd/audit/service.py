@@ -56,7 +56,9 @@ async def record(
     named like the type; `project` is `(id, name)` for project-scoped events.
     """
     if event_type not in RECORDED_TYPES:
-        raise ValueError(f"{event_type!r} is not an audit log event type (the spec's or an extension)")
+        raise ValueError(
+            f"{event_type!r} is not an audit log event type (the spec's or an extension)"
+        )
     now = now_seconds()
     body: dict[str, Any] = {"id": new_id("audit_log-"), "type": event_type, "effective_at": now}
     if project is not None:

@@ -53,7 +53,9 @@ class ObjectRow:
     body: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
-_offloaded: contextvars.ContextVar[bool] = contextvars.ContextVar("assistantd_sqlite_offloaded", default=False)
+_offloaded: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "assistantd_sqlite_offloaded", default=False
+)
 
 
 @contextlib.contextmanager
@@ -142,8 +144,13 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         # check_same_thread=False: `offloaded()` statements use the connection from a
         # thread, never while the loop uses it.
-        connector = functools.partial(sqlite3.connect, _sqlite_path(url), timeout=30,
-                                      isolation_level=None, check_same_thread=False)
+        connector = functools.partial(
+            sqlite3.connect,
+            _sqlite_path(url),
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
         async def connect() -> InlineSQLiteConnection:
             return await InlineSQLiteConnection(connector, 64)._connect()
@@ -243,7 +250,9 @@ class json_member_text(FunctionElement[str]):
     inherit_cache = True
     name = "json_member_text"
 
-    def __init__(self, column: ColumnElement[Any] | InstrumentedAttribute[Any], container: str, key: str) -> None:
+    def __init__(
+        self, column: ColumnElement[Any] | InstrumentedAttribute[Any], container: str, key: str
+    ) -> None:
         if not container.isidentifier():
             raise ValueError(f"not a plain container name: {container!r}")
         self.container = container
@@ -253,8 +262,10 @@ class json_member_text(FunctionElement[str]):
 @compiles(json_member_text, "sqlite")
 def _json_member_text_sqlite(element: json_member_text, compiler: SQLCompiler, **kw: Any) -> str:
     column, key = (compiler.process(c, **kw) for c in element.clauses)
-    return (f"(SELECT j.value FROM json_each({column}, '$.{element.container}') AS j "
-            f"WHERE j.key = {key} AND j.type = 'text')")
+    return (
+        f"(SELECT j.value FROM json_each({column}, '$.{element.container}') AS j "
+        f"WHERE j.key = {key} AND j.type = 'text')"
+    )
 
 
 @compiles(json_member_text, "postgresql")

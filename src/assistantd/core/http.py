@@ -35,7 +35,8 @@ class _AfterResponse:
 
 
 _after_response: contextvars.ContextVar[_AfterResponse | None] = contextvars.ContextVar(
-    "assistantd_after_response", default=None)
+    "assistantd_after_response", default=None
+)
 
 
 def after_response(fn: Callable[[], None]) -> None:
@@ -74,8 +75,10 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", raw)]
                 await send(message)
-                if pending.calls and any(k == b"content-type" and v.startswith(b"text/event-stream")
-                                         for k, v in message["headers"]):
+                if pending.calls and any(
+                    k == b"content-type" and v.startswith(b"text/event-stream")
+                    for k, v in message["headers"]
+                ):
                     pending.run()  # a stream's events come from the work itself
                 return
             await send(message)

@@ -7,7 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 
-async def every(seconds: float, work: Callable[[], Awaitable[None]], log: logging.Logger, what: str) -> None:
+async def every(
+    seconds: float, work: Callable[[], Awaitable[None]], log: logging.Logger, what: str
+) -> None:
     """Run `work` every `seconds` until cancelled; a failed round is logged, not fatal."""
     while True:
         await asyncio.sleep(seconds)

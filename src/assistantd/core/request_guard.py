@@ -75,11 +75,15 @@ def _check_scalar(value: Any) -> None:
         return
     elif isinstance(value, int):
         if value > INT64_MAX:
-            raise _BadValue(f"integer above maximum value. Expected a value less than or equal to "
-                            f"{INT64_MAX}, but got {_shown(value)} instead")
+            raise _BadValue(
+                f"integer above maximum value. Expected a value less than or equal to "
+                f"{INT64_MAX}, but got {_shown(value)} instead"
+            )
         if value < INT64_MIN:
-            raise _BadValue(f"integer below minimum value. Expected a value greater than or equal "
-                            f"to {INT64_MIN}, but got {_shown(value)} instead")
+            raise _BadValue(
+                f"integer below minimum value. Expected a value greater than or equal "
+                f"to {INT64_MIN}, but got {_shown(value)} instead"
+            )
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise _BadValue("number out of range. Expected a finite number")
@@ -91,8 +95,9 @@ def _walk(value: Any, depth: int) -> None:
         _check_scalar(value)
         return
     if depth >= MAX_BODY_DEPTH:
-        raise _BadValue(f"nested too deeply. A request body may be nested at most "
-                        f"{MAX_BODY_DEPTH} levels deep")
+        raise _BadValue(
+            f"nested too deeply. A request body may be nested at most {MAX_BODY_DEPTH} levels deep"
+        )
     items: Any = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
         if isinstance(key, str) and (problem := _text_problem(key)) is not None:
@@ -120,8 +125,9 @@ def check_body(raw: bytes) -> InvalidRequest | None:
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
-        return InvalidRequest(json_invalid_message(f"The body is nested more than {MAX_BODY_DEPTH} "
-                                                   "levels deep."))
+        return InvalidRequest(
+            json_invalid_message(f"The body is nested more than {MAX_BODY_DEPTH} levels deep.")
+        )
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, invalid UTF-8, huge literals
         return InvalidRequest(json_invalid_message(str(exc)))
     try:
@@ -155,21 +161,30 @@ def _check_url(scope: Scope) -> InvalidRequest | None:
     if "\x00" in scope["path"]:
         name = _path_param_with_nul(scope)
         where = f"'{name}'" if name else "URL path"
-        return InvalidRequest(f"Invalid {where}: the value contains a null character (\\u0000), "
-                              "which is not supported.", param=name)
+        return InvalidRequest(
+            f"Invalid {where}: the value contains a null character (\\u0000), "
+            "which is not supported.",
+            param=name,
+        )
     query: bytes = scope.get("query_string", b"")
     if b"%00" in query:
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if "\x00" in key or "\x00" in value:
                 name = key.replace("\x00", "") or None
                 where = f"'{name}'" if name else "query string"
-                return InvalidRequest(f"Invalid {where}: the value contains a null character "
-                                      "(\\u0000), which is not supported.", param=name)
+                return InvalidRequest(
+                    f"Invalid {where}: the value contains a null character "
+                    "(\\u0000), which is not supported.",
+                    param=name,
+                )
     for header, value in scope["headers"]:
         if b"\x00" in value:
             name = header.decode("latin-1")
-            return InvalidRequest(f"Invalid '{name}' header: the value contains a null character "
-                                  "(\\u0000), which is not supported.", param=name)
+            return InvalidRequest(
+                f"Invalid '{name}' header: the value contains a null character "
+                "(\\u0000), which is not supported.",
+                param=name,
+            )
     return None
 
 
@@ -180,8 +195,9 @@ class RequestGuard:
     in `streamed_paths` (the file upload) stream their body themselves, with their own limit.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int,
-                 streamed_paths: Collection[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, streamed_paths: Collection[str] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.streamed_paths = frozenset(streamed_paths)
@@ -208,11 +224,13 @@ class RequestGuard:
         if not body and disconnect is None:
             # No body at all: the same as `{}` sent as JSON.
             body = b"{}"
-            scope["headers"] = [(k, v) for k, v in scope["headers"]
-                                if k not in (b"content-type", b"content-length")]
+            scope["headers"] = [
+                (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
+            ]
             scope["headers"] += [(b"content-type", b"application/json"), (b"content-length", b"2")]
-        elif disconnect is None and (content_type in (b"", b"application/json")
-                                     or content_type.endswith(b"+json")):
+        elif disconnect is None and (
+            content_type in (b"", b"application/json") or content_type.endswith(b"+json")
+        ):
             if (bad := check_body(body)) is not None:
                 await error_response(bad)(scope, receive, send)
                 return
@@ -232,8 +250,9 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
-    async def _read_body(self, scope: Scope, receive: Receive, send: Send
-                         ) -> tuple[bytes, Message | None] | None:
+    async def _read_body(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[bytes, Message | None] | None:
         """The whole body and the disconnect that cut it short, if one did; None when it was
         too large (the 413 has been sent)."""
         chunks: list[bytes] = []
@@ -252,12 +271,15 @@ class RequestGuard:
             if not message.get("more_body"):
                 return b"".join(chunks), None
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, message: Message) -> None:
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, message: Message
+    ) -> None:
         """Answer 413; the rest of the body is read and dropped, so the client reads the answer
         instead of a reset connection (the body timeout bounds a client that never ends)."""
         while message.get("more_body") and message["type"] == "http.request":
             message = await receive()
         err = PayloadTooLarge(
             f"Request body too large: the body exceeds the server's limit of {self.max_body_bytes} "
-            "bytes (ASSISTANTD_MAX_JSON_BODY_BYTES).")
+            "bytes (ASSISTANTD_MAX_JSON_BODY_BYTES)."
+        )
         await error_response(err)(scope, receive, send)

@@ -99,7 +99,9 @@ class EventBus(abc.ABC):
         """Append `done`: the run will emit nothing more (until resumed by submit_tool_outputs)."""
 
     @abc.abstractmethod
-    def subscribe(self, run_id: str, after: int = 0, idle: float | None = None) -> AsyncGenerator[RunEvent | None, None]:
+    def subscribe(
+        self, run_id: str, after: int = 0, idle: float | None = None
+    ) -> AsyncGenerator[RunEvent | None, None]:
         """Events after seq `after`, then live ones, up to and including the next `done`.
 
         With `idle`, a `None` is yielded each time nothing arrived for that many seconds
@@ -148,8 +150,19 @@ class _RunLog:
     can tell `done` without decompressing.
     """
 
-    __slots__ = ("_blocks", "_lengths", "_spans", "_tail", "changed", "done_at", "last_seq", "names",
-                 "next_seq", "persisted", "writing")
+    __slots__ = (
+        "_blocks",
+        "_lengths",
+        "_spans",
+        "_tail",
+        "changed",
+        "done_at",
+        "last_seq",
+        "names",
+        "next_seq",
+        "persisted",
+        "writing",
+    )
 
     def __init__(self) -> None:
         self._blocks: list[bytes] = []
@@ -216,8 +229,8 @@ class _RunLog:
     def _unpack(self, b: int) -> list[bytes]:
         raw = zlib.decompress(self._blocks[b])
         frames, at = [], 0
-        for n in self._lengths[b * _BLOCK:(b + 1) * _BLOCK]:
-            frames.append(raw[at:at + n])
+        for n in self._lengths[b * _BLOCK : (b + 1) * _BLOCK]:
+            frames.append(raw[at : at + n])
             at += n
         return frames
 
@@ -233,9 +246,14 @@ class MemoryEventBus(EventBus):
     it right after it ended, then forgotten: the database has it.
     """
 
-    def __init__(self, persist: Persist | None = None, load: Load | None = None,
-                 keep_seconds: float = 30.0, flush_seconds: float = 0.0,
-                 persist_many: PersistMany | None = None) -> None:
+    def __init__(
+        self,
+        persist: Persist | None = None,
+        load: Load | None = None,
+        keep_seconds: float = 30.0,
+        flush_seconds: float = 0.0,
+        persist_many: PersistMany | None = None,
+    ) -> None:
         self._logs: dict[str, _RunLog] = {}
         # Logs in the order they were persisted with `done`: the oldest are forgotten first.
         self._ended: dict[str, _RunLog] = {}
@@ -272,7 +290,9 @@ class MemoryEventBus(EventBus):
 
     def _start_writing(self) -> None:
         if self._flusher is None and self._flush_seconds > 0:
-            self._flusher = asyncio.create_task(every(self._flush_seconds, self.flush, logger, "event log write"))
+            self._flusher = asyncio.create_task(
+                every(self._flush_seconds, self.flush, logger, "event log write")
+            )
 
     async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
         log = await self._log(run_id)
@@ -325,7 +345,9 @@ class MemoryEventBus(EventBus):
             end = len(lg)
             if end > lg.persisted:
                 cache: list[Any] = []
-                batches.append((run_id, lg, end, [lg.event(i, cache) for i in range(lg.persisted, end)]))
+                batches.append(
+                    (run_id, lg, end, [lg.event(i, cache) for i in range(lg.persisted, end)])
+                )
         if not batches:
             return
         writing = asyncio.Event()
@@ -353,7 +375,9 @@ class MemoryEventBus(EventBus):
         cache: list[Any] = []
         return [log.event(i, cache) for i in range(len(log))]
 
-    async def subscribe(self, run_id: str, after: int = 0, idle: float | None = None) -> AsyncGenerator[RunEvent | None, None]:
+    async def subscribe(
+        self, run_id: str, after: int = 0, idle: float | None = None
+    ) -> AsyncGenerator[RunEvent | None, None]:
         log = await self._log(run_id)
         i = log.index_after(after)
         cache: list[Any] = []

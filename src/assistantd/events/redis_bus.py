@@ -62,7 +62,9 @@ class RedisEventBus(EventBus):
         timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
         self.block_ms = BLOCK_MS  # no socket timeout (`?socket_timeout=` empty): any block
         if timeout:
-            self.block_ms = max(1, min(BLOCK_MS, int(float(timeout) * 1000 * BLOCK_SHARE_OF_SOCKET_TIMEOUT)))
+            self.block_ms = max(
+                1, min(BLOCK_MS, int(float(timeout) * 1000 * BLOCK_SHARE_OF_SOCKET_TIMEOUT))
+            )
 
     @staticmethod
     def _keys(run_id: str) -> tuple[str, str, str]:
@@ -90,7 +92,9 @@ class RedisEventBus(EventBus):
     async def _add(self, run_id: str, event: str, data: bytes) -> int:
         await self._ensure_seq(run_id)
         stream, seq_key, persisted_key = self._keys(run_id)
-        seq = await self._append(keys=[stream, seq_key, persisted_key], args=[event, data, self._keep])
+        seq = await self._append(
+            keys=[stream, seq_key, persisted_key], args=[event, data, self._keep]
+        )
         return int(seq)
 
     async def finish(self, run_id: str) -> None:
@@ -119,7 +123,9 @@ class RedisEventBus(EventBus):
         seq = int(entry_id.split(b"-", 1)[1])
         return RunEvent(seq, fields[b"e"].decode(), fields[b"d"])
 
-    async def subscribe(self, run_id: str, after: int = 0, idle: float | None = None) -> AsyncGenerator[RunEvent | None, None]:
+    async def subscribe(
+        self, run_id: str, after: int = 0, idle: float | None = None
+    ) -> AsyncGenerator[RunEvent | None, None]:
         stream = self._keys(run_id)[0]
         cursor = after
         if not await self.redis.exists(stream):

@@ -26,8 +26,13 @@ PING = b": ping\n"
 HANGUP_CHECK_SECONDS = 5.0
 
 
-async def frames(bus: EventBus, run_id: str, after: int, prefix: list[bytes] | None = None,
-                 keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[bytes]:
+async def frames(
+    bus: EventBus,
+    run_id: str,
+    after: int,
+    prefix: list[bytes] | None = None,
+    keepalive: float = KEEPALIVE_SECONDS,
+) -> AsyncIterator[bytes]:
     """Frames of the run's events after `after` up to `done`, with a comment line (`PING`)
     each `keepalive` seconds of silence."""
     for chunk in prefix or []:
@@ -55,7 +60,9 @@ class EventStreamResponse(StreamingResponse):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
         checked = time.monotonic()
         body = self.body_iterator
         try:

@@ -29,8 +29,9 @@ BATCH = 200
 class FileExpiry:
     """Deletes expired files: once at start, then every `EXPIRY_SWEEP_SECONDS`."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], data_dir: Path,
-                 dependents: FileDependents) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], data_dir: Path, dependents: FileDependents
+    ) -> None:
         self.sessions = sessions
         self.data_dir = data_dir
         self.dependents = dependents
@@ -38,7 +39,9 @@ class FileExpiry:
 
     async def start(self) -> None:
         await self.sweep()
-        self._task = asyncio.create_task(every(EXPIRY_SWEEP_SECONDS, self.sweep, log, "file expiry sweep"))
+        self._task = asyncio.create_task(
+            every(EXPIRY_SWEEP_SECONDS, self.sweep, log, "file expiry sweep")
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -54,8 +57,14 @@ class FileExpiry:
             async with self.sessions() as s:
                 uow = UnitOfWork(s)
                 try:
-                    await delete_file(uow, self.dependents, self.data_dir, project_id, file_id,
-                                      include_expired=True)
+                    await delete_file(
+                        uow,
+                        self.dependents,
+                        self.data_dir,
+                        project_id,
+                        file_id,
+                        include_expired=True,
+                    )
                     await uow.commit()
                 except Exception:
                     await s.rollback()

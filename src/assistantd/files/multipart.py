@@ -75,7 +75,9 @@ class _Collector:
         self._is_file = self._name == "file" and b"filename" in options
         if self._is_file:
             if self.file_seen:
-                raise InvalidRequest("Only one 'file' part may be uploaded per request.", param="file")
+                raise InvalidRequest(
+                    "Only one 'file' part may be uploaded per request.", param="file"
+                )
             self.file_seen = True
             self.filename = options[b"filename"].decode("utf-8", "replace")
         elif len(self.fields) >= _MAX_FIELDS:
@@ -86,7 +88,9 @@ class _Collector:
             self.file_chunks.append(data[start:end])
             return
         if len(self._data) + (end - start) > _MAX_FIELD_BYTES:
-            raise InvalidRequest(f"Form field '{self._name}' is too long.", param=self._name or None)
+            raise InvalidRequest(
+                f"Form field '{self._name}' is too long.", param=self._name or None
+            )
         self._data += data[start:end]
 
     def on_part_end(self) -> None:
@@ -148,7 +152,9 @@ async def receive_upload(
         if not collector.ended:
             # python-multipart's finalize() does not check that the body is complete: a body
             # cut short would leave a file of whatever part of it arrived.
-            raise InvalidRequest("Malformed multipart body: the body ends before its closing boundary.")
+            raise InvalidRequest(
+                "Malformed multipart body: the body ends before its closing boundary."
+            )
         if collector.file_seen and fh is None:
             fh = await asyncio.to_thread(part_path.open, "wb")  # an empty file is still a file
         if fh is not None:

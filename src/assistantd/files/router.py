@@ -32,14 +32,21 @@ Dependents = Annotated[service.FileDependents, Depends(file_dependents)]
 @router.post("")
 async def upload_file(request: Request, uow: UoW, caller: Caller, cfg: AppSettings) -> JSONResponse:
     part = storage.new_part_path(cfg.data_dir, caller.project_id)
-    upload = await receive_upload(request.headers.get("content-type"), request.stream(), part,
-                                  cfg.max_upload_bytes)
-    return JSONResponse(await service.create_from_upload(uow, caller.project_id, cfg.data_dir, upload))
+    upload = await receive_upload(
+        request.headers.get("content-type"), request.stream(), part, cfg.max_upload_bytes
+    )
+    return JSONResponse(
+        await service.create_from_upload(uow, caller.project_id, cfg.data_dir, upload)
+    )
 
 
 @router.get("")
-async def list_files(uow: UoW, caller: Caller, params: Annotated[ListParams, Depends(file_list_params)],
-                     purpose: Annotated[str | None, Query()] = None) -> JSONResponse:
+async def list_files(
+    uow: UoW,
+    caller: Caller,
+    params: Annotated[ListParams, Depends(file_list_params)],
+    purpose: Annotated[str | None, Query()] = None,
+) -> JSONResponse:
     return JSONResponse(await service.list_files(uow, caller.project_id, params, purpose))
 
 
@@ -50,10 +57,13 @@ async def retrieve_file(file_id: str, uow: UoW, caller: Caller) -> JSONResponse:
 
 
 @router.delete("/{file_id}")
-async def delete_file(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings,
-                      dependents: Dependents) -> JSONResponse:
+async def delete_file(
+    file_id: str, uow: UoW, caller: Caller, cfg: AppSettings, dependents: Dependents
+) -> JSONResponse:
     check_id(file_id, "file-", "file_id")
-    return JSONResponse(await service.delete_file(uow, dependents, cfg.data_dir, caller.project_id, file_id))
+    return JSONResponse(
+        await service.delete_file(uow, dependents, cfg.data_dir, caller.project_id, file_id)
+    )
 
 
 @router.get("/{file_id}/content")
@@ -61,13 +71,19 @@ async def file_content(file_id: str, uow: UoW, caller: Caller, cfg: AppSettings)
     check_id(file_id, "file-", "file_id")
     content = await service.open_content(uow, cfg.data_dir, caller.project_id, file_id)
     if content.path is not None:
-        return FileResponse(content.path, media_type="application/octet-stream",
-                            filename=content.filename)
+        return FileResponse(
+            content.path, media_type="application/octet-stream", filename=content.filename
+        )
     assert content.chunks is not None
     # Bytes streamed from object storage, with the headers FileResponse would send.
-    return StreamingResponse(content.chunks, media_type="application/octet-stream",
-                             headers={"content-length": str(content.size),
-                                      "content-disposition": _disposition(content.filename)})
+    return StreamingResponse(
+        content.chunks,
+        media_type="application/octet-stream",
+        headers={
+            "content-length": str(content.size),
+            "content-disposition": _disposition(content.filename),
+        },
+    )
 
 
 def _disposition(filename: str) -> str:
@@ -76,4 +92,3 @@ def _disposition(filename: str) -> str:
     if quoted != filename:
         return f"attachment; filename*=utf-8''{quoted}"
     return f'attachment; filename="{filename}"'
-

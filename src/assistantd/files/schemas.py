@@ -57,4 +57,3 @@ def parse_upload_form(fields: dict[str, str]) -> UploadForm:
             param="expires_after.seconds",
         )
     return UploadForm(purpose, seconds)
-

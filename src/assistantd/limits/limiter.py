@@ -42,7 +42,9 @@ class WindowLimiter:
             # The library passes options through to redis-py, though it types them as scalars.
             options: dict[str, Any] = {"connection_pool": self._pool}
             storage = storage_from_string(
-                f"async+{scheme}://{rest}", implementation="redispy", key_prefix=f"{prefix}:limits",
+                f"async+{scheme}://{rest}",
+                implementation="redispy",
+                key_prefix=f"{prefix}:limits",
                 **options,
             )
         else:

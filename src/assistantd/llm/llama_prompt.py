@@ -84,7 +84,10 @@ def to_turns(request: ChatRequest, *, describe_tools: bool) -> list[Turn]:
 def _as_turn(message: ChatMessage, names: dict[str, str]) -> tuple[str, str]:
     if message.role == "tool":
         name = names.get(message.tool_call_id or "", "function")
-        return "user", f'<tool_response name="{name}">\n{content_text(message.content)}\n</tool_response>'
+        return (
+            "user",
+            f'<tool_response name="{name}">\n{content_text(message.content)}\n</tool_response>',
+        )
     if message.role == "assistant":
         parts = [content_text(message.content)] if message.content else []
         parts += [render_call(c.name, c.arguments) for c in message.tool_calls]

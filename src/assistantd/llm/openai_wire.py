@@ -125,8 +125,13 @@ def prompt_text(request: ChatRequest) -> str:
 
 def prompt_image_tokens(request: ChatRequest) -> int:
     """The estimated cost of the prompt's images (see `base.image_tokens`)."""
-    return sum(image_tokens(part) for m in request.messages if isinstance(m.content, list)
-               for part in m.content if isinstance(part, ImagePart))
+    return sum(
+        image_tokens(part)
+        for m in request.messages
+        if isinstance(m.content, list)
+        for part in m.content
+        if isinstance(part, ImagePart)
+    )
 
 
 _FINISH_REASONS: dict[str, FinishReason] = {

@@ -46,7 +46,8 @@ class OpenAIModelEntry(_Entry):
     max_retries: int | None = None
     context_window: int | None = None
     vision: bool | None = Field(
-        None, description="The model takes images; false = text placeholders. Default: `llm_vision`."
+        None,
+        description="The model takes images; false = text placeholders. Default: `llm_vision`.",
     )
 
 
@@ -143,7 +144,11 @@ def _openai_route(
 ) -> _Route:
     def build() -> ModelBackend:
         return OpenAICompatBackend(
-            base_url, api_key, timeout, max_retries, context_window=context_window,
+            base_url,
+            api_key,
+            timeout,
+            max_retries,
+            context_window=context_window,
             supports_images=vision,
         )
 
@@ -216,10 +221,13 @@ def build_model_router(settings: Settings) -> ModelRouter:
             name: _route_for_entry(name, entry, settings, path) for name, entry in models.items()
         }
         return ConfiguredModelRouter(routes, source=f"the models file {path}")
-    route = _llama_route(settings.llm_gguf_path, settings.llm_context_size, settings.llm_threads,
-                         settings.llm_max_response_tokens)
+    route = _llama_route(
+        settings.llm_gguf_path,
+        settings.llm_context_size,
+        settings.llm_threads,
+        settings.llm_max_response_tokens,
+    )
     return ConfiguredModelRouter({DEFAULT_MODEL_KEY: route}, source="the embedded model")
-
 
 
 #: The id `/v1/models` gives the bundled GGUF (a `gguf_path` is named by its file name).
@@ -274,8 +282,11 @@ def model_catalog(settings: Settings) -> ModelCatalog:
             model_id: str | None = name
             if name == DEFAULT_MODEL_KEY:
                 other = owner
-                model_id = (_gguf_model_id(entry.gguf_path or settings.llm_gguf_path)
-                            if isinstance(entry, LlamaModelEntry) else entry.model)
+                model_id = (
+                    _gguf_model_id(entry.gguf_path or settings.llm_gguf_path)
+                    if isinstance(entry, LlamaModelEntry)
+                    else entry.model
+                )
             if model_id is not None:
                 found.setdefault(model_id, ServedModel(model_id, owner))
         return ModelCatalog(tuple(found.values()), other)

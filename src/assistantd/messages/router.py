@@ -14,30 +14,38 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 
 
 @router.post("")
-async def create_message(thread_id: str, body: MessageCreate, uow: UoW, caller: Caller,
-                         stores: Stores) -> JSONResponse:
+async def create_message(
+    thread_id: str, body: MessageCreate, uow: UoW, caller: Caller, stores: Stores
+) -> JSONResponse:
     check_id(thread_id, "thread_", "thread_id")
     return JSONResponse(await service.create(uow, caller, thread_id, body, stores))
 
 
 @router.get("")
-async def list_messages(thread_id: str, uow: UoW, caller: Caller,
-                        params: Annotated[ListParams, Depends(list_params)],
-                        run_id: Annotated[str | None, Query()] = None) -> JSONResponse:
+async def list_messages(
+    thread_id: str,
+    uow: UoW,
+    caller: Caller,
+    params: Annotated[ListParams, Depends(list_params)],
+    run_id: Annotated[str | None, Query()] = None,
+) -> JSONResponse:
     check_id(thread_id, "thread_", "thread_id")
     return JSONResponse(await service.list_(uow, caller, thread_id, params, run_id))
 
 
 @router.get("/{message_id}")
-async def retrieve_message(thread_id: str, message_id: str, uow: UoW, caller: Caller) -> JSONResponse:
+async def retrieve_message(
+    thread_id: str, message_id: str, uow: UoW, caller: Caller
+) -> JSONResponse:
     check_id(thread_id, "thread_", "thread_id")
     check_id(message_id, "msg_", "message_id")
     return JSONResponse(await service.retrieve(uow, caller, thread_id, message_id))
 
 
 @router.post("/{message_id}")
-async def modify_message(thread_id: str, message_id: str, body: MessageModify, uow: UoW,
-                         caller: Caller) -> JSONResponse:
+async def modify_message(
+    thread_id: str, message_id: str, body: MessageModify, uow: UoW, caller: Caller
+) -> JSONResponse:
     check_id(thread_id, "thread_", "thread_id")
     check_id(message_id, "msg_", "message_id")
     return JSONResponse(await service.modify(uow, caller, thread_id, message_id, body))

@@ -42,6 +42,5 @@ async def retrieve_model(model: str, request: Request, caller: Caller) -> JSONRe
     catalog, created = _catalog(request)
     found = catalog.find(model)
     if found is None:
-        raise NotFound(f"The model '{model}' does not exist",
-                       param="model", code="model_not_found")
+        raise NotFound(f"The model '{model}' does not exist", param="model", code="model_not_found")
     return JSONResponse(_wire(found, created))

@@ -108,8 +108,9 @@ _BOUNDED_PIECE_CHARS = 1_000_000
 Offsets = Sequence[tuple[int, int]] | np.ndarray
 
 
-def chunk_bounded(text: str, tokenizer: Tokenizer, strategy: ChunkingStrategy, max_chunks: int,
-                  filename: str) -> tuple[np.ndarray, list[Chunk]]:
+def chunk_bounded(
+    text: str, tokenizer: Tokenizer, strategy: ChunkingStrategy, max_chunks: int, filename: str
+) -> tuple[np.ndarray, list[Chunk]]:
     """Token offsets (an (n, 2) int64 array, 16 bytes a token) and chunks, at most `max_chunks`.
 
     Raises `InvalidFile` past the bound: as soon as the text has more tokens than
@@ -140,8 +141,10 @@ def chunk_bounded(text: str, tokenizer: Tokenizer, strategy: ChunkingStrategy, m
 
 
 def _too_many_chunks(filename: str, max_chunks: int) -> str:
-    return (f"{filename!r} has more text than {max_chunks} chunks hold (ASSISTANTD_INGEST_MAX_CHUNKS); "
-            "split it into smaller files")
+    return (
+        f"{filename!r} has more text than {max_chunks} chunks hold (ASSISTANTD_INGEST_MAX_CHUNKS); "
+        "split it into smaller files"
+    )
 
 
 def chunk_offsets(text: str, offsets: Offsets, strategy: ChunkingStrategy) -> list[Chunk]:

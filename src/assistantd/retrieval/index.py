@@ -211,9 +211,7 @@ class ChunkIndex:
             ).all()
             if stored and await self.uses_pgvector(c):
                 position = {ch.index: i for i, ch in enumerate(chunks)}
-                await pgvector.write_vectors(
-                    c, [(r[0], vectors[position[r[1]]]) for r in stored]
-                )
+                await pgvector.write_vectors(c, [(r[0], vectors[position[r[1]]]) for r in stored])
             old, new = await self._bump(c, vector_store_id)
 
         def patch(m: _StoreMatrix) -> None:
@@ -590,7 +588,8 @@ class ChunkIndex:
                         select(*columns, f.c.attributes)
                         .join(
                             f,
-                            (f.c.vector_store_id == t.c.vector_store_id) & (f.c.file_id == t.c.file_id),
+                            (f.c.vector_store_id == t.c.vector_store_id)
+                            & (f.c.file_id == t.c.file_id),
                         )
                         .where(t.c.id.in_(list(chunk_ids)))
                     )

@@ -118,7 +118,10 @@ async def _sqlite(
         "FROM retrieval_chunks_fts JOIN retrieval_chunks c ON c.id = retrieval_chunks_fts.rowid "
         "WHERE retrieval_chunks_fts MATCH :q AND c.vector_store_id IN :stores"
         "{files} ORDER BY retrieval_chunks_fts.rank LIMIT :k",
-        q, vector_store_ids, k, allowed_files,
+        q,
+        vector_store_ids,
+        k,
+        allowed_files,
     )
 
 
@@ -135,7 +138,10 @@ async def _postgres(
         "FROM retrieval_chunks c, to_tsquery('english', :q) q "
         "WHERE c.tsv @@ q AND c.vector_store_id IN :stores"
         "{files} ORDER BY score DESC LIMIT :k",
-        " | ".join(terms), vector_store_ids, k, allowed_files,
+        " | ".join(terms),
+        vector_store_ids,
+        k,
+        allowed_files,
     )
 
 

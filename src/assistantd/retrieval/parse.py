@@ -99,7 +99,9 @@ def check_zip(data: bytes, filename: str, limits: ParseLimits) -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as exc:
-        raise InvalidFile(f"{filename!r} is not a readable {_kind_name(filename)} file: {exc}") from exc
+        raise InvalidFile(
+            f"{filename!r} is not a readable {_kind_name(filename)} file: {exc}"
+        ) from exc
     with archive:
         declared = sum(info.file_size for info in archive.infolist())
         if declared > limits.max_unzipped_bytes:
@@ -122,9 +124,18 @@ def check_zip(data: bytes, filename: str, limits: ParseLimits) -> None:
                             if paragraphs > limits.max_paragraphs:
                                 raise InvalidFile(
                                     f"{filename!r} has more than {limits.max_paragraphs} paragraphs "
-                                    "(ASSISTANTD_INGEST_MAX_PARAGRAPHS); split it into smaller files")
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
-                raise InvalidFile(f"{filename!r} is not a readable {_kind_name(filename)} file: {exc}") from exc
+                                    "(ASSISTANTD_INGEST_MAX_PARAGRAPHS); split it into smaller files"
+                                )
+            except (
+                zipfile.BadZipFile,
+                zipfile.LargeZipFile,
+                NotImplementedError,
+                OSError,
+                EOFError,
+            ) as exc:
+                raise InvalidFile(
+                    f"{filename!r} is not a readable {_kind_name(filename)} file: {exc}"
+                ) from exc
 
 
 def _kind_name(filename: str) -> str:
@@ -132,19 +143,24 @@ def _kind_name(filename: str) -> str:
 
 
 def _too_big(filename: str, size: int, limits: ParseLimits) -> str:
-    return (f"{filename!r} decompresses to more than {limits.max_unzipped_bytes} bytes "
-            f"(at least {size}; ASSISTANTD_INGEST_MAX_UNZIPPED_BYTES)")
+    return (
+        f"{filename!r} decompresses to more than {limits.max_unzipped_bytes} bytes "
+        f"(at least {size}; ASSISTANTD_INGEST_MAX_UNZIPPED_BYTES)"
+    )
 
 
-def parse_limited(data: bytes, filename: str, mime_type: str | None, limits: ParseLimits) -> ParsedDocument:
+def parse_limited(
+    data: bytes, filename: str, mime_type: str | None, limits: ParseLimits
+) -> ParsedDocument:
     """`parse_document` after the zip checks (synchronous; see `parse_bounded`)."""
     if detect_kind(filename, mime_type) in _ZIP_KINDS:
         check_zip(data, filename, limits)
     return parse_document(data, filename, mime_type)
 
 
-async def parse_bounded(data: bytes, filename: str, mime_type: str | None = None,
-                        limits: ParseLimits | None = None) -> ParsedDocument:
+async def parse_bounded(
+    data: bytes, filename: str, mime_type: str | None = None, limits: ParseLimits | None = None
+) -> ParsedDocument:
     """Parse off the event loop within `limits`: small plain text in a thread, anything
     else in a child process killed past `timeout_seconds` and limited to `memory_mb`."""
     limits = limits or ParseLimits()
@@ -153,14 +169,22 @@ async def parse_bounded(data: bytes, filename: str, mime_type: str | None = None
         return await asyncio.to_thread(parse_limited, data, filename, mime_type, limits)
     header = json.dumps({"filename": filename, "mime_type": mime_type, "limits": asdict(limits)})
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _CHILD_BOOTSTRAP,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-c",
+        _CHILD_BOOTSTRAP,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
-        out, _ = await asyncio.wait_for(child.communicate(header.encode() + b"\n" + data),
-                                        limits.timeout_seconds)
+        out, _ = await asyncio.wait_for(
+            child.communicate(header.encode() + b"\n" + data), limits.timeout_seconds
+        )
     except TimeoutError:
-        raise InvalidFile(f"{filename!r} took longer than {limits.timeout_seconds:g} s to parse "
-                          "(ASSISTANTD_INGEST_PARSE_TIMEOUT_SECONDS)") from None
+        raise InvalidFile(
+            f"{filename!r} took longer than {limits.timeout_seconds:g} s to parse "
+            "(ASSISTANTD_INGEST_PARSE_TIMEOUT_SECONDS)"
+        ) from None
     finally:
         if child.returncode is None:
             child.kill()
@@ -170,8 +194,10 @@ async def parse_bounded(data: bytes, filename: str, mime_type: str | None = None
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise InvalidFile(f"{filename!r} could not be parsed within {limits.memory_mb} MB "
-                          f"(ASSISTANTD_INGEST_PARSE_MEMORY_MB; the parser exited with {child.returncode})")
+        raise InvalidFile(
+            f"{filename!r} could not be parsed within {limits.memory_mb} MB "
+            f"(ASSISTANTD_INGEST_PARSE_MEMORY_MB; the parser exited with {child.returncode})"
+        )
     if answer.get("error") == "invalid_file":
         raise InvalidFile(answer["message"])
     if answer.get("error") == "unsupported_file":
@@ -211,11 +237,18 @@ def child_main() -> None:
     except (InvalidFile, UnsupportedFile) as exc:
         answer = {"error": exc.code, "message": exc.message}
     except MemoryError:
-        answer = {"error": "invalid_file", "message": (
-            f"{request['filename']!r} needs more than {limits.memory_mb} MB to parse "
-            "(ASSISTANTD_INGEST_PARSE_MEMORY_MB)")}
+        answer = {
+            "error": "invalid_file",
+            "message": (
+                f"{request['filename']!r} needs more than {limits.memory_mb} MB to parse "
+                "(ASSISTANTD_INGEST_PARSE_MEMORY_MB)"
+            ),
+        }
     except Exception as exc:
-        answer = {"error": "server_error", "message": f"parsing {request['filename']!r} failed: {exc}"}
+        answer = {
+            "error": "server_error",
+            "message": f"parsing {request['filename']!r} failed: {exc}",
+        }
     sys.stdout.write(json.dumps(answer))
     sys.stdout.flush()
 
@@ -375,7 +408,9 @@ def _docx_to_text(data: bytes, filename: str) -> tuple[str, int | None]:
             style_id = block._p.style
             style = style_names.get(style_id)
             if style is None:
-                style = style_names[style_id] = (block.style.name or "") if block.style is not None else ""
+                style = style_names[style_id] = (
+                    (block.style.name or "") if block.style is not None else ""
+                )
             level = re.fullmatch(r"Heading (\d)", style)
             prefix = "#" * int(level.group(1)) + " " if level else ""
             parts.append(prefix + block.text)

@@ -54,11 +54,15 @@ async def stream_run(uow: UnitOfWork, rt: RunRuntime, run_id: str, after: int = 
 
 
 def _follow(rt: RunRuntime, run_id: str, after: int) -> Response:
-    return sse_response(frames(rt.bus, run_id, after, keepalive=rt.settings.stream_keepalive_seconds))
+    return sse_response(
+        frames(rt.bus, run_id, after, keepalive=rt.settings.stream_keepalive_seconds)
+    )
 
 
 @router.post("/v1/threads/runs")
-async def create_thread_and_run(body: ThreadAndRunCreate, uow: UoW, caller: Caller, rt: Runtime) -> Any:
+async def create_thread_and_run(
+    body: ThreadAndRunCreate, uow: UoW, caller: Caller, rt: Runtime
+) -> Any:
     _thread, run = await service.create_thread_and_run(uow, caller, rt, body)
     if body.stream:
         return await stream_run(uow, rt, run["id"])
@@ -66,8 +70,9 @@ async def create_thread_and_run(body: ThreadAndRunCreate, uow: UoW, caller: Call
 
 
 @router.post("/v1/threads/{thread_id}/runs")
-async def create_run(thread_id: str, body: RunCreate, uow: UoW, caller: Caller, rt: Runtime,
-                     include: Include) -> Any:
+async def create_run(
+    thread_id: str, body: RunCreate, uow: UoW, caller: Caller, rt: Runtime, include: Include
+) -> Any:
     _ids(thread_id)
     run = await service.create(uow, caller, rt, thread_id, body, include)
     if body.stream:
@@ -76,16 +81,22 @@ async def create_run(thread_id: str, body: RunCreate, uow: UoW, caller: Caller, 
 
 
 @router.get("/v1/threads/{thread_id}/runs")
-async def list_runs(thread_id: str, uow: UoW, caller: Caller,
-                    params: Annotated[ListParams, Depends(list_params)]) -> JSONResponse:
+async def list_runs(
+    thread_id: str, uow: UoW, caller: Caller, params: Annotated[ListParams, Depends(list_params)]
+) -> JSONResponse:
     _ids(thread_id)
     return JSONResponse(await service.list_(uow, caller, thread_id, params))
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}")
-async def retrieve_run(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: Runtime,
-                       poll_helper: Annotated[str | None, Header(alias="x-stainless-poll-helper")] = None,
-                       ) -> JSONResponse:
+async def retrieve_run(
+    thread_id: str,
+    run_id: str,
+    uow: UoW,
+    caller: Caller,
+    rt: Runtime,
+    poll_helper: Annotated[str | None, Header(alias="x-stainless-poll-helper")] = None,
+) -> JSONResponse:
     _ids(thread_id, run_id)
     run = await service.retrieve(uow, caller, thread_id, run_id)
     if poll_helper == "true" and run["status"] in service.MOVING:
@@ -98,21 +109,25 @@ async def retrieve_run(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}")
-async def modify_run(thread_id: str, run_id: str, body: RunModify, uow: UoW, caller: Caller,
-                     rt: Runtime) -> JSONResponse:
+async def modify_run(
+    thread_id: str, run_id: str, body: RunModify, uow: UoW, caller: Caller, rt: Runtime
+) -> JSONResponse:
     _ids(thread_id, run_id)
     return run_response(rt, await service.modify(uow, caller, thread_id, run_id, body))
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/cancel")
-async def cancel_run(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: Runtime) -> JSONResponse:
+async def cancel_run(
+    thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: Runtime
+) -> JSONResponse:
     _ids(thread_id, run_id)
     return run_response(rt, await service.cancel(uow, caller, rt, thread_id, run_id))
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
-async def submit_tool_outputs(thread_id: str, run_id: str, body: SubmitToolOutputs, uow: UoW, caller: Caller,
-                              rt: Runtime) -> Any:
+async def submit_tool_outputs(
+    thread_id: str, run_id: str, body: SubmitToolOutputs, uow: UoW, caller: Caller, rt: Runtime
+) -> Any:
     _ids(thread_id, run_id)
     start = await rt.bus.position(run_id)
     run = await service.submit_tool_outputs(uow, caller, rt, thread_id, run_id, body)
@@ -122,24 +137,39 @@ async def submit_tool_outputs(thread_id: str, run_id: str, body: SubmitToolOutpu
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}/steps")
-async def list_run_steps(thread_id: str, run_id: str, uow: UoW, caller: Caller,
-                         params: Annotated[ListParams, Depends(list_params)], include: Include) -> JSONResponse:
+async def list_run_steps(
+    thread_id: str,
+    run_id: str,
+    uow: UoW,
+    caller: Caller,
+    params: Annotated[ListParams, Depends(list_params)],
+    include: Include,
+) -> JSONResponse:
     _ids(thread_id, run_id)
     return JSONResponse(await service.list_steps(uow, caller, thread_id, run_id, params, include))
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
-async def retrieve_run_step(thread_id: str, run_id: str, step_id: str, uow: UoW, caller: Caller,
-                            include: Include) -> JSONResponse:
+async def retrieve_run_step(
+    thread_id: str, run_id: str, step_id: str, uow: UoW, caller: Caller, include: Include
+) -> JSONResponse:
     _ids(thread_id, run_id)
     check_id(step_id, "step_", "step_id")
-    return JSONResponse(await service.retrieve_step(uow, caller, thread_id, run_id, step_id, include))
+    return JSONResponse(
+        await service.retrieve_step(uow, caller, thread_id, run_id, step_id, include)
+    )
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}/events")
-async def run_events(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: Runtime,
-                     last_event_id: Annotated[str | None, Header()] = None,
-                     after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)] = None) -> Any:
+async def run_events(
+    thread_id: str,
+    run_id: str,
+    uow: UoW,
+    caller: Caller,
+    rt: Runtime,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)] = None,
+) -> Any:
     """Extension: replay the run's events (from `Last-Event-ID` or `after`) and follow live ones."""
     _ids(thread_id, run_id)
     run = await service.retrieve(uow, caller, thread_id, run_id)
@@ -150,8 +180,10 @@ async def run_events(thread_id: str, run_id: str, uow: UoW, caller: Caller, rt: 
         except ValueError:
             start = -1
         if not 0 <= start <= MAX_EVENT_ID:
-            raise InvalidRequest(f"Invalid 'Last-Event-ID': {last_event_id!r}; expected an event id.",
-                                 param="Last-Event-ID")
+            raise InvalidRequest(
+                f"Invalid 'Last-Event-ID': {last_event_id!r}; expected an event id.",
+                param="Last-Event-ID",
+            )
     await uow.commit()
     if run["status"] in TERMINAL and start >= await rt.bus.position(run_id):
         # The client has seen every event of a run that will publish no more: nothing to

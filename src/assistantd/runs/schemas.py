@@ -61,7 +61,9 @@ class RunOptions(Wire):
     @classmethod
     def _asst_prefix(cls, v: str) -> str:
         if not v.startswith("asst_"):
-            raise ValueError(f"Invalid 'assistant_id': '{v}'. Expected an ID that begins with 'asst'.")
+            raise ValueError(
+                f"Invalid 'assistant_id': '{v}'. Expected an ID that begins with 'asst'."
+            )
         return v
 
 

@@ -336,7 +336,9 @@ class Kernel:
                 continue
             size = meta[1]
             if size > self.max_file_bytes:
-                left.append((name, size, f"larger than the {_size(self.max_file_bytes)} limit per file"))
+                left.append(
+                    (name, size, f"larger than the {_size(self.max_file_bytes)} limit per file")
+                )
             elif len(send) >= self.max_files:
                 left.append((name, size, f"over the limit of {self.max_files} files per execution"))
             else:

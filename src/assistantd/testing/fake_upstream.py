@@ -189,8 +189,10 @@ class _Completion:
             yield final
 
     def whole(self) -> dict[str, Any]:
-        self.completion_tokens = len(_fragments(self.reply.text)) + len(_fragments(self.reply.refusal)) + sum(
-            len(_arguments_fragments(c.arguments_json)) for c in self.reply.tool_calls
+        self.completion_tokens = (
+            len(_fragments(self.reply.text))
+            + len(_fragments(self.reply.refusal))
+            + sum(len(_arguments_fragments(c.arguments_json)) for c in self.reply.tool_calls)
         )
         message: dict[str, Any] = {
             "role": "assistant",

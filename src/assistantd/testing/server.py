@@ -74,18 +74,29 @@ class Server:
     app: Any
     keys: dict[str, str] = field(default_factory=dict)
     dialect: str = "sqlite"
-    models: ModelRouter = field(default_factory=SwitchRouter)  # a SwitchRouter unless a test passed its own
+    models: ModelRouter = field(
+        default_factory=SwitchRouter
+    )  # a SwitchRouter unless a test passed its own
 
     def client(self, project: str = "alpha", **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
+        return openai.OpenAI(
+            base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw
+        )
 
     def admin_client(self, **kw: Any) -> openai.OpenAI:
         """The official SDK with the server's admin key (`keys["admin"]`), for `client.admin.*`."""
-        return openai.OpenAI(base_url=self.base_url, api_key=None, admin_api_key=self.keys["admin"],
-                             max_retries=0, **kw)
+        return openai.OpenAI(
+            base_url=self.base_url,
+            api_key=None,
+            admin_api_key=self.keys["admin"],
+            max_retries=0,
+            **kw,
+        )
 
     def async_client(self, project: str = "alpha", **kw: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw)
+        return openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=self.keys[project], max_retries=0, **kw
+        )
 
     @property
     def ctx(self) -> Any:
@@ -152,8 +163,14 @@ def start_server(settings: Settings, models: ModelRouter | None = None) -> tuple
     models = models or SwitchRouter()
     app = create_app(settings, overrides=Overrides(models=models))
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            **uvicorn_options(settings))  # as `assistantd serve` runs it
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        **uvicorn_options(settings),
+    )  # as `assistantd serve` runs it
     userver = uvicorn.Server(config)
     thread = threading.Thread(target=userver.run, daemon=True)
     thread.start()
@@ -204,7 +221,12 @@ def auth(server: Server, project: str = "alpha") -> dict[str, str]:
 def make(server: Server, tools: list[Any] | None = None) -> tuple[str, str]:
     """An assistant (model `m`, `tools`) and a thread with one user message, over raw HTTP."""
     h = auth(server)
-    a = httpx.post(f"{server.base_url}/assistants", json={"model": "m", "tools": tools or []}, headers=h).json()
-    t = httpx.post(f"{server.base_url}/threads", headers=h,
-                   json={"messages": [{"role": "user", "content": "hi"}]}).json()
+    a = httpx.post(
+        f"{server.base_url}/assistants", json={"model": "m", "tools": tools or []}, headers=h
+    ).json()
+    t = httpx.post(
+        f"{server.base_url}/threads",
+        headers=h,
+        json={"messages": [{"role": "user", "content": "hi"}]},
+    ).json()
     return a["id"], t["id"]

@@ -18,7 +18,9 @@ def names(frames: list[tuple[str, Any, str | None]]) -> list[str]:
     return [f[0] for f in frames if f[0] != ":"]
 
 
-def frames_of(response: httpx.Response, *, comments: bool = False) -> Iterator[tuple[str, Any, str | None]]:
+def frames_of(
+    response: httpx.Response, *, comments: bool = False
+) -> Iterator[tuple[str, Any, str | None]]:
     """(event, data, id) of each frame as it arrives; with `comments`, also `(":", line, None)`
     for each comment line (a keep-alive)."""
     event = data = eid = None
@@ -38,5 +40,12 @@ def frames_of(response: httpx.Response, *, comments: bool = False) -> Iterator[t
 
 
 #: The events a text run's stream opens with, in order.
-TEXT_RUN = ["thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.step.created",
-            "thread.run.step.in_progress", "thread.message.created", "thread.message.in_progress"]
+TEXT_RUN = [
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+]

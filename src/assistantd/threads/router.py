@@ -21,8 +21,9 @@ async def create_thread(
 
 
 @router.get("")
-async def list_threads(request: Request, uow: UoW, caller: Caller,
-                       params: Annotated[ListParams, Depends(list_params)]) -> JSONResponse:
+async def list_threads(
+    request: Request, uow: UoW, caller: Caller, params: Annotated[ListParams, Depends(list_params)]
+) -> JSONResponse:
     """Extension (OpenAI has no thread list): the project's threads, newest first by
     default, filtered by `metadata[key]=value` query parameters."""
     filters = service.metadata_filters(request.query_params.multi_items())

@@ -36,5 +36,3 @@ class ThreadCreate(Wire):
 class ThreadModify(Wire):
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
-
-

@@ -41,7 +41,9 @@ class References:
         self._refs += [("vector store", param, i) for i in vector_store_ids or ()]
         return self
 
-    def tool_resources(self, resources: ToolResources | None, prefix: str = "tool_resources") -> References:
+    def tool_resources(
+        self, resources: ToolResources | None, prefix: str = "tool_resources"
+    ) -> References:
         """`code_interpreter.file_ids`, `file_search.vector_store_ids` and the files of
         `file_search.vector_stores[]` helpers."""
         if resources is None:

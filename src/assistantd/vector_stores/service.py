@@ -489,7 +489,9 @@ async def file_content(
     if row.status == "completed" and file_row is not None:
         try:
             raw = await storage.store_for(rt.settings.data_dir).get_bytes(project_id, file_id)
-            doc = await parse_bounded(raw, str(file_row.body["filename"]), None, rt.ingestion.limits)
+            doc = await parse_bounded(
+                raw, str(file_row.body["filename"]), None, rt.ingestion.limits
+            )
             data.append({"type": "text", "text": doc.text})
         except (OSError, RetrievalError):
             pass  # the file changed under us since ingestion; report no content

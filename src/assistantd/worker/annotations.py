@@ -36,7 +36,9 @@ class Annotator:
             file_id = self.citations.get((int(m.group(1)), int(m.group(2))))
             if file_id is None or (m.start(), m.end()) in self._seen:
                 continue
-            new.append(self._add(m, {"type": "file_citation", "file_citation": {"file_id": file_id}}))
+            new.append(
+                self._add(m, {"type": "file_citation", "file_citation": {"file_id": file_id}})
+            )
         for m in SANDBOX_PATH.finditer(text):
             if (m.start(), m.end()) in self._seen or (m.end() == len(text) and not final):
                 continue
@@ -47,19 +49,34 @@ class Annotator:
                 continue
             end = m.start() + len(path)
             self._seen.add((m.start(), m.end()))
-            entry = {"index": len(self.found), "type": "file_path", "text": path, "start_index": m.start(),
-                     "end_index": end, "file_path": {"file_id": file_id}}
+            entry = {
+                "index": len(self.found),
+                "type": "file_path",
+                "text": path,
+                "start_index": m.start(),
+                "end_index": end,
+                "file_path": {"file_id": file_id},
+            }
             self.found.append(entry)
             new.append(entry)
         return new
 
     def _add(self, m: re.Match[str], kind: dict[str, Any]) -> dict[str, Any]:
         self._seen.add((m.start(), m.end()))
-        entry = {"index": len(self.found), "type": kind["type"], "text": m.group(0),
-                 "start_index": m.start(), "end_index": m.end(), **{k: v for k, v in kind.items() if k != "type"}}
+        entry = {
+            "index": len(self.found),
+            "type": kind["type"],
+            "text": m.group(0),
+            "start_index": m.start(),
+            "end_index": m.end(),
+            **{k: v for k, v in kind.items() if k != "type"},
+        }
         self.found.append(entry)
         return entry
 
     def all(self) -> list[dict[str, Any]]:
         """The annotations of the finished text, as the Message object carries them."""
-        return [{k: v for k, v in a.items() if k != "index"} for a in sorted(self.found, key=lambda a: a["start_index"])]
+        return [
+            {k: v for k, v in a.items() if k != "index"}
+            for a in sorted(self.found, key=lambda a: a["start_index"])
+        ]

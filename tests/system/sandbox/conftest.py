@@ -15,7 +15,12 @@ async def sandbox(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BubblewrapSa
     monkeypatch.setenv("ASSISTANTD_LLM_API_KEY", SECRET)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     box = BubblewrapSandbox(
-        sandbox_dir=SANDBOX_DIR, timeout_seconds=8.0, memory_mb=768, disk_mb=32, max_processes=64, pool_size=1
+        sandbox_dir=SANDBOX_DIR,
+        timeout_seconds=8.0,
+        memory_mb=768,
+        disk_mb=32,
+        max_processes=64,
+        pool_size=1,
     )
     await box.start()
     yield box

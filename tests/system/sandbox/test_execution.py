@@ -117,7 +117,9 @@ async def test_streaming_yields_fragments_before_the_result(sandbox: BubblewrapS
 
 
 async def test_idle_session_expires_into_a_fresh_one() -> None:
-    box = BubblewrapSandbox(sandbox_dir=SANDBOX_DIR, idle_seconds=0.5, pool_size=0, timeout_seconds=10)
+    box = BubblewrapSandbox(
+        sandbox_dir=SANDBOX_DIR, idle_seconds=0.5, pool_size=0, timeout_seconds=10
+    )
     try:
         await box.execute("t", "x = 1\nopen('/mnt/data/f.txt', 'w').write('x')")
         assert (await box.execute("t", "x")).logs == "1\n"
@@ -131,7 +133,9 @@ async def test_idle_session_expires_into_a_fresh_one() -> None:
 
 
 async def test_reaper_stops_idle_kernels() -> None:
-    box = BubblewrapSandbox(sandbox_dir=SANDBOX_DIR, idle_seconds=1.0, pool_size=0, timeout_seconds=10)
+    box = BubblewrapSandbox(
+        sandbox_dir=SANDBOX_DIR, idle_seconds=1.0, pool_size=0, timeout_seconds=10
+    )
     try:
         await box.execute("t", "x = 1")
         assert await box.expire_idle() == 0

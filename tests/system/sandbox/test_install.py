@@ -72,7 +72,10 @@ def test_a_checkout_under_a_0700_directory_installs_and_runs_code(
     checkout, sandbox_dir = private_checkout
     install = subprocess.run(
         [checkout / "scripts" / "install-sandbox.sh", sandbox_dir],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert install.returncode == 0, install.stderr
     assert f"ready at {sandbox_dir}" in install.stdout
@@ -82,7 +85,10 @@ def test_a_checkout_under_a_0700_directory_installs_and_runs_code(
 
     ran = subprocess.run(
         [sys.executable, "-c", RUN_CODE, sandbox_dir],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(checkout / "src")},
     )
     assert ran.returncode == 0, ran.stderr

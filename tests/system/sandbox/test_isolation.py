@@ -270,7 +270,9 @@ async def test_fork_bomb_is_contained(sandbox: BubblewrapSandbox) -> None:
 
 
 async def test_fork_bomb_that_ignores_errors_times_out() -> None:
-    box = BubblewrapSandbox(sandbox_dir=SANDBOX_DIR, timeout_seconds=3.0, pool_size=0, max_processes=32)
+    box = BubblewrapSandbox(
+        sandbox_dir=SANDBOX_DIR, timeout_seconds=3.0, pool_size=0, max_processes=32
+    )
     try:
         code = (
             "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
@@ -383,7 +385,9 @@ def attempt(name, number, *args):
 kernel_pid = os.getpid()
 """
 
-USERNS_ATTEMPTS = SYSCALL_ATTEMPTS + r"""
+USERNS_ATTEMPTS = (
+    SYSCALL_ATTEMPTS
+    + r"""
 unshare = subprocess.run(["unshare", "-U", "-r", "true"], capture_output=True, text=True)
 out["unshare -U -r true"] = unshare.returncode
 # unshare(CLONE_NEWUSER) needs a single-threaded caller (the kernel has threads): a child.
@@ -395,6 +399,7 @@ out["unshare(CLONE_NEWUSER)"] = subprocess.run([sys.executable, "-c", child], ca
 attempt("clone(CLONE_NEWUSER)", 56, 0x10000000 | 17, 0, 0, 0, 0)
 print(json.dumps(out))
 """
+)
 
 
 class WithoutArgs(BubblewrapSandbox):
@@ -420,7 +425,8 @@ class WithoutArgs(BubblewrapSandbox):
 
 
 @pytest.mark.parametrize(
-    ("seccomp", "disable_userns"), [(True, True), (False, True), (True, False)],
+    ("seccomp", "disable_userns"),
+    [(True, True), (False, True), (True, False)],
     ids=["both", "--disable-userns alone", "seccomp alone"],
 )
 async def test_no_nested_user_namespaces(seccomp: bool, disable_userns: bool) -> None:
@@ -436,7 +442,9 @@ async def test_no_nested_user_namespaces(seccomp: bool, disable_userns: bool) ->
 
 
 async def test_syscalls_a_data_session_never_needs_are_refused(sandbox: BubblewrapSandbox) -> None:
-    code = SYSCALL_ATTEMPTS + r"""
+    code = (
+        SYSCALL_ATTEMPTS
+        + r"""
 buf = ctypes.create_string_buffer(64)
 attempt("ptrace", 101, 0, 0, 0, 0)  # PTRACE_TRACEME
 attempt("mount", 165, b"none", b"/mnt/data", b"tmpfs", 0, 0)
@@ -460,6 +468,7 @@ attempt("swapon", 167, b"/mnt/data/x", 0)
 attempt("reboot", 169, 0, 0, 0, 0)
 print(json.dumps(out))
 """
+    )
     out = await run_json(sandbox, "t", code)
     assert out == dict.fromkeys(out, "EPERM") and len(out) == 20, out
 

@@ -23,7 +23,10 @@ async def box() -> AsyncIterator[BubblewrapSandbox]:
         pool_size=1,
         max_output_chars=20_000,
         output_limits=OutputLimits(
-            max_frame_bytes=1024 * 1024, max_frames=2_000, max_images=3, max_files=3,
+            max_frame_bytes=1024 * 1024,
+            max_frames=2_000,
+            max_images=3,
+            max_files=3,
             max_file_bytes=256 * 1024,
         ),
     )
@@ -48,8 +51,10 @@ async def test_forged_frames_end_the_execution_within_the_limits(
 
 async def test_the_limit_is_named_in_the_output(box: BubblewrapSandbox) -> None:
     result = await box.execute("t", FORGE + ATTACKS["100M characters of logs"])
-    assert "The session sent more than the server accepts (more than 20000 characters of " \
-           "output in one execution) and was stopped." in result.logs
+    assert (
+        "The session sent more than the server accepts (more than 20000 characters of "
+        "output in one execution) and was stopped." in result.logs
+    )
     result = await box.execute("t", FORGE + ATTACKS["too many frames"])
     assert "(more than 2000 frames in one execution)" in result.logs
 
@@ -68,7 +73,9 @@ async def test_server_memory_stays_flat_under_forged_frames(box: BubblewrapSandb
 
 async def test_an_honest_kernel_stays_within_the_limits(box: BubblewrapSandbox) -> None:
     # Chatty output: one flush per character, many more writes than frames allowed.
-    chatty = await box.execute("t", "import sys\nfor i in range(30_000):\n    print('x', end='', flush=True)")
+    chatty = await box.execute(
+        "t", "import sys\nfor i in range(30_000):\n    print('x', end='', flush=True)"
+    )
     assert not chatty.error, chatty.logs[-500:]
     assert chatty.logs.count("x") <= 20_000 and "characters of output omitted" in chatty.logs
     code = """

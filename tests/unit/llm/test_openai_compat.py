@@ -226,7 +226,10 @@ async def test_5xx_after_retries_is_server_error() -> None:
     assert "502" in info.value.message and "bad gateway" in info.value.message
     # What the client sees does not name the upstream; the log's copy (`detail`) does.
     assert info.value.message == "The model backend answered 502 after 2 attempts: bad gateway"
-    assert info.value.detail == f"upstream {up.base_url}/chat/completions answered 502 after 2 attempts: bad gateway"
+    assert (
+        info.value.detail
+        == f"upstream {up.base_url}/chat/completions answered 502 after 2 attempts: bad gateway"
+    )
 
 
 async def test_unreachable_upstream_is_retried_then_reported() -> None:

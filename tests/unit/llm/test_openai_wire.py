@@ -17,7 +17,7 @@ def test_lines_split_the_same_whatever_the_chunking(size: int) -> None:
     splitter = LineSplitter()
     lines: list[str] = []
     for i in range(0, len(raw), size):  # chunks may split a CRLF or a UTF-8 character
-        lines += splitter.feed(raw[i:i + size])
+        lines += splitter.feed(raw[i : i + size])
     lines += splitter.flush()
     assert lines == LINES
 
@@ -30,12 +30,31 @@ def test_flush_without_a_last_line_gives_nothing() -> None:
 
 def test_refusal_fragments_become_refusal_events() -> None:
     parser = ChunkParser()
-    events = [e for chunk in (
-        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None, "refusal": ""}}]},
-        {"choices": [{"index": 0, "delta": {"refusal": "I can't"}}]},
-        {"choices": [{"index": 0, "delta": {"refusal": " help."}, "finish_reason": "stop"}]},
-    ) for e in parser.feed(chunk)]
+    events = [
+        e
+        for chunk in (
+            {
+                "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": None, "refusal": ""}}
+                ]
+            },
+            {"choices": [{"index": 0, "delta": {"refusal": "I can't"}}]},
+            {"choices": [{"index": 0, "delta": {"refusal": " help."}, "finish_reason": "stop"}]},
+        )
+        for e in parser.feed(chunk)
+    ]
     assert events == [RefusalDelta("I can't"), RefusalDelta(" help.")]
-    whole = list(ChunkParser().feed({"choices": [{"index": 0, "finish_reason": "stop", "message": {
-        "role": "assistant", "content": None, "refusal": "No."}}]}))
+    whole = list(
+        ChunkParser().feed(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": None, "refusal": "No."},
+                    }
+                ]
+            }
+        )
+    )
     assert whole == [RefusalDelta("No.")]

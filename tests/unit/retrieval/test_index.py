@@ -158,10 +158,7 @@ async def test_concurrent_first_writes_to_a_new_store(engine: AsyncEngine) -> No
     """Files of a new store ingested at once (a file batch) must not collide on its row."""
     index = ChunkIndex()
     await asyncio.gather(
-        *(
-            add_text(index, engine, EMB, "vs_a", f"file-{i}", f"hazelnut note {i}")
-            for i in range(4)
-        )
+        *(add_text(index, engine, EMB, "vs_a", f"file-{i}", f"hazelnut note {i}") for i in range(4))
     )
     assert await index.count_chunks(engine, vector_store_id="vs_a") == 4
     assert len(await files_found(index, engine, "hazelnut", mode="vector")) == 4

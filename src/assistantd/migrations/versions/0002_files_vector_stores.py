@@ -84,7 +84,9 @@ def upgrade() -> None:
         sa.Column("lease_expires_at", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("id", "vector_store_id"),
     )
-    op.create_index("ix_vector_store_files_store_seq", "vector_store_files", ["vector_store_id", "seq"])
+    op.create_index(
+        "ix_vector_store_files_store_seq", "vector_store_files", ["vector_store_id", "seq"]
+    )
     op.create_index("ix_vector_store_files_file", "vector_store_files", ["id"])
     op.create_index("ix_vector_store_files_batch", "vector_store_files", ["batch_id"])
     op.create_index("ix_vector_store_files_status", "vector_store_files", ["status"])
@@ -95,7 +97,9 @@ def upgrade() -> None:
         sa.Column("vector_store_id", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_vector_store_file_batches_store", "vector_store_file_batches", ["vector_store_id"])
+    op.create_index(
+        "ix_vector_store_file_batches_store", "vector_store_file_batches", ["vector_store_id"]
+    )
 
     # -- the retrieval engine's chunk index (retrieval/tables.py) --------------------------
     op.create_table(
@@ -116,8 +120,12 @@ def upgrade() -> None:
     op.create_table(
         "retrieval_chunks",
         # INTEGER PRIMARY KEY on SQLite: the rowid the FTS5 external-content table points at.
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
-                  nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("vector_store_id", sa.String(length=64), nullable=False),
         sa.Column("file_id", sa.String(length=64), nullable=False),
         sa.Column("chunk_index", sa.Integer(), nullable=False),
@@ -127,11 +135,19 @@ def upgrade() -> None:
         sa.Column("token_count", sa.Integer(), nullable=False),
         sa.Column("embedding", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("vector_store_id", "file_id", "chunk_index", name="uq_retrieval_chunks_pos"),
+        sa.UniqueConstraint(
+            "vector_store_id", "file_id", "chunk_index", name="uq_retrieval_chunks_pos"
+        ),
     )
     op.create_index("ix_retrieval_chunks_file", "retrieval_chunks", ["file_id"])
     dialect = op.get_bind().dialect.name
-    for stmt in SQLITE_FULL_TEXT if dialect == "sqlite" else POSTGRES_FULL_TEXT if dialect == "postgresql" else []:
+    for stmt in (
+        SQLITE_FULL_TEXT
+        if dialect == "sqlite"
+        else POSTGRES_FULL_TEXT
+        if dialect == "postgresql"
+        else []
+    ):
         op.execute(stmt)
 
 

@@ -111,7 +111,7 @@ class JSONStringField:
             at = self.raw.find(marker)
             if at < 0:
                 return ""
-            rest = self.raw[at + len(marker):]
+            rest = self.raw[at + len(marker) :]
             stripped = rest.lstrip()
             if not stripped.startswith(":"):
                 return ""
@@ -135,7 +135,7 @@ class JSONStringField:
                     if i + 6 > len(self.raw):
                         break
                     try:
-                        out.append(chr(int(self.raw[i + 2:i + 6], 16)))
+                        out.append(chr(int(self.raw[i + 2 : i + 6], 16)))
                     except ValueError:
                         out.append("?")
                     i += 6

@@ -30,7 +30,9 @@ class AppFiles:
                 return None  # deleted or expired since it was attached: nothing to place
         return str(meta["filename"]), data
 
-    async def image(self, project_id: str, file_id: str, max_bytes: int) -> tuple[str, int, bytes | None] | None:
+    async def image(
+        self, project_id: str, file_id: str, max_bytes: int
+    ) -> tuple[str, int, bytes | None] | None:
         """(purpose, size, bytes or None when over `max_bytes`), for image_file parts."""
         async with self.sessions() as s:
             try:
@@ -49,8 +51,9 @@ class AppFiles:
 
     async def store(self, project_id: str, filename: str, data: bytes, purpose: str) -> str:
         async with self.sessions() as s:
-            body = await files.create_file_from_bytes(s, self.data_dir, project_id, filename,
-                                                      data, purpose)
+            body = await files.create_file_from_bytes(
+                s, self.data_dir, project_id, filename, data, purpose
+            )
             await s.commit()
         return str(body["id"])
 
@@ -61,14 +64,29 @@ class AppSearch:
     def __init__(self, runtime: VectorStoreRuntime) -> None:
         self.runtime = runtime
 
-    async def search(self, project_id: str, vector_store_ids: list[str], query: str,
-                     max_num_results: int, score_threshold: float) -> list[SearchHit]:
+    async def search(
+        self,
+        project_id: str,
+        vector_store_ids: list[str],
+        query: str,
+        max_num_results: int,
+        score_threshold: float,
+    ) -> list[SearchHit]:
         async with self.runtime.sessions() as s:
             try:
-                hits = await stores.search_stores(self.runtime, s, project_id, vector_store_ids, query,
-                                                  max_num_results, score_threshold)
+                hits = await stores.search_stores(
+                    self.runtime,
+                    s,
+                    project_id,
+                    vector_store_ids,
+                    query,
+                    max_num_results,
+                    score_threshold,
+                )
             except APIError as err:
-                raise ToolFailed(f"file_search could not search {', '.join(vector_store_ids)}: {err.message}") from err
+                raise ToolFailed(
+                    f"file_search could not search {', '.join(vector_store_ids)}: {err.message}"
+                ) from err
             await s.commit()
         return [SearchHit(h.file_id, h.filename, h.score, h.text) for h in hits]
 

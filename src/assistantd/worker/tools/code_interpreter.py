@@ -41,8 +41,13 @@ DESCRIPTION = (
 class CodeInterpreterTool(ServerTool):
     type = "code_interpreter"
 
-    def __init__(self, sandbox: CodeSandbox, files: FileGateway, *,
-                 output_storage_bytes: int = 1024 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        sandbox: CodeSandbox,
+        files: FileGateway,
+        *,
+        output_storage_bytes: int = 1024 * 1024 * 1024,
+    ) -> None:
         self.sandbox = sandbox
         self.files = files
         # What a project's stored outputs (assistants_output files) may take in all.
@@ -52,12 +57,21 @@ class CodeInterpreterTool(ServerTool):
         return ToolSpec(
             name="code_interpreter",
             description=DESCRIPTION,
-            parameters={"type": "object", "properties": {
-                "code": {"type": "string", "description": "The Python code to run."}}, "required": ["code"]},
+            parameters={
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "description": "The Python code to run."}
+                },
+                "required": ["code"],
+            },
         )
 
     def intro(self, call: ToolCallState, tool: dict[str, Any]) -> dict[str, Any]:
-        return {"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": "", "outputs": []}}
+        return {
+            "id": call.id,
+            "type": "code_interpreter",
+            "code_interpreter": {"input": "", "outputs": []},
+        }
 
     async def on_arguments(self, env: ToolEnv, call: ToolCallState, fragment: str) -> None:
         field = call.scratch.setdefault("code", JSONStringField("code"))
@@ -75,7 +89,11 @@ class CodeInterpreterTool(ServerTool):
         await self._final_logs(env, outputs, logs, streamed_logs)
         stored, images = await self._store_outputs(env, call, outputs, files, pngs)
         return ToolOutcome(
-            call={"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}},
+            call={
+                "id": call.id,
+                "type": "code_interpreter",
+                "code_interpreter": {"input": code, "outputs": outputs},
+            },
             output=_model_output(logs, result, images, stored),
             images=images,
             files=stored,
@@ -89,8 +107,10 @@ class CodeInterpreterTool(ServerTool):
         if code is None:
             code = call.arguments  # some models send the bare code
         streamed = call.scratch.get("streamed_input", "")
-        if code != streamed and code.startswith(streamed) and code[len(streamed):]:
-            await env.emit({"type": "code_interpreter", "code_interpreter": {"input": code[len(streamed):]}})
+        if code != streamed and code.startswith(streamed) and code[len(streamed) :]:
+            await env.emit(
+                {"type": "code_interpreter", "code_interpreter": {"input": code[len(streamed) :]}}
+            )
         return code
 
     async def _inputs(self, env: ToolEnv) -> list[InputFile]:
@@ -101,8 +121,9 @@ class CodeInterpreterTool(ServerTool):
                 inputs.append(InputFile(name=safe_filename(found[0]), data=found[1]))
         return inputs
 
-    async def _run(self, env: ToolEnv, code: str, inputs: list[InputFile]
-                   ) -> tuple[list[dict[str, Any]], str, ExecutionResult]:
+    async def _run(
+        self, env: ToolEnv, code: str, inputs: list[InputFile]
+    ) -> tuple[list[dict[str, Any]], str, ExecutionResult]:
         """Run the code, streaming its logs as they come: (outputs so far, logs streamed, result)."""
         outputs: list[dict[str, Any]] = []
         streamed_logs = ""
@@ -125,7 +146,9 @@ class CodeInterpreterTool(ServerTool):
         return outputs, streamed_logs, result
 
     @staticmethod
-    async def _final_logs(env: ToolEnv, outputs: list[dict[str, Any]], logs: str, streamed_logs: str) -> None:
+    async def _final_logs(
+        env: ToolEnv, outputs: list[dict[str, Any]], logs: str, streamed_logs: str
+    ) -> None:
         """The logs output as the result has them; what the stream has not shown is sent."""
         if not logs:
             return
@@ -135,30 +158,41 @@ class CodeInterpreterTool(ServerTool):
             return
         outputs[0]["logs"] = logs
         if logs.startswith(streamed_logs) and len(logs) > len(streamed_logs):
-            await env.emit(_output_entry(0, {"type": "logs", "logs": logs[len(streamed_logs):]}))
+            await env.emit(_output_entry(0, {"type": "logs", "logs": logs[len(streamed_logs) :]}))
 
-    async def _store_outputs(self, env: ToolEnv, call: ToolCallState, outputs: list[dict[str, Any]],
-                             files: list[OutputFile], pngs: list[bytes]) -> tuple[dict[str, str], list[str]]:
+    async def _store_outputs(
+        self,
+        env: ToolEnv,
+        call: ToolCallState,
+        outputs: list[dict[str, Any]],
+        files: list[OutputFile],
+        pngs: list[bytes],
+    ) -> tuple[dict[str, str], list[str]]:
         """Store the files and figures as `assistants_output` files: (sandbox path -> file id,
         the figures' file ids); each figure becomes an image output."""
         stored: dict[str, str] = {}
         by_hash: dict[str, str] = {}
         for out in files:
-            file_id = await self.files.store(env.project_id, out.name.rsplit("/", 1)[-1], out.data,
-                                             "assistants_output")
+            file_id = await self.files.store(
+                env.project_id, out.name.rsplit("/", 1)[-1], out.data, "assistants_output"
+            )
             stored[out.name] = file_id
             by_hash[hashlib.sha256(out.data).hexdigest()] = file_id
         images: list[str] = []
         for n, png in enumerate(pngs):
             file_id = by_hash.get(hashlib.sha256(png).hexdigest()) or await self.files.store(
-                env.project_id, f"image_{call.id}_{n}.png", png, "assistants_output")
+                env.project_id, f"image_{call.id}_{n}.png", png, "assistants_output"
+            )
             images.append(file_id)
             outputs.append({"type": "image", "image": {"file_id": file_id}})
-            await env.emit(_output_entry(len(outputs) - 1, {"type": "image", "image": {"file_id": file_id}}))
+            await env.emit(
+                _output_entry(len(outputs) - 1, {"type": "image", "image": {"file_id": file_id}})
+            )
         return stored, images
 
-    async def _within_storage(self, project_id: str, result: ExecutionResult
-                              ) -> tuple[list[OutputFile], list[bytes], str]:
+    async def _within_storage(
+        self, project_id: str, result: ExecutionResult
+    ) -> tuple[list[OutputFile], list[bytes], str]:
         """The files and figures that fit the project's output storage, and a note on the rest.
 
         Concurrent runs of one project each check against what is stored when they finish,
@@ -190,21 +224,33 @@ class CodeInterpreterTool(ServerTool):
         what = ", ".join(refused) if refused else ""
         if dropped_figures:
             what += (", " if what else "") + f"{dropped_figures} figure(s)"
-        note = (f"\n[Not copied out for the user: {what}: this project's storage for code "
-                f"interpreter files ({_mb(self.output_storage_bytes)}) is full. The files are "
-                "still in the session's /mnt/data; files the user deletes make room.]\n")
+        note = (
+            f"\n[Not copied out for the user: {what}: this project's storage for code "
+            f"interpreter files ({_mb(self.output_storage_bytes)}) is full. The files are "
+            "still in the session's /mnt/data; files the user deletes make room.]\n"
+        )
         return files, pngs, note
 
 
 def _output_entry(index: int, output: dict[str, Any]) -> dict[str, Any]:
     """A step delta's code_interpreter entry that adds to (or starts) output `index`."""
-    return {"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": index, **output}]}}
+    return {
+        "type": "code_interpreter",
+        "code_interpreter": {"outputs": [{"index": index, **output}]},
+    }
 
 
-def _model_output(logs: str, result: ExecutionResult, images: list[str], stored: dict[str, str]) -> str:
+def _model_output(
+    logs: str, result: ExecutionResult, images: list[str], stored: dict[str, str]
+) -> str:
     """What the model reads back: the logs (middle cut when long) and notes on the rest."""
-    model_out = logs if len(logs) <= MODEL_LOG_CHARS else logs[: MODEL_LOG_CHARS // 2] + \
-        "\n…[output truncated]…\n" + logs[-MODEL_LOG_CHARS // 2:]
+    model_out = (
+        logs
+        if len(logs) <= MODEL_LOG_CHARS
+        else logs[: MODEL_LOG_CHARS // 2]
+        + "\n…[output truncated]…\n"
+        + logs[-MODEL_LOG_CHARS // 2 :]
+    )
     notes = []
     if result.error:
         notes.append("The code raised an error (traceback above).")

@@ -28,7 +28,10 @@ DESCRIPTION = (
 
 def _ranking(tool: dict[str, Any]) -> dict[str, Any]:
     opts = (tool.get("file_search") or {}).get("ranking_options") or {}
-    return {"ranker": "default_2024_08_21", "score_threshold": float(opts.get("score_threshold") or 0.0)}
+    return {
+        "ranker": "default_2024_08_21",
+        "score_threshold": float(opts.get("score_threshold") or 0.0),
+    }
 
 
 class FileSearchTool(ServerTool):
@@ -41,13 +44,25 @@ class FileSearchTool(ServerTool):
         return ToolSpec(
             name="file_search",
             description=DESCRIPTION,
-            parameters={"type": "object", "properties": {"queries": {
-                "type": "array", "items": {"type": "string"},
-                "description": "One to five search queries."}}, "required": ["queries"]},
+            parameters={
+                "type": "object",
+                "properties": {
+                    "queries": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "One to five search queries.",
+                    }
+                },
+                "required": ["queries"],
+            },
         )
 
     def intro(self, call: ToolCallState, tool: dict[str, Any]) -> dict[str, Any]:
-        return {"id": call.id, "type": "file_search", "file_search": {"ranking_options": _ranking(tool), "results": []}}
+        return {
+            "id": call.id,
+            "type": "file_search",
+            "file_search": {"ranking_options": _ranking(tool), "results": []},
+        }
 
     async def execute(self, env: ToolEnv, call: ToolCallState, tool: dict[str, Any]) -> ToolOutcome:
         args = parse_arguments(call)
@@ -66,14 +81,22 @@ class FileSearchTool(ServerTool):
             await self.search.wait_ready(env.project_id, env.thread_stores, READY_TIMEOUT)
             await self.search.touch(env.project_id, stores)
             for query in queries:
-                for hit in await self.search.search(env.project_id, stores, query, limit,
-                                                    ranking["score_threshold"]):
+                for hit in await self.search.search(
+                    env.project_id, stores, query, limit, ranking["score_threshold"]
+                ):
                     key = (hit.file_id, hit.text)
                     if key not in hits or hits[key].score < hit.score:
                         hits[key] = hit
         best = sorted(hits.values(), key=lambda h: h.score, reverse=True)[:limit]
-        results = [{"file_id": h.file_id, "file_name": h.filename, "score": round(h.score, 6),
-                    "content": [{"type": "text", "text": h.text}]} for h in best]
+        results = [
+            {
+                "file_id": h.file_id,
+                "file_name": h.filename,
+                "score": round(h.score, 6),
+                "content": [{"type": "text", "text": h.text}],
+            }
+            for h in best
+        ]
         n = env.file_search_ordinal
         parts = []
         used = 0
@@ -84,14 +107,19 @@ class FileSearchTool(ServerTool):
             parts.append(block)
             used += len(block)
         if not stores:
-            output = "No files are attached to this assistant or thread, so there is nothing to search."
+            output = (
+                "No files are attached to this assistant or thread, so there is nothing to search."
+            )
         elif not parts:
             output = "The search found nothing relevant in the files."
         else:
             output = "\n".join(parts)
         return ToolOutcome(
-            call={"id": call.id, "type": "file_search",
-                  "file_search": {"ranking_options": ranking, "results": results}},
+            call={
+                "id": call.id,
+                "type": "file_search",
+                "file_search": {"ranking_options": ranking, "results": results},
+            },
             output=output,
             citations={k: (h.file_id, h.filename) for k, h in enumerate(best)},
         )

@@ -31,8 +31,14 @@ class FileGateway(Protocol):
 
 
 class SearchGateway(Protocol):
-    async def search(self, project_id: str, vector_store_ids: list[str], query: str,
-                     max_num_results: int, score_threshold: float) -> list[SearchHit]:
+    async def search(
+        self,
+        project_id: str,
+        vector_store_ids: list[str],
+        query: str,
+        max_num_results: int,
+        score_threshold: float,
+    ) -> list[SearchHit]:
         """Hybrid search over the stores, best first, scores in 0–1."""
 
     async def wait_ready(self, project_id: str, vector_store_ids: list[str], within: float) -> None:
@@ -42,8 +48,12 @@ class SearchGateway(Protocol):
         """Mark the stores active (their `last_active_at`, which drives expiry)."""
 
 
-def merged_resources(assistant: dict[str, Any] | None, thread: dict[str, Any] | None,
-                     messages: list[dict[str, Any]], run: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+def merged_resources(
+    assistant: dict[str, Any] | None,
+    thread: dict[str, Any] | None,
+    messages: list[dict[str, Any]],
+    run: Mapping[str, Any] | None = None,
+) -> dict[str, list[str]]:
     """Files and stores a run's tools see: the assistant's, the thread's, and attachments.
 
     A run's own `tool_resources` (create-thread-and-run's top-level ones) replace the
@@ -61,4 +71,7 @@ def merged_resources(assistant: dict[str, Any] | None, thread: dict[str, Any] | 
         for att in message.get("attachments") or []:
             if any(t.get("type") == "code_interpreter" for t in att.get("tools") or []):
                 code.append(att["file_id"])
-    return {"code_interpreter": list(dict.fromkeys(code)), "file_search": list(dict.fromkeys(stores))}
+    return {
+        "code_interpreter": list(dict.fromkeys(code)),
+        "file_search": list(dict.fromkeys(stores)),
+    }
