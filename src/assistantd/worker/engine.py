@@ -77,8 +77,13 @@ class RunEngine:
         ex = self._execution(run_id, run, project_id, cancel=cancel, tracked=run["status"] == "queued")
         if run["status"] == "in_progress":
             # Picked up after a crash: whatever step was in flight is lost; close it as
-            # failed and go on from the thread's state.
+            # failed and go on from the thread's state (or give up after too many losses).
             await self._close_interrupted(run_id)
+            if not self._resumable(run):
+                await ex.end("failed", last_error={"code": "server_error", "message": (
+                    "assistantd lost the worker executing this run once more after resuming it "
+                    f"{run['_takeovers'] - 1} times, the most ASSISTANTD_RUN_MAX_TAKEOVERS allows.")})
+                return
         await ex.start()
         await self._drive(ex, cancel, (run["expires_at"] - time.time()) if run["expires_at"] else None)
 
@@ -108,6 +113,11 @@ class RunEngine:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             loop.result()
         await ex.end("cancelled" if cancel.is_set() else "expired")
+
+    def _resumable(self, run: dict[str, Any]) -> bool:
+        """Count a takeover in the run's private `_takeovers`; False past the limit."""
+        run["_takeovers"] = int(run.get("_takeovers", 0)) + 1
+        return bool(run["_takeovers"] <= self.deps.settings.run_max_takeovers)
 
     @staticmethod
     async def _conclude(ex: RunExecution, loop: asyncio.Task[None]) -> None:
