@@ -250,9 +250,9 @@ def test_streams_carry_runs_taken_over_from_a_worker_lost_on_another_host(
         f"takeover after kill -9: {', '.join(f'{t:.1f}' for t in takeovers)} s (lease {LEASE:g} s)"
     )
     assert max(takeovers) <= LEASE + 5, takeovers
-    # B waited for the lease (it cannot look up a pid of another host): at most one renewal
-    # interval of it had passed at the kill.
-    assert min(takeovers) >= LEASE - RENEW - 0.5, takeovers
+    # B waited for the lease (it cannot look up a pid of another host): about one renewal
+    # interval of it had passed at the kill (a pid looked up would be freed in a sweep, 0.5 s).
+    assert min(takeovers) >= LEASE - RENEW - 2, takeovers
     _no_tracebacks([workers[1], *apis])
 
 

@@ -34,6 +34,9 @@ from assistantd.worker.tools.base import ServerTool
 
 log = logging.getLogger("assistantd.engine")
 
+# The error of a step that a lost worker left open (`RunEngine._close_interrupted`).
+INTERRUPTED = "assistantd restarted while this step ran; the run resumed."
+
 
 class RunEngine:
     def __init__(self, store: RunStore, bus: EventBus, models: ModelRouter, settings: Settings,
@@ -77,12 +80,10 @@ class RunEngine:
         ex = self._execution(run_id, run, project_id, cancel=cancel, tracked=run["status"] == "queued")
         if run["status"] == "in_progress":
             # Picked up after a crash: whatever step was in flight is lost; close it as
-            # failed and go on from the thread's state (or give up after too many losses).
+            # failed and go on from the thread's state.
             await self._close_interrupted(run_id)
-            if not self._resumable(run):
-                await ex.end("failed", last_error={"code": "server_error", "message": (
-                    "assistantd lost the worker executing this run once more after resuming it "
-                    f"{run['_takeovers'] - 1} times, the most ASSISTANTD_RUN_MAX_TAKEOVERS allows.")})
+            if not await self._resumable(run_id):
+                await ex.end("failed", last_error=self._given_up())
                 return
         await ex.start()
         await self._drive(ex, cancel, (run["expires_at"] - time.time()) if run["expires_at"] else None)
@@ -114,10 +115,22 @@ class RunEngine:
             loop.result()
         await ex.end("cancelled" if cancel.is_set() else "expired")
 
-    def _resumable(self, run: dict[str, Any]) -> bool:
-        """Count a takeover in the run's private `_takeovers`; False past the limit."""
-        run["_takeovers"] = int(run.get("_takeovers", 0)) + 1
-        return bool(run["_takeovers"] <= self.deps.settings.run_max_takeovers)
+    async def _resumable(self, run_id: str) -> bool:
+        """Whether a run taken over after losing its worker may go on: it lost one at most
+        `ASSISTANTD_RUN_MAX_TAKEOVERS` times, as counted in its event log by the steps
+        closed as interrupted (this takeover's included)."""
+        losses = 0
+        for ev in await self.bus.history(run_id):
+            if ev.event == "thread.run.step.failed":
+                error = orjson.loads(ev.data).get("last_error") or {}
+                losses += error.get("message") == INTERRUPTED
+        return losses <= self.deps.settings.run_max_takeovers
+
+    def _given_up(self) -> dict[str, str]:
+        limit = self.deps.settings.run_max_takeovers
+        return {"code": "server_error", "message": (
+            "assistantd lost the worker executing this run more often than ASSISTANTD_RUN_MAX_TAKEOVERS "
+            f"({limit}) allows; it was not resumed again.")}
 
     @staticmethod
     async def _conclude(ex: RunExecution, loop: asyncio.Task[None]) -> None:
