@@ -69,9 +69,9 @@ class Rig:
         self.engine = engine(self.store, self.bus, models, self.settings)
         self.worker = RunWorker(self.engine, self.store, self.settings)
 
-    async def queue(self) -> str:
+    async def queue(self, thread_id: str = "thread_x") -> str:
         body = new_run(
-            thread_id="thread_x",
+            thread_id=thread_id,
             assistant_id="asst_x",
             model="m",
             instructions="",
@@ -95,9 +95,9 @@ class Rig:
                     project_id="proj_x",
                     seq=next_seq(),
                     created_at=body["created_at"],
-                    thread_id="thread_x",
+                    thread_id=thread_id,
                     status="queued",
-                    active_thread_id="thread_x",
+                    active_thread_id=thread_id,
                     lease_owner=None,
                     lease_expires_at=None,
                     body=body,
@@ -237,3 +237,22 @@ async def test_a_worker_whose_lease_was_taken_stops_executing_the_run(db: AsyncE
     await rig.idle()
     row = await rig.row(run_id)
     assert row.status == "in_progress" and row.lease_owner == ELSEWHERE  # left to its new holder
+
+
+async def test_a_run_waiting_for_a_slot_is_not_mistaken_for_one_taken_from_this_worker(
+    db: AsyncEngine,
+) -> None:
+    rig = Rig(db, delay=0.02, run_concurrency=1)
+    waiting = await rig.interrupted()
+    await rig.lease(waiting, ELSEWHERE, time.time() - 1)
+    busy = await rig.queue("thread_y")
+    rig.worker.submit(busy)
+    deadline = time.monotonic() + 10
+    while (await rig.row(busy)).lease_owner != rig.worker.owner:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    await rig.worker.sweep()  # takes `waiting` up; it waits for `busy`'s slot, not yet claimed
+    await rig.worker.sweep()  # its lease still names the lost holder: no reason to stop it
+    assert sorted(rig.worker.executing()) == sorted([busy, waiting])
+    await rig.idle()
+    assert [(await rig.row(r)).status for r in (busy, waiting)] == ["completed", "completed"]

@@ -39,6 +39,7 @@ class RunWorker:
         self.lease_seconds = settings.run_lease_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._signals: dict[str, asyncio.Event] = {}
+        self._held: set[str] = set()  # runs whose lease this worker took (claimed or created with)
         self._limit = asyncio.Semaphore(settings.run_concurrency)
         self._sweeper: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -98,6 +99,8 @@ class RunWorker:
         if not self.enabled or self._closing or run_id in self._tasks:
             return
         self._signals[run_id] = asyncio.Event()
+        if claimed:
+            self._held.add(run_id)  # renewed while it waits for a slot
         self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from, claimed, created))
 
     def signal_cancel(self, run_id: str) -> bool:
@@ -126,6 +129,7 @@ class RunWorker:
                         run_id, self.owner, time.time(), self.lease_seconds, steal_from):
                     return
                 claimed = True
+                self._held.add(run_id)
                 await self.engine.execute(run_id, self._signals[run_id], created)
         except asyncio.CancelledError:
             raise
@@ -137,14 +141,17 @@ class RunWorker:
             # A paused or ended run's lease was released with its status (RunStore.write).
             self._tasks.pop(run_id, None)
             self._signals.pop(run_id, None)
+            self._held.discard(run_id)
 
     async def _give_up(self, run_id: str, err: Exception) -> None:
         """End `failed` a run held here whose execution broke outside the run's own loop
         (resuming it, reading it): left as it was, every worker would take it up again."""
-        with contextlib.suppress(Exception):
+        try:
             await self.engine.finalize(run_id, "failed", last_error={
                 "code": "server_error",
                 "message": f"assistantd could not go on with this run: {type(err).__name__}: {err}"})
+        except Exception as again:  # the database, most likely: the lease runs out, and it is retried
+            log.warning("could not end run %s as failed: %s", run_id, again)
 
     async def _finalize(self, run_id: str, status: str, unless_leased: bool = False) -> None:
         """End a run that is not executing here; with `unless_leased`, leave it alone when a
@@ -164,7 +171,7 @@ class RunWorker:
 
     async def renew(self) -> None:
         """Move the leases of the runs executing here `ASSISTANTD_RUN_LEASE_SECONDS` ahead."""
-        mine = [r for r in self._tasks if r in self._signals]
+        mine = list(self._held)
         await self.store.renew(mine, self.owner, time.time() + self.lease_seconds)
 
     async def sweep(self) -> None:
@@ -199,7 +206,7 @@ class RunWorker:
         if status == "cancelling" and not self._signals[run_id].is_set():
             log.info("run %s: cancelled through another process", run_id)
             self._signals[run_id].set()
-        elif owner is not None and owner != self.owner:
+        elif run_id in self._held and owner is not None and owner != self.owner:
             task = self._tasks.get(run_id)
             if task is not None and not task.done():
                 log.warning("run %s: its lease passed to %s; it stops executing here", run_id, owner)
