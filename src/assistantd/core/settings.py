@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -101,6 +101,27 @@ class Settings(BaseSettings):
     )
     worker_enabled: bool = Field(
         True, description="Execute runs in the `serve` process; false = API only (run `assistantd worker` apart)."
+    )
+    run_lease_seconds: float = Field(
+        30.0, gt=0, description="How long a worker's lease on a run it executes lasts unless renewed; a worker "
+        "on another host takes over the runs of a dead one within this plus one sweep.",
+    )
+    run_lease_renew_seconds: float = Field(
+        5.0, gt=0, description="How often a worker renews the leases of the runs it executes (to "
+        "`RUN_LEASE_SECONDS` ahead); keep it at most a third of the lease.",
+    )
+    run_sweep_seconds: float = Field(
+        1.0, gt=0, description="How often a worker looks for runs to take: new, cancelled, expired, "
+        "and those whose lease holder died or whose lease ran out.",
+    )
+    run_max_takeovers: int = Field(
+        3, ge=0, description="Times a run is resumed after the worker executing it died; the next loss "
+        "ends it `failed` (`server_error`), so a run that kills its worker cannot take down each worker in turn.",
+    )
+    host_id: str | None = Field(
+        None, description="This machine's name in the leases its processes hold (`host:pid`); default: "
+        "the hostname. Processes that share a name must share a pid namespace: a worker frees the "
+        "lease of a pid gone on its own host at once.",
     )
 
     # -- limits, usage and costs -------------------------------------------------------------
@@ -221,12 +242,21 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field("127.0.0.1", description="Address `ASSISTANTD_WORKER_METRICS_PORT` listens on.")
     shutdown_drain_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, how long runs in flight may take to finish before they are "
-        "handed off (back to `queued`, for another worker); keep it below the 30 s run lease.",
+        "handed off (back to `queued`, for another worker); keep it below the run lease (`ASSISTANTD_RUN_LEASE_SECONDS`).",
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="`json`: one JSON object per log line (timestamp, level, request id, project, "
         "run id, route, status, duration)."
     )
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> Settings:
+        if self.run_lease_renew_seconds >= self.run_lease_seconds:
+            raise ValueError(
+                f"ASSISTANTD_RUN_LEASE_RENEW_SECONDS ({self.run_lease_renew_seconds:g}) must be shorter than "
+                f"ASSISTANTD_RUN_LEASE_SECONDS ({self.run_lease_seconds:g}); a third of it or less is safe."
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

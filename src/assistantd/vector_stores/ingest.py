@@ -60,7 +60,8 @@ class IngestionWorker:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], index: ChunkIndex,
                  embedder: Embedder, data_dir: Path, *, concurrency: int = CONCURRENCY,
-                 limits: ParseLimits | None = None, max_chunks: int = 4096) -> None:
+                 limits: ParseLimits | None = None, max_chunks: int = 4096,
+                 host_id: str | None = None) -> None:
         self.sessions = sessions
         self.index = index
         self.embedder = embedder
@@ -68,7 +69,8 @@ class IngestionWorker:
         self.limits = limits or ParseLimits()
         self.max_chunks = max_chunks
         # hostname:pid:token — the token tells this worker from an earlier one of the same pid.
-        self.owner = owner_name(secrets.token_hex(4))
+        self.owner = owner_name(secrets.token_hex(4), host_id)
+        self._host_id = host_id
         self._limit = asyncio.Semaphore(concurrency)
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -212,7 +214,7 @@ class IngestionWorker:
         async with self.sessions() as s:
             leased = await VectorStoreFileRepository(s).leased(time.time())
         for vs_id, file_id, owner in leased:
-            if owner != self.owner and not owner_alive(owner):
+            if owner != self.owner and not owner_alive(owner, self._host_id):
                 self.submit(vs_id, file_id, steal_from=owner)
         await self.sweep()
 

@@ -73,7 +73,7 @@ async def start_ingestion(settings: Settings, sessions: async_sessionmaker[Async
                          timeout_seconds=settings.ingest_parse_timeout_seconds,
                          memory_mb=settings.ingest_parse_memory_mb)
     worker = IngestionWorker(sessions, index, embedder, settings.data_dir, limits=limits,
-                             max_chunks=settings.ingest_max_chunks)
+                             max_chunks=settings.ingest_max_chunks, host_id=settings.host_id)
     rt = VectorStoreRuntime(settings=settings, sessions=sessions, index=index, embedder=embedder,
                             searcher=HybridSearcher(index, embedder), ingestion=worker)
     if settings.worker_enabled:

@@ -36,6 +36,9 @@ from assistantd.worker.tools.base import ServerTool
 
 log = logging.getLogger("assistantd.engine")
 
+# The error of a step that a lost worker left open (`RunEngine._close_interrupted`).
+INTERRUPTED = "assistantd restarted while this step ran; the run resumed."
+
 
 class RunEngine:
     def __init__(
@@ -112,6 +115,9 @@ class RunEngine:
             # Picked up after a crash: whatever step was in flight is lost; close it as
             # failed and go on from the thread's state.
             await self._close_interrupted(run_id)
+            if not await self._resumable(run_id):
+                await ex.end("failed", last_error=self._given_up())
+                return
         await ex.start()
         await self._drive(
             ex, cancel, (run["expires_at"] - time.time()) if run["expires_at"] else None
@@ -147,6 +153,23 @@ class RunEngine:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             loop.result()
         await ex.end("cancelled" if cancel.is_set() else "expired")
+
+    async def _resumable(self, run_id: str) -> bool:
+        """Whether a run taken over after losing its worker may go on: it lost one at most
+        `ASSISTANTD_RUN_MAX_TAKEOVERS` times, as counted in its event log by the steps
+        closed as interrupted (this takeover's included)."""
+        losses = 0
+        for ev in await self.bus.history(run_id):
+            if ev.event == "thread.run.step.failed":
+                error = orjson.loads(ev.data).get("last_error") or {}
+                losses += error.get("message") == INTERRUPTED
+        return losses <= self.deps.settings.run_max_takeovers
+
+    def _given_up(self) -> dict[str, str]:
+        limit = self.deps.settings.run_max_takeovers
+        return {"code": "server_error", "message": (
+            "assistantd lost the worker executing this run more often than ASSISTANTD_RUN_MAX_TAKEOVERS "
+            f"({limit}) allows; it was not resumed again.")}
 
     @staticmethod
     async def _conclude(ex: RunExecution, loop: asyncio.Task[None]) -> None:

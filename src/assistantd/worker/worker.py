@@ -1,9 +1,12 @@
 """Executes runs in the background of the process that serves the API (or on its own).
 
-A run is executed by whoever holds its lease (`runs.lease_owner`), renewed while it runs.
-A worker that dies leaves leases that stop being renewed: another worker — or the same
-one after a restart — finds them and resumes the run. Runs whose `expires_at` passed are
-expired here, whatever state they wait in. Nothing is ever left stuck.
+A run is executed by whoever holds its lease (`runs.lease_owner`, `host:pid`), renewed
+every `ASSISTANTD_RUN_LEASE_RENEW_SECONDS` to `ASSISTANTD_RUN_LEASE_SECONDS` ahead while it
+runs. A worker that dies leaves leases that stop being renewed: each worker's sweep (every
+`ASSISTANTD_RUN_SWEEP_SECONDS`) takes over a run whose holder is a pid gone from its own
+host at once, and any other (a holder on another host, or one that stalled) once the lease
+has run out. A worker that finds its lease taken stops executing that run. Runs whose
+`expires_at` passed are expired here, whatever state they wait in. Nothing is left stuck.
 """
 
 from __future__ import annotations
@@ -22,10 +25,6 @@ from assistantd.worker.store import RunStore
 
 log = logging.getLogger("assistantd.worker")
 
-LEASE_SECONDS = 30.0
-SWEEP_SECONDS = 1.0
-
-
 class RunWorker:
     """This process's executor: one task per run it holds the lease of.
 
@@ -35,11 +34,15 @@ class RunWorker:
         self.engine = engine
         self.store = store
         self.settings = settings
-        self.owner = owner_name()
+        self.host_id = settings.host_id
+        self.owner = owner_name(host_id=settings.host_id)
+        self.lease_seconds = settings.run_lease_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._signals: dict[str, asyncio.Event] = {}
+        self._held: set[str] = set()  # runs whose lease this worker took (claimed or created with)
         self._limit = asyncio.Semaphore(settings.run_concurrency)
         self._sweeper: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._closing = False
 
     @property
@@ -49,13 +52,16 @@ class RunWorker:
 
     async def start(self) -> None:
         await self.sweep()
-        self._sweeper = asyncio.create_task(every(SWEEP_SECONDS, self.sweep, log, "run sweep"))
+        self._sweeper = asyncio.create_task(every(self.settings.run_sweep_seconds, self.sweep, log, "run sweep"))
+        self._renewer = asyncio.create_task(
+            every(self.settings.run_lease_renew_seconds, self.renew, log, "run lease renewal"))
 
     async def stop(self) -> None:
         """Stop executing; runs in flight keep their (soon stale) leases and are resumed later."""
         self._closing = True
-        if self._sweeper:
-            self._sweeper.cancel()
+        for periodic in (self._sweeper, self._renewer):
+            if periodic:
+                periodic.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -81,7 +87,7 @@ class RunWorker:
         """(owner, until) to store with a run created in this process, if it will execute it."""
         if not self.settings.worker_enabled or self._closing:
             return None
-        return self.owner, time.time() + LEASE_SECONDS
+        return self.owner, time.time() + self.lease_seconds
 
     def submit(self, run_id: str, steal_from: str | None = None, claimed: bool = False,
                created: Created | None = None) -> None:
@@ -93,6 +99,8 @@ class RunWorker:
         if not self.enabled or self._closing or run_id in self._tasks:
             return
         self._signals[run_id] = asyncio.Event()
+        if claimed:
+            self._held.add(run_id)  # renewed while it waits for a slot
         self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from, claimed, created))
 
     def signal_cancel(self, run_id: str) -> bool:
@@ -118,17 +126,32 @@ class RunWorker:
         try:
             async with self._limit:
                 if not claimed and not await self.store.claim(
-                        run_id, self.owner, time.time(), LEASE_SECONDS, steal_from):
+                        run_id, self.owner, time.time(), self.lease_seconds, steal_from):
                     return
+                claimed = True
+                self._held.add(run_id)
                 await self.engine.execute(run_id, self._signals[run_id], created)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as err:
             log.exception("worker failed on run %s", run_id)
+            if claimed:
+                await self._give_up(run_id, err)
         finally:
             # A paused or ended run's lease was released with its status (RunStore.write).
             self._tasks.pop(run_id, None)
             self._signals.pop(run_id, None)
+            self._held.discard(run_id)
+
+    async def _give_up(self, run_id: str, err: Exception) -> None:
+        """End `failed` a run held here whose execution broke outside the run's own loop
+        (resuming it, reading it): left as it was, every worker would take it up again."""
+        try:
+            await self.engine.finalize(run_id, "failed", last_error={
+                "code": "server_error",
+                "message": f"assistantd could not go on with this run: {type(err).__name__}: {err}"})
+        except Exception as again:  # the database, most likely: the lease runs out, and it is retried
+            log.warning("could not end run %s as failed: %s", run_id, again)
 
     async def _finalize(self, run_id: str, status: str, unless_leased: bool = False) -> None:
         """End a run that is not executing here; with `unless_leased`, leave it alone when a
@@ -137,7 +160,8 @@ class RunWorker:
             if unless_leased:
                 row = await self.store.load_run(run_id)
                 if (row is not None and row.lease_owner not in (None, self.owner)
-                        and (row.lease_expires_at or 0) > time.time() and owner_alive(row.lease_owner)):
+                        and (row.lease_expires_at or 0) > time.time()
+                        and owner_alive(row.lease_owner, self.host_id)):
                     return
             await self.engine.finalize(run_id, status)
         except Exception:
@@ -145,15 +169,18 @@ class RunWorker:
         finally:
             self._tasks.pop(run_id, None)
 
+    async def renew(self) -> None:
+        """Move the leases of the runs executing here `ASSISTANTD_RUN_LEASE_SECONDS` ahead."""
+        mine = list(self._held)
+        await self.store.renew(mine, self.owner, time.time() + self.lease_seconds)
+
     async def sweep(self) -> None:
-        """Renew our leases, expire overdue runs, take over orphaned ones."""
+        """Expire overdue runs, take over orphaned ones, stop those another worker took."""
         now = time.time()
-        mine = [r for r in self._tasks if r in self._signals]
-        await self.store.renew(mine, self.owner, now + LEASE_SECONDS)
         for run_id, status, owner, lease_until, expires_at in await self.store.candidates():
-            if run_id in self._signals and status == "cancelling" and not self._signals[run_id].is_set():
-                log.info("run %s: cancelled through another process", run_id)
-                self._signals[run_id].set()
+            if run_id in self._signals:
+                self._check_executing(run_id, status, owner)
+                continue
             if run_id in self._tasks:
                 continue
             if expires_at is not None and now >= expires_at:
@@ -161,8 +188,9 @@ class RunWorker:
                 continue
             if status == "requires_action":
                 continue  # waiting for the client; only expiry moves it
-            dead = owner is not None and owner != self.owner and not owner_alive(owner)
+            dead = owner is not None and owner != self.owner and not owner_alive(owner, self.host_id)
             # Ours but not executing: a previous life of this process id (containers reuse pids).
+            # Any holder's lease that ran out: a worker on another host died (or stalled).
             orphaned = owner is None or owner == self.owner or dead or (
                 lease_until is not None and lease_until < now)
             if not orphaned:
@@ -171,3 +199,15 @@ class RunWorker:
                 self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "cancelled"))
             elif status in ("queued", "in_progress"):
                 self.submit(run_id, steal_from=owner if dead else None)
+
+    def _check_executing(self, run_id: str, status: str, owner: str | None) -> None:
+        """A run executing here: cancelled through another process, or taken over by another
+        worker after this one's lease ran out (a stall longer than the lease)."""
+        if status == "cancelling" and not self._signals[run_id].is_set():
+            log.info("run %s: cancelled through another process", run_id)
+            self._signals[run_id].set()
+        elif run_id in self._held and owner is not None and owner != self.owner:
+            task = self._tasks.get(run_id)
+            if task is not None and not task.done():
+                log.warning("run %s: its lease passed to %s; it stops executing here", run_id, owner)
+                task.cancel()
