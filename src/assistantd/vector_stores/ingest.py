@@ -58,10 +58,18 @@ EXPIRY_SWEEP_SECONDS = 60.0
 class IngestionWorker:
     """Bounded-concurrency asyncio tasks that turn attached files into indexed chunks."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], index: ChunkIndex,
-                 embedder: Embedder, data_dir: Path, *, concurrency: int = CONCURRENCY,
-                 limits: ParseLimits | None = None, max_chunks: int = 4096,
-                 host_id: str | None = None) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        index: ChunkIndex,
+        embedder: Embedder,
+        data_dir: Path,
+        *,
+        concurrency: int = CONCURRENCY,
+        limits: ParseLimits | None = None,
+        max_chunks: int = 4096,
+        host_id: str | None = None,
+    ) -> None:
         self.sessions = sessions
         self.index = index
         self.embedder = embedder
@@ -81,7 +89,9 @@ class IngestionWorker:
     async def start(self) -> None:
         self._started = True
         await self._recover()
-        self._sweeper = asyncio.create_task(every(SWEEP_SECONDS, self.sweep, log, "ingestion sweep"))
+        self._sweeper = asyncio.create_task(
+            every(SWEEP_SECONDS, self.sweep, log, "ingestion sweep")
+        )
 
     async def stop(self) -> None:
         """Stop; files in flight keep their leases, which run out, and are taken over later."""
@@ -121,8 +131,9 @@ class IngestionWorker:
     async def _ingest(self, vector_store_id: str, file_id: str, steal_from: str | None) -> None:
         async with self.sessions() as s, s.begin():
             files = VectorStoreFileRepository(s)
-            if not await files.claim(vector_store_id, file_id, self.owner, time.time(), LEASE_SECONDS,
-                                     steal_from):
+            if not await files.claim(
+                vector_store_id, file_id, self.owner, time.time(), LEASE_SECONDS, steal_from
+            ):
                 return
             row = await files.by_key(vector_store_id, file_id)
             file_row = await s.get(FileRow, file_id)
@@ -156,19 +167,23 @@ class IngestionWorker:
                 await renewer
         await self._finish(vector_store_id, file_id, prepared, error)
 
-    async def _prepare(self, data: bytes, filename: str, strategy: ChunkingStrategy) -> PreparedFile:
+    async def _prepare(
+        self, data: bytes, filename: str, strategy: ChunkingStrategy
+    ) -> PreparedFile:
         """Parse (bounded, off the loop: see `parse_bounded`), chunk (bounded, in a thread) and
         embed one file; `InvalidFile` past `limits` or `max_chunks`."""
         document = await parse_bounded(data, filename, None, self.limits)
         del data
         tokenizer = self.embedder.tokenizer()
-        offsets, chunks = await asyncio.to_thread(chunk_bounded, document.text, tokenizer, strategy,
-                                                  self.max_chunks, filename)
+        offsets, chunks = await asyncio.to_thread(
+            chunk_bounded, document.text, tokenizer, strategy, self.max_chunks, filename
+        )
         embeddings = await embed_chunks(self.embedder, document.text, offsets, chunks)
         return PreparedFile(document, chunks, embeddings, self.embedder.model_id)
 
-    async def _finish(self, vector_store_id: str, file_id: str, prepared: Any,
-                      error: tuple[str, str] | None) -> None:
+    async def _finish(
+        self, vector_store_id: str, file_id: str, prepared: Any, error: tuple[str, str] | None
+    ) -> None:
         async with self.sessions() as s, s.begin():
             row = await VectorStoreFileRepository(s).held(vector_store_id, file_id, self.owner)
             if row is None:
@@ -181,14 +196,19 @@ class IngestionWorker:
                 body["last_error"] = {"code": error[0], "message": error[1]}
             else:
                 await self.index.add_file_chunks(
-                    await s.connection(), vector_store_id=vector_store_id, file_id=file_id,
-                    chunks=prepared.chunks, embeddings=prepared.embeddings,
-                    embedding_model=prepared.model_id, attributes=body.get("attributes") or {},
+                    await s.connection(),
+                    vector_store_id=vector_store_id,
+                    file_id=file_id,
+                    chunks=prepared.chunks,
+                    embeddings=prepared.embeddings,
+                    embedding_model=prepared.model_id,
+                    attributes=body.get("attributes") or {},
                 )
                 row.status = "completed"
                 # What the store holds for the file: chunk text plus float32 vectors.
                 row.usage_bytes = sum(len(c.text.encode()) for c in prepared.chunks) + int(
-                    prepared.embeddings.nbytes)
+                    prepared.embeddings.nbytes
+                )
                 body["last_error"] = None
             row.lease_owner = None
             row.lease_expires_at = None
@@ -199,8 +219,9 @@ class IngestionWorker:
             await asyncio.sleep(LEASE_SECONDS / 3)
             try:
                 async with self.sessions() as s, s.begin():
-                    await VectorStoreFileRepository(s).renew(vector_store_id, file_id, self.owner,
-                                                             time.time() + LEASE_SECONDS)
+                    await VectorStoreFileRepository(s).renew(
+                        vector_store_id, file_id, self.owner, time.time() + LEASE_SECONDS
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception:

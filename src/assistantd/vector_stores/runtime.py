@@ -39,13 +39,17 @@ class VectorStoreRuntime:
 def build_embedder(settings: Settings) -> Embedder:
     """The configured embedder: a remote OpenAI-compatible endpoint, or MiniLM on CPU."""
     if settings.embedding_base_url:
-        return OpenAIEmbedder(settings.embedding_base_url, settings.embedding_api_key,
-                              settings.embedding_model or DEFAULT_REMOTE_EMBEDDING_MODEL)
+        return OpenAIEmbedder(
+            settings.embedding_base_url,
+            settings.embedding_api_key,
+            settings.embedding_model or DEFAULT_REMOTE_EMBEDDING_MODEL,
+        )
     return MiniLMEmbedder()
 
 
-async def _prepare_vectors(index: ChunkIndex, sessions: async_sessionmaker[AsyncSession],
-                           embedder: Embedder) -> None:
+async def _prepare_vectors(
+    index: ChunkIndex, sessions: async_sessionmaker[AsyncSession], embedder: Embedder
+) -> None:
     """On pgvector, build the embedder's HNSW index now, before any ingestion holds rows."""
     try:
         dims = embedder.dimensions
@@ -56,8 +60,9 @@ async def _prepare_vectors(index: ChunkIndex, sessions: async_sessionmaker[Async
         await session.commit()
 
 
-async def start_ingestion(settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                          embedder: Embedder | None = None) -> VectorStoreRuntime:
+async def start_ingestion(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], embedder: Embedder | None = None
+) -> VectorStoreRuntime:
     """Build the vector-store runtime for the app lifespan and start its worker.
 
     `embedder` is used instead of the configured one when given.
@@ -68,14 +73,29 @@ async def start_ingestion(settings: Settings, sessions: async_sessionmaker[Async
         embedder = build_embedder(settings)
     index = ChunkIndex(vector_index=settings.vector_index, ef_search=settings.pgvector_ef_search)
     await _prepare_vectors(index, sessions, embedder)
-    limits = ParseLimits(max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
-                         max_paragraphs=settings.ingest_max_paragraphs,
-                         timeout_seconds=settings.ingest_parse_timeout_seconds,
-                         memory_mb=settings.ingest_parse_memory_mb)
-    worker = IngestionWorker(sessions, index, embedder, settings.data_dir, limits=limits,
-                             max_chunks=settings.ingest_max_chunks, host_id=settings.host_id)
-    rt = VectorStoreRuntime(settings=settings, sessions=sessions, index=index, embedder=embedder,
-                            searcher=HybridSearcher(index, embedder), ingestion=worker)
+    limits = ParseLimits(
+        max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
+        max_paragraphs=settings.ingest_max_paragraphs,
+        timeout_seconds=settings.ingest_parse_timeout_seconds,
+        memory_mb=settings.ingest_parse_memory_mb,
+    )
+    worker = IngestionWorker(
+        sessions,
+        index,
+        embedder,
+        settings.data_dir,
+        limits=limits,
+        max_chunks=settings.ingest_max_chunks,
+        host_id=settings.host_id,
+    )
+    rt = VectorStoreRuntime(
+        settings=settings,
+        sessions=sessions,
+        index=index,
+        embedder=embedder,
+        searcher=HybridSearcher(index, embedder),
+        ingestion=worker,
+    )
     if settings.worker_enabled:
         await worker.start()
     return rt

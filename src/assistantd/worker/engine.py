@@ -167,9 +167,13 @@ class RunEngine:
 
     def _given_up(self) -> dict[str, str]:
         limit = self.deps.settings.run_max_takeovers
-        return {"code": "server_error", "message": (
-            "assistantd lost the worker executing this run more often than ASSISTANTD_RUN_MAX_TAKEOVERS "
-            f"({limit}) allows; it was not resumed again.")}
+        return {
+            "code": "server_error",
+            "message": (
+                "assistantd lost the worker executing this run more often than ASSISTANTD_RUN_MAX_TAKEOVERS "
+                f"({limit}) allows; it was not resumed again."
+            ),
+        }
 
     @staticmethod
     async def _conclude(ex: RunExecution, loop: asyncio.Task[None]) -> None:

@@ -25,6 +25,7 @@ from assistantd.worker.store import RunStore
 
 log = logging.getLogger("assistantd.worker")
 
+
 class RunWorker:
     """This process's executor: one task per run it holds the lease of.
 
@@ -52,9 +53,12 @@ class RunWorker:
 
     async def start(self) -> None:
         await self.sweep()
-        self._sweeper = asyncio.create_task(every(self.settings.run_sweep_seconds, self.sweep, log, "run sweep"))
+        self._sweeper = asyncio.create_task(
+            every(self.settings.run_sweep_seconds, self.sweep, log, "run sweep")
+        )
         self._renewer = asyncio.create_task(
-            every(self.settings.run_lease_renew_seconds, self.renew, log, "run lease renewal"))
+            every(self.settings.run_lease_renew_seconds, self.renew, log, "run lease renewal")
+        )
 
     async def stop(self) -> None:
         """Stop executing; runs in flight keep their (soon stale) leases and are resumed later."""
@@ -89,8 +93,13 @@ class RunWorker:
             return None
         return self.owner, time.time() + self.lease_seconds
 
-    def submit(self, run_id: str, steal_from: str | None = None, claimed: bool = False,
-               created: Created | None = None) -> None:
+    def submit(
+        self,
+        run_id: str,
+        steal_from: str | None = None,
+        claimed: bool = False,
+        created: Created | None = None,
+    ) -> None:
         """Execute a queued run here (if nobody else holds it).
 
         `claimed`: the run was created with this worker's lease (`lease_for_new_run`);
@@ -101,7 +110,9 @@ class RunWorker:
         self._signals[run_id] = asyncio.Event()
         if claimed:
             self._held.add(run_id)  # renewed while it waits for a slot
-        self._tasks[run_id] = asyncio.create_task(self._execute(run_id, steal_from, claimed, created))
+        self._tasks[run_id] = asyncio.create_task(
+            self._execute(run_id, steal_from, claimed, created)
+        )
 
     def signal_cancel(self, run_id: str) -> bool:
         """Ask the run to stop if it executes here (it ends `cancelled` within a token or
@@ -116,17 +127,25 @@ class RunWorker:
         """End `cancelled` a run not executing here: waiting for tool outputs, queued, or
         running in another process (left to it when its lease is live: its sweep sees
         `cancelling` in the database and stops it)."""
-        self._tasks[run_id] = asyncio.create_task(self._finalize(run_id, "cancelled", unless_leased=True))
+        self._tasks[run_id] = asyncio.create_task(
+            self._finalize(run_id, "cancelled", unless_leased=True)
+        )
 
     def executing(self) -> list[str]:
         return list(self._tasks)
 
-    async def _execute(self, run_id: str, steal_from: str | None, claimed: bool = False,
-                       created: Created | None = None) -> None:
+    async def _execute(
+        self,
+        run_id: str,
+        steal_from: str | None,
+        claimed: bool = False,
+        created: Created | None = None,
+    ) -> None:
         try:
             async with self._limit:
                 if not claimed and not await self.store.claim(
-                        run_id, self.owner, time.time(), self.lease_seconds, steal_from):
+                    run_id, self.owner, time.time(), self.lease_seconds, steal_from
+                ):
                     return
                 claimed = True
                 self._held.add(run_id)
@@ -147,10 +166,17 @@ class RunWorker:
         """End `failed` a run held here whose execution broke outside the run's own loop
         (resuming it, reading it): left as it was, every worker would take it up again."""
         try:
-            await self.engine.finalize(run_id, "failed", last_error={
-                "code": "server_error",
-                "message": f"assistantd could not go on with this run: {type(err).__name__}: {err}"})
-        except Exception as again:  # the database, most likely: the lease runs out, and it is retried
+            await self.engine.finalize(
+                run_id,
+                "failed",
+                last_error={
+                    "code": "server_error",
+                    "message": f"assistantd could not go on with this run: {type(err).__name__}: {err}",
+                },
+            )
+        except (
+            Exception
+        ) as again:  # the database, most likely: the lease runs out, and it is retried
             log.warning("could not end run %s as failed: %s", run_id, again)
 
     async def _finalize(self, run_id: str, status: str, unless_leased: bool = False) -> None:
@@ -159,9 +185,12 @@ class RunWorker:
         try:
             if unless_leased:
                 row = await self.store.load_run(run_id)
-                if (row is not None and row.lease_owner not in (None, self.owner)
-                        and (row.lease_expires_at or 0) > time.time()
-                        and owner_alive(row.lease_owner, self.host_id)):
+                if (
+                    row is not None
+                    and row.lease_owner not in (None, self.owner)
+                    and (row.lease_expires_at or 0) > time.time()
+                    and owner_alive(row.lease_owner, self.host_id)
+                ):
                     return
             await self.engine.finalize(run_id, status)
         except Exception:
@@ -188,11 +217,17 @@ class RunWorker:
                 continue
             if status == "requires_action":
                 continue  # waiting for the client; only expiry moves it
-            dead = owner is not None and owner != self.owner and not owner_alive(owner, self.host_id)
+            dead = (
+                owner is not None and owner != self.owner and not owner_alive(owner, self.host_id)
+            )
             # Ours but not executing: a previous life of this process id (containers reuse pids).
             # Any holder's lease that ran out: a worker on another host died (or stalled).
-            orphaned = owner is None or owner == self.owner or dead or (
-                lease_until is not None and lease_until < now)
+            orphaned = (
+                owner is None
+                or owner == self.owner
+                or dead
+                or (lease_until is not None and lease_until < now)
+            )
             if not orphaned:
                 continue
             if status == "cancelling":
@@ -209,5 +244,7 @@ class RunWorker:
         elif run_id in self._held and owner is not None and owner != self.owner:
             task = self._tasks.get(run_id)
             if task is not None and not task.done():
-                log.warning("run %s: its lease passed to %s; it stops executing here", run_id, owner)
+                log.warning(
+                    "run %s: its lease passed to %s; it stops executing here", run_id, owner
+                )
                 task.cancel()
