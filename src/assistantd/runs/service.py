@@ -279,14 +279,14 @@ async def modify(
     uow: UnitOfWork, caller: Principal, thread_id: str, run_id: str, req: RunModify
 ) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    row = await RunRepository(uow.session).require(
-        caller.project_id, run_id, RunRow.thread_id == thread_id
-    )
+    repo = RunRepository(uow.session)
+    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
     body = dict(row.body)
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}
-    await RunRepository(uow.session).save_body(row, body)
-    return dict(body)
+        # The one UPDATE every run change takes (`repository.py::body_update`).
+        await repo.write("run", body)
+    return body
 
 
 async def cancel(
