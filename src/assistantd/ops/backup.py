@@ -96,6 +96,14 @@ def _run(args: list[str]) -> None:
         raise BackupError(f"{args[0]} failed: {out.stderr.strip()}")
 
 
+def files_dir(settings: Settings) -> Path | None:
+    """Where the uploaded files are on this machine: `ASSISTANTD_FILES_DIR`, else
+    `<DATA_DIR>/files`; None with S3 storage (the bucket is backed up by its own means)."""
+    if settings.storage == "s3":
+        return None
+    return settings.files_dir or settings.data_dir / "files"
+
+
 def backup(settings: Settings, dest: Path) -> dict[str, Any]:
     """Write a backup of the server's database and files into the new directory `dest`."""
     url = settings.resolved_database_url
@@ -103,8 +111,9 @@ def backup(settings: Settings, dest: Path) -> dict[str, Any]:
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} exists and is not empty")
     dest.mkdir(parents=True, exist_ok=True)
-    files = settings.data_dir / "files"
-    _copy_files(files, dest / "files")
+    files = files_dir(settings)
+    if files is not None:
+        _copy_files(files, dest / "files")
     revision: str | None
     if kind == "sqlite":
         source = sqlite3.connect(_sqlite_path(url))
@@ -127,13 +136,16 @@ def backup(settings: Settings, dest: Path) -> dict[str, Any]:
             ]
         )
         revision = None
-    _copy_files(files, dest / "files")  # the files of rows committed during the copy
+    if files is not None:
+        _copy_files(files, dest / "files")  # the files of rows committed during the copy
     manifest = {
         "format": FORMAT,
         "created_at": int(time.time()),
         "database": kind,
         "revision": revision,
         "files": sum(1 for p in (dest / "files").rglob("*") if p.is_file()),
+        # With S3 storage the bucket is not copied: its versioning or replication backs it up.
+        "files_storage": "s3" if files is None else "local",
     }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -174,7 +186,9 @@ def restore(settings: Settings, source: Path) -> dict[str, Any]:
                 str(source / "database.dump"),
             ]
         )
-    _replace_files(source / "files", settings.data_dir / "files")
+    files = files_dir(settings)
+    if files is not None:
+        _replace_files(source / "files", files)
     upgrade(url)
     return manifest
 
