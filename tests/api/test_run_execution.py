@@ -12,16 +12,13 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistantd.core.db import create_engine
-from assistantd.core.ids import next_seq
 from assistantd.core.settings import Settings
 from assistantd.events.bus import MemoryEventBus
-from assistantd.migrations import upgrade
-from assistantd.runs.objects import new_run
 from assistantd.runs.repository import MESSAGES, RUNS, STEPS
+from assistantd.testing.runs import insert_queued, migrated_sqlite, run_body
 from assistantd.testing.scripted import ScriptedBackend, text_turn, tool_call_turn
 from assistantd.testing.server import SwitchRouter
 from assistantd.worker.engine import RunEngine
@@ -35,9 +32,7 @@ WEATHER = {
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
-    await asyncio.to_thread(upgrade, url)
-    db = create_engine(url)
+    db = await migrated_sqlite(tmp_path / "runs.db")
     yield db
     await db.dispose()
 
@@ -52,40 +47,8 @@ class Rig:
         self.engine = RunEngine(self.store, self.bus, models, Settings(_env_file=None))  # type: ignore[call-arg]
 
     async def queue(self, **over: Any) -> dict[str, Any]:
-        body = new_run(
-            thread_id="thread_x",
-            assistant_id="asst_x",
-            model="m",
-            instructions="",
-            tools=[],
-            tool_resources={},
-            metadata={},
-            temperature=1.0,
-            top_p=1.0,
-            max_prompt_tokens=None,
-            max_completion_tokens=None,
-            truncation_strategy={"type": "auto", "last_messages": None},
-            tool_choice="auto",
-            parallel_tool_calls=True,
-            response_format="auto",
-            expires_in=600,
-        )
-        body.update(over)
-        async with self.db.begin() as conn:
-            await conn.execute(
-                insert(RUNS).values(
-                    id=body["id"],
-                    project_id="proj_x",
-                    seq=next_seq(),
-                    created_at=body["created_at"],
-                    thread_id="thread_x",
-                    status="queued",
-                    active_thread_id="thread_x",
-                    lease_owner="me",
-                    lease_expires_at=1e12,
-                    body=body,
-                )
-            )
+        body = run_body(**over)
+        await insert_queued(self.db, body, lease_owner="me", lease_expires_at=1e12)
         return body
 
     async def events(self, run_id: str) -> list[tuple[str, Any]]:

@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistantd.core.db import create_engine
-from assistantd.core.ids import next_seq
 from assistantd.core.settings import Settings
 from assistantd.events.bus import MemoryEventBus
-from assistantd.migrations import upgrade
-from assistantd.runs.objects import new_run
 from assistantd.runs.repository import RUNS
+from assistantd.testing.runs import insert_queued, migrated_sqlite, run_body
 from assistantd.testing.scripted import ScriptedBackend, text_turn
 from assistantd.testing.server import SwitchRouter
 from assistantd.worker.engine import RunEngine
@@ -38,9 +35,7 @@ ELSEWHERE = "another-host:4242"
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
-    await asyncio.to_thread(upgrade, url)
-    engine = create_engine(url)
+    engine = await migrated_sqlite(tmp_path / "runs.db")
     yield engine
     await engine.dispose()
 
@@ -70,39 +65,8 @@ class Rig:
         self.worker = RunWorker(self.engine, self.store, self.settings)
 
     async def queue(self, thread_id: str = "thread_x") -> str:
-        body = new_run(
-            thread_id=thread_id,
-            assistant_id="asst_x",
-            model="m",
-            instructions="",
-            tools=[],
-            tool_resources={},
-            metadata={},
-            temperature=1.0,
-            top_p=1.0,
-            max_prompt_tokens=None,
-            max_completion_tokens=None,
-            truncation_strategy={"type": "auto", "last_messages": None},
-            tool_choice="auto",
-            parallel_tool_calls=True,
-            response_format="auto",
-            expires_in=600,
-        )
-        async with self.db.begin() as conn:
-            await conn.execute(
-                insert(RUNS).values(
-                    id=body["id"],
-                    project_id="proj_x",
-                    seq=next_seq(),
-                    created_at=body["created_at"],
-                    thread_id=thread_id,
-                    status="queued",
-                    active_thread_id=thread_id,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    body=body,
-                )
-            )
+        body = run_body(thread_id=thread_id)
+        await insert_queued(self.db, body, lease_owner=None, lease_expires_at=None)
         return str(body["id"])
 
     async def interrupted(self) -> str:

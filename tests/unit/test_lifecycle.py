@@ -8,31 +8,13 @@ from typing import Any
 import pytest
 
 from assistantd.runs import lifecycle
-from assistantd.runs.objects import ACTIVE, TERMINAL, new_run, new_step
+from assistantd.runs.objects import ACTIVE, TERMINAL, new_step
 from assistantd.runs.state import RunState, StepState
+from assistantd.testing.runs import run_body
 
 
 def _run(**over: Any) -> dict[str, Any]:
-    run = new_run(
-        thread_id="thread_1",
-        assistant_id="asst_1",
-        model="m",
-        instructions="",
-        tools=[],
-        tool_resources={},
-        metadata={},
-        temperature=1.0,
-        top_p=1.0,
-        max_prompt_tokens=None,
-        max_completion_tokens=None,
-        truncation_strategy={"type": "auto", "last_messages": None},
-        tool_choice="auto",
-        parallel_tool_calls=True,
-        response_format="auto",
-        expires_in=600,
-    )
-    run.update(over)
-    return run
+    return run_body(**{"thread_id": "thread_1", "assistant_id": "asst_1", **over})
 
 
 def test_every_status_has_its_transitions_and_endings_lead_nowhere() -> None:

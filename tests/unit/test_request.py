@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from assistantd.runs.objects import new_run, new_step
+from assistantd.runs.objects import new_step
 from assistantd.runs.state import StepState, StoredStep
+from assistantd.testing.runs import run_body
 from assistantd.testing.scripted import ScriptedBackend
 from assistantd.worker.request import COMPLETION_RESERVE, OverBudget, build_chat_request, tool_view
 from assistantd.worker.store import RunContext
@@ -22,26 +23,16 @@ WEATHER = {
 
 
 def _run(**over: Any) -> dict[str, Any]:
-    run = new_run(
-        thread_id="thread_1",
-        assistant_id="asst_1",
-        model="m",
-        instructions="Be brief.",
-        tools=[],
-        tool_resources={},
-        metadata={},
-        temperature=0.5,
-        top_p=0.9,
-        max_prompt_tokens=None,
-        max_completion_tokens=None,
-        truncation_strategy={"type": "auto", "last_messages": None},
-        tool_choice="auto",
-        parallel_tool_calls=True,
-        response_format="auto",
-        expires_in=600,
+    return run_body(
+        **{
+            "thread_id": "thread_1",
+            "assistant_id": "asst_1",
+            "instructions": "Be brief.",
+            "temperature": 0.5,
+            "top_p": 0.9,
+            **over,
+        }
     )
-    run.update(over)
-    return run
 
 
 def _message(role: str, text: str, **over: Any) -> dict[str, Any]:

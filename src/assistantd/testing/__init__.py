@@ -13,6 +13,7 @@ documents.py      small real PDF, DOCX and PPTX files built in memory
 indexing.py       `add_text`: put a text into a retrieval index as the service would
 sandbox.py        the installed sandbox, a planted secret, forged kernel frames
 admin_api.py      `AdminApi`: an in-memory admin API in the spec's shapes (console tests)
+runs.py           `run_body`, `migrated_sqlite`, `insert_queued`: runs without HTTP
 
 Nothing under `assistantd` outside this package may import it (tests/unit/test_architecture.py);
 `server.py` needs the `dev` extra (the `openai` SDK).
