@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -134,11 +135,18 @@ async def export_project(
         files = {r.id: dict(r.body) for r in await _rows(s, FileRow, project_id, live())}
         store = storage.store_for(data_dir)
         for file_id in files:
+            target = out / FILES_DIR / file_id
             try:
-                data = await store.get_bytes(project_id, file_id)
+                # A local store's file is copied on disk, not read into memory (up to 512 MB).
+                path = await store.local_path(project_id, file_id)
+                if path is not None:
+                    await asyncio.to_thread(shutil.copyfile, path, target)
+                else:
+                    await asyncio.to_thread(
+                        target.write_bytes, await store.get_bytes(project_id, file_id)
+                    )
             except FileNotFoundError:
                 continue
-            await asyncio.to_thread((out / FILES_DIR / file_id).write_bytes, data)
             counts["file bytes"] += 1
         stores = await _stores(s, project_id)
         for thread in await _rows(s, ThreadRow, project_id):
