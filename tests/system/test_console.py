@@ -515,7 +515,10 @@ def test_admin_projects_keys_limits_and_usage(tab: Tab) -> None:
     expect(page.get_by_text("250.00 USD per month (enforcing)")).to_be_visible()
 
     page.get_by_role("link", name="Keys").click()
-    page.get_by_label("Project").select_option(label="Production")
+    # The projects page's "New project" field also matches a loose "Project" label, and it
+    # stays until the keys page has rendered: wait for that page, then match exactly.
+    expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+    page.get_by_label("Project", exact=True).select_option(label="Production")
     expect(page.get_by_role("cell", name="ci-runner", exact=True).first).to_be_visible()
     page.get_by_label("New service account").fill("web-app")
     page.get_by_role("button", name="Create key").click()
@@ -681,7 +684,8 @@ def test_revoke_a_key_on_the_real_admin_api_and_see_it_fail(tab: Tab) -> None:
     page.get_by_role("link", name="Projects").click()
     expect(page.locator("code", has_text=re.compile("^alpha$"))).to_be_visible()
     page.get_by_role("link", name="Keys").click()
-    page.get_by_label("Project").select_option(value="alpha")
+    expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+    page.get_by_label("Project", exact=True).select_option(value="alpha")
     page.get_by_label("New service account").fill("console-sa")
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-secret").inner_text()
