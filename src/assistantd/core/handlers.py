@@ -11,7 +11,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistantd.core.errors import APIError, QuotaExceeded, RateLimited, ServerError
+from assistantd.core.errors import (
+    APIError,
+    QuotaExceeded,
+    RateLimited,
+    ServerError,
+    ServiceUnavailable,
+)
 from assistantd.core.http import JSONResponse
 from assistantd.core.wire import error_envelope
 
@@ -198,7 +204,9 @@ def install_handlers(app: FastAPI) -> None:
             headers.update(exc.headers)
             headers["retry-after"] = str(max(1, round(exc.retry_after)))
             headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
-        elif isinstance(exc, QuotaExceeded) or exc.status_code >= 500:
+        elif isinstance(exc, QuotaExceeded) or (
+            exc.status_code >= 500 and not isinstance(exc, ServiceUnavailable)
+        ):
             headers["x-should-retry"] = "false"
         return error_response(exc, headers)
 

@@ -493,8 +493,9 @@ async def file_content(
                 raw, str(file_row.body["filename"]), None, rt.ingestion.limits
             )
             data.append({"type": "text", "text": doc.text})
-        except (OSError, RetrievalError):
+        except (OSError, RetrievalError):  # `storage.FileMissing` is an OSError
             pass  # the file changed under us since ingestion; report no content
+        # A storage outage (`storage.StorageUnavailable`) is not "no content": it answers 503.
     return {
         "object": "vector_store.file_content.page",
         "data": data,
