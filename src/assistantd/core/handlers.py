@@ -133,6 +133,11 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
         )
     if kind == "json_invalid":
         return json_invalid_message(str(ctx.get("error", ""))), None
+    if kind == "url_invalid":
+        return (
+            f"Invalid '{param}'. Expected a valid URL, but got a value with an invalid format.",
+            param,
+        )
     if kind == "json_too_deep":
         return f"Invalid '{param}': {err.get('msg')}.", param
     if kind == "missing":
