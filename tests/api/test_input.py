@@ -465,3 +465,72 @@ def test_an_upload_cut_by_the_client_stores_nothing(server: Server) -> None:
         )
     time.sleep(0.5)  # the server sees the disconnect and cleans up
     assert _stored_files(server) == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/cat.png",
+        "file:///etc/passwd",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "gopher://example.com/cat.png",
+        "https://",
+        "cat.png",
+    ],
+)
+def test_an_image_url_must_be_an_external_http_url(client: openai.OpenAI, url: str) -> None:
+    """OpenAI's 400 for an `image_url` that is not an http(s) URL (its words for a `data:`
+    URL, "Expected a valid URL"), naming the part, wherever the message comes from; nothing
+    is stored."""
+    a = client.beta.assistants.create(model="m")
+    thread = client.beta.threads.create()
+    bad: list[Any] = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    attempts: list[tuple[str, Any]] = [
+        (
+            "content[1].image_url.url",
+            lambda: client.beta.threads.messages.create(thread.id, role="user", content=bad),
+        ),
+        (
+            "messages[0].content[1].image_url.url",
+            lambda: client.beta.threads.create(messages=[{"role": "user", "content": bad}]),
+        ),
+        (
+            "additional_messages[0].content[1].image_url.url",
+            lambda: client.beta.threads.runs.create(
+                thread.id,
+                assistant_id=a.id,
+                additional_messages=[{"role": "user", "content": bad}],
+            ),
+        ),
+    ]
+
+    def newest_thread() -> str:  # `GET /v1/threads` is an extension the SDK has no method for
+        page = client.get("/threads?limit=1", cast_to=httpx.Response)
+        return str(page.json()["data"][0]["id"])
+
+    assert newest_thread() == thread.id
+    for param, call in attempts:
+        with pytest.raises(openai.BadRequestError) as e:
+            call()
+        assert e.value.body == {
+            "message": f"Invalid '{param}'. Expected a valid URL, but got a value with an "
+            "invalid format.",
+            "type": "invalid_request_error",
+            "param": param,
+            "code": None,
+        }
+    assert client.beta.threads.messages.list(thread.id).data == []
+    assert client.beta.threads.runs.list(thread.id).data == []
+    assert newest_thread() == thread.id  # threads.create stored no thread
+
+
+def test_an_https_image_url_is_kept_as_given(client: openai.OpenAI) -> None:
+    thread = client.beta.threads.create()
+    url = "HTTPS://Example.com/cats/a%20cat.png?size=2"
+    m = client.beta.threads.messages.create(
+        thread.id, role="user", content=[{"type": "image_url", "image_url": {"url": url}}]
+    )
+    assert m.content[0].image_url.url == url  # type: ignore[union-attr]

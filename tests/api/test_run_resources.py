@@ -135,3 +135,69 @@ def test_top_level_store_helper_makes_a_store_for_the_run(
         "parking.txt"
     ]
     assert client.vector_stores.retrieve(store_id).file_counts.completed == 1
+
+
+def test_code_interpreter_attachments_reach_the_sandbox(
+    client: openai.OpenAI, models: SwitchRouter
+) -> None:
+    """A file attached to a message for `code_interpreter` is in the sandbox's /mnt/data in
+    the thread's runs, wherever the message came from: `threads.create` messages, a created
+    message, a run's `additional_messages`; and it stays there for later runs. A file
+    attached only for `file_search` is not placed there."""
+
+    def upload(name: str) -> str:
+        return client.files.create(file=(name, io.BytesIO(b"n\n1\n")), purpose="assistants").id
+
+    def ci(file_id: str) -> list[dict[str, object]]:
+        return [{"file_id": file_id, "tools": [{"type": "code_interpreter"}]}]
+
+    first, second, third, searched = (
+        upload("first.csv"),
+        upload("second.csv"),
+        upload("third.csv"),
+        upload("searched.txt"),
+    )
+    a = client.beta.assistants.create(
+        model="m", tools=[{"type": "code_interpreter"}, {"type": "file_search"}]
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "one", "attachments": ci(first)}]
+    )
+    client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content="two",
+        attachments=[
+            *ci(second),
+            {"file_id": searched, "tools": [{"type": "file_search"}]},
+        ],
+    )
+
+    def listing(**kw: object) -> str:
+        models.use(
+            ScriptedBackend(
+                [tool_call_turn("code_interpreter", {"code": LISTING}), text_turn("Done.")]
+            )
+        )
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id,
+            assistant_id=a.id,
+            poll_interval_ms=50,
+            **kw,
+        )
+        assert run.status == "completed", run.last_error
+        step = next(
+            s
+            for s in client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+            if s.type == "tool_calls"
+        )
+        return str(step.step_details.tool_calls[0].code_interpreter.outputs[0].logs).strip()
+
+    assert listing() == "['first.csv', 'second.csv']"
+    assert (
+        listing(
+            additional_messages=[{"role": "user", "content": "three", "attachments": ci(third)}]
+        )
+        == "['first.csv', 'second.csv', 'third.csv']"
+    )
+    assert listing() == "['first.csv', 'second.csv', 'third.csv']"

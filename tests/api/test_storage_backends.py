@@ -10,17 +10,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from assistantd.core.db import UnitOfWork
+from assistantd.files.s3 import S3Store
 from assistantd.files.service import read_file_bytes
-from assistantd.files.storage import project_key
+from assistantd.files.storage import FileMissing, LocalStore, StorageUnavailable, project_key
 from assistantd.testing.s3 import ACCESS_KEY, REGION, SECRET_KEY, client, start_s3
 from assistantd.testing.server import Server, make_settings, run_db, start_server
 
@@ -107,10 +111,101 @@ def test_missing_object_is_a_404_not_a_500(s3_server: Server, s3: str) -> None:
     with s3_server.client() as c:
         f = c.files.create(file=("gone.txt", b"soon gone"), purpose="assistants")
         client(s3).delete_object(Bucket=BUCKET, Key=f"tenant1/{project_key('alpha')}/{f.id}")
-        import openai
-
         with pytest.raises(openai.NotFoundError):
             c.files.content(f.id).read()
+
+
+def test_storage_outage_is_a_503_naming_no_bucket_or_endpoint(s3: str, tmp_path: Path) -> None:
+    """The bucket goes away under a running server (an outage, or a misconfiguration):
+    downloads, uploads and a vector store file's content answer 503 `server_error`, which
+    the SDK may retry, and say nothing of where the storage lives."""
+    bucket = "assistantd-outage"
+    client(s3).create_bucket(Bucket=bucket)
+    settings = make_settings(
+        tmp_path,
+        storage="s3",
+        s3_bucket=bucket,
+        s3_endpoint_url=s3,
+        s3_region=REGION,
+        s3_access_key_id=ACCESS_KEY,
+        s3_secret_access_key=SECRET_KEY,
+    )
+    srv, stop = start_server(settings)
+    try:
+        with srv.client() as c:
+            f = c.files.create(file=("notes.txt", b"Etna is a volcano."), purpose="assistants")
+            vs = c.vector_stores.create(name="outage")
+            done = c.vector_stores.files.create_and_poll(file_id=f.id, vector_store_id=vs.id)
+            assert done.status == "completed", done.last_error
+            boto = client(s3)
+            boto.delete_object(Bucket=bucket, Key=f"{project_key('alpha')}/{f.id}")
+            boto.delete_bucket(Bucket=bucket)
+
+            calls = {
+                "download": lambda: c.files.content(f.id).read(),
+                "upload": lambda: c.files.create(file=("b.txt", b"x"), purpose="assistants"),
+                "store file content": lambda: list(
+                    c.vector_stores.files.content(f.id, vector_store_id=vs.id)
+                ),
+            }
+            for name, call in calls.items():
+                with pytest.raises(openai.InternalServerError) as e:
+                    call()
+                err = e.value
+                assert err.status_code == 503, name
+                assert err.type == "server_error", name
+                assert err.response.headers.get("x-should-retry") != "false", name
+                assert "File storage is unavailable" in err.message, name
+                for secret in (bucket, s3, "127.0.0.1", "s3://", str(tmp_path)):
+                    assert secret not in err.message, (name, secret)
+            assert c.files.retrieve(f.id).id == f.id  # the metadata is unaffected
+    finally:
+        stop()
+
+
+def test_exists_asks_without_reading(
+    s3: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`exists` on both stores: True for stored bytes, False for none, and on S3 a HEAD
+    (never a GET of the bytes); reads of nothing are `FileMissing`, and of an unusable
+    bucket `StorageUnavailable`. (A HEAD's 404 has no body: a missing bucket reads as a
+    missing object there.)"""
+    caplog.set_level(logging.INFO, logger="werkzeug")  # moto's server logs each request
+    s3_store = S3Store(
+        BUCKET,
+        prefix="exists/",
+        endpoint_url=s3,
+        region=REGION,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+    )
+    gone = S3Store(
+        "no-such-bucket",
+        endpoint_url=s3,
+        region=REGION,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+    )
+
+    async def main() -> None:
+        for store in (s3_store, LocalStore(tmp_path)):
+            await store.put_bytes("alpha", "file-here", b"bytes")
+            assert await store.exists("alpha", "file-here")
+            assert not await store.exists("alpha", "file-gone")
+            assert not await store.exists("beta", "file-here")
+            with pytest.raises(FileMissing):
+                await store.get_bytes("alpha", "file-gone")
+            with pytest.raises(FileMissing):
+                await store.stream("alpha", "file-gone")
+        with pytest.raises(StorageUnavailable):
+            await gone.get_bytes("alpha", "file-here")
+        await s3_store.aclose()
+        await gone.aclose()
+
+    asyncio.run(main())
+    asked = [r.getMessage() for r in caplog.records if "/exists/alpha/file-here " in r.getMessage()]
+    assert any('"HEAD /' in m for m in asked), asked
+    assert not any('"GET /' in m for m in asked), asked
 
 
 @pytest.fixture(scope="module")

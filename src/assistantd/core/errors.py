@@ -9,7 +9,9 @@
     ├── PayloadTooLarge           413 invalid_request_error: an upload over the size limit
     ├── RateLimited               429 requests|tokens / rate_limit_exceeded (+ x-ratelimit-* headers)
     ├── QuotaExceeded             429 insufficient_quota: a spend limit is reached (not retried)
-    └── ServerError               500 server_error: a fault of ours, never the client's
+    ├── ServerError               500 server_error: a fault of ours, never the client's
+    └── ServiceUnavailable        503 server_error: a service we depend on is down; retry later
+        └── files.storage.StorageUnavailable  the file store (S3, the files directory)
 
 `core.handlers` maps every one of them (and FastAPI's own validation errors, which are
 client errors too) to `{"error": {"message", "type", "param", "code"}}`.
@@ -117,6 +119,17 @@ class ServerError(APIError):
     """An unexpected fault in assistantd; logged with its request id."""
 
     status_code = 500
+    type = "server_error"
+
+
+class ServiceUnavailable(APIError):
+    """A service assistantd depends on (file storage) cannot be reached or refuses us.
+
+    503, and unlike other 5xx answers the SDKs may retry it: nothing was changed. The
+    message says which service and what to do, never its address; the log has the detail.
+    """
+
+    status_code = 503
     type = "server_error"
 
 

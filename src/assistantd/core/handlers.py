@@ -11,7 +11,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistantd.core.errors import APIError, QuotaExceeded, RateLimited, ServerError
+from assistantd.core.errors import (
+    APIError,
+    QuotaExceeded,
+    RateLimited,
+    ServerError,
+    ServiceUnavailable,
+)
 from assistantd.core.http import JSONResponse
 from assistantd.core.wire import error_envelope
 
@@ -127,6 +133,11 @@ def validation_message(err: dict[str, Any], body: Any = None) -> tuple[str, str 
         )
     if kind == "json_invalid":
         return json_invalid_message(str(ctx.get("error", ""))), None
+    if kind == "url_invalid":
+        return (
+            f"Invalid '{param}'. Expected a valid URL, but got a value with an invalid format.",
+            param,
+        )
     if kind == "json_too_deep":
         return f"Invalid '{param}': {err.get('msg')}.", param
     if kind == "missing":
@@ -198,7 +209,9 @@ def install_handlers(app: FastAPI) -> None:
             headers.update(exc.headers)
             headers["retry-after"] = str(max(1, round(exc.retry_after)))
             headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
-        elif isinstance(exc, QuotaExceeded) or exc.status_code >= 500:
+        elif isinstance(exc, QuotaExceeded) or (
+            exc.status_code >= 500 and not isinstance(exc, ServiceUnavailable)
+        ):
             headers["x-should-retry"] = "false"
         return error_response(exc, headers)
 

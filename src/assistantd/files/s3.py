@@ -12,25 +12,35 @@ memory, and an interrupted multipart upload is aborted. A client's aiohttp sessi
 belongs to the loop that made it: the store keeps one client for its home loop (the
 app's, where it was built) and closes it in `aclose`; a call from any other loop (a
 script's ``asyncio.run``) uses a client of its own for that call.
+
+Every failure leaves as the store's errors (`storage.py`): a missing object as
+`FileMissing`, anything else (the endpoint unreachable, access denied, no such bucket,
+a 5xx after botocore's retries) as `StorageUnavailable`, logged with the bucket and key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiobotocore.session import get_session
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from assistantd.files.storage import project_key
+from assistantd.files.storage import FileMissing, StorageUnavailable, project_key
+
+log = logging.getLogger("assistantd.files")
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+# What botocore and its aiohttp transport raise when S3 cannot be used (after retries).
+_FAILURES = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
 
 
 class S3Store:
@@ -65,6 +75,21 @@ class S3Store:
     def key(self, project_id: str, file_id: str) -> str:
         return f"{self.prefix}{project_key(project_id)}/{file_id}"
 
+    @contextlib.contextmanager
+    def _errors(self, action: str, file_id: str, key: str, *, reading: bool) -> Iterator[None]:
+        """S3 failures as `FileMissing` (a read of an absent object) or `StorageUnavailable`."""
+        try:
+            yield
+        except _FAILURES as exc:
+            if (
+                reading
+                and isinstance(exc, ClientError)
+                and exc.response.get("Error", {}).get("Code") in _MISSING
+            ):
+                raise FileMissing(file_id) from None
+            log.warning("file store: could not %s s3://%s/%s: %r", action, self.bucket, key, exc)
+            raise StorageUnavailable(action, file_id) from exc
+
     @contextlib.asynccontextmanager
     async def _use(self) -> AsyncIterator[Any]:
         loop = asyncio.get_running_loop()
@@ -85,12 +110,11 @@ class S3Store:
         if size <= MULTIPART_THRESHOLD:
             await self.put_bytes(project_id, file_id, await asyncio.to_thread(source.read_bytes))
         else:
-            await self._multipart(self.key(project_id, file_id), source)
+            key = self.key(project_id, file_id)
+            with self._errors("store", file_id, key, reading=False):
+                async with self._use() as client:
+                    await self._upload_parts(client, key, source)
         await asyncio.to_thread(source.unlink, True)
-
-    async def _multipart(self, key: str, source: Path) -> None:
-        async with self._use() as client:
-            await self._upload_parts(client, key, source)
 
     async def _upload_parts(self, client: Any, key: str, source: Path) -> None:
         upload = await client.create_multipart_upload(Bucket=self.bucket, Key=key)
@@ -118,46 +142,57 @@ class S3Store:
             raise
 
     async def put_bytes(self, project_id: str, file_id: str, data: bytes) -> None:
-        async with self._use() as client:
-            await client.put_object(
-                Bucket=self.bucket, Key=self.key(project_id, file_id), Body=data
-            )
-
-    async def _get(self, client: Any, project_id: str, file_id: str) -> Any:
         key = self.key(project_id, file_id)
-        try:
-            return await client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                raise FileNotFoundError(key) from None
-            raise
+        with self._errors("store", file_id, key, reading=False):
+            async with self._use() as client:
+                await client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     async def get_bytes(self, project_id: str, file_id: str) -> bytes:
-        async with self._use() as client:
-            response = await self._get(client, project_id, file_id)
-            async with response["Body"] as body:
-                data: bytes = await body.read()
+        key = self.key(project_id, file_id)
+        with self._errors("read", file_id, key, reading=True):
+            async with self._use() as client:
+                response = await client.get_object(Bucket=self.bucket, Key=key)
+                async with response["Body"] as body:
+                    data: bytes = await body.read()
         return data
+
+    async def exists(self, project_id: str, file_id: str) -> bool:
+        key = self.key(project_id, file_id)
+        try:
+            with self._errors("look up", file_id, key, reading=True):
+                async with self._use() as client:
+                    await client.head_object(Bucket=self.bucket, Key=key)
+        except FileMissing:
+            return False
+        return True
 
     async def local_path(self, project_id: str, file_id: str) -> Path | None:
         return None
 
     async def stream(self, project_id: str, file_id: str) -> tuple[int, AsyncIterator[bytes]]:
         """For the app's own loop (downloads): the body outlives this call."""
-        async with self._use() as client:
-            response = await self._get(client, project_id, file_id)
+        key = self.key(project_id, file_id)
+        with self._errors("read", file_id, key, reading=True):
+            async with self._use() as client:
+                response = await client.get_object(Bucket=self.bucket, Key=key)
         body = response["Body"]
 
         async def chunks() -> AsyncIterator[bytes]:
             async with body:
-                while chunk := await body.read(1 << 20):
+                while True:
+                    with self._errors("read", file_id, key, reading=False):
+                        chunk = await body.read(1 << 20)
+                    if not chunk:
+                        return
                     yield chunk
 
         return int(response["ContentLength"]), chunks()
 
     async def delete(self, project_id: str, file_id: str) -> None:
-        async with self._use() as client:
-            await client.delete_object(Bucket=self.bucket, Key=self.key(project_id, file_id))
+        key = self.key(project_id, file_id)
+        with self._errors("delete", file_id, key, reading=False):
+            async with self._use() as client:
+                await client.delete_object(Bucket=self.bucket, Key=key)
 
     async def aclose(self) -> None:
         self._client = None

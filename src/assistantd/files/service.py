@@ -140,12 +140,12 @@ def _check_content(row: FileRow) -> None:
 
 
 async def read_file_bytes(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> bytes:
-    """A file's content; `NotFound` (404) as `get_file`; `InvalidRequest` for a file imported
-    without its bytes."""
+    """A file's content; `NotFound` (404) as `get_file` or when the store has no bytes;
+    `InvalidRequest` for a file imported without its bytes; `StorageUnavailable` (503)."""
     _check_content(await FileRepository(_session(s)).require(project_id, file_id, live()))
     try:
         return await storage.store_for(data_dir).get_bytes(project_id, file_id)
-    except FileNotFoundError:
+    except storage.FileMissing:
         raise not_found("file", file_id) from None
 
 
@@ -160,7 +160,7 @@ class Content:
 
 
 async def open_content(s: SessionLike, data_dir: Path, project_id: str, file_id: str) -> Content:
-    """A file's bytes for the download endpoint; `NotFound` (404) as `get_file`."""
+    """A file's bytes for the download endpoint; errors as `read_file_bytes`."""
     row = await FileRepository(_session(s)).require(project_id, file_id, live())
     _check_content(row)
     filename = str(row.body["filename"])
@@ -170,7 +170,7 @@ async def open_content(s: SessionLike, data_dir: Path, project_id: str, file_id:
         if path is not None:
             return Content(filename, path)
         size, chunks = await store.stream(project_id, file_id)
-    except FileNotFoundError:
+    except storage.FileMissing:
         raise not_found("file", file_id) from None
     return Content(filename, None, size, chunks)
 

@@ -20,26 +20,68 @@ in memory), then handed to the store (`put_file`), which renames it (local) or u
 it (S3). Callers pass ``data_dir``: `configure` registers the store the settings ask for
 under that data dir (the app does it at start-up), and `store_for` finds it; a data dir
 never configured gets a `LocalStore` in ``data_dir/files``, as before.
+
+Every store raises the same two errors, whatever went wrong underneath:
+
+    StoreError                  base of both
+    ├── FileMissing             the store holds no bytes for the file (also a
+    │                           FileNotFoundError); callers answer 404 / skip the file
+    └── StorageUnavailable      the store cannot be reached or refuses (S3 down, access
+                                denied, no such bucket, a disk error); 503 `server_error`
+
+Neither message names a path, bucket or endpoint: the client sees them. The store logs
+the underlying error (logger ``assistantd.files``) before raising.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
+
+from assistantd.core.errors import ServiceUnavailable
+
+log = logging.getLogger("assistantd.files")
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PART_SUFFIX = ".part"
 
 
+class StoreError(Exception):
+    """Base of what a `FileStore` raises."""
+
+
+class FileMissing(StoreError, FileNotFoundError):
+    """The store holds no bytes for this file: never written, deleted, or lost."""
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"No content stored for file {file_id}.")
+        self.file_id = file_id
+
+
+class StorageUnavailable(StoreError, ServiceUnavailable):
+    """The store could not do what was asked: unreachable, refusing, or failing.
+
+    The message is for the client (which file, what to do); the cause is logged.
+    """
+
+    def __init__(self, action: str, file_id: str) -> None:
+        super().__init__(
+            f"File storage is unavailable: could not {action} file {file_id}. "
+            "Try again later; if it persists, the server's file storage needs attention."
+        )
+
+
 class FileStore(Protocol):
-    """File bytes by (project, file id). Missing files raise `FileNotFoundError`."""
+    """File bytes by (project, file id). Raises only `FileMissing` and `StorageUnavailable`."""
 
     async def put_file(self, project_id: str, file_id: str, source: Path) -> None:
         """Store a complete temp file as a file's bytes (the temp file may be moved away)."""
@@ -48,11 +90,14 @@ class FileStore(Protocol):
 
     async def get_bytes(self, project_id: str, file_id: str) -> bytes: ...
 
+    async def exists(self, project_id: str, file_id: str) -> bool:
+        """Whether the store holds the file's bytes, without reading them (S3: a HEAD)."""
+
     async def local_path(self, project_id: str, file_id: str) -> Path | None:
         """A path to serve the bytes from directly, when the store has one (local), else None."""
 
     async def stream(self, project_id: str, file_id: str) -> tuple[int, AsyncIterator[bytes]]:
-        """(size, chunks) of a file's bytes, for a download; FileNotFoundError before any."""
+        """(size, chunks) of a file's bytes, for a download; `FileMissing` before any."""
 
     async def delete(self, project_id: str, file_id: str) -> None:
         """Remove a file's bytes; a missing file is not an error."""
@@ -134,6 +179,22 @@ def remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _local_errors(action: str, file_id: str, path: Path, *, reading: bool) -> Iterator[None]:
+    """OS errors of a local store as `FileMissing` (reads of an absent file) or
+    `StorageUnavailable` (anything else: permissions, a full disk, a failing NFS mount)."""
+    try:
+        yield
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        if reading:
+            raise FileMissing(file_id) from None
+        log.warning("file store: could not %s %s: %s", action, path, exc)
+        raise StorageUnavailable(action, file_id) from exc
+    except OSError as exc:
+        log.warning("file store: could not %s %s: %s", action, path, exc)
+        raise StorageUnavailable(action, file_id) from exc
+
+
 class LocalStore:
     """Files in a directory: this host's disk, or a directory shared by every process."""
 
@@ -144,28 +205,43 @@ class LocalStore:
         return self.root / project_key(project_id) / file_id
 
     async def put_file(self, project_id: str, file_id: str, source: Path) -> None:
-        await asyncio.to_thread(commit_part, source, self.path(project_id, file_id))
+        path = self.path(project_id, file_id)
+        with _local_errors("store", file_id, path, reading=False):
+            await asyncio.to_thread(commit_part, source, path)
 
     async def put_bytes(self, project_id: str, file_id: str, data: bytes) -> None:
-        await asyncio.to_thread(_write_atomic, self.root, project_id, file_id, data)
+        path = self.path(project_id, file_id)
+        with _local_errors("store", file_id, path, reading=False):
+            await asyncio.to_thread(_write_atomic, self.root, project_id, file_id, data)
 
     async def get_bytes(self, project_id: str, file_id: str) -> bytes:
-        return await asyncio.to_thread(self.path(project_id, file_id).read_bytes)
+        path = self.path(project_id, file_id)
+        with _local_errors("read", file_id, path, reading=True):
+            return await asyncio.to_thread(path.read_bytes)
+
+    async def exists(self, project_id: str, file_id: str) -> bool:
+        path = self.path(project_id, file_id)
+        with _local_errors("look up", file_id, path, reading=False):
+            return await asyncio.to_thread(path.is_file)
 
     async def local_path(self, project_id: str, file_id: str) -> Path | None:
-        path = self.path(project_id, file_id)
-        if not await asyncio.to_thread(path.is_file):
-            raise FileNotFoundError(str(path))
-        return path
+        if not await self.exists(project_id, file_id):
+            raise FileMissing(file_id)
+        return self.path(project_id, file_id)
 
     async def stream(self, project_id: str, file_id: str) -> tuple[int, AsyncIterator[bytes]]:
         path = self.path(project_id, file_id)
-        fh = await asyncio.to_thread(path.open, "rb")
+        with _local_errors("read", file_id, path, reading=True):
+            fh = await asyncio.to_thread(path.open, "rb")
         size = os.fstat(fh.fileno()).st_size
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                while chunk := await asyncio.to_thread(fh.read, 1 << 20):
+                while True:
+                    with _local_errors("read", file_id, path, reading=False):
+                        chunk = await asyncio.to_thread(fh.read, 1 << 20)
+                    if not chunk:
+                        return
                     yield chunk
             finally:
                 fh.close()
@@ -173,7 +249,9 @@ class LocalStore:
         return size, chunks()
 
     async def delete(self, project_id: str, file_id: str) -> None:
-        await asyncio.to_thread(self.path(project_id, file_id).unlink, True)
+        path = self.path(project_id, file_id)
+        with _local_errors("delete", file_id, path, reading=False):
+            await asyncio.to_thread(path.unlink, True)
 
     async def aclose(self) -> None:
         return None

@@ -152,7 +152,9 @@ class LlamaCppBackend(ModelBackend):
         path = self.gguf_path or bundled_gguf_path()
         if not path.is_file():
             raise ModelError(
-                f"GGUF model file {path} does not exist; check ASSISTANTD_LLM_GGUF_PATH"
+                "The embedded model's GGUF file does not exist; check ASSISTANTD_LLM_GGUF_PATH "
+                "(the server log names the path).",
+                detail=f"GGUF model file {path} does not exist",
             )
         return path
 
@@ -165,7 +167,11 @@ class LlamaCppBackend(ModelBackend):
         try:
             return Llama(model_path=str(path), verbose=False, **kwargs)
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+            raise ModelError(
+                "llama.cpp could not load the embedded model's GGUF file; the server log has "
+                "the details.",
+                detail=f"llama.cpp could not load {path}: {exc}",
+            ) from exc
 
     def _load(self) -> None:
         llm = self._open(n_ctx=self.context_window, n_threads=self.n_threads)
@@ -265,7 +271,13 @@ class LlamaCppBackend(ModelBackend):
         except ModelError as exc:
             job.emit(exc)
         except Exception as exc:
-            job.emit(ModelError(f"llama.cpp generation failed: {exc!r}"))
+            job.emit(
+                ModelError(
+                    f"llama.cpp generation failed ({type(exc).__name__}); the server log has "
+                    "the details.",
+                    detail=f"llama.cpp generation failed: {exc!r}",
+                )
+            )
         job.emit(_DONE)
 
     def _generate(self, job: _Job) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from assistantd.core.schemas import Metadata, Wire
 from assistantd.messages.wire import Attachment as AttachmentObject
@@ -27,8 +29,22 @@ class ImageFilePart(Wire):
     image_file: ImageFile
 
 
+def _check_image_url(url: str) -> str:
+    """An `image_url` must be an external http(s) URL with a host, as OpenAI's check: a
+    `data:` URL is refused there ("Expected a valid URL"), and `file:`/`ftp:` URLs would be
+    fetched (or read) by whatever model backend the prompt is sent to."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unbalanced [ in the host
+        ok = False
+    if not ok:
+        raise PydanticCustomError("url_invalid", "invalid URL")
+    return url
+
+
 class ImageURL(Wire):
-    url: str
+    url: Annotated[str, AfterValidator(_check_image_url)]
     detail: Literal["auto", "low", "high"] = "auto"
 
 

@@ -12,6 +12,7 @@ The vector-store service calls, in order:
 from .chunk import Chunk, ChunkingStrategy, chunk_text
 from .embed import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from .errors import (
+    EmbeddingError,
     InvalidChunkingStrategy,
     InvalidFile,
     InvalidFilter,
@@ -32,6 +33,7 @@ __all__ = [
     "ComparisonFilter",
     "CompoundFilter",
     "Embedder",
+    "EmbeddingError",
     "Filter",
     "HybridSearcher",
     "InvalidChunkingStrategy",

@@ -24,6 +24,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from .errors import EmbeddingError
 from .tokens import Tokenizer, minilm_model_dir, minilm_tokenizer
 
 Matrix = npt.NDArray[np.float32]
@@ -187,18 +188,34 @@ class OpenAIEmbedder(Embedder):
         body: dict[str, Any] = {"model": self.model_id, "input": texts, "encoding_format": "float"}
         if self._requested_dimensions is not None:
             body["dimensions"] = self._requested_dimensions
-        response = await self._client.post("embeddings", json=body)
+        url = self._client.base_url.join("embeddings")
+        try:
+            response = await self._client.post("embeddings", json=body)
+        except httpx.HTTPError as exc:
+            raise EmbeddingError(
+                f"Could not reach the embedding backend ({type(exc).__name__}).",
+                detail=f"embedding endpoint {url}: {exc!r}",
+            ) from exc
         if response.status_code >= 400:
-            raise RuntimeError(
-                f"embedding endpoint {response.request.url} answered {response.status_code}: "
-                f"{response.text[:500]}"
+            raise EmbeddingError(
+                f"The embedding backend answered {response.status_code}.",
+                detail=f"embedding endpoint {url} answered {response.status_code}: "
+                f"{response.text[:500]}",
             )
-        data = sorted(response.json()["data"], key=lambda item: int(item["index"]))
-        if len(data) != len(texts):
-            raise RuntimeError(
-                f"embedding endpoint returned {len(data)} vectors for {len(texts)} inputs"
+        try:
+            data = sorted(response.json()["data"], key=lambda item: int(item["index"]))
+            rows = [item["embedding"] for item in data]
+            matrix = normalize_rows(np.asarray(rows, dtype=np.float32))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbeddingError(
+                "The embedding backend's answer is not an embeddings list.",
+                detail=f"embedding endpoint {url} answered {response.text[:500]!r}: {exc!r}",
+            ) from exc
+        if len(data) != len(texts) or matrix.ndim != 2:
+            raise EmbeddingError(
+                f"The embedding backend returned {len(data)} vectors for {len(texts)} inputs.",
+                detail=f"embedding endpoint {url} returned {len(data)} vectors for {len(texts)}",
             )
-        matrix = normalize_rows(np.asarray([item["embedding"] for item in data], dtype=np.float32))
         if self._dimensions is None:
             self._dimensions = int(matrix.shape[1])
         return matrix

@@ -7,7 +7,10 @@ The tree::
     ├── InvalidFile                the type is known but the bytes cannot be turned into text
     │                              (code ``invalid_file``)
     ├── InvalidChunkingStrategy    static chunking sizes outside the contract's bounds
-    └── InvalidFilter              a search filter that is not a Comparison/CompoundFilter
+    ├── InvalidFilter              a search filter that is not a Comparison/CompoundFilter
+    └── EmbeddingError             the embedding backend failed (unreachable, an error status,
+                                   a malformed answer); ``message`` for clients, ``detail``
+                                   (the endpoint's URL, its answer) for the server log
 
 ``code`` matches the vector-store file ``last_error.code`` (files) or is a suitable
 ``invalid_request_error`` code (requests); the service maps these to its own API errors.
@@ -48,3 +51,15 @@ class InvalidFilter(RetrievalError, ValueError):
     """Raised by `parse_filter` for a filter that does not match the contract's schema."""
 
     code = "invalid_filter"
+
+
+class EmbeddingError(RetrievalError):
+    """Raised by an embedder whose backend failed. `message` is safe to show a client (what
+    happened, never where); `detail`, also `str()`, names the endpoint for the server log."""
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+    def __str__(self) -> str:
+        return self.detail

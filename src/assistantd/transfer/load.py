@@ -248,26 +248,12 @@ async def plan(
     sources = find_bytes(files_dir, new["file"])
     known = [i for i, owner in planner.owners["file"].items() if owner == project_id]
     store = storage.store_for(data_dir)
-    on_disk = {i for i in known if await _has_bytes(store, project_id, i)}
+    # Asked without reading the bytes (a HEAD on S3).
+    on_disk = {i for i in known if await store.exists(project_id, i)}
     return Plan(new, sources, placeholders, set(sources) | on_disk)
 
 
 # -- rows ------------------------------------------------------------------------------
-
-
-async def _has_bytes(store: storage.FileStore, project_id: str, file_id: str) -> bool:
-    """Whether the file store holds a file's bytes (local disk or S3, as configured)."""
-    try:
-        path = await store.local_path(project_id, file_id)
-        if path is not None:
-            return True
-        _, chunks = await store.stream(project_id, file_id)
-    except FileNotFoundError:
-        return False
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
-    return True
 
 
 def _seqs(bodies: Sequence[Body]) -> dict[str, int]:

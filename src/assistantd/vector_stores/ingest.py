@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistantd.core.errors import APIError
 from assistantd.core.ids import now_seconds
 from assistantd.core.leases import owner_alive, owner_name
 from assistantd.core.metrics import INGESTION_FAILURES
@@ -36,6 +37,7 @@ from assistantd.retrieval import (
     ChunkIndex,
     ChunkingStrategy,
     Embedder,
+    EmbeddingError,
     InvalidFile,
     PreparedFile,
     UnsupportedFile,
@@ -156,11 +158,20 @@ class IngestionWorker:
                     raise InvalidFile(f"{filename} contains no text to index")
             except (UnsupportedFile, InvalidFile) as exc:
                 error = (exc.code, exc.message)
+            except (EmbeddingError, APIError) as exc:
+                # The embedding backend or the file store failed: `message` says so without
+                # naming where they live; the log has that.
+                log.warning("could not ingest %s: %s", file_id, exc)
+                error = ("server_error", f"Could not process {filename}: {exc.message}")
             except Exception as exc:
-                # Anything else (an unreadable file on disk, the embedding endpoint down) also
-                # ends this file `failed`: left in progress, it would be retried forever.
+                # Anything else also ends this file `failed` (left in progress, it would be
+                # retried forever); what it says may name paths, so only the log shows it.
                 log.exception("could not ingest %s", file_id)
-                error = ("server_error", f"Could not process {filename}: {exc}")
+                error = (
+                    "server_error",
+                    f"Could not process {filename}: an internal error ({type(exc).__name__}); "
+                    "the server log has the details.",
+                )
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

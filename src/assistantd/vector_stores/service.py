@@ -12,6 +12,7 @@ Functions for the run engine (each takes the `VectorStoreRuntime`,
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.core.db import UnitOfWork
-from assistantd.core.errors import InvalidRequest, NotFound, not_found
+from assistantd.core.errors import InvalidRequest, NotFound, ServiceUnavailable, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
 from assistantd.core.pagination import ListParams
 from assistantd.core.schemas import ToolResources
@@ -32,7 +33,7 @@ from assistantd.retrieval import (
     InvalidChunkingStrategy,
     InvalidFilter,
 )
-from assistantd.retrieval.errors import RetrievalError
+from assistantd.retrieval.errors import EmbeddingError, RetrievalError
 from assistantd.retrieval.parse import parse_bounded
 from assistantd.retrieval.search import Ranker
 from assistantd.vector_stores.models import (
@@ -76,6 +77,8 @@ DAY = 86_400
 #: Stores made for a thread's `tool_resources` or message attachments expire this long
 #: after their last use unless told otherwise (OpenAI's default).
 THREAD_STORE_EXPIRY_DAYS = 7
+
+log = logging.getLogger("assistantd.vector_stores")
 
 
 def _session(s: SessionLike) -> AsyncSession:
@@ -493,8 +496,9 @@ async def file_content(
                 raw, str(file_row.body["filename"]), None, rt.ingestion.limits
             )
             data.append({"type": "text", "text": doc.text})
-        except (OSError, RetrievalError):
+        except (OSError, RetrievalError):  # `storage.FileMissing` is an OSError
             pass  # the file changed under us since ingestion; report no content
+        # A storage outage (`storage.StorageUnavailable`) is not "no content": it answers 503.
     return {
         "object": "vector_store.file_content.page",
         "data": data,
@@ -665,6 +669,11 @@ async def _search(
         )
     except InvalidFilter as exc:
         raise InvalidRequest(f"Invalid 'filters': {exc.message}.", param="filters") from None
+    except EmbeddingError as exc:
+        log.warning("could not embed a search of %s: %s", ", ".join(ids), exc.detail)
+        raise ServiceUnavailable(
+            f"Could not embed the search query: {exc.message} Try again later."
+        ) from exc
     names = await FileRepository(s).get_many(project_id, [h.file_id for h in result.hits])
     hits = [
         StoreHit(

@@ -188,12 +188,14 @@ class RunEngine:
             log.warning("run %s failed (%s): %s", run_id, err.code, err.detail)
             await ex.end("failed", last_error={"code": err.code, "message": err.message})
         except Exception as err:  # a fault of ours: say so, never leave the run stuck
+            # What the exception says may name paths or URLs: only the log shows it.
             log.exception("run %s crashed", run_id)
             await ex.end(
                 "failed",
                 last_error={
                     "code": "server_error",
-                    "message": f"assistantd failed while running: {type(err).__name__}: {err}",
+                    "message": f"assistantd failed while running ({type(err).__name__}); "
+                    f"the server log has the details of run {run_id}.",
                 },
             )
 

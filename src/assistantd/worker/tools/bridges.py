@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.core.errors import APIError
 from assistantd.files import service as files
+from assistantd.files.storage import StorageUnavailable
 from assistantd.vector_stores import service as stores
 from assistantd.vector_stores.runtime import VectorStoreRuntime
 from assistantd.worker.tools.base import ToolFailed
@@ -26,6 +27,8 @@ class AppFiles:
             try:
                 meta = await files.get_file(s, project_id, file_id)
                 data = await files.read_file_bytes(s, self.data_dir, project_id, file_id)
+            except StorageUnavailable as err:
+                raise ToolFailed(err.message) from err  # not gone: say so, do not skip it
             except APIError:
                 return None  # deleted or expired since it was attached: nothing to place
         return str(meta["filename"]), data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 from assistantd.files.names import safe_filename
@@ -25,6 +26,8 @@ from assistantd.worker.tools.base import (
     parse_arguments,
 )
 from assistantd.worker.tools.gateways import FileGateway
+
+log = logging.getLogger("assistantd.sandbox")
 
 # What the model reads back of the logs; the step keeps the sandbox's (longer) output.
 MODEL_LOG_CHARS = 8000
@@ -140,7 +143,12 @@ class CodeInterpreterTool(ServerTool):
                 await env.emit(_output_entry(0, {"type": "logs", "logs": event.text}))
                 streamed_logs += event.text
         except SandboxError as err:
-            raise ToolFailed(f"The code interpreter sandbox failed: {err}") from err
+            # Its text may name the sandbox's paths: the log has it, the client the kind.
+            log.warning("code interpreter sandbox failed (%s): %s", env.run["id"], err)
+            raise ToolFailed(
+                f"The code interpreter sandbox failed ({type(err).__name__}); the server log "
+                "has the details."
+            ) from err
         if result is None:
             raise ToolFailed("The code interpreter sandbox ended without a result.")
         return outputs, streamed_logs, result
