@@ -193,6 +193,12 @@ def test_code_interpreter_attachments_reach_the_sandbox(
         )
         return str(step.step_details.tool_calls[0].code_interpreter.outputs[0].logs).strip()
 
+    def thread_code_files() -> object:
+        resources = client.beta.threads.retrieve(thread.id).to_dict()["tool_resources"]
+        return resources["code_interpreter"]["file_ids"]
+
+    # CONTRACT §4: attachments add their files to the thread's tool_resources.
+    assert thread_code_files() == [first, second]
     assert listing() == "['first.csv', 'second.csv']"
     assert (
         listing(
@@ -200,4 +206,9 @@ def test_code_interpreter_attachments_reach_the_sandbox(
         )
         == "['first.csv', 'second.csv', 'third.csv']"
     )
+    assert thread_code_files() == [first, second, third]
+    client.beta.threads.messages.create(
+        thread.id, role="user", content="again", attachments=ci(first)
+    )
+    assert thread_code_files() == [first, second, third]  # each file once
     assert listing() == "['first.csv', 'second.csv', 'third.csv']"

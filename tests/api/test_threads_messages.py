@@ -30,7 +30,8 @@ def test_thread_with_initial_messages(client: openai.OpenAI) -> None:
     )
     assert t.id.startswith("thread_") and t.object == "thread"
     assert t.metadata == {"user": "u1"}
-    assert t.tool_resources.code_interpreter.file_ids == [resource]
+    # The attachment adds its file to the thread's code_interpreter files (CONTRACT §4).
+    assert t.tool_resources.code_interpreter.file_ids == [resource, attached]
     msgs = client.beta.threads.messages.list(t.id, order="asc").data
     assert [m.role for m in msgs] == ["user", "assistant", "user"]
     assert msgs[0].content[0].text.value == "Hello" and msgs[0].content[0].text.annotations == []

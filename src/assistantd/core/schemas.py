@@ -161,8 +161,12 @@ def tool_wire(tool: FunctionTool | CodeInterpreterTool | FileSearchTool) -> dict
     return {"type": "code_interpreter"}
 
 
+#: How many files a `tool_resources.code_interpreter.file_ids` list holds (OpenAI's limit).
+CODE_FILES_MAX = 20
+
+
 class CodeInterpreterResources(Wire):
-    file_ids: list[str] = Field(default_factory=list, max_length=20)
+    file_ids: list[str] = Field(default_factory=list, max_length=CODE_FILES_MAX)
 
 
 class VectorStoreHelper(Wire):

@@ -8,6 +8,7 @@ from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import ActiveRunConflict
 from assistantd.core.ids import next_seq
 from assistantd.core.pagination import ListParams
+from assistantd.core.schemas import CODE_FILES_MAX
 from assistantd.core.wire import Deleted, ListPage, ToolResourcesWire, deleted, list_of
 from assistantd.keys.service import Principal
 from assistantd.messages.models import MessageRow
@@ -81,11 +82,13 @@ async def add_user_messages(
 
     The caller has checked the files they name (`References.message`).
 
-    Attachments for file_search go into the thread's vector store (CONTRACT §4);
-    code_interpreter attachments are read by the run from the messages themselves.
+    Attachments add their files to the thread's `tool_resources` (CONTRACT §4):
+    code_interpreter ones to its `code_interpreter.file_ids`, file_search ones to its
+    vector store.
     """
     out: list[Message] = []
     search_files: list[str] = []
+    code_files: list[str] = []
     for req in reqs:
         attachments = attachments_wire(req)
         body = message_object(
@@ -100,9 +103,36 @@ async def add_user_messages(
         search_files += [
             a["file_id"] for a in attachments if any(t["type"] == "file_search" for t in a["tools"])
         ]
+        code_files += [
+            a["file_id"]
+            for a in attachments
+            if any(t["type"] == "code_interpreter" for t in a["tools"])
+        ]
+    if code_files:
+        await add_code_files(uow, caller, thread_id, code_files)
     if search_files:
         await add_search_files(uow, caller, thread_id, list(dict.fromkeys(search_files)), stores)
     return out
+
+
+async def add_code_files(
+    uow: UnitOfWork, caller: Principal, thread_id: str, file_ids: list[str]
+) -> None:
+    """Message attachments for code_interpreter: into the thread's
+    `tool_resources.code_interpreter.file_ids`, each once, up to that list's limit of
+    `CODE_FILES_MAX`. Past it the file still reaches the sandbox, since a run also reads
+    the attachments of the thread's messages."""
+    row = await ThreadRepository(uow.session).require(caller.project_id, thread_id)
+    body = cast(Thread, dict(row.body))
+    resources = cast(ToolResourcesWire, dict(body.get("tool_resources") or {}))
+    ci = resources.get("code_interpreter")
+    have = list(ci.get("file_ids") or []) if ci else []
+    merged = list(dict.fromkeys(have + file_ids))[: max(len(have), CODE_FILES_MAX)]
+    if merged == have:
+        return
+    resources["code_interpreter"] = {"file_ids": merged}
+    body["tool_resources"] = resources
+    await ThreadRepository(uow.session).save_body(row, body)
 
 
 async def add_search_files(
