@@ -19,7 +19,6 @@ import orjson
 from sqlalchemy import JSON, BigInteger, ColumnElement, Integer, String, bindparam, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -194,14 +193,6 @@ def create_engine(url: str) -> AsyncEngine:
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
-
-
-async def without_flush_wait(conn: AsyncConnection) -> None:
-    """This transaction's commit does not wait for its WAL flush (PostgreSQL's
-    `synchronous_commit = off`; SQLite's `synchronous=NORMAL` already does not fsync each
-    commit in WAL mode): for records a crash may lose the last fraction of a second of."""
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 class UnitOfWork:

@@ -14,12 +14,14 @@ from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistantd.assistants.models import AssistantRow
-from assistantd.core.ids import next_seq
+from assistantd.core.ids import next_seq, now_seconds
 from assistantd.events.bus import RunEvent
 from assistantd.runs.models import RunEventRow
 from assistantd.runs.repository import MESSAGES, RUNS, STEPS, body_update
 from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.threads.models import ThreadRow
+from assistantd.usage import repository as usage_repo
+from assistantd.usage.meter import ModelCall
 
 EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
 
@@ -42,13 +44,15 @@ class RunStore:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
-    async def write(self, bodies: Sequence[Write]) -> None:
-        """Write several bodies (and states) in one transaction."""
-        if not bodies:
+    async def write(self, bodies: Sequence[Write], usage: Sequence[ModelCall] = ()) -> None:
+        """Write several bodies (and states) in one transaction, with the usage rows of the
+        model calls whose usage they report."""
+        if not bodies and not usage:
             return
         async with self.engine.begin() as conn:
             for kind, body, state in bodies:
                 await conn.execute(body_update(kind, body, state))
+            await usage_repo.insert_calls(conn, usage, now_seconds())
 
     async def start(self, run: dict[str, Any], state: RunState) -> RunContext:
         """Write the run (now `in_progress`) and read what its first model call needs, in
