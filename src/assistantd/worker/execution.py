@@ -151,9 +151,13 @@ class RunExecution:
 
     async def start(self) -> None:
         """The run is in progress: written with the context its first model call reads."""
+        # Queued with no model call counted: it has no steps yet. (A run resumed with tool
+        # outputs is queued again, but its pause stored its calls; one taken over after a
+        # crash is `in_progress`.)
+        fresh = self.run["status"] == "queued" and self.state.model_calls == 0
         self.run.update(status="in_progress", started_at=now_seconds())
         self.context = await self.journal.start(
-            self.run, self.state, "thread.run.in_progress", dict(self.run)
+            self.run, self.state, "thread.run.in_progress", dict(self.run), fresh=fresh
         )
 
     async def loop(self) -> None:

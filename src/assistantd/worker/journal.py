@@ -120,11 +120,17 @@ class RunJournal:
         await self.store.insert_step(project_id, step, message)
 
     async def start(
-        self, run: dict[str, Any], state: RunState, event: str, data: dict[str, Any]
+        self,
+        run: dict[str, Any],
+        state: RunState,
+        event: str,
+        data: dict[str, Any],
+        *,
+        fresh: bool = False,
     ) -> RunContext:
         """Write the run as it starts, read what its first model call needs (one
-        transaction), then publish `event`."""
-        context = await self.store.start(run, state)
+        transaction), then publish `event`. `fresh`: no model call was made yet."""
+        context = await self.store.start(run, state, fresh=fresh)
         await self.bus.publish(self.run_id, event, data)
         return context
 

@@ -54,12 +54,15 @@ class RunStore:
                 await conn.execute(body_update(kind, body, state))
             await usage_repo.insert_calls(conn, usage, now_seconds())
 
-    async def start(self, run: dict[str, Any], state: RunState) -> RunContext:
+    async def start(
+        self, run: dict[str, Any], state: RunState, *, fresh: bool = False
+    ) -> RunContext:
         """Write the run (now `in_progress`) and read what its first model call needs, in
-        one transaction."""
+        one transaction. `fresh`: the run has made no model call yet, so it has no steps
+        to read."""
         async with self.engine.begin() as conn:
             await conn.execute(body_update("run", run, state))
-            return await self._context(conn, run)
+            return await self._context(conn, run, steps=not fresh)
 
     async def context(self, run: dict[str, Any]) -> RunContext:
         """What a model call needs: the thread, its messages, this run's steps, the assistant."""
@@ -67,12 +70,22 @@ class RunStore:
             return await self._context(conn, run)
 
     @staticmethod
-    async def _context(conn: Any, run: dict[str, Any]) -> RunContext:
+    async def _context(conn: Any, run: dict[str, Any], *, steps: bool = True) -> RunContext:
         threads: Table = ThreadRow.__table__  # type: ignore[assignment]
         assistants: Table = AssistantRow.__table__  # type: ignore[assignment]
-        thread = (
-            await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))
-        ).scalar()
+        # The thread's and the assistant's bodies in one statement (each None when gone).
+        thread, assistant = (
+            await conn.execute(
+                select(
+                    select(threads.c.body)
+                    .where(threads.c.id == run["thread_id"])
+                    .scalar_subquery(),
+                    select(assistants.c.body)
+                    .where(assistants.c.id == run["assistant_id"])
+                    .scalar_subquery(),
+                )
+            )
+        ).one()
         msgs = (
             await conn.execute(
                 select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
@@ -80,21 +93,20 @@ class RunStore:
                 .order_by(MESSAGES.c.seq, MESSAGES.c.id)
             )
         ).all()
-        steps = (
-            await conn.execute(
-                select(STEPS.c.body, STEPS.c.state)
-                .where(STEPS.c.run_id == run["id"])
-                .order_by(STEPS.c.seq, STEPS.c.id)
-            )
-        ).all()
-        assistant = (
-            await conn.execute(
-                select(assistants.c.body).where(assistants.c.id == run["assistant_id"])
-            )
-        ).scalar()
+        stored = (
+            (
+                await conn.execute(
+                    select(STEPS.c.body, STEPS.c.state)
+                    .where(STEPS.c.run_id == run["id"])
+                    .order_by(STEPS.c.seq, STEPS.c.id)
+                )
+            ).all()
+            if steps
+            else []
+        )
         return RunContext(
             history=[m.body for m in msgs if m.run_id != run["id"]],
-            steps=[StoredStep(st.body, StepState.load(st.state)) for st in steps],
+            steps=[StoredStep(st.body, StepState.load(st.state)) for st in stored],
             own_messages={m.id: m.body for m in msgs if m.run_id == run["id"]},
             thread=thread,
             assistant=dict(assistant) if assistant is not None else None,
