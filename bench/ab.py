@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,25 @@ def report(result: dict[str, Any]) -> str:
             fmt(b["cpu"] / a["cpu"], 3),
             fmt(b["p50"] / a["p50"], 3),
             fmt(b["p99"] / a["p99"], 3),
+            "",
+        ]
+    )
+    # Each round's two sides ran back to back: the median of their ratios shrugs off a
+    # load spike that hit a few rounds, which the ratio of the medians does not.
+    pairs = list(zip(result["rounds"]["A"], result["rounds"]["B"], strict=True))
+
+    def paired(value: Callable[[dict[str, Any]], float]) -> float:
+        ratios = [value(rb) / value(ra) for ra, rb in pairs if value(ra)]
+        return statistics.median(ratios) if ratios else 0.0
+
+    rows.append(
+        [
+            "B/A paired",
+            "median of the rounds' ratios",
+            fmt(paired(lambda r: r["runs_per_second"]), 3),
+            fmt(paired(lambda r: r["server_cpu_ms_per_run"]), 3),
+            fmt(paired(lambda r: r["latency"].get("median", 0.0)), 3),
+            "",
             "",
         ]
     )
