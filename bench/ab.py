@@ -115,6 +115,11 @@ def measure(
     }
 
 
+def _ratio(b: float, a: float) -> float | None:
+    """B/A, or None (shown `-`) when A measured nothing (no run finished in its windows)."""
+    return b / a if a else None
+
+
 def report(result: dict[str, Any]) -> str:
     med: dict[str, dict[str, float]] = {}
     for side, rs in result["rounds"].items():
@@ -142,10 +147,10 @@ def report(result: dict[str, Any]) -> str:
         [
             "B/A",
             "",
-            fmt(b["rps"] / a["rps"], 3),
-            fmt(b["cpu"] / a["cpu"], 3),
-            fmt(b["p50"] / a["p50"], 3),
-            fmt(b["p99"] / a["p99"], 3),
+            fmt(_ratio(b["rps"], a["rps"]), 3),
+            fmt(_ratio(b["cpu"], a["cpu"]), 3),
+            fmt(_ratio(b["p50"], a["p50"]), 3),
+            fmt(_ratio(b["p99"], a["p99"]), 3),
             "",
         ]
     )
