@@ -7,7 +7,10 @@ them, A B B A A B ... Reported: runs/s and the server's own CPU ms per completed
 round, and the B/A ratios of their medians.
 
     python -m bench.ab --a /work/main/src --b src [--rounds 6] [--seconds 4] [--concurrency 64]
-        [--db sqlite|postgres]
+        [--db sqlite|postgres] [--db-key]
+
+`--db-key`: the load authenticates with a key stored in each server's database (`assistantd
+keys create`) instead of the static `ASSISTANTD_API_KEYS` one, which never reads it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import os
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +66,13 @@ async def _assistant(server: Server) -> str:
 
 
 def measure(
-    a: Path, b: Path, rounds: int, seconds: float, concurrency: int, db: str
+    a: Path,
+    b: Path,
+    rounds: int,
+    seconds: float,
+    concurrency: int,
+    db: str,
+    db_key: bool = False,
 ) -> dict[str, Any]:
     raise_nofile()
     per: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
@@ -73,17 +82,20 @@ def measure(
         _server(b, up.base_url, db) as sb,
     ):
         servers = {"A": sa, "B": sb}
+        keys = {k: s.create_key() if db_key else API_KEY for k, s in servers.items()}
 
         async def go() -> None:
             ids = {k: await _assistant(s) for k, s in servers.items()}
             for k, s in servers.items():  # warm both (imports, caches, connections)
-                await _level(s.base_url, ids[k], concurrency, 0.5, 1.0, s.pid)
+                await _level(s.base_url, ids[k], concurrency, 0.5, 1.0, s.pid, keys[k])
             order = ["A", "B", "B", "A"]
             for i in range(rounds):
                 k = order[i % 4]
                 for side in (k, "B" if k == "A" else "A"):
                     s = servers[side]
-                    r = await _level(s.base_url, ids[side], concurrency, 1.0, seconds, s.pid)
+                    r = await _level(
+                        s.base_url, ids[side], concurrency, 1.0, seconds, s.pid, keys[side]
+                    )
                     per[side].append(r)
                     print(
                         f"  round {i} {side}: {r['runs_per_second']:6.1f} runs/s  "
@@ -96,10 +108,16 @@ def measure(
         "a": str(a),
         "b": str(b),
         "db": db,
+        "db_key": db_key,
         "concurrency": concurrency,
         "seconds": seconds,
         "rounds": per,
     }
+
+
+def _ratio(b: float, a: float) -> float | None:
+    """B/A, or None (shown `-`) when A measured nothing (no run finished in its windows)."""
+    return b / a if a else None
 
 
 def report(result: dict[str, Any]) -> str:
@@ -129,16 +147,36 @@ def report(result: dict[str, Any]) -> str:
         [
             "B/A",
             "",
-            fmt(b["rps"] / a["rps"], 3),
-            fmt(b["cpu"] / a["cpu"], 3),
-            fmt(b["p50"] / a["p50"], 3),
-            fmt(b["p99"] / a["p99"], 3),
+            fmt(_ratio(b["rps"], a["rps"]), 3),
+            fmt(_ratio(b["cpu"], a["cpu"]), 3),
+            fmt(_ratio(b["p50"], a["p50"]), 3),
+            fmt(_ratio(b["p99"], a["p99"]), 3),
+            "",
+        ]
+    )
+    # Each round's two sides ran back to back: the median of their ratios shrugs off a
+    # load spike that hit a few rounds, which the ratio of the medians does not.
+    pairs = list(zip(result["rounds"]["A"], result["rounds"]["B"], strict=True))
+
+    def paired(value: Callable[[dict[str, Any]], float]) -> float:
+        ratios = [value(rb) / value(ra) for ra, rb in pairs if value(ra)]
+        return statistics.median(ratios) if ratios else 0.0
+
+    rows.append(
+        [
+            "B/A paired",
+            "median of the rounds' ratios",
+            fmt(paired(lambda r: r["runs_per_second"]), 3),
+            fmt(paired(lambda r: r["server_cpu_ms_per_run"]), 3),
+            fmt(paired(lambda r: r["latency"].get("median", 0.0)), 3),
+            "",
             "",
         ]
     )
     result["medians"] = med
     return (
-        f"{result['db']}, concurrency {result['concurrency']}, {len(result['rounds']['A'])} rounds of "
+        f"{result['db']}{', stored key' if result.get('db_key') else ''}, concurrency "
+        f"{result['concurrency']}, {len(result['rounds']['A'])} rounds of "
         f"{result['seconds']:.0f} s per side (medians)\n"
         + table(
             ["side", "source", "runs/s", "server CPU ms/run", "latency p50 ms", "p99 ms", "errors"],
@@ -156,10 +194,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument(
+        "--db-key", action="store_true", help="authenticate with a stored key, not a static one"
+    )
+    parser.add_argument(
         "--name", default=NAME, help="results file name (bench/results/<name>.json)"
     )
     args = parser.parse_args(argv)
-    result = measure(args.a, args.b, args.rounds, args.seconds, args.concurrency, args.db)
+    result = measure(
+        args.a, args.b, args.rounds, args.seconds, args.concurrency, args.db, args.db_key
+    )
     text = report(result)
     print(text)
     path = write_results(args.name, {**result, "table": text})

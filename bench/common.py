@@ -228,6 +228,7 @@ class Server:
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
+        self._env: dict[str, str] = {}
         self.log_path: Path | None = None
 
     @property
@@ -259,6 +260,7 @@ class Server:
             env["ASSISTANTD_LLM_BASE_URL"] = self.llm_base_url
         if self.database_url:
             env["ASSISTANTD_DATABASE_URL"] = self.database_url
+        self._env = env
         self.log_path = Path(self._dir) / "server.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -284,6 +286,27 @@ class Server:
                 raise RuntimeError(f"{exc}; its log ends:\n{tail}") from None
             raise
         return self
+
+    def create_key(self, project: str = "default") -> str:
+        """A project key stored in the server's database (`assistantd keys create`), unlike
+        the static `API_KEY`: authenticating it reads the database. Returns its secret."""
+        out = subprocess.run(
+            [
+                str(VENV_BIN / "assistantd"),
+                "keys",
+                "create",
+                "--name",
+                "bench",
+                "--project",
+                project,
+            ],
+            env=self._env,
+            cwd=self._dir,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[-1]
 
     def log_tail(self, n: int = 30) -> str:
         if self.log_path is None or not self.log_path.exists():

@@ -6,7 +6,8 @@ In one process and loop, against a migrated database, with the server's own `Lim
   admit, RPM+TPM memory  requests- and tokens-per-minute windows in process memory
   admit, RPM+TPM redis   the same windows in Redis (one limit across processes)
   admit, + spend limit   a project spend limit too (month spend cached `limits_cache_seconds`)
-  model_call sqlite/pg   a model call's usage row (+ its tokens in the TPM window)
+  usage row sqlite/pg    a model call's usage row in a transaction (the run engine writes it
+                         in the step's own) and its tokens in the TPM window
 
 Each case times `iterations` calls one after another (perf_counter around each call).
 Target: the limiter adds ≤ 0.3 ms p50 per request.
@@ -54,6 +55,7 @@ async def _cases(url: str, n: int, redis_ok: bool, label: str) -> dict[str, list
     from assistantd.migrations import upgrade
     from assistantd.usage.meter import ModelCall
     from assistantd.usage.pricing import Pricing
+    from assistantd.worker.store import RunStore
 
     await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
@@ -94,7 +96,13 @@ async def _cases(url: str, n: int, redis_ok: bool, label: str) -> dict[str, list
             )
         # Outside the session: SQLite has one connection, which the usage row's write takes.
         call = ModelCall("bench", "key_bench", "run_bench", "thread_bench", model, 120, 30)
-        out[f"model_call {label}"] = await _timed(n, lambda: memory.model_call(call))
+        store = RunStore(engine)
+
+        async def usage_row() -> None:
+            await store.write([], [call])
+            await memory.recorded([call])
+
+        out[f"usage row {label}"] = await _timed(n, usage_row)
     finally:
         await engine.dispose()
     return out
@@ -116,7 +124,7 @@ def measure(iterations: int) -> dict[str, Any]:
     if postgres_available():
         with postgres_database() as pg:
             pg_samples = asyncio.run(_cases(pg, iterations, False, "postgres"))
-        samples["model_call postgres"] = pg_samples["model_call postgres"]
+        samples["usage row postgres"] = pg_samples["usage row postgres"]
         samples["admit, + spend limit (pg)"] = pg_samples["admit, + spend limit"]
     return {
         "iterations": iterations,

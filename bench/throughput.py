@@ -62,13 +62,14 @@ async def _level(
     warmup: float,
     seconds: float,
     server_pid: int,
+    api_key: str = API_KEY,
 ) -> dict[str, Any]:
     limits = httpx.Limits(
         max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8
     )
     client = AsyncOpenAI(
         base_url=base_url,
-        api_key=API_KEY,
+        api_key=api_key,
         max_retries=0,
         timeout=120,
         http_client=DefaultAsyncHttpxClient(limits=limits),

@@ -27,6 +27,7 @@ from assistantd.files import storage
 from assistantd.files.backends import build_store
 from assistantd.files.expiry import FileExpiry
 from assistantd.files.router import router as files_router
+from assistantd.keys.cache import KeyCache
 from assistantd.limits.headers import RateLimitHeaders
 from assistantd.limits.limiter import WindowLimiter
 from assistantd.limits.router import router as limits_router
@@ -212,6 +213,7 @@ async def running(
         sandbox_warmup=warmup,
         limits=limits,
         drainer=drainer,
+        keys=KeyCache(settings.auth_cache_seconds),
     )
     try:
         yield ctx

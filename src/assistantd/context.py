@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from assistantd.core.settings import Settings
 from assistantd.files.service import FileDependents
+from assistantd.keys.cache import KeyCache
 from assistantd.limits.service import Limits
 from assistantd.llm.base import ModelRouter
 from assistantd.llm.router import ModelCatalog
@@ -61,6 +62,8 @@ class AppContext:
     limits: Limits | None = None
     #: Stops the run worker cleanly (`worker/drain.py`): drain, then hand off what is left.
     drainer: Drain | None = None
+    #: Project keys found valid, for `auth_cache_seconds` (`keys/cache.py`).
+    keys: KeyCache | None = None
 
 
 def app_context(request: Request) -> AppContext:

@@ -194,6 +194,8 @@ def test_cli_keys_are_listed_and_deleted(server: Server, admin: openai.OpenAI) -
     keys = admin.admin.organization.projects.api_keys
     project = admin.admin.organization.projects.create(name="cli keys")
     key_id, secret = _cli_key(server, project.id)
+    with _project_client(server, secret) as c:  # used: the server now keeps it as valid
+        assert c.beta.assistants.list().object == "list"
     listed = keys.list(project.id, owner_project_access="any")
     assert [k.id for k in listed.data] == [key_id]
     assert listed.data[0].owner.type == "user" and listed.data[0].owner.user is not None

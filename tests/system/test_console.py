@@ -42,7 +42,10 @@ DOCS = Path(__file__).parents[2] / "docs" / "console"
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv, stop = start_server(make_settings(tmp_path_factory.mktemp("console-data")))
+    # A key revoked by the CLI (another process) is refused within the auth cache's time.
+    srv, stop = start_server(
+        make_settings(tmp_path_factory.mktemp("console-data"), auth_cache_seconds=0.5)
+    )
     try:
         yield srv
     finally:

@@ -1,9 +1,11 @@
 """Projects through the admin API: list, create, retrieve, modify, archive.
 
-Projects cannot be deleted, only archived; an archived project's keys stop working at once
-(`keys.service.authenticate` reads the project with the key) and it can no longer be
-changed. The default project (the static keys' and the CLI's default) can be neither
-modified nor archived, as OpenAI's default project.
+Projects cannot be deleted, only archived; an archived project's keys stop working
+(`keys.service.authenticate` reads the project with the key; this process's cache of valid
+keys, `keys/cache.py`, is emptied on the commit, other processes refuse them within
+`ASSISTANTD_AUTH_CACHE_SECONDS`) and it can no longer be changed. The default project (the
+static keys' and the CLI's default) can be neither modified nor archived, as OpenAI's
+default project.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from assistantd.audit.service import record
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.ids import now_seconds
+from assistantd.keys.cache import KeyCache
 from assistantd.keys.service import AdminPrincipal
 from assistantd.projects.models import DEFAULT_PROJECT, Project
 from assistantd.projects.repository import ProjectRepository
@@ -74,7 +77,9 @@ async def modify(
     return render.project(p)
 
 
-async def archive(uow: UnitOfWork, caller: AdminPrincipal, project_id: str) -> dict[str, Any]:
+async def archive(
+    uow: UnitOfWork, caller: AdminPrincipal, project_id: str, keys: KeyCache | None = None
+) -> dict[str, Any]:
     repo = ProjectRepository(uow.session)
     p = await repo.require(project_id, for_update=True)
     _not_default(project_id, "archived")
@@ -88,4 +93,6 @@ async def archive(uow: UnitOfWork, caller: AdminPrincipal, project_id: str) -> d
             admin_key_id=caller.key_id,
             project=(p.id, p.name),
         )
+        if keys is not None:  # its keys are refused from the commit on
+            uow.after_commit(keys.forget_all)
     return render.project(p)

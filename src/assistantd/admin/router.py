@@ -14,7 +14,7 @@ from assistantd.admin.schemas import (
     ServiceAccountKeyCreate,
     ServiceAccountUpdate,
 )
-from assistantd.api.deps import AdminCaller, UoW
+from assistantd.api.deps import AdminCaller, Keys, UoW
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.http import JSONResponse
 from assistantd.core.pagination import parse_limit
@@ -74,8 +74,10 @@ async def modify_project(
 
 
 @router.post(PROJECT + "/archive")
-async def archive_project(project_id: str, uow: UoW, caller: AdminCaller) -> JSONResponse:
-    return JSONResponse(await projects.archive(uow, caller, project_id))
+async def archive_project(
+    project_id: str, uow: UoW, caller: AdminCaller, keys: Keys
+) -> JSONResponse:
+    return JSONResponse(await projects.archive(uow, caller, project_id, keys))
 
 
 # --- admin keys -------------------------------------------------------------------------
@@ -140,9 +142,11 @@ async def retrieve_project_key(
 
 @router.delete(PROJECT + "/api_keys/{api_key_id}")
 async def delete_project_key(
-    project_id: str, api_key_id: str, uow: UoW, caller: AdminCaller
+    project_id: str, api_key_id: str, uow: UoW, caller: AdminCaller, keys: Keys
 ) -> JSONResponse:
-    return JSONResponse(await credentials.delete_project_key(uow, caller, project_id, api_key_id))
+    return JSONResponse(
+        await credentials.delete_project_key(uow, caller, project_id, api_key_id, keys)
+    )
 
 
 # --- service accounts -------------------------------------------------------------------
@@ -188,10 +192,10 @@ async def modify_service_account(
 
 @router.delete(ACCOUNT)
 async def delete_service_account(
-    project_id: str, service_account_id: str, uow: UoW, caller: AdminCaller
+    project_id: str, service_account_id: str, uow: UoW, caller: AdminCaller, keys: Keys
 ) -> JSONResponse:
     return JSONResponse(
-        await credentials.delete_account(uow, caller, project_id, service_account_id)
+        await credentials.delete_account(uow, caller, project_id, service_account_id, keys)
     )
 
 

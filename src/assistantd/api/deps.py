@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from assistantd.context import app_context
 from assistantd.core.db import UnitOfWork, unit_of_work
 from assistantd.core.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
+from assistantd.keys.cache import KeyCache
 from assistantd.keys.service import AdminPrincipal, Principal, authenticate
 from assistantd.runs.runtime import RunRuntime
 from assistantd.vector_stores.runtime import VectorStoreRuntime
@@ -32,9 +33,8 @@ UoW = Annotated[UnitOfWork, Depends(_uow, scope="function")]
 async def _authenticate(
     request: Request, uow: UnitOfWork, authorization: str | None
 ) -> Principal | AdminPrincipal:
-    who = await authenticate(
-        uow.session, authorization, app_context(request).settings.static_api_keys
-    )
+    ctx = app_context(request)
+    who = await authenticate(uow.session, authorization, ctx.settings.static_api_keys, ctx.keys)
     # End the key lookup's transaction now: the handler may read a long upload or wait on
     # a stream before it touches the database again, and must not hold a lock meanwhile.
     await uow.session.commit()
@@ -97,6 +97,15 @@ async def _vector_stores(request: Request) -> VectorStoreRuntime:
 # The vector-store runtime: the vector-store endpoints, and requests whose tool_resources or
 # attachments create stores.
 Stores = Annotated[VectorStoreRuntime, Depends(_vector_stores)]
+
+
+async def _keys(request: Request) -> KeyCache | None:
+    return app_context(request).keys
+
+
+# This process's cache of valid project keys: what revokes a key or archives a project
+# empties it after the commit.
+Keys = Annotated[KeyCache | None, Depends(_keys)]
 
 
 async def _runs(request: Request) -> RunRuntime:

@@ -19,7 +19,6 @@ import orjson
 from sqlalchemy import JSON, BigInteger, ColumnElement, Integer, String, bindparam, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -97,6 +96,14 @@ class InlineSQLiteConnection(aiosqlite.Connection):
         if _offloaded.get():
             return await asyncio.to_thread(fn, *args, **kwargs)
         return fn(*args, **kwargs)
+
+    def begin_immediate(self) -> bool:
+        """`BEGIN IMMEDIATE` straight on the sqlite3 connection, when statements run inline
+        (False in `offloaded()`: the caller goes the usual way, to a thread)."""
+        if _offloaded.get() or self._connection is None:
+            return False
+        self._connection.execute("BEGIN IMMEDIATE")
+        return True
 
     def stop(self) -> None:
         self._running = False
@@ -183,8 +190,12 @@ def create_engine(url: str) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock at BEGIN: a deferred transaction that reads then writes
-            # can fail with SQLITE_BUSY without waiting for busy_timeout.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # can fail with SQLITE_BUSY without waiting for busy_timeout. Every transaction
+            # begins so: on the driver's connection itself, not as a statement through
+            # SQLAlchemy's execution machinery (which cost more than the BEGIN).
+            driver = conn.connection.driver_connection
+            if not (isinstance(driver, InlineSQLiteConnection) and driver.begin_immediate()):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql"):
@@ -194,14 +205,6 @@ def create_engine(url: str) -> AsyncEngine:
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
-
-
-async def without_flush_wait(conn: AsyncConnection) -> None:
-    """This transaction's commit does not wait for its WAL flush (PostgreSQL's
-    `synchronous_commit = off`; SQLite's `synchronous=NORMAL` already does not fsync each
-    commit in WAL mode): for records a crash may lose the last fraction of a second of."""
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 class UnitOfWork:

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         description="Comma-separated static API keys accepted for project `default`, besides the keys "
         "made with `assistantd keys create`.",
     )
+    auth_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a process keeps a project key it found valid before reading it again; "
+        "0 = read every request. A key revoked or a project archived through this process is "
+        "refused at once; through another process (or `assistantd keys revoke`), within this long.",
+    )
 
     # -- HTTP ------------------------------------------------------------------------------
     http_header_timeout_seconds: float = Field(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.audit.service import record
 from assistantd.core.errors import AuthenticationFailed, InvalidRequest
 from assistantd.core.ids import new_id, next_seq, now_seconds
+from assistantd.keys.cache import KeyCache
 from assistantd.keys.models import AdminApiKey, ApiKey
 from assistantd.keys.repository import AdminKeyRepository, ApiKeyRepository, touch
 from assistantd.projects.models import DEFAULT_PROJECT
@@ -215,8 +216,17 @@ async def _admin(session: AsyncSession, secret: str) -> AdminPrincipal:
     return AdminPrincipal(key_id=key.id)
 
 
-async def _project_key(session: AsyncSession, secret: str) -> Principal:
-    key = await ApiKeyRepository(session).lookup(hash_secret(secret))
+async def _project_key(session: AsyncSession, secret: str, cache: KeyCache | None) -> Principal:
+    secret_hash = hash_secret(secret)
+    now = now_seconds()
+    hit = cache.get(secret_hash) if cache is not None else None
+    if hit is not None:
+        if _stale(hit.last_used_at, now):
+            await touch(session, ApiKey, hit.key_id, now, LAST_USED_RESOLUTION)
+            hit.last_used_at = now
+        return Principal(key_id=hit.key_id, project_id=hit.project_id)
+    generation = cache.generation if cache is not None else 0
+    key = await ApiKeyRepository(session).lookup(secret_hash)
     if key is None or key.revoked_at is not None:
         raise _incorrect(secret)
     if key.archived_at is not None:
@@ -224,16 +234,23 @@ async def _project_key(session: AsyncSession, secret: str) -> Principal:
             f"The project '{key.project_id}' of this API key is archived: its keys no longer work.",
             code="project_archived",
         )
-    now = now_seconds()
-    if _stale(key.last_used_at, now):
+    last_used = key.last_used_at
+    if _stale(last_used, now):
         await touch(session, ApiKey, key.id, now, LAST_USED_RESOLUTION)
+        last_used = now
+    if cache is not None:
+        cache.put(secret_hash, key.id, key.project_id, last_used, generation)
     return Principal(key_id=key.id, project_id=key.project_id)
 
 
 async def authenticate(
-    session: AsyncSession, authorization: str | None, static_keys: Sequence[str]
+    session: AsyncSession,
+    authorization: str | None,
+    static_keys: Sequence[str],
+    cache: KeyCache | None = None,
 ) -> Principal | AdminPrincipal:
-    """Check a `Bearer` header against the static keys and the stored hashes.
+    """Check a `Bearer` header against the static keys and the stored hashes (project keys
+    found valid are kept in `cache` for a few seconds, `keys/cache.py`).
 
     The static keys (`ASSISTANTD_API_KEYS`) are keys of the default project.
     """
@@ -243,4 +260,4 @@ async def authenticate(
             return Principal(key_id="static", project_id=DEFAULT_PROJECT)
     if secret.startswith(ADMIN_PREFIX):
         return await _admin(session, secret)
-    return await _project_key(session, secret)
+    return await _project_key(session, secret, cache)

@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from assistantd.core.db import without_flush_wait
 from assistantd.core.errors import InvalidRequest, NotFound, QuotaExceeded, RateLimited
 from assistantd.core.ids import now_seconds
 from assistantd.core.metrics import RATE_LIMIT_REJECTIONS
@@ -33,7 +32,6 @@ from assistantd.limits.headers import add_headers, duration
 from assistantd.limits.limiter import Window, WindowLimiter
 from assistantd.limits.models import ORGANIZATION, RateLimitRow, SpendLimitRow
 from assistantd.runs.models import RunRow
-from assistantd.usage import repository as usage_repo
 from assistantd.usage.meter import ModelCall
 from assistantd.usage.pricing import Pricing
 from assistantd.usage.service import month_spend_cents
@@ -248,20 +246,18 @@ class Limits:
 
     # -- metering ----------------------------------------------------------------------
 
-    async def model_call(self, call: ModelCall) -> None:
-        """Record a finished model call: a usage row, and its tokens in the TPM window."""
-        try:
-            async with self.engine.begin() as conn:
-                # Metering must not add a WAL flush (~10 ms on PostgreSQL) to every model call.
-                await without_flush_wait(conn)
-                await usage_repo.insert_call(conn, call, now_seconds())
+    async def recorded(self, calls: Sequence[ModelCall]) -> None:
+        """Model calls whose usage rows the run engine has committed: their spend is no
+        longer what this process cached, and their tokens count in the TPM window."""
+        for call in calls:
             self._spent.pop(call.project_id, None)
             self._spent.pop(ORGANIZATION, None)
-            await self.limiter.add_tokens(
-                f"{call.project_id}/{call.model}", call.input_tokens + call.output_tokens
-            )
-        except Exception:  # usage must never fail the run it measures
-            log.exception("recording the usage of run %s failed", call.run_id)
+            try:
+                await self.limiter.add_tokens(
+                    f"{call.project_id}/{call.model}", call.input_tokens + call.output_tokens
+                )
+            except Exception:  # usage must never fail the run it measures
+                log.exception("counting the tokens of run %s failed", call.run_id)
 
 
 async def _none() -> None:

@@ -1,7 +1,13 @@
-"""What the run path tells usage and limits when a model call finishes (one call, one hook)."""
+"""What the run path tells usage and limits when a model call finishes.
+
+A model call's usage row is written by the run engine itself, in the transaction of the
+run's change that reports the call (the step it closes, or the run's end: one commit per
+model call, `worker/journal.py`); the meter hears of the calls after that commit.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +28,9 @@ class ModelCall:
 
 
 class UsageMeter(Protocol):
-    """Records model calls (usage rows, tokens-per-minute windows); the run engine calls it."""
+    """Told of model calls whose usage rows have just been committed (its caches of spend,
+    the tokens-per-minute windows); the run engine calls it."""
 
-    async def model_call(self, call: ModelCall) -> None: ...
+    async def recorded(self, calls: Sequence[ModelCall]) -> None:
+        """After the commit of `calls`' usage rows. Never raises: usage must not fail a run."""
+        ...

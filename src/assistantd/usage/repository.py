@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, distinct, func, insert, select
+from sqlalchemy import ColumnElement, Table, distinct, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from assistantd.usage.meter import ModelCall
 from assistantd.usage.models import UsageRecord
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
+
+USAGE: Table = UsageRecord.__table__  # type: ignore[assignment]
 
 #: Result rows: a bucket index (or a key), then group values, then sums.
 Rows = Sequence[tuple[Any, ...]]
@@ -34,23 +36,33 @@ class Span:
     models: tuple[str, ...] = ()
 
 
+def _values(call: ModelCall, created_at: int) -> dict[str, Any]:
+    return {
+        "created_at": created_at,
+        "project_id": call.project_id,
+        "api_key_id": call.api_key_id,
+        "model": call.model,
+        "run_id": call.run_id,
+        "thread_id": call.thread_id,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "file_search_calls": call.file_search_calls,
+        "code_interpreter_calls": call.code_interpreter_calls,
+    }
+
+
 async def insert_call(
     session: AsyncSession | AsyncConnection, call: ModelCall, created_at: int
 ) -> None:
-    await session.execute(
-        insert(UsageRecord).values(
-            created_at=created_at,
-            project_id=call.project_id,
-            api_key_id=call.api_key_id,
-            model=call.model,
-            run_id=call.run_id,
-            thread_id=call.thread_id,
-            input_tokens=call.input_tokens,
-            output_tokens=call.output_tokens,
-            file_search_calls=call.file_search_calls,
-            code_interpreter_calls=call.code_interpreter_calls,
-        )
-    )
+    await session.execute(insert(USAGE), [_values(call, created_at)])
+
+
+async def insert_calls(conn: AsyncConnection, calls: Sequence[ModelCall], created_at: int) -> None:
+    """Insert the usage rows of several model calls (one statement), in the caller's
+    transaction: the run engine's, with the step that reports them."""
+    if calls:
+        # The table's prebuilt INSERT: no per-call `values()` construct, nor the ORM's DML.
+        await conn.execute(insert(USAGE), [_values(c, created_at) for c in calls])
 
 
 def _where(span: Span) -> list[ColumnElement[bool]]:

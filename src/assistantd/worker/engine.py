@@ -74,7 +74,7 @@ class RunEngine:
     ) -> RunExecution:
         return RunExecution(
             self.deps,
-            RunJournal(self.store, self.bus, run_id),
+            RunJournal(self.store, self.bus, run_id, self.deps.meter),
             run,
             state,
             project_id,

@@ -66,7 +66,7 @@ class Collaborators:
     settings: Settings
     tools: dict[str, ServerTool]
     files: prompts.ImageFiles | None  # image_file parts shown to the model
-    #: Usage rows and tokens-per-minute windows, told of every finished model call.
+    #: Told of every model call's usage once its row is committed (spend, TPM windows).
     meter: UsageMeter | None = None
 
 
@@ -151,9 +151,13 @@ class RunExecution:
 
     async def start(self) -> None:
         """The run is in progress: written with the context its first model call reads."""
+        # Queued with no model call counted: it has no steps yet. (A run resumed with tool
+        # outputs is queued again, but its pause stored its calls; one taken over after a
+        # crash is `in_progress`.)
+        fresh = self.run["status"] == "queued" and self.state.model_calls == 0
         self.run.update(status="in_progress", started_at=now_seconds())
         self.context = await self.journal.start(
-            self.run, self.state, "thread.run.in_progress", dict(self.run)
+            self.run, self.state, "thread.run.in_progress", dict(self.run), fresh=fresh
         )
 
     async def loop(self) -> None:
@@ -222,7 +226,7 @@ class RunExecution:
         if finished is None:
             raise ModelError("The model stream ended without finishing.")
         step_usage = self.model_call_finished(finished.usage)
-        await self.metered(finished.usage)
+        self.metered(finished.usage)
         return await self.after_model(finished, step_usage)
 
     def model_call_finished(self, usage: Usage) -> StepUsage:
@@ -230,13 +234,11 @@ class RunExecution:
         lifecycle.add_usage(self.state, usage.prompt_tokens, usage.completion_tokens)
         return usage_object(usage.prompt_tokens, usage.completion_tokens)
 
-    async def metered(self, usage: Usage) -> None:
-        """Tell the usage meter (usage rows, token limits) what this model call used."""
-        meter = self.deps.meter
-        if meter is None:
-            return
+    def metered(self, usage: Usage) -> None:
+        """Tell the usage meter (usage rows, token limits) what this model call used: its
+        row is written with the step or run change that reports this usage."""
         server_tools = [c.run_tool["type"] for c in self.calls if c.run_tool is not None]
-        await meter.model_call(
+        self.journal.meter(
             ModelCall(
                 project_id=self.project_id,
                 api_key_id=self.state.api_key_id,

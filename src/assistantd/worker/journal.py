@@ -13,6 +13,11 @@ change is in the database before a stream shows it) is kept in this one file:
   batch's events when a batch is open.
 - `delta(event, data)`: a token, or another event that changes nothing durable, published
   at once (also inside a batch: deltas never wait for a commit).
+- `meter(call)`: a finished model call's usage row, written in the transaction of the
+  run's next `record` (or batch): the step closed or the run ended with that call's usage,
+  so the row and the usage the run shows commit together, in one transaction per model
+  call. The meter hears of it after that commit. A call whose run never writes again (its
+  process stopped first) leaves no row, as it leaves no step usage.
 """
 
 from __future__ import annotations
@@ -24,16 +29,22 @@ from typing import Any
 from assistantd.events.bus import EventBus
 from assistantd.runs.dispatch import Announcement
 from assistantd.runs.state import RunState, StepState, StoredStep
+from assistantd.usage.meter import ModelCall, UsageMeter
 from assistantd.worker.store import RunContext, RunStore, Write
 
 
 class RunJournal:
-    def __init__(self, store: RunStore, bus: EventBus, run_id: str) -> None:
+    def __init__(
+        self, store: RunStore, bus: EventBus, run_id: str, meter: UsageMeter | None = None
+    ) -> None:
         self.store = store
         self.bus = bus
         self.run_id = run_id
+        self._meter = meter
         # While set, writes and events wait here until the batch's end.
         self._batch: tuple[list[Write], list[Announcement]] | None = None
+        # Model calls whose usage rows go with the next write.
+        self._usage: list[ModelCall] = []
 
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -49,7 +60,7 @@ class RunJournal:
         finally:
             writes, events = self._batch
             self._batch = None
-            await self.store.write(writes)
+            await self._write(writes)
             for event, data in events:
                 await self.bus.publish(self.run_id, event, data)
 
@@ -72,9 +83,25 @@ class RunJournal:
         if self._batch is not None:
             self._batch[0].append(write)
         else:
-            await self.store.write([write])
+            await self._write([write])
         if event is not None:
             await self.publish(event, body if data is None else data)
+
+    def meter(self, call: ModelCall) -> None:
+        """A model call finished: its usage row goes with the run's next write (none
+        without a meter)."""
+        if self._meter is not None:
+            self._usage.append(call)
+
+    async def _write(self, writes: list[Write]) -> None:
+        calls, self._usage = self._usage, []
+        try:
+            await self.store.write(writes, calls)
+        except BaseException:
+            self._usage[:0] = calls  # not written: they go with the run's next write
+            raise
+        if calls and self._meter is not None:
+            await self._meter.recorded(calls)
 
     async def publish(self, event: str, data: dict[str, Any]) -> None:
         if self._batch is not None:
@@ -93,11 +120,17 @@ class RunJournal:
         await self.store.insert_step(project_id, step, message)
 
     async def start(
-        self, run: dict[str, Any], state: RunState, event: str, data: dict[str, Any]
+        self,
+        run: dict[str, Any],
+        state: RunState,
+        event: str,
+        data: dict[str, Any],
+        *,
+        fresh: bool = False,
     ) -> RunContext:
         """Write the run as it starts, read what its first model call needs (one
-        transaction), then publish `event`."""
-        context = await self.store.start(run, state)
+        transaction), then publish `event`. `fresh`: no model call was made yet."""
+        context = await self.store.start(run, state, fresh=fresh)
         await self.bus.publish(self.run_id, event, data)
         return context
 

@@ -14,12 +14,14 @@ from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistantd.assistants.models import AssistantRow
-from assistantd.core.ids import next_seq
+from assistantd.core.ids import next_seq, now_seconds
 from assistantd.events.bus import RunEvent
 from assistantd.runs.models import RunEventRow
 from assistantd.runs.repository import MESSAGES, RUNS, STEPS, body_update
 from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.threads.models import ThreadRow
+from assistantd.usage import repository as usage_repo
+from assistantd.usage.meter import ModelCall
 
 EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
 
@@ -42,20 +44,25 @@ class RunStore:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
-    async def write(self, bodies: Sequence[Write]) -> None:
-        """Write several bodies (and states) in one transaction."""
-        if not bodies:
+    async def write(self, bodies: Sequence[Write], usage: Sequence[ModelCall] = ()) -> None:
+        """Write several bodies (and states) in one transaction, with the usage rows of the
+        model calls whose usage they report."""
+        if not bodies and not usage:
             return
         async with self.engine.begin() as conn:
             for kind, body, state in bodies:
                 await conn.execute(body_update(kind, body, state))
+            await usage_repo.insert_calls(conn, usage, now_seconds())
 
-    async def start(self, run: dict[str, Any], state: RunState) -> RunContext:
+    async def start(
+        self, run: dict[str, Any], state: RunState, *, fresh: bool = False
+    ) -> RunContext:
         """Write the run (now `in_progress`) and read what its first model call needs, in
-        one transaction."""
+        one transaction. `fresh`: the run has made no model call yet, so it has no steps
+        to read."""
         async with self.engine.begin() as conn:
             await conn.execute(body_update("run", run, state))
-            return await self._context(conn, run)
+            return await self._context(conn, run, steps=not fresh)
 
     async def context(self, run: dict[str, Any]) -> RunContext:
         """What a model call needs: the thread, its messages, this run's steps, the assistant."""
@@ -63,12 +70,22 @@ class RunStore:
             return await self._context(conn, run)
 
     @staticmethod
-    async def _context(conn: Any, run: dict[str, Any]) -> RunContext:
+    async def _context(conn: Any, run: dict[str, Any], *, steps: bool = True) -> RunContext:
         threads: Table = ThreadRow.__table__  # type: ignore[assignment]
         assistants: Table = AssistantRow.__table__  # type: ignore[assignment]
-        thread = (
-            await conn.execute(select(threads.c.body).where(threads.c.id == run["thread_id"]))
-        ).scalar()
+        # The thread's and the assistant's bodies in one statement (each None when gone).
+        thread, assistant = (
+            await conn.execute(
+                select(
+                    select(threads.c.body)
+                    .where(threads.c.id == run["thread_id"])
+                    .scalar_subquery(),
+                    select(assistants.c.body)
+                    .where(assistants.c.id == run["assistant_id"])
+                    .scalar_subquery(),
+                )
+            )
+        ).one()
         msgs = (
             await conn.execute(
                 select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
@@ -76,21 +93,20 @@ class RunStore:
                 .order_by(MESSAGES.c.seq, MESSAGES.c.id)
             )
         ).all()
-        steps = (
-            await conn.execute(
-                select(STEPS.c.body, STEPS.c.state)
-                .where(STEPS.c.run_id == run["id"])
-                .order_by(STEPS.c.seq, STEPS.c.id)
-            )
-        ).all()
-        assistant = (
-            await conn.execute(
-                select(assistants.c.body).where(assistants.c.id == run["assistant_id"])
-            )
-        ).scalar()
+        stored = (
+            (
+                await conn.execute(
+                    select(STEPS.c.body, STEPS.c.state)
+                    .where(STEPS.c.run_id == run["id"])
+                    .order_by(STEPS.c.seq, STEPS.c.id)
+                )
+            ).all()
+            if steps
+            else []
+        )
         return RunContext(
             history=[m.body for m in msgs if m.run_id != run["id"]],
-            steps=[StoredStep(st.body, StepState.load(st.state)) for st in steps],
+            steps=[StoredStep(st.body, StepState.load(st.state)) for st in stored],
             own_messages={m.id: m.body for m in msgs if m.run_id == run["id"]},
             thread=thread,
             assistant=dict(assistant) if assistant is not None else None,
