@@ -13,6 +13,13 @@ change is in the database before a stream shows it) is kept in this one file:
   batch's events when a batch is open.
 - `delta(event, data)`: a token, or another event that changes nothing durable, published
   at once (also inside a batch: deltas never wait for a commit).
+
+The journal of an execution holds the run's lease (`worker/lease.py`): before each event
+and each write it checks that the lease is still good here (a clock comparison), and each
+write is made only while the database names this worker as the holder. Otherwise it raises
+`LeaseLost` and publishes nothing more. The events of a change it has committed (a batch's,
+a paused or ended run's `done`) are published whatever the clock says by then: the change
+was this worker's to make, and nobody else announces it.
 """
 
 from __future__ import annotations
@@ -24,14 +31,21 @@ from typing import Any
 from assistantd.events.bus import EventBus
 from assistantd.runs.dispatch import Announcement
 from assistantd.runs.state import RunState, StepState, StoredStep
+from assistantd.worker.lease import HeldLease, LeaseLost
 from assistantd.worker.store import RunContext, RunStore, Write
 
 
 class RunJournal:
-    def __init__(self, store: RunStore, bus: EventBus, run_id: str) -> None:
+    def __init__(
+        self, store: RunStore, bus: EventBus, run_id: str, lease: HeldLease | None = None
+    ) -> None:
         self.store = store
         self.bus = bus
         self.run_id = run_id
+        #: The run's lease, when an execution holding it writes (none: the API's
+        #: announcements, the ending of a run that nobody executes).
+        self.lease = lease
+        self._held_by = lease.owner if lease is not None else None
         # While set, writes and events wait here until the batch's end.
         self._batch: tuple[list[Write], list[Announcement]] | None = None
 
@@ -49,7 +63,7 @@ class RunJournal:
         finally:
             writes, events = self._batch
             self._batch = None
-            await self.store.write(writes)
+            await self._write(writes)
             for event, data in events:
                 await self.bus.publish(self.run_id, event, data)
 
@@ -72,7 +86,7 @@ class RunJournal:
         if self._batch is not None:
             self._batch[0].append(write)
         else:
-            await self.store.write([write])
+            await self._write([write])
         if event is not None:
             await self.publish(event, body if data is None else data)
 
@@ -80,9 +94,13 @@ class RunJournal:
         if self._batch is not None:
             self._batch[1].append((event, data))
         else:
+            if self.lease is not None:
+                self.lease.check()
             await self.bus.publish(self.run_id, event, data)
 
     async def delta(self, event: str, data: dict[str, Any]) -> None:
+        if self.lease is not None:
+            self.lease.check()
         await self.bus.publish(self.run_id, event, data)
 
     async def insert(
@@ -90,16 +108,46 @@ class RunJournal:
     ) -> None:
         """Insert a step (and the message it creates) now, in its own transaction: `publish`
         its events next."""
-        await self.store.insert_step(project_id, step, message)
+        lease = self.lease
+        if lease is None:
+            await self.store.insert_step(project_id, step, message)
+            return
+        lease.check()
+        try:
+            await self.store.insert_step(project_id, step, message, held_by=self._held_by)
+        except LeaseLost as lost:
+            lease.lose(str(lost))
+            raise
 
     async def start(
         self, run: dict[str, Any], state: RunState, event: str, data: dict[str, Any]
     ) -> RunContext:
         """Write the run as it starts, read what its first model call needs (one
         transaction), then publish `event`."""
-        context = await self.store.start(run, state)
+        lease = self.lease
+        if lease is None:
+            context = await self.store.start(run, state)
+        else:
+            lease.check()
+            try:
+                context = await self.store.start(run, state, held_by=self._held_by)
+            except LeaseLost as lost:
+                lease.lose(str(lost))
+                raise
         await self.bus.publish(self.run_id, event, data)
         return context
+
+    async def _write(self, writes: list[Write]) -> None:
+        lease = self.lease
+        if lease is None:
+            await self.store.write(writes)
+            return
+        lease.check()
+        try:
+            await self.store.write(writes, held_by=self._held_by)
+        except LeaseLost as lost:
+            lease.lose(str(lost))  # nothing of this execution is published any more
+            raise
 
     async def committed(self, events: Sequence[Announcement], *, new: bool = False) -> None:
         """Publish the events of changes a request's transaction has committed (create,
@@ -110,5 +158,6 @@ class RunJournal:
             await self.bus.publish(self.run_id, event, data)
 
     async def finish(self) -> None:
-        """The run pauses or ends: its log says `done`."""
+        """The run pauses or ends: its log says `done` (after the commit that paused or
+        ended it, so not fenced: see above)."""
         await self.bus.finish(self.run_id)
