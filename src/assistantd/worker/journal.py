@@ -14,12 +14,13 @@ change is in the database before a stream shows it) is kept in this one file:
 - `delta(event, data)`: a token, or another event that changes nothing durable, published
   at once (also inside a batch: deltas never wait for a commit).
 
-The journal of an execution holds the run's lease (`worker/lease.py`): before each event
-and each write it checks that the lease is still good here (a clock comparison), and each
-write is made only while the database names this worker as the holder. Otherwise it raises
-`LeaseLost` and publishes nothing more. The events of a change it has committed (a batch's,
-a paused or ended run's `done`) are published whatever the clock says by then: the change
-was this worker's to make, and nobody else announces it.
+The journal of an execution holds the run's lease (`worker/lease.py`): before each delta
+and each write it checks that the lease is still good here (a clock comparison), each delta
+carries the lease's fencing token (the log refuses a superseded one), and each write is
+made only while the database names this worker as the holder. Otherwise it raises
+`LeaseLost` and publishes nothing more of its own. The events that announce a change it has
+committed (`record`'s, `publish`'s, a batch's, `done`) are published whatever the clock says
+by then: the change was this worker's to make, and nobody else would announce it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from assistantd.events.bus import EventBus
+from assistantd.events.bus import EventBus, Superseded
 from assistantd.runs.dispatch import Announcement
 from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.worker.lease import HeldLease, LeaseLost
@@ -94,14 +95,19 @@ class RunJournal:
         if self._batch is not None:
             self._batch[1].append((event, data))
         else:
-            if self.lease is not None:
-                self.lease.check()
             await self.bus.publish(self.run_id, event, data)
 
     async def delta(self, event: str, data: dict[str, Any]) -> None:
-        if self.lease is not None:
-            self.lease.check()
-        await self.bus.publish(self.run_id, event, data)
+        lease = self.lease
+        if lease is None:
+            await self.bus.publish(self.run_id, event, data)
+            return
+        lease.check()
+        try:
+            await self.bus.publish(self.run_id, event, data, lease.token)
+        except Superseded:
+            lease.lose("another worker has published on the run's log since")
+            raise LeaseLost(lease.lost) from None
 
     async def insert(
         self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None

@@ -3,15 +3,19 @@ that lost it from acting for the run.
 
 A worker can lose a lease without dying: it stalls (SIGSTOP, a long pause, a frozen VM, a
 partition from the database) for longer than the lease, another worker takes the run over,
-and then the first one wakes up mid-run. Two fences stop it, as in other lease-based
+and then the first one wakes up mid-run. Three fences stop it, as in other lease-based
 systems:
 
 - **Local:** the worker knows until when its lease is good, from the start of its last
   successful claim or renewal, less `ASSISTANTD_RUN_LEASE_MARGIN_SECONDS` (clock skew
   between hosts, a write's way to the database). The run's journal checks it (a clock
-  comparison, no round trip) before every event it publishes and every write it makes;
+  comparison, no round trip) before every delta it publishes and every write it makes;
   past it, `LeaseLost` stops the execution. A renewal that finds the run held by another
   worker stops the execution too (`RunWorker.renew`).
+- **Event log:** the deltas an execution publishes carry its lease's fencing token, and the
+  run's log refuses one lower than it has seen (`events/bus.py::EventBus.publish`): a
+  worker that passed the clock check, then stalled before its delta reached Redis, cannot
+  slip it in after the new holder's.
 - **Store:** every write of the execution to the run, its steps and its messages is
   conditional on `runs.lease_owner` still naming this worker (`worker/store.py`): when it
   does not, the transaction is rolled back and the execution stops, before anything of it
@@ -36,11 +40,15 @@ class HeldLease:
     """The lease on one run that this worker holds: its owner name, and the moment (by
     the wall clock and by the monotonic clock) after which it must not act on it."""
 
-    __slots__ = ("_mono", "_wall", "lost", "margin", "owner")
+    __slots__ = ("_mono", "_wall", "lost", "margin", "owner", "token")
 
-    def __init__(self, owner: str, margin: float) -> None:
+    def __init__(self, owner: str, margin: float, token: float | None = None) -> None:
         self.owner = owner
         self.margin = margin
+        #: The fencing token of the deltas this execution publishes: the lease's expiry as
+        #: its claim wrote it. A later holder's claim needed that expiry passed, so its
+        #: token is higher, whatever the clocks: the run's log refuses the lower one.
+        self.token = token
         self._wall = float("-inf")
         self._mono = float("-inf")
         #: Why this worker may no longer act for the run (sticky), or None.

@@ -191,7 +191,9 @@ class RunWorker:
     def _lease(self, wall: float, mono: float) -> HeldLease:
         """A lease claimed at (`wall`, `mono`), good to `ASSISTANTD_RUN_LEASE_SECONDS` after
         less the margin."""
-        lease = HeldLease(self.owner, self.settings.run_lease_margin_seconds)
+        lease = HeldLease(
+            self.owner, self.settings.run_lease_margin_seconds, wall + self.lease_seconds
+        )
         lease.extend(wall, mono, self.lease_seconds)
         return lease
 
