@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import time
 
+_monotonic, _time = time.monotonic, time.time
+
 
 class LeaseLost(Exception):
     """Raised in a run's execution that may no longer act for the run: its lease ran out
@@ -72,7 +74,10 @@ class HeldLease:
         return time.monotonic() >= self._mono or time.time() >= self._wall
 
     def check(self) -> None:
-        """Raise `LeaseLost` if this worker may no longer act for the run."""
+        """Raise `LeaseLost` if this worker may no longer act for the run (on every delta:
+        two clock reads when all is well)."""
+        if self.lost is None and _monotonic() < self._mono and _time() < self._wall:
+            return
         if self.lost is None and self.expired:
             self.lost = "its lease ran out without a renewal"
         if self.lost is not None:
