@@ -4,33 +4,55 @@ on a migrated SQLite database, a scripted model and the in-memory bus.
 A run left `in_progress` mid-answer (the executing task cancelled, as a dying worker leaves
 it) under the lease of a process on another host: the sweep leaves it while the lease is
 live and takes it over once it ran out; past `ASSISTANTD_RUN_MAX_TAKEOVERS` it ends
-`failed`; a worker whose lease another took stops executing the run."""
+`failed`; a worker whose lease another took stops executing the run.
+
+A worker that stalls past its lease rather than dying (`worker/lease.py`): once its lease
+ran out here without a renewal it publishes and writes nothing more, whether or not another
+worker took the run over meanwhile; a renewal or a sweep that finds the lease taken stops
+it; a write of a run whose lease another worker holds is refused and rolled back (on SQLite
+and PostgreSQL). The run is then completed once, by its new holder."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from assistantd.core.db import create_engine
 from assistantd.core.settings import Settings
-from assistantd.events.bus import MemoryEventBus
-from assistantd.runs.repository import RUNS
+from assistantd.events.bus import MemoryEventBus, RunEvent
+from assistantd.messages.service import new_message
+from assistantd.migrations import upgrade
+from assistantd.runs.objects import new_step
+from assistantd.runs.repository import MESSAGES, RUNS, STEPS
+from assistantd.runs.state import RunState, StoredStep
 from assistantd.testing.runs import insert_queued, migrated_sqlite, run_body
 from assistantd.testing.scripted import ScriptedBackend, text_turn
-from assistantd.testing.server import SwitchRouter
+from assistantd.testing.server import SwitchRouter, pg_database
 from assistantd.worker.engine import RunEngine
+from assistantd.worker.lease import HeldLease, LeaseLost
 from assistantd.worker.store import RunStore
 from assistantd.worker.worker import RunWorker
 
 ANSWER = "one two three four five six seven eight nine ten"
 ELSEWHERE = "another-host:4242"
+#: A short lease for the stall tests: a worker may act for 1.25 s after its last renewal.
+SHORT = {
+    "run_lease_seconds": 2.0,
+    "run_lease_renew_seconds": 0.25,
+    "run_lease_margin_seconds": 0.75,
+    "run_sweep_seconds": 0.1,
+}
 
 
 @pytest.fixture
@@ -40,10 +62,27 @@ async def db(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        engine = await migrated_sqlite(tmp_path / "runs.db")
+        yield engine
+        await engine.dispose()
+        return
+    url, drop = pg_database()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        yield engine
+        await engine.dispose()
+    finally:
+        drop()
+
+
 class BrokenResume(RunEngine):
     """An engine with a fault of ours in resuming a run (outside the run's own loop)."""
 
-    async def _close_interrupted(self, run_id: str) -> None:
+    async def _close_interrupted(self, run_id: str, lease: HeldLease | None = None) -> None:
         raise RuntimeError("resume broke")
 
 
@@ -111,6 +150,73 @@ class Rig:
         return [
             e.event for e in await self.bus.history(run_id) if e.event != "thread.message.delta"
         ]
+
+    def other_worker(self, **settings: Any) -> RunWorker:
+        """A worker on another host, on the same database, models and event bus."""
+        other = Settings(_env_file=None, host_id="other-host", **settings)  # type: ignore[call-arg]
+        return RunWorker(self.engine, self.store, other)
+
+    async def wait(self, what: Callable[[], Any], seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while not await what():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+
+    async def deltas(self, run_id: str) -> int:
+        history = await self.bus.history(run_id)
+        return sum(e.event == "thread.message.delta" for e in history)
+
+    async def messages(self, run_id: str) -> list[dict[str, Any]]:
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(MESSAGES.c.body).where(MESSAGES.c.run_id == run_id).order_by(MESSAGES.c.seq)
+            )
+            return [r.body for r in rows]
+
+    async def steps(self, run_id: str) -> list[dict[str, Any]]:
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(STEPS.c.body).where(STEPS.c.run_id == run_id).order_by(STEPS.c.seq)
+            )
+            return [r.body for r in rows]
+
+
+def streamed(history: list[RunEvent], message_id: str) -> str:
+    """The text the `thread.message.delta` events of `history` sent for `message_id`."""
+    deltas = [orjson.loads(e.data) for e in history if e.event == "thread.message.delta"]
+    return "".join(
+        part["text"]["value"]
+        for d in deltas
+        if d["id"] == message_id
+        for part in d["delta"]["content"]
+        if part["type"] == "text"
+    )
+
+
+async def assert_completed_once_by_its_new_holder(rig: Rig, run_id: str, cut: int) -> None:
+    """The run was executed up to event `cut` by a worker that lost it, then taken over
+    and completed by another: every event from `cut` on is the new holder's (the lost one
+    published nothing more), the interrupted message holds exactly what was streamed of
+    it, and the answer is in the thread once."""
+    row = await rig.row(run_id)
+    assert row.status == "completed" and row.lease_owner is None
+    history = await rig.bus.history(run_id)
+    assert [e.seq for e in history] == list(range(1, len(history) + 1))
+    first, second = await rig.messages(run_id)
+    names = [e.event for e in history[cut:] if e.event != "thread.message.delta"]
+    assert names[:3] == [
+        "thread.message.incomplete",
+        "thread.run.step.failed",
+        "thread.run.in_progress",
+    ], names
+    assert names[-3:] == ["thread.run.step.completed", "thread.run.completed", "done"], names
+    assert names.count("thread.run.completed") == 1 and names.count("done") == 1
+    assert streamed(history[cut:], first["id"]) == ""  # nothing of the lost worker's after it
+    assert first["status"] == "incomplete"
+    assert first["content"][0]["text"]["value"] == streamed(history, first["id"]) != ""
+    assert second["status"] == "completed"
+    assert second["content"][0]["text"]["value"] == streamed(history, second["id"]) == ANSWER
+    assert [s["status"] for s in await rig.steps(run_id)] == ["failed", "completed"]
 
 
 async def test_a_run_leased_on_another_host_is_taken_over_only_once_its_lease_ran_out(
@@ -185,22 +291,177 @@ async def test_a_run_whose_resume_breaks_ends_failed_instead_of_passing_from_wor
     assert "worker failed on run" in caplog.text  # a fault of ours is logged with its traceback
 
 
-async def test_a_worker_whose_lease_was_taken_stops_executing_the_run(db: AsyncEngine) -> None:
+@pytest.mark.parametrize("finds_out_by", ["renewal", "sweep"])
+async def test_a_worker_whose_lease_was_taken_stops_executing_the_run(
+    db: AsyncEngine, finds_out_by: str
+) -> None:
     rig = Rig(db, delay=0.2)
     run_id = await rig.queue()
     rig.worker.submit(run_id)
-    deadline = time.monotonic() + 10
-    while (await rig.row(run_id)).lease_owner != rig.worker.owner:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    await rig.wait(lambda: rig.deltas(run_id))
     assert rig.worker.owner.startswith("this-host:")
     await rig.lease(run_id, ELSEWHERE, time.time() + 60)  # this worker stalled past its lease
-    await rig.worker.renew()  # renews only its own leases
-    assert (await rig.row(run_id)).lease_owner == ELSEWHERE
-    await rig.worker.sweep()
+    if finds_out_by == "renewal":
+        await rig.worker.renew()  # renews only its own leases, and stops the others
+        assert (await rig.row(run_id)).lease_owner == ELSEWHERE
+    else:
+        await rig.worker.sweep()
+    published = len(await rig.bus.history(run_id))
     await rig.idle()
     row = await rig.row(run_id)
     assert row.status == "in_progress" and row.lease_owner == ELSEWHERE  # left to its new holder
+    assert len(await rig.bus.history(run_id)) == published
+    assert [m["status"] for m in await rig.messages(run_id)] == ["in_progress"]
+
+
+async def test_a_worker_that_has_not_yet_found_its_lease_taken_commits_and_announces_nothing(
+    db: AsyncEngine,
+) -> None:
+    """Its lease is taken while it streams (its local fence still good: no renewal or sweep
+    has told it): the answer's end, message, step and run in one transaction, is refused
+    and rolled back, and none of its events is published; the new holder completes the run."""
+    rig = Rig(db, delay=0.05)
+    run_id = await rig.queue()
+    rig.worker.submit(run_id)
+    await rig.wait(lambda: rig.deltas(run_id))
+    await rig.lease(run_id, ELSEWHERE, time.time() - 1)  # taken, and run out since
+    await rig.idle()
+    row = await rig.row(run_id)
+    assert row.status == "in_progress" and row.lease_owner == ELSEWHERE
+    assert [m["status"] for m in await rig.messages(run_id)] == ["in_progress"]
+    assert [s["status"] for s in await rig.steps(run_id)] == ["in_progress"]
+    names = await rig.names(run_id)
+    assert names[-1] == "thread.message.in_progress", names  # no completion announced
+    cut = len(await rig.bus.history(run_id))
+    await rig.worker.sweep()  # the holder's lease ran out: this worker takes the run over
+    await rig.idle()
+    await assert_completed_once_by_its_new_holder(rig, run_id, cut)
+
+
+async def test_a_worker_whose_lease_ran_out_unrenewed_stops_and_another_completes_the_run(
+    db: AsyncEngine,
+) -> None:
+    """Its renewer frozen (this worker is never started, so nothing renews), the worker
+    stops publishing and writing once the lease less the margin has passed, although the
+    database still names it; another worker takes the run over when the lease runs out."""
+    rig = Rig(db, delay=0.2, **SHORT)
+    run_id = await rig.queue()
+    rig.worker.submit(run_id)
+    await rig.idle()  # it stopped by itself, mid-answer
+    row = await rig.row(run_id)
+    assert row.status == "in_progress" and row.lease_owner == rig.worker.owner  # untouched
+    assert [m["status"] for m in await rig.messages(run_id)] == ["in_progress"]
+    cut = len(await rig.bus.history(run_id))
+    assert 0 < await rig.deltas(run_id) < len(ANSWER.split())
+
+    other = rig.other_worker(**SHORT)
+    await rig.wait(lambda: asyncio.sleep(0, time.time() > row.lease_expires_at))
+    await other.sweep()
+    assert other.executing() == [run_id]
+    deadline = time.monotonic() + 15
+    while other.executing():
+        assert time.monotonic() < deadline
+        await other.renew()
+        await asyncio.sleep(0.1)
+    await assert_completed_once_by_its_new_holder(rig, run_id, cut)
+
+
+async def test_a_worker_that_stalls_while_another_takes_its_run_over_acts_no_more_on_waking(
+    db: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both workers started (renewals, sweeps). The one executing the run stalls (its event
+    loop blocked, as by a long pause or SIGSTOP) past its lease; meanwhile the other claims
+    the run, as its sweep would. On waking, the first has ready to go both the next token
+    of its answer and its overdue renewal and sweep: none of them publishes or writes
+    anything, and the other completes the run."""
+    caplog.set_level(logging.INFO, "assistantd")
+    rig = Rig(db, delay=0.1, **SHORT)
+    other = rig.other_worker(**SHORT)
+    await rig.worker.start()
+    await other.start()
+    try:
+        run_id = await rig.queue()
+        rig.worker.submit(run_id)
+        await rig.wait(lambda: asyncio.sleep(0, rig.worker.executing() == [run_id]))
+        await rig.wait(lambda: rig.deltas(run_id))
+        assert (await rig.row(run_id)).lease_owner == rig.worker.owner
+        cut = len(await rig.bus.history(run_id))
+
+        time.sleep(SHORT["run_lease_seconds"] + 0.3)  # noqa: ASYNC251 (the stall: nothing here runs)
+
+        async def claim() -> bool:  # the other worker's claim, from its own connection
+            engine = await migrated_sqlite(tmp_path / "runs.db")
+            try:
+                return await RunStore(engine).claim(
+                    run_id, other.owner, time.time(), SHORT["run_lease_seconds"]
+                )
+            finally:
+                await engine.dispose()
+
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(asyncio.run, claim()).result()
+        other.submit(run_id)
+        assert len(await rig.bus.history(run_id)) == cut  # (nothing published yet)
+
+        deadline = time.monotonic() + 20
+        while rig.worker.executing() or other.executing():
+            assert time.monotonic() < deadline, (rig.worker.executing(), other.executing())
+            await asyncio.sleep(0.05)
+    finally:
+        await rig.worker.stop()
+        await other.stop()
+    await assert_completed_once_by_its_new_holder(rig, run_id, cut)
+    assert f"run {run_id}: its lease" in caplog.text and "it stops executing here" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_write_of_a_run_whose_lease_another_worker_holds_is_refused_and_rolled_back(
+    any_db: AsyncEngine,
+) -> None:
+    """The store-level fence, on SQLite and PostgreSQL: each transaction of an execution
+    (a step inserted with its message, a run started, bodies written with or without the
+    run's) is made only while the run's lease names the writer."""
+    store, me, holder = RunStore(any_db), "host-a:1", "host-b:2"
+    run = run_body()
+    await insert_queued(any_db, run, lease_owner=holder, lease_expires_at=time.time() + 60)
+    step = StoredStep(
+        new_step(run, "message_creation", {"type": "message_creation", "message_creation": {}})
+    )
+    message = new_message(
+        run["thread_id"], "assistant", [], assistant_id="asst_x", run_id=run["id"]
+    )
+    message["status"] = "in_progress"
+
+    async def rows() -> tuple[Any, list[str], list[str]]:
+        async with any_db.connect() as conn:
+            status = (await conn.execute(select(RUNS.c.status))).scalar()
+            steps = (await conn.execute(select(STEPS.c.body))).scalars().all()
+            messages = (await conn.execute(select(MESSAGES.c.body))).scalars().all()
+        return status, [s["status"] for s in steps], [m["status"] for m in messages]
+
+    with pytest.raises(LeaseLost, match=me):
+        await store.insert_step("proj_x", step, message, held_by=me)
+    with pytest.raises(LeaseLost):
+        await store.start(dict(run, status="in_progress"), RunState(), held_by=me)
+    assert await rows() == ("queued", [], [])
+    await store.insert_step("proj_x", step, message, held_by=holder)  # the holder's goes in
+    await store.start(dict(run, status="in_progress"), RunState(), held_by=holder)
+
+    done = dict(message, status="completed")
+    finished = dict(step.body, status="completed")
+    for writes in (
+        [("message", done, None)],
+        [("message", done, None), ("step", finished, None)],
+        [("message", done, None), ("run", dict(run, status="completed"), None)],
+    ):
+        with pytest.raises(LeaseLost):
+            await store.write(writes, held_by=me)  # type: ignore[arg-type]
+        assert await rows() == ("in_progress", ["in_progress"], ["in_progress"])
+
+    assert await store.renew([run["id"]], me, time.time() + 30) == {run["id"]: holder}
+    assert await store.renew([run["id"]], holder, time.time() + 30) == {}
+    await store.write([("message", done, None)], held_by=holder)
+    assert await rows() == ("in_progress", ["in_progress"], ["completed"])
 
 
 async def test_a_run_waiting_for_a_slot_is_not_mistaken_for_one_taken_from_this_worker(

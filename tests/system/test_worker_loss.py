@@ -9,6 +9,11 @@ SIGKILL. Every stream stays open and carries its run, taken over by worker B wit
 lease plus 5 s, through to `done`: resumed to `thread.run.completed`, or, when B may not
 resume it (`ASSISTANTD_RUN_MAX_TAKEOVERS=0`), to `thread.run.failed`. No event is sent
 twice, no message is lost or doubled, and no process logs a traceback.
+
+A worker that stalls rather than dies: A is stopped with SIGSTOP past its lease, B takes
+its runs over, and A is woken with SIGCONT while B streams the resumed answers. A publishes
+and writes nothing more (`worker/lease.py`): every stream still reads as after a kill, the
+text of each message exactly once, and A lives on, having logged why it stopped.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from assistantd.testing.fake_upstream import FakeUpstream
 from assistantd.testing.server import free_port, pg_database, wait_http
@@ -191,6 +197,42 @@ def _lose_worker_a(urls: list[str], workers: list[Child]) -> tuple[list[Stream],
     return streams, killed
 
 
+def _stall_worker_a(urls: list[str], workers: list[Child]) -> list[Stream]:
+    """As `_lose_worker_a`, but A is stopped (SIGSTOP) instead of killed, and woken
+    (SIGCONT) once B has taken every run over and is streaming its answer."""
+    a_worker, b_worker = workers
+    assistant = httpx.post(f"{urls[0]}/assistants", headers=H, json={"model": "m"}).json()
+    b_worker.proc.send_signal(signal.SIGSTOP)
+    try:
+        streams = [Stream(urls[n % 2], assistant["id"]) for n in range(4)]
+        deadline = time.monotonic() + 60
+        while not all(s.names().count("thread.message.delta") >= 20 for s in streams):
+            assert time.monotonic() < deadline, [s.names()[-3:] for s in streams]
+            assert not [s.error for s in streams if s.error]
+            time.sleep(0.05)
+    finally:
+        b_worker.proc.send_signal(signal.SIGCONT)
+    a_worker.proc.send_signal(signal.SIGSTOP)
+    try:
+
+        def resumed(s: Stream) -> int:
+            names = s.names()
+            if "thread.run.in_progress" not in names[names.index("thread.run.created") + 3 :]:
+                return 0
+            return names[names.index("thread.run.step.failed") :].count("thread.message.delta")
+
+        deadline = time.monotonic() + LEASE + 15
+        while not all(resumed(s) >= 10 for s in streams):
+            assert time.monotonic() < deadline, [s.names()[-3:] for s in streams]
+            time.sleep(0.05)
+        assert not any("done" in s.names() for s in streams)  # B is mid-answer on each
+    finally:
+        a_worker.proc.send_signal(signal.SIGCONT)
+    for s in streams:
+        s.reader.join(timeout=120)
+    return streams
+
+
 def _check_stream(s: Stream) -> list[dict[str, Any]]:
     """The stream's own checks; returns the thread's messages, oldest first."""
     assert s.error is None, s.error
@@ -278,3 +320,48 @@ def test_a_run_that_may_not_resume_ends_failed_on_every_stream(
         assert "ASSISTANTD_RUN_MAX_TAKEOVERS" in run["last_error"]["message"]
         assert s.first("thread.run.failed")[3] - killed <= LEASE + 5
     _no_tracebacks([workers[1], *apis])
+
+
+@pytest.mark.parametrize("cluster", [3], indirect=True)
+def test_a_worker_that_stalls_past_its_lease_acts_no_more_when_it_wakes(
+    cluster: tuple[list[str], list[Child], list[Child]],
+) -> None:
+    urls, workers, apis = cluster
+    streams = _stall_worker_a(urls, workers)
+    time.sleep(2 * RENEW)  # A, awake, has renewed (or tried to) and swept since
+    logs = redis.Redis.from_url(REDIS)
+    try:
+        for s in streams:
+            msgs = _check_stream(s)
+            got = [e for e in s.names() if e != "thread.message.delta"]
+            assert got[-4:] == [
+                "thread.message.completed",
+                "thread.run.step.completed",
+                "thread.run.completed",
+                "done",
+            ], got
+            assert got.count("thread.run.completed") == 1 and got.count("done") == 1
+            # Nothing of A's after B closed A's message: no delta of it, none twice.
+            closed = next(n for n, f in enumerate(s.frames) if f[0] == "thread.message.incomplete")
+            assert not [
+                f
+                for f in s.frames[closed:]
+                if f[0] == "thread.message.delta" and f[1]["id"] == msgs[1]["id"]
+            ]
+            assert len(msgs) == 3 and msgs[2]["status"] == "completed"
+            assert msgs[2]["content"][0]["text"]["value"] == REPLY
+            run_id = s.first("thread.run.created")[1]["id"]
+            run = httpx.get(f"{s.api}/threads/{s.thread_id}/runs/{run_id}", headers=H).json()
+            assert run["status"] == "completed"
+            # The run's log ends with the stream's `done`: nothing was published after it.
+            entries = logs.xrange(f"assistantd:run:{run_id}")
+            assert entries, run_id
+            assert [fields[b"e"] for _, fields in entries].count(b"done") == 1
+            assert entries[-1][1][b"e"] == b"done"
+    finally:
+        logs.close()
+    a_worker = workers[0]
+    assert a_worker.proc.poll() is None  # it lives on, and takes runs again
+    text = a_worker.log.read_text(errors="replace")
+    assert "it stops executing here, left to its holder" in text, text[-3000:]
+    _no_tracebacks([*workers, *apis])

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tracemalloc
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pytest
 
-from assistantd.events.bus import DONE, UNWRITTEN_LIMIT, MemoryEventBus, RunEvent
+from assistantd.events.bus import (
+    DONE,
+    UNWRITTEN_LIMIT,
+    EventBus,
+    MemoryEventBus,
+    RunEvent,
+    Superseded,
+)
+from assistantd.events.redis_bus import RedisEventBus
 from assistantd.events.sse import PING, frames, sse_response
 
 DELTA = {
@@ -286,3 +297,32 @@ def test_streamed_content_rebuilds_an_interrupted_message_from_its_deltas() -> N
         ]
     }
     assert streamed_content(events, {"msg_c"}) == {}
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_log_refuses_an_event_whose_fence_another_publisher_has_passed(kind: str) -> None:
+    """Fencing tokens (`worker/lease.py`): a worker that lost the run, its delta held up by
+    a stall, cannot append it after the new holder's (whose token is higher)."""
+    table = Table()
+    bus: EventBus
+    if kind == "memory":
+        bus = MemoryEventBus(persist=table.persist, load=table.load)
+    else:
+        url = os.environ.get("ASSISTANTD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+        bus = RedisEventBus(url, persist=table.persist, load=table.load)
+    run_id = f"run_fence{uuid.uuid4().hex}"
+    try:
+        await bus.open(run_id)
+        assert await bus.publish(run_id, "thread.message.delta", DELTA, 100.5) == 1
+        assert await bus.publish(run_id, "thread.message.delta", DELTA, 100.5) == 2
+        assert await bus.publish(run_id, "thread.message.delta", DELTA, 130.25) == 3  # taken over
+        with pytest.raises(Superseded):
+            await bus.publish(run_id, "thread.message.delta", DELTA, 100.5)
+        assert await bus.publish(run_id, "thread.message.incomplete", DELTA) == 4  # unfenced
+        assert await bus.publish(run_id, "thread.message.delta", DELTA, 130.25) == 5
+        await bus.finish(run_id)
+        assert [e.seq for e in await bus.history(run_id)] == [1, 2, 3, 4, 5, 6]
+    finally:
+        if isinstance(bus, RedisEventBus):
+            await bus.redis.delete(*bus._keys(run_id), f"assistantd:run:{run_id}:fence")
+            await bus.redis.aclose()

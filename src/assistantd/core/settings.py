@@ -148,6 +148,15 @@ class Settings(BaseSettings):
         description="How often a worker renews the leases of the runs it executes (to "
         "`RUN_LEASE_SECONDS` ahead); keep it at most a third of the lease.",
     )
+    run_lease_margin_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long before its lease runs out (counted from its last successful "
+        "renewal) a worker stops executing a run it could not renew, so that a worker that "
+        "stalled never acts beside the one that took its run over; more than the clock skew "
+        "between hosts plus the time a write takes. Renewal interval plus margin must be "
+        "shorter than the lease.",
+    )
     run_sweep_seconds: float = Field(
         1.0,
         gt=0,
@@ -348,6 +357,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"ASSISTANTD_RUN_LEASE_RENEW_SECONDS ({self.run_lease_renew_seconds:g}) must be shorter than "
                 f"ASSISTANTD_RUN_LEASE_SECONDS ({self.run_lease_seconds:g}); a third of it or less is safe."
+            )
+        if self.run_lease_renew_seconds + self.run_lease_margin_seconds >= self.run_lease_seconds:
+            raise ValueError(
+                f"ASSISTANTD_RUN_LEASE_RENEW_SECONDS ({self.run_lease_renew_seconds:g}) plus "
+                f"ASSISTANTD_RUN_LEASE_MARGIN_SECONDS ({self.run_lease_margin_seconds:g}) must be shorter "
+                f"than ASSISTANTD_RUN_LEASE_SECONDS ({self.run_lease_seconds:g}): a worker stops executing "
+                "a run whose lease is within the margin of running out since its last renewal."
             )
         return self
 

@@ -83,6 +83,11 @@ class RunEvent:
         return f"RunEvent(seq={self.seq}, event={self.event!r}, data={self.data[:60]!r})"
 
 
+class Superseded(Exception):
+    """Raised by `EventBus.publish` given a fence lower than one the run's log has had: the
+    publisher lost the run to a worker that has published since."""
+
+
 class EventBus(abc.ABC):
     """Where runs publish their events and streams read them."""
 
@@ -91,8 +96,15 @@ class EventBus(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
-        """Append an event to the run's log; returns its seq (1, 2, …)."""
+    async def publish(
+        self, run_id: str, event: str, data: dict[str, Any], fence: float | None = None
+    ) -> int:
+        """Append an event to the run's log; returns its seq (1, 2, …).
+
+        `fence`: the publisher's fencing token (its lease's claim, `worker/lease.py`), which
+        only grows from one holder of the run to the next: the log remembers the highest
+        one it was given and refuses (`Superseded`) an event with a lower one, that of a
+        worker that lost the run and woke up later."""
 
     @abc.abstractmethod
     async def finish(self, run_id: str) -> None:
@@ -157,6 +169,7 @@ class _RunLog:
         "_tail",
         "changed",
         "done_at",
+        "fence",
         "last_seq",
         "names",
         "next_seq",
@@ -173,6 +186,7 @@ class _RunLog:
         self.names: list[str] = []
         self.last_seq = 0
         self.next_seq = 1
+        self.fence = float("-inf")  # the highest publisher's fence seen
         self.persisted = 0  # events [0, persisted) are in the database
         self.writing: asyncio.Event | None = None  # set when the write under way ends
         self.changed = asyncio.Event()
@@ -294,8 +308,14 @@ class MemoryEventBus(EventBus):
                 every(self._flush_seconds, self.flush, logger, "event log write")
             )
 
-    async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
+    async def publish(
+        self, run_id: str, event: str, data: dict[str, Any], fence: float | None = None
+    ) -> int:
         log = await self._log(run_id)
+        if fence is not None:
+            if fence < log.fence:
+                raise Superseded(run_id)
+            log.fence = fence
         while self._persist is not None and len(log) - log.persisted >= UNWRITTEN_LIMIT:
             await self._write([(run_id, log)])
         seq = log.next_seq

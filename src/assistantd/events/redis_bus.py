@@ -1,7 +1,8 @@
 """The multi-process bus: run event logs in Redis streams, so an API process can stream a
 run that a worker process executes.
 
-Each run has a stream `assistantd:run:<id>` whose entry ids are `0-<seq>`; a Lua script
+Each run has a stream `assistantd:run:<id>` whose entry ids are `0-<seq>` (and a key
+`…:fence`, the highest publisher's fence seen, `EventBus.publish`); a Lua script
 assigns the next seq and appends in one atomic step, so publishers in several processes
 never reorder a log. Logs are written to the database at each `done` (like the memory
 bus) and expire from Redis `keep_seconds` later; a log no longer in Redis is read back
@@ -19,19 +20,32 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import TimeoutError as RedisTimeout
 
-from assistantd.events.bus import DONE, EventBus, Load, Persist, RunEvent
+from assistantd.events.bus import DONE, EventBus, Load, Persist, RunEvent, Superseded
 
+# ARGV[4]: the publisher's fence ('' for none); the highest one seen is kept in KEYS[4],
+# and an event with a lower one is refused (-1).
 _APPEND = """
+if ARGV[4] ~= '' then
+  local held = redis.call('GET', KEYS[4])
+  if held and tonumber(held) > tonumber(ARGV[4]) then
+    return -1
+  end
+  if held ~= ARGV[4] then
+    redis.call('SET', KEYS[4], ARGV[4])
+  end
+end
 local seq = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[1], 'd', ARGV[2])
 if ARGV[1] == 'done' then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   redis.call('EXPIRE', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
 else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
   redis.call('PERSIST', KEYS[3])
+  redis.call('PERSIST', KEYS[4])
 end
 return seq
 """
@@ -86,16 +100,23 @@ class RedisEventBus(EventBus):
         await self.redis.set(seq_key, 0, nx=True)
         await self.redis.set(persisted_key, 0, nx=True)
 
-    async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
-        return await self._add(run_id, event, orjson.dumps(data))
+    async def publish(
+        self, run_id: str, event: str, data: dict[str, Any], fence: float | None = None
+    ) -> int:
+        return await self._add(run_id, event, orjson.dumps(data), fence)
 
-    async def _add(self, run_id: str, event: str, data: bytes) -> int:
+    async def _add(self, run_id: str, event: str, data: bytes, fence: float | None = None) -> int:
         await self._ensure_seq(run_id)
         stream, seq_key, persisted_key = self._keys(run_id)
-        seq = await self._append(
-            keys=[stream, seq_key, persisted_key], args=[event, data, self._keep]
+        seq = int(
+            await self._append(
+                keys=[stream, seq_key, persisted_key, stream + ":fence"],
+                args=[event, data, self._keep, "" if fence is None else repr(fence)],
+            )
         )
-        return int(seq)
+        if seq < 0:
+            raise Superseded(run_id)
+        return seq
 
     async def finish(self, run_id: str) -> None:
         await self._add(run_id, DONE, b"[DONE]")

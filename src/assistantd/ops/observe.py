@@ -59,8 +59,10 @@ class ObservedBus(EventBus):
     async def open(self, run_id: str) -> None:
         await self.inner.open(run_id)
 
-    async def publish(self, run_id: str, event: str, data: dict[str, Any]) -> int:
-        seq = await self.inner.publish(run_id, event, data)
+    async def publish(
+        self, run_id: str, event: str, data: dict[str, Any], fence: float | None = None
+    ) -> int:
+        seq = await self.inner.publish(run_id, event, data, fence)
         if event in _FRAGMENTS:
             clock = self._runs.get(run_id)
             if clock is not None and clock.waiting_first_token:

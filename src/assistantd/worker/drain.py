@@ -25,6 +25,7 @@ from assistantd.core.ids import now_seconds
 from assistantd.events.bus import EventBus
 from assistantd.runs.objects import step_view, usage_object
 from assistantd.worker.engine import streamed_content
+from assistantd.worker.lease import LeaseLost
 from assistantd.worker.store import Write
 from assistantd.worker.worker import RunWorker
 
@@ -72,6 +73,8 @@ class Drainer:
         for run_id in left:
             try:
                 await hand_off(worker, self.bus, run_id)
+            except LeaseLost:
+                log.info("run %s: not handed off, another worker holds its lease", run_id)
             except Exception:
                 log.exception(
                     "could not hand off run %s; it resumes when its lease runs out", run_id
@@ -115,7 +118,7 @@ async def hand_off(worker: RunWorker, bus: EventBus, run_id: str) -> None:
     run = dict(row.body, status="queued")
     writes.append(("run", run, None))
     events.append(("thread.run.queued", dict(run)))
-    await store.write(writes)
+    await store.write(writes, held_by=worker.owner)  # unless another worker took it meanwhile
     await store.release(run_id, worker.owner)
     for event, data in events:
         await bus.publish(run_id, event, data)

@@ -31,6 +31,7 @@ from assistantd.usage.meter import UsageMeter
 from assistantd.worker import prompt as prompts
 from assistantd.worker.execution import Collaborators, RunExecution, RunOutcome
 from assistantd.worker.journal import RunJournal
+from assistantd.worker.lease import HeldLease, LeaseLost
 from assistantd.worker.store import RunStore
 from assistantd.worker.tools.base import ServerTool
 
@@ -71,10 +72,11 @@ class RunEngine:
         *,
         cancel: asyncio.Event | None = None,
         tracked: bool = False,
+        lease: HeldLease | None = None,
     ) -> RunExecution:
         return RunExecution(
             self.deps,
-            RunJournal(self.store, self.bus, run_id, self.deps.meter),
+            RunJournal(self.store, self.bus, run_id, self.deps.meter, lease),
             run,
             state,
             project_id,
@@ -85,12 +87,18 @@ class RunEngine:
     # -- entry points ------------------------------------------------------------------
 
     async def execute(
-        self, run_id: str, cancel: asyncio.Event, created: Created | None = None
+        self,
+        run_id: str,
+        cancel: asyncio.Event,
+        created: Created | None = None,
+        lease: HeldLease | None = None,
     ) -> None:
         """Run `run_id` until it pauses (requires_action) or ends.
 
         `created`: (project id, body, state) of a run this process has just created, instead of
-        reading it back; a cancel since then arrives through `cancel`.
+        reading it back; a cancel since then arrives through `cancel`. `lease`: the worker's
+        lease on the run; every write and event is fenced by it (`worker/lease.py`), and
+        `LeaseLost` leaves here when it is lost, the run untouched.
         """
         if created is not None:
             project_id, run, state = created[0], dict(created[1]), created[2]
@@ -101,20 +109,26 @@ class RunEngine:
             project_id, run, state = row.project_id, dict(row.body), RunState.load(row.state)
         bind_run(run_id, project_id)  # ops: this task's logs, metrics and spans name the run
         if run["status"] == "cancelling":
-            await self.finalize(run_id, "cancelled")
+            await self.finalize(run_id, "cancelled", lease=lease)
             return
         if run["status"] not in ("queued", "in_progress"):
             return
         if run["expires_at"] and now_seconds() >= run["expires_at"]:
-            await self.finalize(run_id, "expired")
+            await self.finalize(run_id, "expired", lease=lease)
             return
         ex = self._execution(
-            run_id, run, state, project_id, cancel=cancel, tracked=run["status"] == "queued"
+            run_id,
+            run,
+            state,
+            project_id,
+            cancel=cancel,
+            tracked=run["status"] == "queued",
+            lease=lease,
         )
         if run["status"] == "in_progress":
             # Picked up after a crash: whatever step was in flight is lost; close it as
             # failed and go on from the thread's state.
-            await self._close_interrupted(run_id)
+            await self._close_interrupted(run_id, lease)
             if not await self._resumable(run_id):
                 await ex.end("failed", last_error=self._given_up())
                 return
@@ -133,9 +147,12 @@ class RunEngine:
                 {loop, stop}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
-            # The worker is shutting down: stop generating, leave the run for recovery.
+            # The worker is shutting down, or lost the run's lease: stop generating, leave
+            # the run for recovery. (The loop may end in `LeaseLost` rather than cancelled:
+            # its outcome is taken here, so that nobody logs it as never retrieved.)
             loop.cancel()
             stop.cancel()
+            loop.add_done_callback(_outcome_taken)
             raise
         stop.cancel()
         if loop in done and not (
@@ -181,6 +198,8 @@ class RunEngine:
         run_id = ex.run["id"]
         try:
             loop.result()
+        except LeaseLost:
+            raise  # not this worker's run any more: nothing to end
         except RunOutcome as end:
             await ex.end(end.status, **end.fields)
         except ModelError as err:
@@ -199,23 +218,28 @@ class RunEngine:
                 },
             )
 
-    async def finalize(self, run_id: str, status: str, **fields: Any) -> None:
-        """End a run that is not executing here (queued, requires_action, orphaned)."""
+    async def finalize(
+        self, run_id: str, status: str, *, lease: HeldLease | None = None, **fields: Any
+    ) -> None:
+        """End a run that is not executing (queued, requires_action, orphaned; with `lease`,
+        one this worker holds the lease of)."""
         row = await self.store.load_run(run_id)
         if row is None or lifecycle.is_terminal(row.status):
             return
-        await self._execution(run_id, dict(row.body), RunState.load(row.state), row.project_id).end(
-            status, **fields
-        )
+        await self._execution(
+            run_id, dict(row.body), RunState.load(row.state), row.project_id, lease=lease
+        ).end(status, **fields)
 
-    async def _close_interrupted(self, run_id: str) -> None:
+    async def _close_interrupted(self, run_id: str, lease: HeldLease | None = None) -> None:
         """Close what a dead process left open: its message keeps the content its stream
         had sent (as far as the event log reached the database or Redis)."""
         open_steps, open_messages = await self.store.open_parts(run_id)
         row = await self.store.load_run(run_id)
         if row is None:
             return
-        ex = self._execution(run_id, dict(row.body), RunState.load(row.state), row.project_id)
+        ex = self._execution(
+            run_id, dict(row.body), RunState.load(row.state), row.project_id, lease=lease
+        )
         error = {
             "code": "server_error",
             "message": "assistantd restarted while this step ran; the run resumed.",
@@ -234,6 +258,11 @@ class RunEngine:
                 await ex.journal.record("message", message, "thread.message.incomplete")
             for step in open_steps:
                 await ex.finish_step(dict(step.body), "failed", None, error, state=step.state)
+
+
+def _outcome_taken(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def streamed_content(events: list[Any], message_ids: set[str]) -> dict[str, list[dict[str, Any]]]:

@@ -18,6 +18,14 @@ change is in the database before a stream shows it) is kept in this one file:
   so the row and the usage the run shows commit together, in one transaction per model
   call. The meter hears of it after that commit. A call whose run never writes again (its
   process stopped first) leaves no row, as it leaves no step usage.
+
+The journal of an execution holds the run's lease (`worker/lease.py`): before each delta
+and each write it checks that the lease is still good here (a clock comparison), each delta
+carries the lease's fencing token (the log refuses a superseded one), and each write is
+made only while the database names this worker as the holder. Otherwise it raises
+`LeaseLost` and publishes nothing more of its own. The events that announce a change it has
+committed (`record`'s, `publish`'s, a batch's, `done`) are published whatever the clock says
+by then: the change was this worker's to make, and nobody else would announce it.
 """
 
 from __future__ import annotations
@@ -26,21 +34,31 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from assistantd.events.bus import EventBus
+from assistantd.events.bus import EventBus, Superseded
 from assistantd.runs.dispatch import Announcement
 from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.usage.meter import ModelCall, UsageMeter
+from assistantd.worker.lease import HeldLease, LeaseLost
 from assistantd.worker.store import RunContext, RunStore, Write
 
 
 class RunJournal:
     def __init__(
-        self, store: RunStore, bus: EventBus, run_id: str, meter: UsageMeter | None = None
+        self,
+        store: RunStore,
+        bus: EventBus,
+        run_id: str,
+        meter: UsageMeter | None = None,
+        lease: HeldLease | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.run_id = run_id
         self._meter = meter
+        #: The run's lease, when an execution holding it writes (none: the API's
+        #: announcements, the ending of a run that nobody executes).
+        self.lease = lease
+        self._held_by = lease.owner if lease is not None else None
         # While set, writes and events wait here until the batch's end.
         self._batch: tuple[list[Write], list[Announcement]] | None = None
         # Model calls whose usage rows go with the next write.
@@ -95,8 +113,17 @@ class RunJournal:
 
     async def _write(self, writes: list[Write]) -> None:
         calls, self._usage = self._usage, []
+        lease = self.lease
         try:
-            await self.store.write(writes, calls)
+            if lease is None:
+                await self.store.write(writes, calls)
+            else:
+                lease.check()
+                try:
+                    await self.store.write(writes, calls, held_by=self._held_by)
+                except LeaseLost as lost:
+                    lease.lose(str(lost))  # nothing of this execution is published any more
+                    raise
         except BaseException:
             self._usage[:0] = calls  # not written: they go with the run's next write
             raise
@@ -110,14 +137,32 @@ class RunJournal:
             await self.bus.publish(self.run_id, event, data)
 
     async def delta(self, event: str, data: dict[str, Any]) -> None:
-        await self.bus.publish(self.run_id, event, data)
+        lease = self.lease
+        if lease is None:
+            await self.bus.publish(self.run_id, event, data)
+            return
+        lease.check()
+        try:
+            await self.bus.publish(self.run_id, event, data, lease.token)
+        except Superseded:
+            lease.lose("another worker has published on the run's log since")
+            raise LeaseLost(lease.lost) from None
 
     async def insert(
         self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None
     ) -> None:
         """Insert a step (and the message it creates) now, in its own transaction: `publish`
         its events next."""
-        await self.store.insert_step(project_id, step, message)
+        lease = self.lease
+        if lease is None:
+            await self.store.insert_step(project_id, step, message)
+            return
+        lease.check()
+        try:
+            await self.store.insert_step(project_id, step, message, held_by=self._held_by)
+        except LeaseLost as lost:
+            lease.lose(str(lost))
+            raise
 
     async def start(
         self,
@@ -130,7 +175,16 @@ class RunJournal:
     ) -> RunContext:
         """Write the run as it starts, read what its first model call needs (one
         transaction), then publish `event`. `fresh`: no model call was made yet."""
-        context = await self.store.start(run, state, fresh=fresh)
+        lease = self.lease
+        if lease is None:
+            context = await self.store.start(run, state, fresh=fresh)
+        else:
+            lease.check()
+            try:
+                context = await self.store.start(run, state, fresh=fresh, held_by=self._held_by)
+            except LeaseLost as lost:
+                lease.lose(str(lost))
+                raise
         await self.bus.publish(self.run_id, event, data)
         return context
 
@@ -143,5 +197,6 @@ class RunJournal:
             await self.bus.publish(self.run_id, event, data)
 
     async def finish(self) -> None:
-        """The run pauses or ends: its log says `done`."""
+        """The run pauses or ends: its log says `done` (after the commit that paused or
+        ended it, so not fenced: see above)."""
         await self.bus.finish(self.run_id)

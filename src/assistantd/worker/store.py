@@ -2,6 +2,11 @@
 
 SQLAlchemy Core on a bare connection rather than ORM sessions: a run makes a dozen small
 writes, and the ORM's unit-of-work bookkeeping was most of their cost.
+
+The writes of a run's execution name the lease holder (`held_by`): each is then made only
+while `runs.lease_owner` still names it, in the same transaction (the run row's UPDATE has it
+in its WHERE; a transaction without one first reads the run row FOR UPDATE), and raises
+`LeaseLost`, rolled back, when it does not (`worker/lease.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.threads.models import ThreadRow
 from assistantd.usage import repository as usage_repo
 from assistantd.usage.meter import ModelCall
+from assistantd.worker.lease import LeaseLost
 
 EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
 
@@ -44,25 +50,70 @@ class RunStore:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
-    async def write(self, bodies: Sequence[Write], usage: Sequence[ModelCall] = ()) -> None:
-        """Write several bodies (and states) in one transaction, with the usage rows of the
-        model calls whose usage they report."""
+    async def write(
+        self,
+        bodies: Sequence[Write],
+        usage: Sequence[ModelCall] = (),
+        held_by: str | None = None,
+    ) -> None:
+        """Write several bodies (and states) of one run in one transaction, with the usage
+        rows of the model calls whose usage they report; with `held_by`, only while that
+        worker holds the run's lease (else `LeaseLost`, nothing written)."""
         if not bodies and not usage:
             return
         async with self.engine.begin() as conn:
+            if held_by is not None and bodies and not any(kind == "run" for kind, _, _ in bodies):
+                await self._hold(conn, bodies[0][1]["run_id"], held_by)
             for kind, body, state in bodies:
-                await conn.execute(body_update(kind, body, state))
+                await self._update(conn, kind, body, state, held_by)
             await usage_repo.insert_calls(conn, usage, now_seconds())
 
     async def start(
-        self, run: dict[str, Any], state: RunState, *, fresh: bool = False
+        self,
+        run: dict[str, Any],
+        state: RunState,
+        *,
+        fresh: bool = False,
+        held_by: str | None = None,
     ) -> RunContext:
         """Write the run (now `in_progress`) and read what its first model call needs, in
-        one transaction. `fresh`: the run has made no model call yet, so it has no steps
-        to read."""
+        one transaction (with `held_by`, as `write`). `fresh`: the run has made no model
+        call yet, so it has no steps to read."""
         async with self.engine.begin() as conn:
-            await conn.execute(body_update("run", run, state))
+            await self._update(conn, "run", run, state, held_by)
             return await self._context(conn, run, steps=not fresh)
+
+    @staticmethod
+    async def _update(
+        conn: Any,
+        kind: str,
+        body: dict[str, Any],
+        state: RunState | StepState | None,
+        held_by: str | None,
+    ) -> None:
+        statement = body_update(kind, body, state)
+        if kind != "run" or held_by is None:
+            await conn.execute(statement)
+            return
+        # The run row names its holder: the change is made only if that is still us.
+        done = await conn.execute(statement.where(RUNS.c.lease_owner == held_by))
+        if not done.rowcount:
+            raise LeaseLost(f"the database no longer names {held_by} as the run's lease holder")
+
+    @staticmethod
+    async def _hold(conn: Any, run_id: str, held_by: str) -> None:
+        """Fail the transaction (`LeaseLost`) unless `held_by` holds the run's lease; on
+        PostgreSQL the row stays locked to the commit, so a takeover waits for it (SQLite's
+        transactions hold the database's write lock from their BEGIN)."""
+        held = (
+            await conn.execute(
+                select(RUNS.c.id)
+                .where(RUNS.c.id == run_id, RUNS.c.lease_owner == held_by)
+                .with_for_update()
+            )
+        ).first()
+        if held is None:
+            raise LeaseLost(f"the database no longer names {held_by} as the run's lease holder")
 
     async def context(self, run: dict[str, Any]) -> RunContext:
         """What a model call needs: the thread, its messages, this run's steps, the assistant."""
@@ -113,11 +164,18 @@ class RunStore:
         )
 
     async def insert_step(
-        self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None
+        self,
+        project_id: str,
+        step: StoredStep,
+        message: dict[str, Any] | None = None,
+        held_by: str | None = None,
     ) -> None:
-        """Insert a step (and the message it creates, in the same transaction)."""
+        """Insert a step (and the message it creates, in the same transaction; with
+        `held_by`, as `write`)."""
         body = step.body
         async with self.engine.begin() as conn:
+            if held_by is not None:
+                await self._hold(conn, body["run_id"], held_by)
             await conn.execute(
                 insert(STEPS).values(
                     id=body["id"],
@@ -193,15 +251,27 @@ class RunStore:
             )
             return bool(res.rowcount)
 
-    async def renew(self, run_ids: Sequence[str], owner: str, until: float) -> None:
+    async def renew(
+        self, run_ids: Sequence[str], owner: str, until: float
+    ) -> dict[str, str | None]:
+        """Move `owner`'s leases on `run_ids` to `until`, in one UPDATE. Returns the runs of
+        `run_ids` that are no longer `owner`'s, with their holder now (None: the lease was
+        released, by the run's pause or end, or the run is gone)."""
         if not run_ids:
-            return
+            return {}
         async with self.engine.begin() as conn:
-            await conn.execute(
+            renewed = await conn.execute(
                 update(RUNS)
                 .where(RUNS.c.id.in_(run_ids), RUNS.c.lease_owner == owner)
                 .values(lease_expires_at=until)
             )
+            if renewed.rowcount == len(run_ids):
+                return {}
+            rows = await conn.execute(
+                select(RUNS.c.id, RUNS.c.lease_owner).where(RUNS.c.id.in_(run_ids))
+            )
+            holders: dict[str, str | None] = {row.id: row.lease_owner for row in rows}
+        return {run_id: holders.get(run_id) for run_id in run_ids if holders.get(run_id) != owner}
 
     async def release(self, run_id: str, owner: str) -> None:
         async with self.engine.begin() as conn:

@@ -5,8 +5,13 @@ every `ASSISTANTD_RUN_LEASE_RENEW_SECONDS` to `ASSISTANTD_RUN_LEASE_SECONDS` ahe
 runs. A worker that dies leaves leases that stop being renewed: each worker's sweep (every
 `ASSISTANTD_RUN_SWEEP_SECONDS`) takes over a run whose holder is a pid gone from its own
 host at once, and any other (a holder on another host, or one that stalled) once the lease
-has run out. A worker that finds its lease taken stops executing that run. Runs whose
-`expires_at` passed are expired here, whatever state they wait in. Nothing is left stuck.
+has run out. Runs whose `expires_at` passed are expired here, whatever state they wait in.
+Nothing is left stuck.
+
+A worker that stalled past its lease (and may have lost it) stops executing the run without
+touching it (`worker/lease.py`): once its lease ran out here without a renewal (less
+`ASSISTANTD_RUN_LEASE_MARGIN_SECONDS`), when a renewal or a sweep finds another worker
+holding it, or when one of its writes finds the lease no longer its own.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from assistantd.core.periodic import every
 from assistantd.core.settings import Settings
 from assistantd.runs.dispatch import Created
 from assistantd.worker.engine import RunEngine
+from assistantd.worker.lease import HeldLease, LeaseLost
 from assistantd.worker.store import RunStore
 
 log = logging.getLogger("assistantd.worker")
@@ -40,7 +46,8 @@ class RunWorker:
         self.lease_seconds = settings.run_lease_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._signals: dict[str, asyncio.Event] = {}
-        self._held: set[str] = set()  # runs whose lease this worker took (claimed or created with)
+        # The runs whose lease this worker took (claimed, or created with it).
+        self._leases: dict[str, HeldLease] = {}
         self._limit = asyncio.Semaphore(settings.run_concurrency)
         self._sweeper: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -109,7 +116,11 @@ class RunWorker:
             return
         self._signals[run_id] = asyncio.Event()
         if claimed:
-            self._held.add(run_id)  # renewed while it waits for a slot
+            # Renewed while it waits for a slot. Granted (`lease_for_new_run`) no later than
+            # the run's creation time, in whole seconds: a lease good to a little less long.
+            wall, mono = time.time(), time.monotonic()
+            granted = min(wall, float(created[1]["created_at"])) if created else wall
+            self._leases[run_id] = self._lease(granted, mono - (wall - granted))
         self._tasks[run_id] = asyncio.create_task(
             self._execute(run_id, steal_from, claimed, created)
         )
@@ -143,15 +154,22 @@ class RunWorker:
     ) -> None:
         try:
             async with self._limit:
-                if not claimed and not await self.store.claim(
-                    run_id, self.owner, time.time(), self.lease_seconds, steal_from
-                ):
-                    return
+                if not claimed:
+                    wall, mono = time.time(), time.monotonic()
+                    if not await self.store.claim(
+                        run_id, self.owner, wall, self.lease_seconds, steal_from
+                    ):
+                        return
+                    self._leases[run_id] = self._lease(wall, mono)
                 claimed = True
-                self._held.add(run_id)
-                await self.engine.execute(run_id, self._signals[run_id], created)
+                await self.engine.execute(
+                    run_id, self._signals[run_id], created, lease=self._leases[run_id]
+                )
         except asyncio.CancelledError:
+            self._lost(run_id)
             raise
+        except LeaseLost:
+            self._lost(run_id)
         except Exception as err:
             log.exception("worker failed on run %s", run_id)
             if claimed:
@@ -160,7 +178,24 @@ class RunWorker:
             # A paused or ended run's lease was released with its status (RunStore.write).
             self._tasks.pop(run_id, None)
             self._signals.pop(run_id, None)
-            self._held.discard(run_id)
+            self._leases.pop(run_id, None)
+
+    def _lost(self, run_id: str) -> None:
+        """Say so when the execution of `run_id` ended because its lease was lost."""
+        lease = self._leases.get(run_id)
+        if lease is not None and lease.lost is not None:
+            log.warning(
+                "run %s: %s; it stops executing here, left to its holder", run_id, lease.lost
+            )
+
+    def _lease(self, wall: float, mono: float) -> HeldLease:
+        """A lease claimed at (`wall`, `mono`), good to `ASSISTANTD_RUN_LEASE_SECONDS` after
+        less the margin."""
+        lease = HeldLease(
+            self.owner, self.settings.run_lease_margin_seconds, wall + self.lease_seconds
+        )
+        lease.extend(wall, mono, self.lease_seconds)
+        return lease
 
     async def _give_up(self, run_id: str, err: Exception) -> None:
         """End `failed` a run held here whose execution broke outside the run's own loop
@@ -169,6 +204,7 @@ class RunWorker:
             await self.engine.finalize(
                 run_id,
                 "failed",
+                lease=self._leases.get(run_id),
                 last_error={
                     "code": "server_error",
                     "message": f"assistantd could not go on with this run: {type(err).__name__}: {err}",
@@ -199,9 +235,35 @@ class RunWorker:
             self._tasks.pop(run_id, None)
 
     async def renew(self) -> None:
-        """Move the leases of the runs executing here `ASSISTANTD_RUN_LEASE_SECONDS` ahead."""
-        mine = list(self._held)
-        await self.store.renew(mine, self.owner, time.time() + self.lease_seconds)
+        """Move the leases of the runs executing here `ASSISTANTD_RUN_LEASE_SECONDS` ahead;
+        stop executing those whose lease ran out here before (this worker stalled or could
+        not reach the database for longer than the lease less the margin) and those that
+        another worker holds now."""
+        leases = dict(self._leases)
+        for run_id, lease in list(leases.items()):
+            if lease.lost is not None or lease.expired:
+                self._stop(run_id, "its lease ran out without a renewal")
+                del leases[run_id]
+        if not leases:
+            return
+        wall, mono = time.time(), time.monotonic()
+        lost = await self.store.renew(list(leases), self.owner, wall + self.lease_seconds)
+        for run_id, lease in leases.items():
+            if run_id not in lost:
+                lease.extend(wall, mono, self.lease_seconds)
+            elif lost[run_id] is not None:
+                self._stop(run_id, f"its lease passed to {lost[run_id]}")
+            # Released (None): the run paused or ended, its execution is on its way out (or
+            # the run was ended elsewhere: its next write finds that out).
+
+    def _stop(self, run_id: str, why: str) -> None:
+        """Stop executing a run whose lease this worker lost, leaving the run as it is."""
+        lease = self._leases.get(run_id)
+        if lease is not None:
+            lease.lose(why)
+        task = self._tasks.get(run_id)
+        if task is not None and not task.done():
+            task.cancel()
 
     async def sweep(self) -> None:
         """Expire overdue runs, take over orphaned ones, stop those another worker took."""
@@ -241,10 +303,5 @@ class RunWorker:
         if status == "cancelling" and not self._signals[run_id].is_set():
             log.info("run %s: cancelled through another process", run_id)
             self._signals[run_id].set()
-        elif run_id in self._held and owner is not None and owner != self.owner:
-            task = self._tasks.get(run_id)
-            if task is not None and not task.done():
-                log.warning(
-                    "run %s: its lease passed to %s; it stops executing here", run_id, owner
-                )
-                task.cancel()
+        elif run_id in self._leases and owner is not None and owner != self.owner:
+            self._stop(run_id, f"its lease passed to {owner}")
