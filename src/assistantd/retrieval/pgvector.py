@@ -296,6 +296,28 @@ async def use_hnsw(c: AsyncConnection, scope_rows: int) -> bool:
     return scope_rows / total >= EXACT_BELOW_SHARE
 
 
+def vector_sql(d: int, *, hnsw: bool, files: bool) -> str:
+    """The vector query of `nearest` (parameters ``:q``, ``:stores``, ``:k``, ``:files``)."""
+    vec = f"{COLUMN}::vector({int(d)})" if hnsw else COLUMN
+    file_cond = "AND file_id = ANY(:files) " if files else ""
+    return (
+        f"SELECT id, -({vec} <#> {_QUERY}) AS score FROM retrieval_chunks "
+        f"WHERE vector_store_id = ANY(:stores) AND vector_dims({COLUMN}) = {int(d)} {file_cond}"
+        f"ORDER BY {vec} <#> {_QUERY} LIMIT :k"
+    )
+
+
+#: The query vector goes as a binary float4[] parameter (`query_param`), cast to vector in
+#: the server: its text form ``[x,y,...]`` cost 0.8 ms per 384-dim query to format here,
+#: a fifth of the whole query's time seen by the caller at 100k chunks.
+_QUERY = "CAST(CAST(:q AS real[]) AS vector)"
+
+
+def query_param(row: Matrix) -> list[float]:
+    """The ``:q`` parameter of `vector_sql` (float32 values, exact in float4)."""
+    return np.asarray(row, dtype=np.float32).tolist()  # type: ignore[no-any-return]
+
+
 async def nearest(
     c: AsyncConnection,
     *,
@@ -313,13 +335,7 @@ async def nearest(
     d = int(query_vectors.shape[1])
     if files is not None and not files:
         return [[] for _ in range(len(query_vectors))]
-    vec = f"{COLUMN}::vector({d})" if hnsw else COLUMN
-    file_cond = "AND file_id = ANY(:files) " if files is not None else ""
-    sql = text(
-        f"SELECT id, -({vec} <#> CAST(:q AS vector)) AS score FROM retrieval_chunks "
-        f"WHERE vector_store_id = ANY(:stores) AND vector_dims({COLUMN}) = {d} {file_cond}"
-        f"ORDER BY {vec} <#> CAST(:q AS vector) LIMIT :k"
-    )
+    sql = text(vector_sql(d, hnsw=hnsw, files=files is not None))
     if hnsw:
         await c.execute(
             text(
@@ -333,13 +349,8 @@ async def nearest(
         params["files"] = list(files)
     out: list[list[tuple[int, float]]] = []
     for row in np.asarray(query_vectors, dtype=np.float32):
-        result = await c.execute(sql, {"q": _literal(row), **params})
+        result = await c.execute(sql, {"q": query_param(row), **params})
         hits = [(int(i), float(s)) for i, s in result]
         hits.sort(key=lambda h: -h[1])  # relaxed_order may return near-ties out of order
         out.append(hits)
     return out
-
-
-def _literal(row: Matrix) -> str:
-    """pgvector's text form, ``[x,y,...]`` (float32 repr round-trips exactly)."""
-    return "[" + ",".join(map(repr, row.tolist())) + "]"

