@@ -22,6 +22,7 @@ import openai
 import pytest
 
 from assistantd.core.db import UnitOfWork
+from assistantd.core.settings import Settings
 from assistantd.files.s3 import S3Store
 from assistantd.files.service import read_file_bytes
 from assistantd.files.storage import FileMissing, LocalStore, StorageUnavailable, project_key
@@ -40,17 +41,24 @@ def s3() -> Iterator[str]:
         stop()
 
 
-@pytest.fixture(scope="module")
-def s3_server(s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    settings = make_settings(
-        Path(tmp_path_factory.mktemp("s3-data")),
+def _s3_settings(data: Path, s3: str, bucket: str, **more: Any) -> Settings:
+    """A server storing its files in `bucket` of the moto server at `s3`."""
+    return make_settings(
+        data,
         storage="s3",
-        s3_bucket=BUCKET,
-        s3_prefix="tenant1/",
+        s3_bucket=bucket,
         s3_endpoint_url=s3,
         s3_region=REGION,
         s3_access_key_id=ACCESS_KEY,
         s3_secret_access_key=SECRET_KEY,
+        **more,
+    )
+
+
+@pytest.fixture(scope="module")
+def s3_server(s3: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = _s3_settings(
+        Path(tmp_path_factory.mktemp("s3-data")), s3, BUCKET, s3_prefix="tenant1/"
     )
     srv, stop = start_server(settings)
     try:
@@ -121,15 +129,7 @@ def test_storage_outage_is_a_503_naming_no_bucket_or_endpoint(s3: str, tmp_path:
     the SDK may retry, and say nothing of where the storage lives."""
     bucket = "assistantd-outage"
     client(s3).create_bucket(Bucket=bucket)
-    settings = make_settings(
-        tmp_path,
-        storage="s3",
-        s3_bucket=bucket,
-        s3_endpoint_url=s3,
-        s3_region=REGION,
-        s3_access_key_id=ACCESS_KEY,
-        s3_secret_access_key=SECRET_KEY,
-    )
+    settings = _s3_settings(tmp_path, s3, bucket)
     srv, stop = start_server(settings)
     try:
         with srv.client() as c:

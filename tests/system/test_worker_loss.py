@@ -173,11 +173,10 @@ def cluster(
             drop()
 
 
-def _lose_worker_a(urls: list[str], workers: list[Child]) -> tuple[list[Stream], float]:
+def _streams_on_worker_a(urls: list[str], workers: list[Child]) -> list[Stream]:
     """Four streams (two on each API process) of runs that worker A executes (B is stopped
-    while they start); A is killed mid-answer. Returns the streams, once ended, and the
-    moment of the kill."""
-    a_worker, b_worker = workers
+    while they start), each 20 deltas into its answer."""
+    _, b_worker = workers
     assistant = httpx.post(f"{urls[0]}/assistants", headers=H, json={"model": "m"}).json()
     b_worker.proc.send_signal(signal.SIGSTOP)
     try:
@@ -189,6 +188,15 @@ def _lose_worker_a(urls: list[str], workers: list[Child]) -> tuple[list[Stream],
             time.sleep(0.05)
     finally:
         b_worker.proc.send_signal(signal.SIGCONT)
+    return streams
+
+
+def _lose_worker_a(urls: list[str], workers: list[Child]) -> tuple[list[Stream], float]:
+    """Four streams (two on each API process) of runs that worker A executes (B is stopped
+    while they start); A is killed mid-answer. Returns the streams, once ended, and the
+    moment of the kill."""
+    a_worker = workers[0]
+    streams = _streams_on_worker_a(urls, workers)
     a_worker.proc.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     a_worker.proc.wait(timeout=10)
@@ -200,18 +208,8 @@ def _lose_worker_a(urls: list[str], workers: list[Child]) -> tuple[list[Stream],
 def _stall_worker_a(urls: list[str], workers: list[Child]) -> list[Stream]:
     """As `_lose_worker_a`, but A is stopped (SIGSTOP) instead of killed, and woken
     (SIGCONT) once B has taken every run over and is streaming its answer."""
-    a_worker, b_worker = workers
-    assistant = httpx.post(f"{urls[0]}/assistants", headers=H, json={"model": "m"}).json()
-    b_worker.proc.send_signal(signal.SIGSTOP)
-    try:
-        streams = [Stream(urls[n % 2], assistant["id"]) for n in range(4)]
-        deadline = time.monotonic() + 60
-        while not all(s.names().count("thread.message.delta") >= 20 for s in streams):
-            assert time.monotonic() < deadline, [s.names()[-3:] for s in streams]
-            assert not [s.error for s in streams if s.error]
-            time.sleep(0.05)
-    finally:
-        b_worker.proc.send_signal(signal.SIGCONT)
+    a_worker = workers[0]
+    streams = _streams_on_worker_a(urls, workers)
     a_worker.proc.send_signal(signal.SIGSTOP)
     try:
 
