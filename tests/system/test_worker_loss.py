@@ -42,6 +42,13 @@ LEASE = 8.0
 RENEW = 1.0
 REPLY = "word " * 300
 H = {"Authorization": f"Bearer {KEY}"}
+#: How a stream of a run that completes ends (after its answer's deltas).
+ENDS_COMPLETED = [
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+    "done",
+]
 
 
 class Child:
@@ -271,12 +278,7 @@ def test_streams_carry_runs_taken_over_from_a_worker_lost_on_another_host(
     for s in streams:
         msgs = _check_stream(s)
         got = [e for e in s.names() if e != "thread.message.delta"]
-        assert got[-4:] == [
-            "thread.message.completed",
-            "thread.run.step.completed",
-            "thread.run.completed",
-            "done",
-        ], got
+        assert got[-4:] == ENDS_COMPLETED, got
         assert got[got.index("thread.run.step.failed") + 1] == "thread.run.in_progress", got
         assert len(msgs) == 3 and msgs[2]["status"] == "completed"
         assert msgs[2]["content"][0]["text"]["value"] == REPLY
@@ -332,12 +334,7 @@ def test_a_worker_that_stalls_past_its_lease_acts_no_more_when_it_wakes(
         for s in streams:
             msgs = _check_stream(s)
             got = [e for e in s.names() if e != "thread.message.delta"]
-            assert got[-4:] == [
-                "thread.message.completed",
-                "thread.run.step.completed",
-                "thread.run.completed",
-                "done",
-            ], got
+            assert got[-4:] == ENDS_COMPLETED, got
             assert got.count("thread.run.completed") == 1 and got.count("done") == 1
             # Nothing of A's after B closed A's message: no delta of it, none twice.
             closed = next(n for n, f in enumerate(s.frames) if f[0] == "thread.message.incomplete")
