@@ -108,60 +108,57 @@ async def add_user_messages(
             for a in attachments
             if any(t["type"] == "code_interpreter" for t in a["tools"])
         ]
-    if code_files:
-        await add_code_files(uow, caller, thread_id, code_files)
-    if search_files:
-        await add_search_files(uow, caller, thread_id, list(dict.fromkeys(search_files)), stores)
+    if code_files or search_files:
+        await attach_files(
+            uow, caller, thread_id, code_files, list(dict.fromkeys(search_files)), stores
+        )
     return out
 
 
-async def add_code_files(
-    uow: UnitOfWork, caller: Principal, thread_id: str, file_ids: list[str]
-) -> None:
-    """Message attachments for code_interpreter: into the thread's
-    `tool_resources.code_interpreter.file_ids`, each once, up to that list's limit of
-    `CODE_FILES_MAX`. Past it the file still reaches the sandbox, since a run also reads
-    the attachments of the thread's messages."""
-    row = await ThreadRepository(uow.session).require(caller.project_id, thread_id)
-    body = cast(Thread, dict(row.body))
-    resources = cast(ToolResourcesWire, dict(body.get("tool_resources") or {}))
-    ci = resources.get("code_interpreter")
-    have = list(ci.get("file_ids") or []) if ci else []
-    merged = list(dict.fromkeys(have + file_ids))[: max(len(have), CODE_FILES_MAX)]
-    if merged == have:
-        return
-    resources["code_interpreter"] = {"file_ids": merged}
-    body["tool_resources"] = resources
-    await ThreadRepository(uow.session).save_body(row, body)
-
-
-async def add_search_files(
+async def attach_files(
     uow: UnitOfWork,
     caller: Principal,
     thread_id: str,
-    file_ids: list[str],
+    code_files: list[str],
+    search_files: list[str],
     stores: VectorStoreRuntime,
 ) -> None:
-    """Message attachments for file_search: into the thread's store, made if it has none
-    (7-day expiry after last use, as OpenAI's thread stores). The files are checked."""
+    """Message attachments into the thread's `tool_resources`, with one read and at most
+    one write of the thread (the files are checked).
+
+    code_interpreter: into `code_interpreter.file_ids`, each once, up to that list's limit
+    of `CODE_FILES_MAX`; past it the file still reaches the sandbox, since a run also reads
+    the attachments of the thread's messages. file_search: into the thread's store, made if
+    it has none (7-day expiry after last use, as OpenAI's thread stores).
+    """
     row = await ThreadRepository(uow.session).require(caller.project_id, thread_id)
     body = cast(Thread, dict(row.body))
     resources = cast(ToolResourcesWire, dict(body.get("tool_resources") or {}))
-    fs = resources.get("file_search")
-    ids = list(fs.get("vector_store_ids") or []) if fs else []
-    if ids:
-        await vector_stores.add_files(stores, uow, caller.project_id, ids[0], file_ids)
-        return
-    store = await vector_stores.create_store_with_files(
-        stores,
-        uow,
-        caller.project_id,
-        file_ids,
-        expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS,
-    )
-    resources["file_search"] = {"vector_store_ids": [store["id"]]}
-    body["tool_resources"] = resources
-    await ThreadRepository(uow.session).save_body(row, body)
+    changed = False
+    ci = resources.get("code_interpreter")
+    have = list(ci.get("file_ids") or []) if ci else []
+    merged = list(dict.fromkeys(have + code_files))[: max(len(have), CODE_FILES_MAX)]
+    if merged != have:
+        resources["code_interpreter"] = {"file_ids": merged}
+        changed = True
+    if search_files:
+        fs = resources.get("file_search")
+        ids = list(fs.get("vector_store_ids") or []) if fs else []
+        if ids:
+            await vector_stores.add_files(stores, uow, caller.project_id, ids[0], search_files)
+        else:
+            store = await vector_stores.create_store_with_files(
+                stores,
+                uow,
+                caller.project_id,
+                search_files,
+                expires_after_days=vector_stores.THREAD_STORE_EXPIRY_DAYS,
+            )
+            resources["file_search"] = {"vector_store_ids": [store["id"]]}
+            changed = True
+    if changed:
+        body["tool_resources"] = resources
+        await ThreadRepository(uow.session).save_body(row, body)
 
 
 async def ensure_unlocked(uow: UnitOfWork, thread_id: str) -> None:
