@@ -28,7 +28,13 @@ class RecordingStore(RunStore):
         self.transactions: list[tuple[list[str], int]] = []
         self.fail = False
 
-    async def write(self, bodies: Sequence[Write], usage: Sequence[ModelCall] = ()) -> None:
+    async def write(
+        self,
+        bodies: Sequence[Write],
+        usage: Sequence[ModelCall] = (),
+        held_by: str | None = None,
+    ) -> None:
+        assert held_by is None  # these journals hold no lease
         if not bodies and not usage:
             return
         if self.fail:
@@ -42,8 +48,13 @@ class RecordingStore(RunStore):
         )
 
     async def insert_step(
-        self, project_id: str, step: StoredStep, message: dict[str, Any] | None = None
+        self,
+        project_id: str,
+        step: StoredStep,
+        message: dict[str, Any] | None = None,
+        held_by: str | None = None,
     ) -> None:
+        assert held_by is None
         self.transactions.append(([f"insert:{step.body['id']}"], await self.bus.position(RUN)))
 
 

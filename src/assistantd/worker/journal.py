@@ -31,7 +31,7 @@ by then: the change was this worker's to make, and nobody else would announce it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from assistantd.events.bus import EventBus, Superseded
@@ -63,6 +63,23 @@ class RunJournal:
         self._batch: tuple[list[Write], list[Announcement]] | None = None
         # Model calls whose usage rows go with the next write.
         self._usage: list[ModelCall] = []
+
+    @contextlib.contextmanager
+    def _fenced(self) -> Iterator[None]:
+        """Around a write of an execution that holds the lease: check it first (`LeaseLost`
+        once it ran out here), and when the store finds it held by another worker, mark it
+        lost, so that nothing of this execution is published any more. (Without a lease,
+        `held_by` is None and the store writes unconditionally.)"""
+        lease = self.lease
+        if lease is None:
+            yield
+            return
+        lease.check()
+        try:
+            yield
+        except LeaseLost as lost:
+            lease.lose(str(lost))
+            raise
 
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -113,17 +130,9 @@ class RunJournal:
 
     async def _write(self, writes: list[Write]) -> None:
         calls, self._usage = self._usage, []
-        lease = self.lease
         try:
-            if lease is None:
-                await self.store.write(writes, calls)
-            else:
-                lease.check()
-                try:
-                    await self.store.write(writes, calls, held_by=self._held_by)
-                except LeaseLost as lost:
-                    lease.lose(str(lost))  # nothing of this execution is published any more
-                    raise
+            with self._fenced():
+                await self.store.write(writes, calls, held_by=self._held_by)
         except BaseException:
             self._usage[:0] = calls  # not written: they go with the run's next write
             raise
@@ -153,16 +162,8 @@ class RunJournal:
     ) -> None:
         """Insert a step (and the message it creates) now, in its own transaction: `publish`
         its events next."""
-        lease = self.lease
-        if lease is None:
-            await self.store.insert_step(project_id, step, message)
-            return
-        lease.check()
-        try:
+        with self._fenced():
             await self.store.insert_step(project_id, step, message, held_by=self._held_by)
-        except LeaseLost as lost:
-            lease.lose(str(lost))
-            raise
 
     async def start(
         self,
@@ -175,16 +176,8 @@ class RunJournal:
     ) -> RunContext:
         """Write the run as it starts, read what its first model call needs (one
         transaction), then publish `event`. `fresh`: no model call was made yet."""
-        lease = self.lease
-        if lease is None:
-            context = await self.store.start(run, state, fresh=fresh)
-        else:
-            lease.check()
-            try:
-                context = await self.store.start(run, state, fresh=fresh, held_by=self._held_by)
-            except LeaseLost as lost:
-                lease.lose(str(lost))
-                raise
+        with self._fenced():
+            context = await self.store.start(run, state, fresh=fresh, held_by=self._held_by)
         await self.bus.publish(self.run_id, event, data)
         return context
 
