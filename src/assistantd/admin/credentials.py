@@ -21,7 +21,7 @@ from assistantd.audit.service import record
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest, not_found
 from assistantd.core.ids import new_id, next_seq, now_seconds
-from assistantd.keys.cache import KeyCache
+from assistantd.keys.cache import KeyCache, forget_on_commit
 from assistantd.keys.models import AdminApiKey, ApiKey, ServiceAccount
 from assistantd.keys.repository import (
     AdminKeyRepository,
@@ -167,12 +167,6 @@ async def modify_account(
     return render.service_account(sa)
 
 
-def _forget_keys(uow: UnitOfWork, keys: KeyCache | None) -> None:
-    """Keys were revoked: this process reads every key again once that is committed."""
-    if keys is not None:
-        uow.after_commit(keys.forget_all)
-
-
 async def delete_account(
     uow: UnitOfWork,
     caller: AdminPrincipal,
@@ -185,7 +179,7 @@ async def delete_account(
     sa.deleted_at = now_seconds()
     for key_id in await ApiKeyRepository(uow.session).live_ids_of_account(sa.id):
         await revoke_key(uow.session, key_id, admin_key_id=caller.key_id)
-    _forget_keys(uow, keys)
+    forget_on_commit(uow, keys)
     await record(
         uow.session,
         "service_account.deleted",
@@ -268,5 +262,5 @@ async def delete_project_key(
             param="api_key_id",
         )
     await revoke_key(uow.session, key.id, admin_key_id=caller.key_id)
-    _forget_keys(uow, keys)
+    forget_on_commit(uow, keys)
     return render.deleted("organization.project.api_key.deleted", key.id)

@@ -19,7 +19,7 @@ from assistantd.audit.service import record
 from assistantd.core.db import UnitOfWork
 from assistantd.core.errors import InvalidRequest
 from assistantd.core.ids import now_seconds
-from assistantd.keys.cache import KeyCache
+from assistantd.keys.cache import KeyCache, forget_on_commit
 from assistantd.keys.service import AdminPrincipal
 from assistantd.projects.models import DEFAULT_PROJECT, Project
 from assistantd.projects.repository import ProjectRepository
@@ -93,6 +93,5 @@ async def archive(
             admin_key_id=caller.key_id,
             project=(p.id, p.name),
         )
-        if keys is not None:  # its keys are refused from the commit on
-            uow.after_commit(keys.forget_all)
+        forget_on_commit(uow, keys)  # its keys are refused from the commit on
     return render.project(p)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from assistantd.core.db import UnitOfWork
+
 
 @dataclass(slots=True)
 class CachedKey:
@@ -59,3 +61,10 @@ class KeyCache:
         """After a key was revoked or a project archived: read every key again."""
         self.generation += 1
         self._keys.clear()
+
+
+def forget_on_commit(uow: UnitOfWork, cache: KeyCache | None) -> None:
+    """Keys were revoked or a project archived in `uow`: this process reads every key
+    again once that is committed."""
+    if cache is not None:
+        uow.after_commit(cache.forget_all)
