@@ -267,13 +267,7 @@ async def diagnose(engine: AsyncEngine, qs: np.ndarray[Any, Any], ef: int) -> di
     sql = pgvector.vector_sql(DIMS, hnsw=True, files=False)
     out: dict[str, Any] = {"ef_search": ef}
     async with engine.connect() as c:
-        await c.execute(
-            text(
-                "SELECT set_config('hnsw.ef_search', :ef, true), "
-                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-            ),
-            {"ef": str(ef)},
-        )
+        await pgvector.hnsw_settings(c, ef)
         params = {"q": pgvector.query_param(q), "stores": ["vs"], "k": POOL}
         plans = []
         for _ in range(3):  # the last of three: warm
@@ -303,13 +297,7 @@ async def diagnose(engine: AsyncEngine, qs: np.ndarray[Any, Any], ef: int) -> di
             (await c.execute(text_sql, {**params, "q": lit})).all()
             literal.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            await c.execute(
-                text(
-                    "SELECT set_config('hnsw.ef_search', :ef, true), "
-                    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-                ),
-                {"ef": str(ef)},
-            )
+            await pgvector.hnsw_settings(c, ef)
             cfg.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             await c.execute(text("SELECT 1"))

@@ -318,6 +318,18 @@ def query_param(row: Matrix) -> list[float]:
     return np.asarray(row, dtype=np.float32).tolist()  # type: ignore[no-any-return]
 
 
+async def hnsw_settings(c: AsyncConnection, ef_search: int) -> None:
+    """For the rest of `c`'s transaction: HNSW scans look at `ef_search` candidates, and
+    continue (iterative scan, relaxed order) when filters leave too few."""
+    await c.execute(
+        text(
+            "SELECT set_config('hnsw.ef_search', :ef, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+        ),
+        {"ef": str(ef_search)},
+    )
+
+
 async def nearest(
     c: AsyncConnection,
     *,
@@ -337,13 +349,7 @@ async def nearest(
         return [[] for _ in range(len(query_vectors))]
     sql = text(vector_sql(d, hnsw=hnsw, files=files is not None))
     if hnsw:
-        await c.execute(
-            text(
-                "SELECT set_config('hnsw.ef_search', :ef, true), "
-                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-            ),
-            {"ef": str(max(int(ef_search), k))},
-        )
+        await hnsw_settings(c, max(int(ef_search), k))
     params: dict[str, Any] = {"stores": list(vector_store_ids), "k": k}
     if files is not None:
         params["files"] = list(files)
