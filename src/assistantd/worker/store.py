@@ -11,7 +11,7 @@ in its WHERE; a transaction without one first reads the run row FOR UPDATE), and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,10 @@ EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
 #: A change to write: ("run" | "step" | "message", its body, its private state or None to
 #: keep the stored one).
 Write = tuple[str, dict[str, Any], RunState | StepState | None]
+#: What `RunStore.insert_step` takes: the run's project, a step, the message it creates.
+Opened = tuple[str, StoredStep, dict[str, Any] | None]
+#: What the run's start inserts, given the context it read (`RunStore.start`).
+Opening = Callable[["RunContext"], Opened | None]
 
 
 class RunStore:
@@ -75,13 +79,20 @@ class RunStore:
         *,
         fresh: bool = False,
         held_by: str | None = None,
-    ) -> RunContext:
+        opening: Opening | None = None,
+    ) -> tuple[RunContext, Opened | None]:
         """Write the run (now `in_progress`) and read what its first model call needs, in
         one transaction (with `held_by`, as `write`). `fresh`: the run has made no model
-        call yet, so it has no steps to read."""
+        call yet, so it has no steps to read. `opening`: given that context, the step (and
+        the message it creates) that the first model call opens, or None when that is not
+        known before the call; inserted in the same transaction, returned with the context."""
         async with self.engine.begin() as conn:
             await self._update(conn, "run", run, state, held_by)
-            return await self._context(conn, run, steps=not fresh)
+            context = await self._context(conn, run, steps=not fresh)
+            opened = opening(context) if opening is not None else None
+            if opened is not None:
+                await self._insert(conn, *opened)
+            return context, opened
 
     @staticmethod
     async def _update(
@@ -172,34 +183,40 @@ class RunStore:
     ) -> None:
         """Insert a step (and the message it creates, in the same transaction; with
         `held_by`, as `write`)."""
-        body = step.body
         async with self.engine.begin() as conn:
             if held_by is not None:
-                await self._hold(conn, body["run_id"], held_by)
+                await self._hold(conn, step.body["run_id"], held_by)
+            await self._insert(conn, project_id, step, message)
+
+    @staticmethod
+    async def _insert(
+        conn: Any, project_id: str, step: StoredStep, message: dict[str, Any] | None
+    ) -> None:
+        body = step.body
+        await conn.execute(
+            insert(STEPS).values(
+                id=body["id"],
+                project_id=project_id,
+                seq=next_seq(),
+                created_at=body["created_at"],
+                run_id=body["run_id"],
+                thread_id=body["thread_id"],
+                body=body,
+                state=step.state.dump(),
+            )
+        )
+        if message is not None:
             await conn.execute(
-                insert(STEPS).values(
-                    id=body["id"],
+                insert(MESSAGES).values(
+                    id=message["id"],
                     project_id=project_id,
                     seq=next_seq(),
-                    created_at=body["created_at"],
-                    run_id=body["run_id"],
-                    thread_id=body["thread_id"],
-                    body=body,
-                    state=step.state.dump(),
+                    created_at=message["created_at"],
+                    thread_id=message["thread_id"],
+                    run_id=message["run_id"],
+                    body=message,
                 )
             )
-            if message is not None:
-                await conn.execute(
-                    insert(MESSAGES).values(
-                        id=message["id"],
-                        project_id=project_id,
-                        seq=next_seq(),
-                        created_at=message["created_at"],
-                        thread_id=message["thread_id"],
-                        run_id=message["run_id"],
-                        body=message,
-                    )
-                )
 
     async def open_parts(self, run_id: str) -> tuple[list[StoredStep], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""
