@@ -128,7 +128,7 @@ def measure(db: str, runs: int) -> dict[str, Any]:
                 assistant = await client.beta.assistants.create(model="m", name="bench")
                 for n in range(3 + runs):
                     if n == 3:
-                        time.sleep(0.5)  # the warm-up's event log flushed
+                        await asyncio.sleep(0.5)  # the warm-up's event log flushed
                         trace.on = True
                     run = await client.beta.threads.create_and_run_poll(
                         assistant_id=assistant.id,
