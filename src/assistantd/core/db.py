@@ -12,6 +12,7 @@ import contextvars
 import functools
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import aiosqlite
 import orjson
 from sqlalchemy import JSON, BigInteger, ColumnElement, Integer, String, bindparam, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -204,8 +206,36 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, **_JSON)
+        engine = create_async_engine(url, pool_size=20, max_overflow=20, **_JSON)
+        _ping_when_idle(engine)
+        return engine
     return create_async_engine(url, poolclass=NullPool, **_JSON)
+
+
+#: A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's pre-ping, for a connection that sat in the pool `IDLE_PING_SECONDS` or
+    more (a server restart, an idle timeout on the way), not for every checkout: on
+    asyncpg a ping is three round trips (BEGIN, `;`, ROLLBACK), as many as a run's
+    transaction has statements. A connection that breaks while in use is invalidated
+    where the error is met (SQLAlchemy's disconnect handling; `driver_transaction`)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as gone:
+            raise DisconnectionError(f"a pooled connection did not answer: {gone}") from gone
 
 
 class Prebuilt:
@@ -327,8 +357,13 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[DriverTransac
             # SQLAlchemy's connection has not begun (its adapter begins lazily, at its
             # first statement): the transaction is the driver's, and the pool's reset on
             # return finds nothing to roll back.
-            async with driver.transaction():
-                yield _AsyncpgTransaction(driver)
+            try:
+                async with driver.transaction():
+                    yield _AsyncpgTransaction(driver)
+            except BaseException:
+                if driver.is_closed():  # the pool must not hand it out again
+                    await conn.invalidate()
+                raise
         else:
             async with conn.begin():
                 yield _SQLAlchemyTransaction(conn)
