@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistantd.core.db import create_engine
+from assistantd.core.db import create_engine, offloaded
 from assistantd.core.settings import Settings
 from assistantd.events.bus import MemoryEventBus, RunEvent
 from assistantd.messages.service import new_message
@@ -507,6 +507,31 @@ async def test_a_runs_start_inserts_the_step_and_message_its_opening_gives_with_
     later = await store.context(started)
     assert [s.body for s in later.steps] == [step.body]
     assert later.own_messages == {message["id"]: message} and later.history == []
+
+
+async def test_offloaded_the_stores_prebuilt_statements_run_through_sqlalchemy(
+    db: AsyncEngine,
+) -> None:
+    """In `offloaded()` (SQLite statements in a thread) a driver transaction goes through
+    SQLAlchemy's `exec_driver_sql` instead of the sqlite3 connection: the same rows."""
+    store, holder = RunStore(db), "host-a:1"
+    run = run_body()
+    await insert_queued(db, run, lease_owner=holder, lease_expires_at=time.time() + 60)
+    step = StoredStep(
+        new_step(run, "message_creation", {"type": "message_creation", "message_creation": {}})
+    )
+    message = new_message(
+        run["thread_id"], "assistant", [], assistant_id="asst_x", run_id=run["id"]
+    )
+    with offloaded():
+        await store.insert_step("proj_x", step, message, held_by=holder)
+        with pytest.raises(LeaseLost):  # rolled back: the message stays as inserted
+            await store.write(
+                [("message", dict(message, status="completed"), None)], held_by="host-b:2"
+            )
+        context = await store.context(run)
+    assert [s.body for s in context.steps] == [step.body]
+    assert context.own_messages == {message["id"]: message}
 
 
 async def test_a_run_waiting_for_a_slot_is_not_mistaken_for_one_taken_from_this_worker(
