@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistantd.core.db import create_engine
+from assistantd.core.db import create_engine, offloaded
 from assistantd.core.settings import Settings
 from assistantd.events.bus import MemoryEventBus, RunEvent
 from assistantd.messages.service import new_message
@@ -443,6 +443,13 @@ async def test_a_write_of_a_run_whose_lease_another_worker_holds_is_refused_and_
         await store.insert_step("proj_x", step, message, held_by=me)
     with pytest.raises(LeaseLost):
         await store.start(dict(run, status="in_progress"), RunState(), held_by=me)
+    with pytest.raises(LeaseLost):  # nor does a start that opens the run's first step
+        await store.start(
+            dict(run, status="in_progress"),
+            RunState(),
+            held_by=me,
+            opening=lambda context: ("proj_x", step, message),
+        )
     assert await rows() == ("queued", [], [])
     await store.insert_step("proj_x", step, message, held_by=holder)  # the holder's goes in
     await store.start(dict(run, status="in_progress"), RunState(), held_by=holder)
@@ -462,6 +469,69 @@ async def test_a_write_of_a_run_whose_lease_another_worker_holds_is_refused_and_
     assert await store.renew([run["id"]], holder, time.time() + 30) == {}
     await store.write([("message", done, None)], held_by=holder)
     assert await rows() == ("in_progress", ["in_progress"], ["completed"])
+
+
+async def test_a_runs_start_inserts_the_step_and_message_its_opening_gives_with_the_run(
+    any_db: AsyncEngine,
+) -> None:
+    """`RunStore.start` with an opening (a tool-less run's first model call): the opening
+    sees the context the start read, and what it gives commits with the run's start."""
+    store, holder = RunStore(any_db), "host-a:1"
+    run = run_body()
+    await insert_queued(any_db, run, lease_owner=holder, lease_expires_at=time.time() + 60)
+    step = StoredStep(
+        new_step(run, "message_creation", {"type": "message_creation", "message_creation": {}})
+    )
+    message = new_message(
+        run["thread_id"], "assistant", [], assistant_id="asst_x", run_id=run["id"]
+    )
+    seen: list[Any] = []
+
+    def opening(context: Any) -> tuple[str, StoredStep, dict[str, Any]]:
+        seen.append(context)
+        return "proj_x", step, message
+
+    started = dict(run, status="in_progress")
+    context, opened = await store.start(
+        started, RunState(model_calls=1), fresh=True, held_by=holder, opening=opening
+    )
+    assert seen == [context] and opened == ("proj_x", step, message)
+    async with any_db.connect() as conn:
+        row = (await conn.execute(select(RUNS.c.status, RUNS.c.state))).one()
+        stored_step = (await conn.execute(select(STEPS.c.project_id, STEPS.c.body))).one()
+        stored_message = (await conn.execute(select(MESSAGES.c.run_id, MESSAGES.c.body))).one()
+    assert (row.status, row.state) == ("in_progress", {"model_calls": 1})
+    assert tuple(stored_step) == ("proj_x", step.body)
+    assert tuple(stored_message) == (run["id"], message)
+    # The next model call's context has them: the step, and the message as the run's own.
+    later = await store.context(started)
+    assert [s.body for s in later.steps] == [step.body]
+    assert later.own_messages == {message["id"]: message} and later.history == []
+
+
+async def test_offloaded_the_stores_prebuilt_statements_run_through_sqlalchemy(
+    db: AsyncEngine,
+) -> None:
+    """In `offloaded()` (SQLite statements in a thread) a driver transaction goes through
+    SQLAlchemy's `exec_driver_sql` instead of the sqlite3 connection: the same rows."""
+    store, holder = RunStore(db), "host-a:1"
+    run = run_body()
+    await insert_queued(db, run, lease_owner=holder, lease_expires_at=time.time() + 60)
+    step = StoredStep(
+        new_step(run, "message_creation", {"type": "message_creation", "message_creation": {}})
+    )
+    message = new_message(
+        run["thread_id"], "assistant", [], assistant_id="asst_x", run_id=run["id"]
+    )
+    with offloaded():
+        await store.insert_step("proj_x", step, message, held_by=holder)
+        with pytest.raises(LeaseLost):  # rolled back: the message stays as inserted
+            await store.write(
+                [("message", dict(message, status="completed"), None)], held_by="host-b:2"
+            )
+        context = await store.context(run)
+    assert [s.body for s in context.steps] == [step.body]
+    assert context.own_messages == {message["id"]: message}
 
 
 async def test_a_run_waiting_for_a_slot_is_not_mistaken_for_one_taken_from_this_worker(

@@ -5,19 +5,22 @@ Dialect differences live here and nowhere else.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import contextvars
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import aiosqlite
 import orjson
 from sqlalchemy import JSON, BigInteger, ColumnElement, Integer, String, bindparam, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -96,6 +99,10 @@ class InlineSQLiteConnection(aiosqlite.Connection):
         if _offloaded.get():
             return await asyncio.to_thread(fn, *args, **kwargs)
         return fn(*args, **kwargs)
+
+    def inline(self) -> sqlite3.Connection | None:
+        """The sqlite3 connection, when statements run inline (None in `offloaded()`)."""
+        return None if _offloaded.get() else self._connection
 
     def begin_immediate(self) -> bool:
         """`BEGIN IMMEDIATE` straight on the sqlite3 connection, when statements run inline
@@ -199,8 +206,167 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, **_JSON)
+        engine = create_async_engine(url, pool_size=20, max_overflow=20, **_JSON)
+        _ping_when_idle(engine)
+        return engine
     return create_async_engine(url, poolclass=NullPool, **_JSON)
+
+
+#: A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's pre-ping, for a connection that sat in the pool `IDLE_PING_SECONDS` or
+    more (a server restart, an idle timeout on the way), not for every checkout: on
+    asyncpg a ping is three round trips (BEGIN, `;`, ROLLBACK), as many as a run's
+    transaction has statements. A connection that breaks while in use is invalidated
+    where the error is met (SQLAlchemy's disconnect handling; `driver_transaction`)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as gone:
+            raise DisconnectionError(f"a pooled connection did not answer: {gone}") from gone
+
+
+class Prebuilt:
+    """A statement's SQL for `DriverTransaction`, written once with `?` placeholders, in the
+    form each driver takes (asyncpg numbers them: `$1`, `$2` …). Its text holds no `?` of
+    its own (no string literals)."""
+
+    __slots__ = ("postgresql", "sqlite")
+
+    def __init__(self, sql: str) -> None:
+        self.sqlite = " ".join(sql.split())
+        first, *rest = self.sqlite.split("?")
+        self.postgresql = first + "".join(f"${n}{part}" for n, part in enumerate(rest, 1))
+
+
+def json_param(value: Any) -> str:
+    """A JSON column's parameter for `DriverTransaction`: its text, as SQLAlchemy writes it
+    (on PostgreSQL, SQLAlchemy's JSONB codec on the connection takes the text)."""
+    return _json_dumps(value)
+
+
+class DriverTransaction(abc.ABC):
+    """A transaction on the database driver's own connection, for the run path's hottest
+    statements (`worker/statements.py`): SQLAlchemy's work per statement (a cache key, an
+    execution context, parameter processing, result metadata) cost more than the SQL
+    itself, and none of it is done here. Only its pool is used. Parameters are a tuple,
+    with `json_param` for a JSON column; rows come back as tuples, a JSON column's value
+    through `json`."""
+
+    @abc.abstractmethod
+    async def execute(self, statement: Prebuilt, params: Sequence[Any]) -> int:
+        """Run `statement`; returns how many rows it changed."""
+
+    @abc.abstractmethod
+    async def executemany(self, statement: Prebuilt, rows: Sequence[Sequence[Any]]) -> None:
+        """Run `statement` once for each of `rows`."""
+
+    @abc.abstractmethod
+    async def fetch(self, statement: Prebuilt, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """The rows `statement` selects."""
+
+    @staticmethod
+    def json(value: Any) -> Any:
+        """A JSON column's value as read (text on SQLite, decoded already on PostgreSQL)."""
+        return _json_loads(value) if isinstance(value, str | bytes) else value
+
+
+class _SQLiteTransaction(DriverTransaction):
+    """On the sqlite3 connection itself, on the event loop (`InlineSQLiteConnection`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, statement: Prebuilt, params: Sequence[Any]) -> int:
+        return self.conn.execute(statement.sqlite, params).rowcount
+
+    async def executemany(self, statement: Prebuilt, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(statement.sqlite, rows)
+
+    async def fetch(self, statement: Prebuilt, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self.conn.execute(statement.sqlite, params).fetchall()
+
+
+class _AsyncpgTransaction(DriverTransaction):
+    """On the asyncpg connection (its statement cache prepares each statement once)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, statement: Prebuilt, params: Sequence[Any]) -> int:
+        status: str = await self.conn.execute(statement.postgresql, *params)
+        return int(status.rpartition(" ")[2] or 0)  # "UPDATE 1", "INSERT 0 1"
+
+    async def executemany(self, statement: Prebuilt, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(statement.postgresql, rows)
+
+    async def fetch(self, statement: Prebuilt, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return list(await self.conn.fetch(statement.postgresql, *params))
+
+    @staticmethod
+    def json(value: Any) -> Any:
+        return value
+
+
+class _SQLAlchemyTransaction(DriverTransaction):
+    """Through SQLAlchemy after all (an `offloaded()` SQLite statement, another driver):
+    `exec_driver_sql`, which still skips compiling."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, statement: Prebuilt, params: Sequence[Any]) -> int:
+        return int((await self.conn.exec_driver_sql(statement.sqlite, tuple(params))).rowcount)
+
+    async def executemany(self, statement: Prebuilt, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.exec_driver_sql(statement.sqlite, [tuple(r) for r in rows])
+
+    async def fetch(self, statement: Prebuilt, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return list((await self.conn.exec_driver_sql(statement.sqlite, tuple(params))).all())
+
+
+@contextlib.asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[DriverTransaction]:
+    """One transaction on a pooled connection's driver (`DriverTransaction`), committed at
+    the block's end, rolled back if it raises. On SQLite it begins IMMEDIATE, as every
+    transaction here does (`create_engine`)."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        raw = driver.inline() if isinstance(driver, InlineSQLiteConnection) else None
+        if raw is not None:
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTransaction(raw)
+                raw.execute("COMMIT")
+            finally:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+        elif engine.dialect.driver == "asyncpg" and driver is not None:
+            # SQLAlchemy's connection has not begun (its adapter begins lazily, at its
+            # first statement): the transaction is the driver's, and the pool's reset on
+            # return finds nothing to roll back.
+            try:
+                async with driver.transaction():
+                    yield _AsyncpgTransaction(driver)
+            except BaseException:
+                if driver.is_closed():  # the pool must not hand it out again
+                    await conn.invalidate()
+                raise
+        else:
+            async with conn.begin():
+                yield _SQLAlchemyTransaction(conn)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

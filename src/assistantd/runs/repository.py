@@ -21,10 +21,11 @@ def body_update(
     """The one UPDATE that stores a run's, a step's or a run's message's changed body, and
     the run's or step's private `state` with it when one is given (else it is kept).
 
-    Every change of these rows after their insert is one of these, from the engine's own
-    transactions (`worker/store.py::RunStore.write`) and from the API's
-    (`RunRepository.write`): a run's status column, thread lock and lease follow its body's
-    status as `runs/lifecycle.py::held_columns` says, whoever writes it.
+    Every change of these rows after their insert is one of these, from the API's
+    transactions (`RunRepository.write`), or its prebuilt twin from the engine's own
+    (`worker/statements.py::update_body`, on the driver's connection): a run's status
+    column, thread lock and lease follow its body's status as
+    `runs/lifecycle.py::held_columns` says, whoever writes it.
     """
     kept: dict[str, Any] = {} if state is None else {"state": state.dump()}
     if kind == "step":

@@ -2,7 +2,8 @@
 
 A run's and a step's `body` is exactly its wire object; this state sits beside it, in the
 `state` JSON column of `runs` and `run_steps` (migration 0008), and is read and written
-with the body in the same statements (`runs/repository.py::body_update`).
+with the body in the same statements (`runs/repository.py::body_update`, and its twin
+`worker/statements.py::update_body`).
 
 One JSON column per table rather than a column per field: a step's state is per tool
 call (keyed by call id), which has no fixed set of columns; a run's is six small values

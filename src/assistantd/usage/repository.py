@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, distinct, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from assistantd.core.db import DriverTransaction, Prebuilt
 from assistantd.usage.meter import ModelCall
 from assistantd.usage.models import UsageRecord
 from assistantd.vector_stores.models import VectorStoreFileRow, VectorStoreRow
@@ -57,12 +58,19 @@ async def insert_call(
     await session.execute(insert(USAGE), [_values(call, created_at)])
 
 
-async def insert_calls(conn: AsyncConnection, calls: Sequence[ModelCall], created_at: int) -> None:
-    """Insert the usage rows of several model calls (one statement), in the caller's
-    transaction: the run engine's, with the step that reports them."""
+#: A model call's row, prebuilt for the run engine's own transactions (`insert_calls`).
+INSERT_CALL = Prebuilt(
+    "INSERT INTO usage_records (created_at, project_id, api_key_id, model, run_id, thread_id, "
+    "input_tokens, output_tokens, file_search_calls, code_interpreter_calls) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def insert_calls(tx: DriverTransaction, calls: Sequence[ModelCall], created_at: int) -> None:
+    """Insert the usage rows of several model calls in the caller's transaction on the
+    driver's connection: the run engine's, with the step that reports them."""
     if calls:
-        # The table's prebuilt INSERT: no per-call `values()` construct, nor the ORM's DML.
-        await conn.execute(insert(USAGE), [_values(c, created_at) for c in calls])
+        await tx.executemany(INSERT_CALL, [tuple(_values(c, created_at).values()) for c in calls])
 
 
 def _where(span: Span) -> list[ColumnElement[bool]]:

@@ -5,8 +5,8 @@ It is called by the worker with a run's id and a cancel signal, and drives the r
 worker's shutdown. Every state change is written before it is published on the event bus,
 in the order of CONTRACT.md §5 (`worker/journal.py`), so a stream shows exactly what a
 poll would find. Changes that happen together share one transaction: the start (run in
-progress + the context it reads), and the end (message, step and run closed at once,
-their events published after the commit).
+progress + the context it reads + a tool-less run's first step and message), and the end
+(message, step and run closed at once, their events published after the commit).
 """
 
 from __future__ import annotations

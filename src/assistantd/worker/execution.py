@@ -21,7 +21,9 @@ from typing import Any
 from assistantd.core.ids import now_seconds
 from assistantd.core.settings import Settings
 from assistantd.llm.base import (
+    ChatRequest,
     Finished,
+    ModelBackend,
     ModelError,
     ModelRouter,
     RefusalDelta,
@@ -41,7 +43,7 @@ from assistantd.worker import wire as events
 from assistantd.worker.annotations import Annotator
 from assistantd.worker.journal import RunJournal
 from assistantd.worker.request import OverBudget, ToolView, build_chat_request, tool_view
-from assistantd.worker.store import RunContext, RunStore
+from assistantd.worker.store import Opened, Opening, RunContext, RunStore
 from assistantd.worker.tools.base import ServerTool, ToolCallState, ToolEnv, ToolFailed
 
 #: How the answer's message closes when the run ends: (status, its step's usage, reason).
@@ -90,6 +92,15 @@ class _Call:
     @property
     def arguments(self) -> str:
         return self.state.arguments
+
+
+@dataclass
+class _FirstCall:
+    """The first model call as the run's start prepared it (`RunExecution._opening`)."""
+
+    backend: ModelBackend
+    model_name: str
+    request: ChatRequest | None = None  # None: building it failed; the call tries again
 
 
 @dataclass
@@ -142,6 +153,8 @@ class RunExecution:
             None  # read with the run's start, for its first model call
         )
         self.close_as: CloseAs | None = None  # how `end` closes the message
+        #: The first model call's backend and request, as the run's start prepared them.
+        self.first: _FirstCall | None = None
 
     @property
     def annotator(self) -> Annotator:
@@ -150,15 +163,56 @@ class RunExecution:
     # -- start and loop ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """The run is in progress: written with the context its first model call reads."""
+        """The run is in progress: written with the context its first model call reads,
+        and with the answer's message when that call has no tools (one transaction)."""
         # Queued with no model call counted: it has no steps yet. (A run resumed with tool
         # outputs is queued again, but its pause stored its calls; one taken over after a
         # crash is `in_progress`.)
         fresh = self.run["status"] == "queued" and self.state.model_calls == 0
         self.run.update(status="in_progress", started_at=now_seconds())
-        self.context = await self.journal.start(
-            self.run, self.state, "thread.run.in_progress", dict(self.run), fresh=fresh
+        self.context, opened = await self.journal.start(
+            self.run,
+            self.state,
+            "thread.run.in_progress",
+            dict(self.run),
+            fresh=fresh,
+            opening=await self._opening(),
         )
+        if opened is not None:
+            _, step, body = opened
+            assert body is not None
+            await self._message_opened(body, step.body)
+
+    async def _opening(self) -> Opening | None:
+        """What the run's start inserts for its first model call (`RunStore.start`): when
+        that call has no tools, the answer's message and its step, which `model_call`
+        would otherwise open in a transaction of their own while the request is on its way
+        to the model. The call's request is built here and kept for it (`self.first`).
+        None when the call may not happen as built here: it meets the same error again,
+        in the loop, which ends the run as it would have."""
+        if self.state.model_calls >= self.deps.settings.run_max_steps:
+            return None
+        try:
+            backend, model_name = self.deps.models.resolve(self.run["model"])
+            await backend.load()
+        except Exception:
+            return None
+
+        def opening(context: RunContext) -> Opened | None:
+            first = _FirstCall(backend, model_name)
+            self.first = first
+            try:
+                first.request = build_chat_request(
+                    context, self.run, backend, model_name, self.deps.tools, used=self.state.usage
+                )
+            except Exception:
+                return None
+            if first.request.tools:
+                return None
+            body, step = self._new_message()
+            return self.project_id, StoredStep(step), body
+
+        return opening
 
     async def loop(self) -> None:
         """Model calls (and the server tools they call) until the run pauses or is done."""
@@ -186,13 +240,21 @@ class RunExecution:
     async def model_call(self) -> str:
         """One model call and what follows: "done", "more" (server tools ran), or "pause"."""
         run = self.run
-        backend, model_name = self.deps.models.resolve(run["model"])
-        await backend.load()  # e.g. the embedded model's weights, in a thread
+        first, self.first = self.first, None  # resolved and built with the run's start
+        if first is not None:
+            backend, model_name = first.backend, first.model_name
+        else:
+            backend, model_name = self.deps.models.resolve(run["model"])
+            await backend.load()  # e.g. the embedded model's weights, in a thread
         context, self.context = self.context or await self.deps.store.context(run), None
         self.view = tool_view(context, run)
         try:
-            request = build_chat_request(
-                context, run, backend, model_name, self.deps.tools, used=self.state.usage
+            request = (
+                first.request
+                if first is not None and first.request is not None
+                else build_chat_request(
+                    context, run, backend, model_name, self.deps.tools, used=self.state.usage
+                )
             )
         except OverBudget as over:
             raise RunOutcome("incomplete", incomplete_details={"reason": over.reason}) from None
@@ -314,6 +376,12 @@ class RunExecution:
     # -- the answer's message ----------------------------------------------------------
 
     async def open_message(self) -> None:
+        body, step = self._new_message()
+        await self.journal.insert(self.project_id, StoredStep(step), body)
+        await self._message_opened(body, step)
+
+    def _new_message(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A new answer message (`in_progress`) and the step that creates it."""
         run = self.run
         body = new_message(
             run["thread_id"],
@@ -328,7 +396,11 @@ class RunExecution:
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": body["id"]}},
         )
-        await self.journal.insert(self.project_id, StoredStep(step), body)
+        return body, step
+
+    async def _message_opened(self, body: dict[str, Any], step: dict[str, Any]) -> None:
+        """The answer's message and its step are inserted: announce them, then the figures
+        that lead the message."""
         # Figures from code run earlier in this run lead the message, as OpenAI showed them.
         images, self.pending_images = self.pending_images, []
         self.message = _OpenMessage(body=body, step=step, images=images)

@@ -39,7 +39,7 @@ from assistantd.runs.dispatch import Announcement
 from assistantd.runs.state import RunState, StepState, StoredStep
 from assistantd.usage.meter import ModelCall, UsageMeter
 from assistantd.worker.lease import HeldLease, LeaseLost
-from assistantd.worker.store import RunContext, RunStore, Write
+from assistantd.worker.store import Opened, Opening, RunContext, RunStore, Write
 
 
 class RunJournal:
@@ -173,13 +173,18 @@ class RunJournal:
         data: dict[str, Any],
         *,
         fresh: bool = False,
-    ) -> RunContext:
-        """Write the run as it starts, read what its first model call needs (one
-        transaction), then publish `event`. `fresh`: no model call was made yet."""
+        opening: Opening | None = None,
+    ) -> tuple[RunContext, Opened | None]:
+        """Write the run as it starts, read what its first model call needs, and insert
+        the step (and message) `opening` gives for that context (one transaction), then
+        publish `event`: `publish` the step's events next. `fresh`: no model call was
+        made yet."""
         with self._fenced():
-            context = await self.store.start(run, state, fresh=fresh, held_by=self._held_by)
+            started = await self.store.start(
+                run, state, fresh=fresh, held_by=self._held_by, opening=opening
+            )
         await self.bus.publish(self.run_id, event, data)
-        return context
+        return started
 
     async def committed(self, events: Sequence[Announcement], *, new: bool = False) -> None:
         """Publish the events of changes a request's transaction has committed (create,

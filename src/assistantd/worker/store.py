@@ -1,7 +1,9 @@
 """The engine's reads and writes: short transactions of their own, outside any request.
 
-SQLAlchemy Core on a bare connection rather than ORM sessions: a run makes a dozen small
-writes, and the ORM's unit-of-work bookkeeping was most of their cost.
+A run's own reads and writes (its start, steps, messages, body changes, usage rows, event
+log) are prebuilt statements on the driver's connection (`worker/statements.py`): a run
+makes about ten, and SQLAlchemy's work per statement cost more than their SQL. The rest
+(recovery, leases, sweeps) is SQLAlchemy Core on a bare connection.
 
 The writes of a run's execution name the lease holder (`held_by`): each is then made only
 while `runs.lease_owner` still names it, in the same transaction (the run row's UPDATE has it
@@ -11,22 +13,22 @@ in its WHERE; a transaction without one first reads the run row FOR UPDATE), and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from assistantd.assistants.models import AssistantRow
-from assistantd.core.ids import next_seq, now_seconds
+from assistantd.core.db import DriverTransaction, driver_transaction, is_sqlite
+from assistantd.core.ids import now_seconds
 from assistantd.events.bus import RunEvent
 from assistantd.runs.models import RunEventRow
-from assistantd.runs.repository import MESSAGES, RUNS, STEPS, body_update
+from assistantd.runs.repository import MESSAGES, RUNS, STEPS
 from assistantd.runs.state import RunState, StepState, StoredStep
-from assistantd.threads.models import ThreadRow
 from assistantd.usage import repository as usage_repo
 from assistantd.usage.meter import ModelCall
+from assistantd.worker import statements
 from assistantd.worker.lease import LeaseLost
 
 EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
@@ -34,13 +36,18 @@ EVENTS: Table = RunEventRow.__table__  # type: ignore[assignment]
 #: A change to write: ("run" | "step" | "message", its body, its private state or None to
 #: keep the stored one).
 Write = tuple[str, dict[str, Any], RunState | StepState | None]
+#: What `RunStore.insert_step` takes: the run's project, a step, the message it creates.
+Opened = tuple[str, StoredStep, dict[str, Any] | None]
+#: What the run's start inserts, given the context it read (`RunStore.start`).
+Opening = Callable[["RunContext"], Opened | None]
 
 
 class RunStore:
     """Persistence for runs in flight: the run, its steps and messages, its event log.
 
     The engine's only way to the database; its changes of run, step and message bodies are
-    `runs/repository.py::body_update`, the same statement the API's changes use."""
+    `worker/statements.py::update_body`, the twin of `runs/repository.py::body_update`,
+    the API's statement for them."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -61,12 +68,12 @@ class RunStore:
         worker holds the run's lease (else `LeaseLost`, nothing written)."""
         if not bodies and not usage:
             return
-        async with self.engine.begin() as conn:
+        async with driver_transaction(self.engine) as tx:
             if held_by is not None and bodies and not any(kind == "run" for kind, _, _ in bodies):
-                await self._hold(conn, bodies[0][1]["run_id"], held_by)
+                await self._hold(tx, bodies[0][1]["run_id"], held_by)
             for kind, body, state in bodies:
-                await self._update(conn, kind, body, state, held_by)
-            await usage_repo.insert_calls(conn, usage, now_seconds())
+                await self._update(tx, kind, body, state, held_by)
+            await usage_repo.insert_calls(tx, usage, now_seconds())
 
     async def start(
         self,
@@ -75,92 +82,60 @@ class RunStore:
         *,
         fresh: bool = False,
         held_by: str | None = None,
-    ) -> RunContext:
+        opening: Opening | None = None,
+    ) -> tuple[RunContext, Opened | None]:
         """Write the run (now `in_progress`) and read what its first model call needs, in
         one transaction (with `held_by`, as `write`). `fresh`: the run has made no model
-        call yet, so it has no steps to read."""
-        async with self.engine.begin() as conn:
-            await self._update(conn, "run", run, state, held_by)
-            return await self._context(conn, run, steps=not fresh)
+        call yet, so it has no steps to read. `opening`: given that context, the step (and
+        the message it creates) that the first model call opens, or None when that is not
+        known before the call; inserted in the same transaction, returned with the context."""
+        async with driver_transaction(self.engine) as tx:
+            await self._update(tx, "run", run, state, held_by)
+            context = await self._context(tx, run, steps=not fresh)
+            opened = opening(context) if opening is not None else None
+            if opened is not None:
+                await statements.insert_step(tx, *opened)
+            return context, opened
 
     @staticmethod
     async def _update(
-        conn: Any,
+        tx: DriverTransaction,
         kind: str,
         body: dict[str, Any],
         state: RunState | StepState | None,
         held_by: str | None,
     ) -> None:
-        statement = body_update(kind, body, state)
-        if kind != "run" or held_by is None:
-            await conn.execute(statement)
-            return
-        # The run row names its holder: the change is made only if that is still us.
-        done = await conn.execute(statement.where(RUNS.c.lease_owner == held_by))
-        if not done.rowcount:
+        # A run's row names its holder: the change is made only if that is still us.
+        changed = await statements.update_body(tx, kind, body, state, held_by)
+        if kind == "run" and held_by is not None and not changed:
             raise LeaseLost(f"the database no longer names {held_by} as the run's lease holder")
 
-    @staticmethod
-    async def _hold(conn: Any, run_id: str, held_by: str) -> None:
+    async def _hold(self, tx: DriverTransaction, run_id: str, held_by: str) -> None:
         """Fail the transaction (`LeaseLost`) unless `held_by` holds the run's lease; on
         PostgreSQL the row stays locked to the commit, so a takeover waits for it (SQLite's
         transactions hold the database's write lock from their BEGIN)."""
-        held = (
-            await conn.execute(
-                select(RUNS.c.id)
-                .where(RUNS.c.id == run_id, RUNS.c.lease_owner == held_by)
-                .with_for_update()
-            )
-        ).first()
-        if held is None:
+        if not await statements.held(tx, run_id, held_by, lock=not is_sqlite(self.engine)):
             raise LeaseLost(f"the database no longer names {held_by} as the run's lease holder")
 
     async def context(self, run: dict[str, Any]) -> RunContext:
         """What a model call needs: the thread, its messages, this run's steps, the assistant."""
-        async with self.engine.connect() as conn:
-            return await self._context(conn, run)
+        async with driver_transaction(self.engine) as tx:
+            return await self._context(tx, run)
 
     @staticmethod
-    async def _context(conn: Any, run: dict[str, Any], *, steps: bool = True) -> RunContext:
-        threads: Table = ThreadRow.__table__  # type: ignore[assignment]
-        assistants: Table = AssistantRow.__table__  # type: ignore[assignment]
-        # The thread's and the assistant's bodies in one statement (each None when gone).
-        thread, assistant = (
-            await conn.execute(
-                select(
-                    select(threads.c.body)
-                    .where(threads.c.id == run["thread_id"])
-                    .scalar_subquery(),
-                    select(assistants.c.body)
-                    .where(assistants.c.id == run["assistant_id"])
-                    .scalar_subquery(),
-                )
-            )
-        ).one()
-        msgs = (
-            await conn.execute(
-                select(MESSAGES.c.id, MESSAGES.c.run_id, MESSAGES.c.body)
-                .where(MESSAGES.c.thread_id == run["thread_id"])
-                .order_by(MESSAGES.c.seq, MESSAGES.c.id)
-            )
-        ).all()
-        stored = (
-            (
-                await conn.execute(
-                    select(STEPS.c.body, STEPS.c.state)
-                    .where(STEPS.c.run_id == run["id"])
-                    .order_by(STEPS.c.seq, STEPS.c.id)
-                )
-            ).all()
-            if steps
-            else []
+    async def _context(
+        tx: DriverTransaction, run: dict[str, Any], *, steps: bool = True
+    ) -> RunContext:
+        thread, assistant = await statements.thread_and_assistant(
+            tx, run["thread_id"], run["assistant_id"]
         )
+        msgs = await statements.thread_messages(tx, run["thread_id"])
         return RunContext(
-            history=[m.body for m in msgs if m.run_id != run["id"]],
-            steps=[StoredStep(st.body, StepState.load(st.state)) for st in stored],
-            own_messages={m.id: m.body for m in msgs if m.run_id == run["id"]},
+            history=[body for _, run_id, body in msgs if run_id != run["id"]],
+            steps=await statements.run_steps(tx, run["id"]) if steps else [],
+            own_messages={id_: body for id_, run_id, body in msgs if run_id == run["id"]},
             thread=thread,
-            assistant=dict(assistant) if assistant is not None else None,
+            assistant=assistant,
         )
 
     async def insert_step(
@@ -172,34 +147,10 @@ class RunStore:
     ) -> None:
         """Insert a step (and the message it creates, in the same transaction; with
         `held_by`, as `write`)."""
-        body = step.body
-        async with self.engine.begin() as conn:
+        async with driver_transaction(self.engine) as tx:
             if held_by is not None:
-                await self._hold(conn, body["run_id"], held_by)
-            await conn.execute(
-                insert(STEPS).values(
-                    id=body["id"],
-                    project_id=project_id,
-                    seq=next_seq(),
-                    created_at=body["created_at"],
-                    run_id=body["run_id"],
-                    thread_id=body["thread_id"],
-                    body=body,
-                    state=step.state.dump(),
-                )
-            )
-            if message is not None:
-                await conn.execute(
-                    insert(MESSAGES).values(
-                        id=message["id"],
-                        project_id=project_id,
-                        seq=next_seq(),
-                        created_at=message["created_at"],
-                        thread_id=message["thread_id"],
-                        run_id=message["run_id"],
-                        body=message,
-                    )
-                )
+                await self._hold(tx, step.body["run_id"], held_by)
+            await statements.insert_step(tx, project_id, step, message)
 
     async def open_parts(self, run_id: str) -> tuple[list[StoredStep], list[dict[str, Any]]]:
         """The run's steps and messages still `in_progress`."""
@@ -306,18 +257,12 @@ class RunStore:
         A seq already stored is left as it is: a process that is not executing a run (no
         Redis, several processes) may have written a stray event of its own into the log."""
         rows = [
-            {"run_id": run_id, "seq": e.seq, "event": e.event, "data": e.data.decode()}
-            for run_id, events in logs
-            for e in events
+            (run_id, e.seq, e.event, e.data.decode()) for run_id, events in logs for e in events
         ]
         if not rows:
             return
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(EVENTS).on_conflict_do_nothing(index_elements=["run_id", "seq"])
-        async with self.engine.begin() as conn:
-            await conn.execute(statement, rows)
+        async with driver_transaction(self.engine) as tx:
+            await statements.insert_events(tx, rows)
 
     async def load_events(self, run_id: str) -> list[Any]:
         async with self.engine.connect() as conn:
