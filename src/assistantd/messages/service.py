@@ -189,7 +189,7 @@ async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, message_i
         Message,
         (
             await MessageRepository(uow.session).require(
-                caller.project_id, message_id, MessageRow.thread_id == thread_id
+                caller.project_id, message_id, thread_id=thread_id
             )
         ).body,
     )
@@ -200,7 +200,7 @@ async def modify(
 ) -> Message:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     row = await MessageRepository(uow.session).require(
-        caller.project_id, message_id, MessageRow.thread_id == thread_id
+        caller.project_id, message_id, thread_id=thread_id
     )
     body = cast(Message, dict(row.body))
     if "metadata" in req.model_fields_set:
@@ -212,7 +212,7 @@ async def modify(
 async def delete(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> Deleted:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     row = await MessageRepository(uow.session).require(
-        caller.project_id, message_id, MessageRow.thread_id == thread_id
+        caller.project_id, message_id, thread_id=thread_id
     )
     await MessageRepository(uow.session).delete(row)
     return deleted(message_id, "thread.message.deleted")
@@ -222,8 +222,8 @@ async def list_(
     uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams, run_id: str | None
 ) -> ListPage[Message]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    where = [MessageRow.thread_id == thread_id]
+    scope = {"thread_id": thread_id}
     if run_id:
-        where.append(MessageRow.run_id == run_id)
-    rows, more = await MessageRepository(uow.session).list_page(caller.project_id, params, *where)
+        scope["run_id"] = run_id
+    rows, more = await MessageRepository(uow.session).list_page(caller.project_id, params, **scope)
     return list_of([cast(Message, r.body) for r in rows], more)
