@@ -128,14 +128,21 @@ async def _measure(iterations: int, rounds: int, profile: Path | None) -> dict[s
             for i in range(20):
                 await _json(
                     app,
-                    _Call("POST", f"/v1/threads/{thread}/messages", {"role": "user", "content": f"m{i}"}),
+                    _Call(
+                        "POST",
+                        f"/v1/threads/{thread}/messages",
+                        {"role": "user", "content": f"m{i}"},
+                    ),
                 )
             tr = await _json(
                 app,
                 _Call(
                     "POST",
                     "/v1/threads/runs",
-                    {"assistant_id": asst, "thread": {"messages": [{"role": "user", "content": "x"}]}},
+                    {
+                        "assistant_id": asst,
+                        "thread": {"messages": [{"role": "user", "content": "x"}]},
+                    },
                 ),
             )
             await _idle(app)
@@ -204,13 +211,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples = asyncio.run(_measure(args.iterations, args.rounds, args.profile))
         text = table(
             ["case", "CPU µs per request (median of rounds)", "rounds"],
-            [[k, fmt(statistics.median(v), 0), ", ".join(fmt(x, 0) for x in v)] for k, v in samples.items()],
+            [
+                [k, fmt(statistics.median(v), 0), ", ".join(fmt(x, 0) for x in v)]
+                for k, v in samples.items()
+            ],
         )
         print(text)
         return {"samples_us": samples}
-    per: dict[str, dict[str, list[float]]] = {"A": {c: [] for c in CASES}, "B": {c: [] for c in CASES}}
+    per: dict[str, dict[str, list[float]]] = {
+        "A": {c: [] for c in CASES},
+        "B": {c: [] for c in CASES},
+    }
     for i in range(args.alternations):
-        for side in ("AB" if i % 2 == 0 else "BA"):
+        for side in "AB" if i % 2 == 0 else "BA":
             src = args.trees[0] if side == "A" else args.trees[1]
             for case, values in _child(src, args.iterations, args.rounds).items():
                 per[side][case] += values
