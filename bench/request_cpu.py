@@ -122,7 +122,6 @@ async def _measure(iterations: int, rounds: int, profile: Path | None) -> dict[s
         )
         app = create_app(settings, overrides=Overrides(models=SwitchRouter()))
         async with app.router.lifespan_context(app):
-            app.state.ctx = app.state.ctx  # set by the lifespan
             asst = (await _json(app, _Call("POST", "/v1/assistants", {"model": "m"})))["id"]
             thread = (await _json(app, _Call("POST", "/v1/threads", {})))["id"]
             for i in range(20):
