@@ -96,13 +96,15 @@ async def _json(app: Any, call: _Call) -> Any:
 
 
 async def _idle(app: Any) -> None:
-    """Until the worker has no run in flight."""
-    worker = app.state.ctx.runs.dispatcher.worker
+    """Until the worker has no run in flight and the event log has been written: work left
+    over from the runs case would otherwise be counted in the next case's CPU."""
+    ctx = app.state.ctx
+    worker = ctx.runs.dispatcher.worker
     for _ in range(2000):
-        if not getattr(worker, "_tasks", None) and not getattr(worker, "running", None):
+        if not getattr(worker, "_tasks", None):
             break
         await asyncio.sleep(0.005)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(ctx.settings.event_flush_seconds + 0.3)
 
 
 async def _measure(iterations: int, rounds: int, profile: Path | None) -> dict[str, list[float]]:

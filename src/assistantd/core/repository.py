@@ -166,13 +166,18 @@ class Repository(Generic[RowT]):
         """INSERT the row's columns without the ORM's bookkeeping (a third of a small
         request's cost). The object stays outside the session: change the row later only
         through one read back with `get`."""
+        values = {c.key: row.__dict__[c.key] for c in self._table.columns if c.key in row.__dict__}
+        await self.insert_values(values)
+        return row
+
+    async def insert_values(self, values: Mapping[str, Any]) -> None:
+        """INSERT one row given as its columns' values, without building an ORM object
+        (as `insert_untracked`, for a row the request never reads back as one)."""
         table = self._table
-        values = {c.key: row.__dict__[c.key] for c in table.columns if c.key in row.__dict__}
         conn = await self.session.connection()
         # One INSERT per table, its values bound at execution (the statement is compiled
         # for this set of columns once, then found in SQLAlchemy's cache).
-        await conn.execute(self._prebuilt(("insert",), lambda: insert(table)), values)
-        return row
+        await conn.execute(self._prebuilt(("insert",), lambda: insert(table)), dict(values))
 
     async def insert_many(self, rows: Sequence[RowT]) -> None:
         """INSERT rows in one executemany, without the ORM's bookkeeping (`assistantd import`).

@@ -11,7 +11,6 @@ from assistantd.core.pagination import ListParams
 from assistantd.core.schemas import CODE_FILES_MAX
 from assistantd.core.wire import Deleted, ListPage, ToolResourcesWire, deleted, list_of
 from assistantd.keys.service import Principal
-from assistantd.messages.models import MessageRow
 from assistantd.messages.repository import MessageRepository
 from assistantd.messages.schemas import MessageCreate, MessageModify, attachments_wire, content_wire
 from assistantd.messages.wire import (
@@ -58,17 +57,19 @@ def new_message(
     )
 
 
-async def insert(uow: UnitOfWork, project_id: str, body: Message) -> MessageRow:
-    row = MessageRow(
-        id=body["id"],
-        project_id=project_id,
-        seq=next_seq(),
-        created_at=body["created_at"],
-        thread_id=body["thread_id"],
-        run_id=body["run_id"],
-        body=body,
+async def insert(uow: UnitOfWork, project_id: str, body: Message) -> None:
+    """Store a new message (its row's columns; no ORM object is built for it)."""
+    await MessageRepository(uow.session).insert_values(
+        {
+            "id": body["id"],
+            "project_id": project_id,
+            "seq": next_seq(),
+            "created_at": body["created_at"],
+            "thread_id": body["thread_id"],
+            "run_id": body["run_id"],
+            "body": body,
+        }
     )
-    return await MessageRepository(uow.session).insert_untracked(row)
 
 
 async def add_user_messages(
