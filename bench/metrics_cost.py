@@ -3,7 +3,7 @@
 The cost is measured where it is paid, in-process, so that the noise of a shared machine's
 HTTP stack does not swamp a few microseconds: the same trivial ASGI endpoint (it sets its
 route and answers a small JSON body, as a route handler does) is called directly and through
-`ops.middleware.ObservingMiddleware` (request counter, latency histogram, SSE check, the
+`ops.middleware.HttpEdge` (request counter, latency histogram, SSE check, the
 tracing hook with tracing off), alternately, many times. The run observers are measured the
 same way: `MemoryEventBus.publish` of a message delta, bare and through `ObservedBus`.
 
@@ -72,10 +72,10 @@ async def _alternate(
 
 async def _measure(iterations: int, warmup: int) -> dict[str, Any]:
     from assistantd.events.bus import MemoryEventBus
-    from assistantd.ops.middleware import ObservingMiddleware
+    from assistantd.ops.middleware import HttpEdge
     from assistantd.ops.observe import ObservedBus
 
-    middleware = ObservingMiddleware(_endpoint)
+    middleware = HttpEdge(_endpoint)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -39,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="deselect tests parametrized on PostgreSQL or Redis (make test-fast)",
     )
+    parser.addoption(
+        "--record-wire",
+        action="store_true",
+        help="rewrite the recordings tests/api/test_recorded_wire.py compares with",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

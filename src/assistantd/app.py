@@ -17,7 +17,7 @@ from assistantd.console.router import install_console
 from assistantd.context import AppContext, Overrides
 from assistantd.core.db import create_engine, session_maker
 from assistantd.core.handlers import install_handlers
-from assistantd.core.http import JSONResponse, RequestIdMiddleware
+from assistantd.core.http import JSONResponse
 from assistantd.core.request_guard import RequestGuard
 from assistantd.core.server import tune_gc
 from assistantd.core.settings import Settings
@@ -28,7 +28,6 @@ from assistantd.files.backends import build_store
 from assistantd.files.expiry import FileExpiry
 from assistantd.files.router import router as files_router
 from assistantd.keys.cache import KeyCache
-from assistantd.limits.headers import RateLimitHeaders
 from assistantd.limits.limiter import WindowLimiter
 from assistantd.limits.router import router as limits_router
 from assistantd.limits.service import Limits
@@ -40,7 +39,7 @@ from assistantd.models_api.router import router as models_router
 from assistantd.ops import tracing
 from assistantd.ops.health import router as health_router
 from assistantd.ops.metrics import router as metrics_router
-from assistantd.ops.middleware import ObservingMiddleware
+from assistantd.ops.middleware import HttpEdge
 from assistantd.ops.observe import ObservedBus, ObservedModels, ObservedSandbox
 from assistantd.ops.runtime import operations
 from assistantd.ops.worker_http import serve_worker_metrics
@@ -285,14 +284,12 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_handlers(app)
-    # Inside RequestIdMiddleware, so that its errors carry the id too. The upload streams its
+    # Inside the edge, so that its errors carry the request id too. The upload streams its
     # multipart body to disk itself, bounded by ASSISTANTD_MAX_UPLOAD_BYTES.
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_json_body_bytes, streamed_paths=("/v1/files",)
     )
-    app.add_middleware(RateLimitHeaders)
-    app.add_middleware(ObservingMiddleware, access_log=settings.log_format == "json")
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HttpEdge, access_log=settings.log_format == "json")
 
     # runs first: `POST /v1/threads/runs` must win over `POST /v1/threads/{thread_id}`.
     for router in (

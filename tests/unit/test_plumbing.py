@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
 from assistantd.core.db import create_engine, offloaded
-from assistantd.core.http import RequestIdMiddleware, after_response
+from assistantd.core.http import after_response
+from assistantd.ops.middleware import HttpEdge
 
 
 async def _thread_of_statement(engine: Any) -> int:
@@ -49,11 +51,11 @@ async def _call(app: Any, order: list[str]) -> None:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         order.append(message["type"] + (":more" if message.get("more_body") else ""))
 
     scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
-    await RequestIdMiddleware(app)(scope, receive, send)
+    await HttpEdge(app)(scope, receive, send)
 
 
 async def test_after_response_runs_once_the_body_is_sent() -> None:

@@ -37,7 +37,9 @@ async def _authenticate(
     who = await authenticate(uow.session, authorization, ctx.settings.static_api_keys, ctx.keys)
     # End the key lookup's transaction now: the handler may read a long upload or wait on
     # a stream before it touches the database again, and must not hold a lock meanwhile.
-    await uow.session.commit()
+    # A static or cached key read nothing: there is no transaction to end.
+    if uow.session.in_transaction():
+        await uow.session.commit()
     request.scope["principal"] = who
     return who
 

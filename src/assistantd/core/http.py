@@ -1,4 +1,5 @@
-"""Small HTTP plumbing shared by every router: the JSON response class and request ids."""
+"""Small HTTP plumbing shared by every router: the JSON response class, request ids, and work
+started after the response (`after_response`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistantd.core.ids import new_id
 
@@ -22,7 +22,12 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-class _AfterResponse:
+class AfterResponse:
+    """The calls `after_response` queued during one request; the HTTP edge
+    (`ops/middleware.py::HttpEdge`) runs them once the response is out (`run`)."""
+
+    __slots__ = ("calls", "done")
+
     def __init__(self) -> None:
         self.calls: list[Callable[[], None]] = []
         self.done = False
@@ -34,7 +39,7 @@ class _AfterResponse:
             fn()
 
 
-_after_response: contextvars.ContextVar[_AfterResponse | None] = contextvars.ContextVar(
+_after_response: contextvars.ContextVar[AfterResponse | None] = contextvars.ContextVar(
     "assistantd_after_response", default=None
 )
 
@@ -53,40 +58,17 @@ def after_response(fn: Callable[[], None]) -> None:
         pending.calls.append(fn)
 
 
-class RequestIdMiddleware:
-    """Gives every response an `x-request-id` (the SDKs expose it as `request_id`), and runs
-    the request's `after_response` calls once the response is out."""
+def hold_after_response() -> tuple[AfterResponse, contextvars.Token[AfterResponse | None]]:
+    """Start collecting the current request's `after_response` calls (the HTTP edge does,
+    once per request); the token resets it."""
+    pending = AfterResponse()
+    return pending, _after_response.set(pending)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = "req_" + new_id("", 24)
-        scope["request_id"] = request_id
-        raw = request_id.encode()
+def release_after_response(token: contextvars.Token[AfterResponse | None]) -> None:
+    _after_response.reset(token)
 
-        pending = _AfterResponse()
-        token = _after_response.set(pending)
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw)]
-                await send(message)
-                if pending.calls and any(
-                    k == b"content-type" and v.startswith(b"text/event-stream")
-                    for k, v in message["headers"]
-                ):
-                    pending.run()  # a stream's events come from the work itself
-                return
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                pending.run()
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            pending.run()  # no response was sent (the client left): still start the work
-            _after_response.reset(token)
+def new_request_id() -> str:
+    """An `x-request-id` (the SDKs expose it as `request_id`)."""
+    return "req_" + new_id("", 24)

@@ -1,11 +1,10 @@
-"""`x-ratelimit-*` headers on successful responses: the limiter fills a holder that this ASGI
-middleware puts on the response (a refused request carries them on its 429 instead)."""
+"""`x-ratelimit-*` headers on successful responses: the limiter fills a holder that the HTTP
+edge (`ops/middleware.py::HttpEdge`) puts on the response (a refused request carries them on
+its 429 instead)."""
 
 from __future__ import annotations
 
 import contextvars
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _holder: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "assistantd_ratelimit_headers", default=None
@@ -29,29 +28,21 @@ def duration(seconds: float) -> str:
     return f"{int(minutes)}m{round(rest, 3):g}s"
 
 
-class RateLimitHeaders:
-    """Adds the headers `add_headers` collected during the request to its response."""
+def collect() -> tuple[dict[str, str], contextvars.Token[dict[str, str] | None]]:
+    """Start collecting the current request's headers (the HTTP edge does, once per
+    request): the holder `add_headers` fills, and the token that resets it."""
+    holder: dict[str, str] = {}
+    return holder, _holder.set(holder)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        holder: dict[str, str] = {}
-        token = _holder.set(holder)
+def release(token: contextvars.Token[dict[str, str] | None]) -> None:
+    _holder.reset(token)
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and holder:
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [
-                    (k.encode(), v.encode()) for k, v in holder.items() if k.encode() not in present
-                ]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            _holder.reset(token)
+def with_headers(
+    headers: list[tuple[bytes, bytes]], holder: dict[str, str]
+) -> list[tuple[bytes, bytes]]:
+    """A response's `headers` and, after them, those of `holder` it does not carry yet."""
+    present = {k.lower() for k, _ in headers}
+    extra = [(k.encode(), v.encode()) for k, v in holder.items() if k.encode() not in present]
+    return [*headers, *extra]

@@ -11,7 +11,6 @@ from assistantd.core.pagination import ListParams
 from assistantd.core.schemas import CODE_FILES_MAX
 from assistantd.core.wire import Deleted, ListPage, ToolResourcesWire, deleted, list_of
 from assistantd.keys.service import Principal
-from assistantd.messages.models import MessageRow
 from assistantd.messages.repository import MessageRepository
 from assistantd.messages.schemas import MessageCreate, MessageModify, attachments_wire, content_wire
 from assistantd.messages.wire import (
@@ -58,17 +57,19 @@ def new_message(
     )
 
 
-async def insert(uow: UnitOfWork, project_id: str, body: Message) -> MessageRow:
-    row = MessageRow(
-        id=body["id"],
-        project_id=project_id,
-        seq=next_seq(),
-        created_at=body["created_at"],
-        thread_id=body["thread_id"],
-        run_id=body["run_id"],
-        body=body,
+async def insert(uow: UnitOfWork, project_id: str, body: Message) -> None:
+    """Store a new message (its row's columns; no ORM object is built for it)."""
+    await MessageRepository(uow.session).insert_values(
+        {
+            "id": body["id"],
+            "project_id": project_id,
+            "seq": next_seq(),
+            "created_at": body["created_at"],
+            "thread_id": body["thread_id"],
+            "run_id": body["run_id"],
+            "body": body,
+        }
     )
-    return await MessageRepository(uow.session).insert_untracked(row)
 
 
 async def add_user_messages(
@@ -189,7 +190,7 @@ async def retrieve(uow: UnitOfWork, caller: Principal, thread_id: str, message_i
         Message,
         (
             await MessageRepository(uow.session).require(
-                caller.project_id, message_id, MessageRow.thread_id == thread_id
+                caller.project_id, message_id, thread_id=thread_id
             )
         ).body,
     )
@@ -200,7 +201,7 @@ async def modify(
 ) -> Message:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     row = await MessageRepository(uow.session).require(
-        caller.project_id, message_id, MessageRow.thread_id == thread_id
+        caller.project_id, message_id, thread_id=thread_id
     )
     body = cast(Message, dict(row.body))
     if "metadata" in req.model_fields_set:
@@ -212,7 +213,7 @@ async def modify(
 async def delete(uow: UnitOfWork, caller: Principal, thread_id: str, message_id: str) -> Deleted:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     row = await MessageRepository(uow.session).require(
-        caller.project_id, message_id, MessageRow.thread_id == thread_id
+        caller.project_id, message_id, thread_id=thread_id
     )
     await MessageRepository(uow.session).delete(row)
     return deleted(message_id, "thread.message.deleted")
@@ -222,8 +223,8 @@ async def list_(
     uow: UnitOfWork, caller: Principal, thread_id: str, params: ListParams, run_id: str | None
 ) -> ListPage[Message]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    where = [MessageRow.thread_id == thread_id]
+    scope = {"thread_id": thread_id}
     if run_id:
-        where.append(MessageRow.run_id == run_id)
-    rows, more = await MessageRepository(uow.session).list_page(caller.project_id, params, *where)
+        scope["run_id"] = run_id
+    rows, more = await MessageRepository(uow.session).list_page(caller.project_id, params, **scope)
     return list_of([cast(Message, r.body) for r in rows], more)

@@ -1,7 +1,15 @@
-"""The HTTP edge, observed: per request a count and a latency by route template and status,
-the open SSE streams, a server span (when tracing is on) and, with JSON logs, an access
-log line. Sits inside `RequestIdMiddleware` (so the request id is known) and outside
-everything else (so a 413 of the request guard counts too)."""
+"""The HTTP edge: the one ASGI layer of ours in front of the request guard and the routers.
+
+Per request it gives the response its `x-request-id` (the SDKs expose it as `request_id`)
+and the `x-ratelimit-*` headers the limiter collected (`limits/headers.py`), runs the
+request's `after_response` work once the response is out (`core/http.py`), and observes
+it: a count and a latency by route template and status, the open SSE streams, a server
+span (when tracing is on) and, with JSON logs, an access log line. It sits outside the
+request guard, so a 413 of the guard counts too and carries the id.
+
+These were three middlewares, each wrapping `send` once more; one layer does the same
+work in the same order (a response's headers, then the rate-limit ones, then the id).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistantd.core import metrics as m
+from assistantd.core.http import hold_after_response, new_request_id, release_after_response
+from assistantd.limits import headers as ratelimit
 from assistantd.ops import context, tracing
 
 access = logging.getLogger("assistantd.access")
@@ -26,7 +36,9 @@ def route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
-class ObservingMiddleware:
+class HttpEdge:
+    """ASGI middleware: request id, rate-limit headers, after-response work, observation."""
+
     def __init__(self, app: ASGIApp, access_log: bool = False) -> None:
         self.app = app
         self.access_log = access_log
@@ -36,25 +48,40 @@ class ObservingMiddleware:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        request_id = scope["request_id"] = new_request_id()
+        raw_id = request_id.encode()
+        pending, pending_token = hold_after_response()
+        holder, holder_token = ratelimit.collect()
         method = scope["method"] if scope["method"] in _METHODS else "other"
         status = 500  # the app raised before any response
         stream = False
-        rid = context.request_id.set(scope.get("request_id"))
+        rid = context.request_id.set(request_id)
         span, token = tracing.start_request(method, scope["headers"])
 
-        async def observed(message: Message) -> None:
+        async def edge_send(message: Message) -> None:
             nonlocal status, stream
             if message["type"] == "http.response.start":
                 status = message["status"]
-                for k, v in message.get("headers", ()):
+                headers = message.get("headers", [])
+                if holder:
+                    headers = ratelimit.with_headers(headers, holder)
+                for k, v in headers:
                     if k == b"content-type" and v.startswith(b"text/event-stream"):
                         stream = True
                         m.SSE_STREAMS.inc()
+                message["headers"] = [*headers, (b"x-request-id", raw_id)]
+                await send(message)
+                if stream and pending.calls:
+                    pending.run()  # a stream's events come from the work itself
+                return
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                pending.run()
 
         try:
-            await self.app(scope, receive, observed)
+            await self.app(scope, receive, edge_send)
         finally:
+            ratelimit.release(holder_token)
             if stream:
                 m.SSE_STREAMS.dec()
             route = route_of(scope)
@@ -65,6 +92,8 @@ class ObservingMiddleware:
             if self.access_log:
                 self._log(scope, method, route, status, elapsed)
             context.request_id.reset(rid)
+            pending.run()  # no response was sent (the client left): still start the work
+            release_after_response(pending_token)
 
     @staticmethod
     def _log(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:

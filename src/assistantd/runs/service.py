@@ -24,7 +24,7 @@ from assistantd.keys.service import Principal
 from assistantd.messages import service as messages
 from assistantd.runs import lifecycle
 from assistantd.runs.dispatch import Announcement
-from assistantd.runs.models import RunRow, RunStepRow
+from assistantd.runs.models import RunRow
 from assistantd.runs.objects import new_run as new_run_body
 from assistantd.runs.objects import step_view
 from assistantd.runs.repository import RunRepository, RunStepRepository
@@ -256,9 +256,7 @@ async def retrieve(
 ) -> dict[str, Any]:
     # A run is deleted with its thread, so finding it proves the thread; only a miss needs
     # the thread looked up, to say which of the two is not there. (Polls hit this.)
-    row = await RunRepository(uow.session).read(
-        caller.project_id, run_id, RunRow.thread_id == thread_id
-    )
+    row = await RunRepository(uow.session).read(caller.project_id, run_id, thread_id=thread_id)
     if row is None:
         await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
         raise not_found("run", run_id)
@@ -270,7 +268,7 @@ async def list_(
 ) -> ListPage[dict[str, Any]]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     rows, more = await RunRepository(uow.session).list_page(
-        caller.project_id, params, RunRow.thread_id == thread_id
+        caller.project_id, params, thread_id=thread_id
     )
     return list_of([dict(r.body) for r in rows], more)
 
@@ -280,7 +278,7 @@ async def modify(
 ) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     repo = RunRepository(uow.session)
-    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    row = await repo.require_read(caller.project_id, run_id, thread_id=thread_id)
     body = dict(row.body)
     if "metadata" in req.model_fields_set:
         body["metadata"] = req.metadata or {}
@@ -294,7 +292,7 @@ async def cancel(
 ) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     repo = RunRepository(uow.session)
-    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    row = await repo.require_read(caller.project_id, run_id, thread_id=thread_id)
     decision = lifecycle.cancel_decision(row.status)
     if decision == "refuse":
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
@@ -317,7 +315,7 @@ async def submit_tool_outputs(
 ) -> dict[str, Any]:
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
     repo = RunRepository(uow.session)
-    row = await repo.require_read(caller.project_id, run_id, RunRow.thread_id == thread_id)
+    row = await repo.require_read(caller.project_id, run_id, thread_id=thread_id)
     if not lifecycle.accepts_tool_outputs(row.status):
         raise InvalidRequest(f'Runs in status "{row.status}" do not accept tool outputs.')
     if row.body.get("expires_at") and now_seconds() >= row.body["expires_at"]:
@@ -368,11 +366,9 @@ async def list_steps(
 ) -> ListPage[dict[str, Any]]:
     include_content = _validate_include(include)
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    await RunRepository(uow.session).require(
-        caller.project_id, run_id, RunRow.thread_id == thread_id
-    )
+    await RunRepository(uow.session).require(caller.project_id, run_id, thread_id=thread_id)
     rows, more = await RunStepRepository(uow.session).list_page(
-        caller.project_id, params, RunStepRow.run_id == run_id
+        caller.project_id, params, run_id=run_id
     )
     return list_of([step_view(r.body, include_content) for r in rows], more)
 
@@ -387,12 +383,8 @@ async def retrieve_step(
 ) -> dict[str, Any]:
     include_content = _validate_include(include)
     await ThreadRepository(uow.session).require_read(caller.project_id, thread_id)
-    await RunRepository(uow.session).require(
-        caller.project_id, run_id, RunRow.thread_id == thread_id
-    )
-    row = await RunStepRepository(uow.session).require(
-        caller.project_id, step_id, RunStepRow.run_id == run_id
-    )
+    await RunRepository(uow.session).require(caller.project_id, run_id, thread_id=thread_id)
+    row = await RunStepRepository(uow.session).require(caller.project_id, step_id, run_id=run_id)
     return step_view(row.body, include_content)
 
 

@@ -58,10 +58,15 @@ async def create_object(
     )
     created = now_seconds()
     body = thread_object(new_id("thread_"), created, req.metadata, tool_resources_object(resources))
-    row = ThreadRow(
-        id=body["id"], project_id=caller.project_id, seq=next_seq(), created_at=created, body=body
+    await ThreadRepository(uow.session).insert_values(
+        {
+            "id": body["id"],
+            "project_id": caller.project_id,
+            "seq": next_seq(),
+            "created_at": created,
+            "body": body,
+        }
     )
-    await ThreadRepository(uow.session).insert_untracked(row)
     if req.messages:
         await messages.add_user_messages(uow, caller, body["id"], req.messages, stores)
         body = await retrieve(uow, caller, body["id"])  # attachments may have added a store
