@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, Update, select, update
+from sqlalchemy import Table, Update, bindparam, select, update
 
 from assistantd.core.repository import Repository
 from assistantd.messages.models import MessageRow
@@ -44,9 +44,11 @@ class RunRepository(Repository[RunRow]):
     async def active_for_thread(self, thread_id: str) -> str | None:
         """The id of the thread's active run, if it has one."""
         conn = await self.session.connection()
-        return (
-            await conn.execute(select(RunRow.id).where(RunRow.active_thread_id == thread_id))
-        ).scalar()
+        stmt = self._prebuilt(
+            ("active_for_thread",),
+            lambda: select(RUNS.c.id).where(RUNS.c.active_thread_id == bindparam("_thread")),
+        )
+        return (await conn.execute(stmt, {"_thread": thread_id})).scalar()
 
     async def write(
         self, kind: str, body: dict[str, Any], state: RunState | StepState | None = None
