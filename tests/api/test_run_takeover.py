@@ -422,14 +422,7 @@ async def test_a_write_of_a_run_whose_lease_another_worker_holds_is_refused_and_
     (a step inserted with its message, a run started, bodies written with or without the
     run's) is made only while the run's lease names the writer."""
     store, me, holder = RunStore(any_db), "host-a:1", "host-b:2"
-    run = run_body()
-    await insert_queued(any_db, run, lease_owner=holder, lease_expires_at=time.time() + 60)
-    step = StoredStep(
-        new_step(run, "message_creation", {"type": "message_creation", "message_creation": {}})
-    )
-    message = new_message(
-        run["thread_id"], "assistant", [], assistant_id="asst_x", run_id=run["id"]
-    )
+    run, step, message = await _held_run_with_first_message(any_db, holder)
     message["status"] = "in_progress"
 
     async def rows() -> tuple[Any, list[str], list[str]]:
@@ -471,20 +464,29 @@ async def test_a_write_of_a_run_whose_lease_another_worker_holds_is_refused_and_
     assert await rows() == ("in_progress", ["in_progress"], ["completed"])
 
 
-async def test_a_runs_start_inserts_the_step_and_message_its_opening_gives_with_the_run(
-    any_db: AsyncEngine,
-) -> None:
-    """`RunStore.start` with an opening (a tool-less run's first model call): the opening
-    sees the context the start read, and what it gives commits with the run's start."""
-    store, holder = RunStore(any_db), "host-a:1"
+async def _held_run_with_first_message(
+    engine: AsyncEngine, holder: str
+) -> tuple[dict[str, Any], StoredStep, dict[str, Any]]:
+    """A queued run whose lease `holder` holds, and the first step and message of a
+    tool-less model call on it (not stored)."""
     run = run_body()
-    await insert_queued(any_db, run, lease_owner=holder, lease_expires_at=time.time() + 60)
+    await insert_queued(engine, run, lease_owner=holder, lease_expires_at=time.time() + 60)
     step = StoredStep(
         new_step(run, "message_creation", {"type": "message_creation", "message_creation": {}})
     )
     message = new_message(
         run["thread_id"], "assistant", [], assistant_id="asst_x", run_id=run["id"]
     )
+    return run, step, message
+
+
+async def test_a_runs_start_inserts_the_step_and_message_its_opening_gives_with_the_run(
+    any_db: AsyncEngine,
+) -> None:
+    """`RunStore.start` with an opening (a tool-less run's first model call): the opening
+    sees the context the start read, and what it gives commits with the run's start."""
+    store, holder = RunStore(any_db), "host-a:1"
+    run, step, message = await _held_run_with_first_message(any_db, holder)
     seen: list[Any] = []
 
     def opening(context: Any) -> tuple[str, StoredStep, dict[str, Any]]:
@@ -515,14 +517,7 @@ async def test_offloaded_the_stores_prebuilt_statements_run_through_sqlalchemy(
     """In `offloaded()` (SQLite statements in a thread) a driver transaction goes through
     SQLAlchemy's `exec_driver_sql` instead of the sqlite3 connection: the same rows."""
     store, holder = RunStore(db), "host-a:1"
-    run = run_body()
-    await insert_queued(db, run, lease_owner=holder, lease_expires_at=time.time() + 60)
-    step = StoredStep(
-        new_step(run, "message_creation", {"type": "message_creation", "message_creation": {}})
-    )
-    message = new_message(
-        run["thread_id"], "assistant", [], assistant_id="asst_x", run_id=run["id"]
-    )
+    run, step, message = await _held_run_with_first_message(db, holder)
     with offloaded():
         await store.insert_step("proj_x", step, message, held_by=holder)
         with pytest.raises(LeaseLost):  # rolled back: the message stays as inserted
