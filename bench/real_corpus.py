@@ -258,6 +258,9 @@ def load(n: int, words: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]
     """The first `n` embedded chunks' vectors (a random sample of the corpus), the queries'."""
     d = cache_dir(words)
     done = int((d / "embedded").read_text()) if (d / "embedded").exists() else 0
+    total = int(np.load(d / "vectors.npy", mmap_mode="r").shape[0]) if done else 0
+    if done and total < n:
+        raise SystemExit(f"{d} has {total:,} distinct chunks, fewer than {n:,}: try fewer --words")
     if done < n:
         raise SystemExit(
             f"{d} holds {done:,} embedded chunks, fewer than {n:,}: run "
