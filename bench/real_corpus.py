@@ -14,7 +14,7 @@ Each document (one docstring, one file's comments, one text file) is cut into wi
 words are mostly not words (code, tables, hex) are dropped, and the rest are de-duplicated
 by the hash of their lower-cased text. Documents are split by the hash of their text:
 1 in 64 is held out and never enters the store; the queries are the first sentences
-(6 to 30 words) of held-out docstrings, short questions-like strings rather than chunks.
+(6 to 30 words) of held-out docstrings, short query-like strings rather than chunks.
 
 The chunk order is shuffled (seed 1), so the first N rows are a random sample of N chunks.
 Vectors are L2-normalized float32, written to ``<cache>/vectors.npy`` (a memory map,
