@@ -199,8 +199,13 @@ class ChunkIndex:
                 }
                 for i, ch in enumerate(chunks)
             ]
+            with_vectors = bool(rows) and await self.uses_pgvector(c)
             for start in range(0, len(rows), _INSERT_BATCH):
-                await c.execute(insert(retrieval_chunks), rows[start : start + _INSERT_BATCH])
+                batch = rows[start : start + _INSERT_BATCH]
+                if with_vectors:
+                    await pgvector.insert_chunks(c, batch, vectors[start : start + len(batch)])
+                else:
+                    await c.execute(insert(retrieval_chunks), batch)
             stored = (
                 await c.execute(
                     select(retrieval_chunks.c.id, retrieval_chunks.c.chunk_index).where(
@@ -209,9 +214,6 @@ class ChunkIndex:
                     )
                 )
             ).all()
-            if stored and await self.uses_pgvector(c):
-                position = {ch.index: i for i, ch in enumerate(chunks)}
-                await pgvector.write_vectors(c, [(r[0], vectors[position[r[1]]]) for r in stored])
             old, new = await self._bump(c, vector_store_id)
 
         def patch(m: _StoreMatrix) -> None:

@@ -127,6 +127,36 @@ async def ensure_index(c: AsyncConnection, dims: int) -> bool:
     return False
 
 
+_CHUNK_COLUMNS = (
+    "vector_store_id",
+    "file_id",
+    "chunk_index",
+    "text",
+    "char_start",
+    "char_end",
+    "token_count",
+    "embedding",
+)
+_INSERT_CHUNKS = (
+    f"INSERT INTO retrieval_chunks ({', '.join(_CHUNK_COLUMNS)}, {COLUMN}) VALUES "
+    f"({', '.join(':' + name for name in _CHUNK_COLUMNS)}, CAST(CAST(:v AS real[]) AS vector))"
+)
+
+
+async def insert_chunks(
+    c: AsyncConnection, rows: Sequence[dict[str, Any]], vectors: Matrix
+) -> None:
+    """Insert chunks with their vector column set in the same statement (`rows[i]`'s vector
+    is `vectors[i]`), rather than inserting them and then updating each row's vector: one
+    tuple version per chunk, not two (and no dead row per chunk for vacuum)."""
+    if not rows:
+        return
+    await c.execute(
+        text(_INSERT_CHUNKS),
+        [dict(row, v=vectors[i].tolist()) for i, row in enumerate(rows)],
+    )
+
+
 async def write_vectors(c: AsyncConnection, ids_and_rows: Sequence[tuple[int, Matrix]]) -> None:
     """Set the vector column of freshly inserted chunks (float4[] cast to vector)."""
     if not ids_and_rows:
