@@ -4,6 +4,7 @@ before it is handed out, and one that broke in a transaction on the driver's con
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -56,8 +57,30 @@ async def test_an_idle_connection_that_the_server_closed_is_replaced_at_checkout
 async def test_a_connection_that_broke_in_a_driver_transaction_is_not_handed_out_again(
     engine: AsyncEngine,
 ) -> None:
-    first = await _pid(engine)  # back in the pool, too recently to be pinged
-    await _terminate(first)
     with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
-        await _pid(engine)
+        async with driver_transaction(engine) as tx:
+            first = int((await tx.fetch(BACKEND_PID, ()))[0][0])
+            await _terminate(first)  # while it is in use
+            await tx.fetch(BACKEND_PID, ())
     assert await _pid(engine) != first
+
+
+async def test_pooled_connections_the_server_closed_are_replaced_however_briefly_they_idled(
+    engine: AsyncEngine,
+) -> None:
+    """A server restart or terminated backends with the pool full of recently used
+    connections: none of them is handed out (the driver knows it closed), so no
+    transaction meets one, through the driver or through SQLAlchemy."""
+    held = [await engine.connect() for _ in range(3)]
+    pids = []
+    for conn in held:
+        pids.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar())
+    for conn in held:
+        await conn.close()  # back in the pool, far less than IDLE_PING_SECONDS ago
+    for pid in pids:
+        await _terminate(int(pid))
+    await asyncio.sleep(0.1)  # the event loop reads each socket's end
+    seen = [await _pid(engine) for _ in range(5)]
+    async with engine.connect() as conn:
+        seen.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar())
+    assert not set(seen) & set(pids)

@@ -220,8 +220,9 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     """SQLAlchemy's pre-ping, for a connection that sat in the pool `IDLE_PING_SECONDS` or
     more (a server restart, an idle timeout on the way), not for every checkout: on
     asyncpg a ping is three round trips (BEGIN, `;`, ROLLBACK), as many as a run's
-    transaction has statements. A connection that breaks while in use is invalidated
-    where the error is met (SQLAlchemy's disconnect handling; `driver_transaction`)."""
+    transaction has statements. One the driver already knows closed is replaced at any
+    checkout; one that breaks while in use is invalidated where the error is met
+    (SQLAlchemy's disconnect handling; `driver_transaction`)."""
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _idle_from(dbapi_conn: Any, record: Any) -> None:
@@ -229,6 +230,13 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _ping(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        driver = getattr(dbapi_conn, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            # Closed by the server while it sat in the pool (a restart, a terminated
+            # backend): known without a round trip, and replaced however briefly it idled.
+            # (The driver's errors do not reach SQLAlchemy's disconnect handling, which
+            # would otherwise drop the whole pool at the first one.)
+            raise DisconnectionError("a pooled connection was closed by the server")
         idle_from = record.info.get("idle_from")
         if idle_from is None or time.monotonic() - idle_from < IDLE_PING_SECONDS:
             return
@@ -263,7 +271,8 @@ class DriverTransaction(abc.ABC):
     execution context, parameter processing, result metadata) cost more than the SQL
     itself, and none of it is done here. Only its pool is used. Parameters are a tuple,
     with `json_param` for a JSON column; rows come back as tuples, a JSON column's value
-    through `json`."""
+    through `json`. Errors are the driver's own (`sqlite3.Error`, `asyncpg` exceptions),
+    not SQLAlchemy's wrappers of them."""
 
     @abc.abstractmethod
     async def execute(self, statement: Prebuilt, params: Sequence[Any]) -> int:
@@ -321,7 +330,7 @@ class _AsyncpgTransaction(DriverTransaction):
 
 
 class _SQLAlchemyTransaction(DriverTransaction):
-    """Through SQLAlchemy after all (an `offloaded()` SQLite statement, another driver):
+    """Through SQLAlchemy after all (SQLite statements `offloaded()` to a thread):
     `exec_driver_sql`, which still skips compiling."""
 
     def __init__(self, conn: Any) -> None:
@@ -364,9 +373,13 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[DriverTransac
                 if driver.is_closed():  # the pool must not hand it out again
                     await conn.invalidate()
                 raise
-        else:
+        elif is_sqlite(engine):
             async with conn.begin():
                 yield _SQLAlchemyTransaction(conn)
+        else:  # its `?` placeholders are sqlite3's and asyncpg's (as `$n`) only
+            raise NotImplementedError(
+                f"prebuilt statements run on sqlite3 and asyncpg, not {engine.dialect.driver}"
+            )
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

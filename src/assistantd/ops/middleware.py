@@ -81,19 +81,21 @@ class HttpEdge:
         try:
             await self.app(scope, receive, edge_send)
         finally:
-            ratelimit.release(holder_token)
-            if stream:
-                m.SSE_STREAMS.dec()
-            route = route_of(scope)
-            elapsed = time.perf_counter() - began
-            m.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            m.HTTP_DURATION.labels(method, route).observe(elapsed)
-            tracing.end_request(span, token, method, route, status)
-            if self.access_log:
-                self._log(scope, method, route, status, elapsed)
-            context.request_id.reset(rid)
-            pending.run()  # no response was sent (the client left): still start the work
-            release_after_response(pending_token)
+            try:
+                ratelimit.release(holder_token)
+                if stream:
+                    m.SSE_STREAMS.dec()
+                route = route_of(scope)
+                elapsed = time.perf_counter() - began
+                m.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                m.HTTP_DURATION.labels(method, route).observe(elapsed)
+                tracing.end_request(span, token, method, route, status)
+                if self.access_log:
+                    self._log(scope, method, route, status, elapsed)
+            finally:  # whatever the observation did, the request's work still starts
+                context.request_id.reset(rid)
+                pending.run()  # no response was sent (the client left): still start it
+                release_after_response(pending_token)
 
     @staticmethod
     def _log(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:
