@@ -107,18 +107,7 @@ def load() -> float:
 
 # -- fill ---------------------------------------------------------------------------------
 
-_COLUMNS = [
-    "id",
-    "vector_store_id",
-    "file_id",
-    "chunk_index",
-    "text",
-    "char_start",
-    "char_end",
-    "token_count",
-    "embedding",
-    pgvector.COLUMN,
-]
+_COLUMNS = ["id", *pgvector.CHUNK_COLUMNS, pgvector.COLUMN]
 
 
 def _copy_rows(vecs: np.ndarray[Any, Any], start: int, stop: int) -> bytes:

@@ -127,7 +127,8 @@ async def ensure_index(c: AsyncConnection, dims: int) -> bool:
     return False
 
 
-_CHUNK_COLUMNS = (
+#: The columns of a chunk's row beside its id and vector column, in `insert_chunks`'s order.
+CHUNK_COLUMNS = (
     "vector_store_id",
     "file_id",
     "chunk_index",
@@ -138,8 +139,8 @@ _CHUNK_COLUMNS = (
     "embedding",
 )
 _INSERT_CHUNKS = (
-    f"INSERT INTO retrieval_chunks ({', '.join(_CHUNK_COLUMNS)}, {COLUMN}) VALUES "
-    f"({', '.join(':' + name for name in _CHUNK_COLUMNS)}, CAST(CAST(:v AS real[]) AS vector))"
+    f"INSERT INTO retrieval_chunks ({', '.join(CHUNK_COLUMNS)}, {COLUMN}) VALUES "
+    f"({', '.join(':' + name for name in CHUNK_COLUMNS)}, CAST(CAST(:v AS real[]) AS vector))"
 )
 
 
