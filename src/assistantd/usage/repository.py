@@ -37,19 +37,38 @@ class Span:
     models: tuple[str, ...] = ()
 
 
+#: A model call's row: its columns, in the order of `_row`'s values.
+_CALL_COLUMNS = (
+    "created_at",
+    "project_id",
+    "api_key_id",
+    "model",
+    "run_id",
+    "thread_id",
+    "input_tokens",
+    "output_tokens",
+    "file_search_calls",
+    "code_interpreter_calls",
+)
+
+
+def _row(call: ModelCall, created_at: int) -> tuple[Any, ...]:
+    return (
+        created_at,
+        call.project_id,
+        call.api_key_id,
+        call.model,
+        call.run_id,
+        call.thread_id,
+        call.input_tokens,
+        call.output_tokens,
+        call.file_search_calls,
+        call.code_interpreter_calls,
+    )
+
+
 def _values(call: ModelCall, created_at: int) -> dict[str, Any]:
-    return {
-        "created_at": created_at,
-        "project_id": call.project_id,
-        "api_key_id": call.api_key_id,
-        "model": call.model,
-        "run_id": call.run_id,
-        "thread_id": call.thread_id,
-        "input_tokens": call.input_tokens,
-        "output_tokens": call.output_tokens,
-        "file_search_calls": call.file_search_calls,
-        "code_interpreter_calls": call.code_interpreter_calls,
-    }
+    return dict(zip(_CALL_COLUMNS, _row(call, created_at), strict=True))
 
 
 async def insert_call(
@@ -60,9 +79,8 @@ async def insert_call(
 
 #: A model call's row, prebuilt for the run engine's own transactions (`insert_calls`).
 INSERT_CALL = Prebuilt(
-    "INSERT INTO usage_records (created_at, project_id, api_key_id, model, run_id, thread_id, "
-    "input_tokens, output_tokens, file_search_calls, code_interpreter_calls) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO usage_records ({', '.join(_CALL_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_CALL_COLUMNS))})"
 )
 
 
@@ -70,7 +88,7 @@ async def insert_calls(tx: DriverTransaction, calls: Sequence[ModelCall], create
     """Insert the usage rows of several model calls in the caller's transaction on the
     driver's connection: the run engine's, with the step that reports them."""
     if calls:
-        await tx.executemany(INSERT_CALL, [tuple(_values(c, created_at).values()) for c in calls])
+        await tx.executemany(INSERT_CALL, [_row(c, created_at) for c in calls])
 
 
 def _where(span: Span) -> list[ColumnElement[bool]]:
